@@ -1,0 +1,84 @@
+import { LoominalError } from "@loominal/protocol";
+
+/** NATS cannot be reached (not yet connected, reconnecting, or a request timed out). */
+export class NatsUnavailableError extends LoominalError {
+  override name = "NatsUnavailableError";
+  constructor(url: string, reason: string, options?: { cause?: unknown }) {
+    super(
+      "nats_unavailable",
+      `NATS unreachable at ${url}: ${reason}. Start it with './loominal up' or set NATS_URL; this process keeps reconnecting in the background.`,
+      { ...options, details: { url } },
+    );
+  }
+}
+
+/** A stream or bucket exists with a configuration different from the one asked for. */
+export class ConfigMismatchError extends LoominalError {
+  override name = "ConfigMismatchError";
+  readonly differences: ConfigDifference[];
+  constructor(kind: "stream" | "bucket", name: string, differences: ConfigDifference[]) {
+    const list = differences
+      .map((d) => `${d.field}: existing ${fmt(d.existing)}, wanted ${fmt(d.wanted)}`)
+      .join("; ");
+    super(
+      "config_mismatch",
+      `${kind} ${name} already exists with a different configuration (${list}). Delete it or align the configuration of every process that uses it.`,
+      { details: { kind, name, differences } },
+    );
+    this.differences = differences;
+  }
+}
+
+export interface ConfigDifference {
+  field: string;
+  existing: unknown;
+  wanted: unknown;
+}
+
+function fmt(v: unknown): string {
+  return JSON.stringify(v) ?? "undefined";
+}
+
+/** A compare-and-set update kept losing to concurrent writers. */
+export class CasConflictError extends LoominalError {
+  override name = "CasConflictError";
+  constructor(bucket: string, key: string, attempts: number, options?: { cause?: unknown }) {
+    super(
+      "conflict",
+      `key ${key} in ${bucket} changed under ${attempts} consecutive update attempts; retry the operation`,
+      { ...options, details: { bucket, key, attempts } },
+    );
+  }
+}
+
+/** A message or KV value read from NATS failed schema validation. */
+export class InvalidMessageError extends LoominalError {
+  override name = "InvalidMessageError";
+  constructor(where: string, problem: string, options?: { cause?: unknown }) {
+    super("invalid_input", `invalid data at ${where}: ${problem}`, { ...options, details: { where } });
+  }
+}
+
+/** A lease is held by another holder. */
+export class LeaseHeldError extends LoominalError {
+  override name = "LeaseHeldError";
+  constructor(name: string, holder: string | undefined) {
+    super(
+      "lease_held",
+      `lease ${name} is held by ${holder ?? "another holder"}; wait for it to be released or expire`,
+      {
+        details: { name, holder },
+      },
+    );
+  }
+}
+
+/** The server is too old for a requested feature. */
+export class UnsupportedServerError extends LoominalError {
+  override name = "UnsupportedServerError";
+  constructor(feature: string, need: string, have: string) {
+    super("unsupported_server", `${feature} needs nats-server ${need} or newer; this server is ${have}`, {
+      details: { feature, need, have },
+    });
+  }
+}

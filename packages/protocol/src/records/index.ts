@@ -1,0 +1,4 @@
+export * from "./memory.js";
+export * from "./messaging.js";
+export * from "./shuttle.js";
+export * from "./work.js";

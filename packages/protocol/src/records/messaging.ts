@@ -1,0 +1,83 @@
+import { z } from "zod";
+import { agentIdSchema, nameToken, projectIdSchema } from "../names.js";
+import { scopeSchema } from "../scopes.js";
+
+/** Longest message text a channel or direct message may carry, in characters. */
+export const MESSAGE_MAX_CHARS = 32_768;
+
+/** Largest `metadata` object of a direct message, in characters of its JSON. */
+export const METADATA_MAX_CHARS = 8_192;
+
+/** The message type of a direct message when the sender names none. */
+export const DEFAULT_MESSAGE_TYPE = "text";
+
+const isoTime = z.iso.datetime({ offset: true });
+
+/** A message on a channel, as stored in the channel's stream (`loom.<p>.chan.<channel>`). */
+export const channelMessageSchema = z.object({
+  channel: nameToken("channel"),
+  projectId: projectIdSchema,
+  senderId: agentIdSchema,
+  senderHandle: nameToken("handle"),
+  /** The sender's userId, for `personal` scope. */
+  userId: agentIdSchema,
+  /** Who may read it; enforced by every reader. */
+  scope: scopeSchema,
+  message: z.string().max(MESSAGE_MAX_CHARS),
+  sentAt: isoTime,
+});
+export type ChannelMessage = z.infer<typeof channelMessageSchema>;
+
+/** A direct message, as stored in the inbox stream on subject `loom.<p>.inbox.<to>`. */
+export const directMessageSchema = z.object({
+  from: agentIdSchema,
+  fromHandle: nameToken("handle"),
+  to: agentIdSchema,
+  projectId: projectIdSchema,
+  messageType: nameToken("name"),
+  message: z.string().max(MESSAGE_MAX_CHARS),
+  metadata: z.record(z.string(), z.unknown()).optional(),
+  sentAt: isoTime,
+});
+export type DirectMessage = z.infer<typeof directMessageSchema>;
+
+/** What an agent says it is doing. `offline` is also what readers show when heartbeats stop. */
+export const AGENT_STATUSES = ["online", "busy", "offline"] as const;
+export const agentStatusSchema = z.enum(AGENT_STATUSES);
+export type AgentStatus = z.infer<typeof agentStatusSchema>;
+
+/** A registry entry: KV `loom-registry`, key `<projectId>.<agentId>`. */
+export const agentRecordSchema = z.object({
+  agentId: agentIdSchema,
+  projectId: projectIdSchema,
+  userId: agentIdSchema,
+  handle: nameToken("handle"),
+  agentType: nameToken("agent type"),
+  capabilities: z.array(nameToken("capability")),
+  /** Boundaries this agent accepts work in; empty means every boundary. */
+  boundaries: z.array(nameToken("boundary")),
+  /** Who may discover this agent; enforced by every reader. */
+  scope: scopeSchema,
+  /** The status the agent last reported; readers show `offline` when heartbeats are overdue. */
+  status: agentStatusSchema,
+  currentTaskCount: z.int().min(0),
+  maxConcurrentTasks: z.int().min(1),
+  hostname: z.string(),
+  pid: z.int().min(0),
+  registeredAt: isoTime,
+  lastHeartbeat: isoTime,
+  /** The writer's heartbeat interval: an entry is offline once `3 × heartbeatIntervalMs` pass without one. */
+  heartbeatIntervalMs: z.int().positive(),
+});
+export type AgentRecord = z.infer<typeof agentRecordSchema>;
+
+/** Heartbeats an agent may miss before readers show it offline. */
+export const MISSED_HEARTBEATS_OFFLINE = 3;
+
+/** The status readers show: the reported one, or `offline` when heartbeats are overdue at `nowMs`. */
+export function effectiveAgentStatus(record: AgentRecord, nowMs: number): AgentStatus {
+  if (record.status === "offline") return "offline";
+  const last = Date.parse(record.lastHeartbeat);
+  if (!Number.isFinite(last)) return "offline";
+  return nowMs - last > MISSED_HEARTBEATS_OFFLINE * record.heartbeatIntervalMs ? "offline" : record.status;
+}

@@ -1,0 +1,231 @@
+import { InvalidNameError } from "./errors.js";
+import { assertAgentId, assertNameToken, assertProjectId } from "./names.js";
+
+/**
+ * Every NATS subject, stream, consumer and bucket name Loominal uses, in one place.
+ * Each function validates its inputs, so no dot or wildcard from user input ever reaches a subject.
+ * `p` is always a projectId.
+ */
+
+const p = assertProjectId;
+
+export const DEFAULT_BOUNDARY = "default";
+
+export const subjects = {
+  /** All channel messages of a project: `loom.<p>.chan.<channel>`. */
+  channel: (projectId: string, channel: string) =>
+    `loom.${p(projectId)}.chan.${assertNameToken(channel, "channel")}`,
+  channelAll: (projectId: string) => `loom.${p(projectId)}.chan.>`,
+  inbox: (projectId: string, agentId: string) => `loom.${p(projectId)}.inbox.${assertAgentId(agentId)}`,
+  inboxAll: (projectId: string) => `loom.${p(projectId)}.inbox.>`,
+  workOffer: (projectId: string, boundary: string, capability: string) =>
+    `loom.${p(projectId)}.work.${assertNameToken(boundary, "boundary")}.${assertNameToken(capability, "capability")}`,
+  workAll: (projectId: string) => `loom.${p(projectId)}.work.>`,
+  dlq: (projectId: string, capability: string) =>
+    `loom.${p(projectId)}.dlq.${assertNameToken(capability, "capability")}`,
+  dlqAll: (projectId: string) => `loom.${p(projectId)}.dlq.>`,
+  workEvent: (projectId: string, workId: string) =>
+    `loom.${p(projectId)}.work-events.${assertAgentId(workId)}`,
+  workEventsAll: (projectId: string) => `loom.${p(projectId)}.work-events.>`,
+  agentControl: (projectId: string, agentId: string) =>
+    `loom.${p(projectId)}.agent.${assertAgentId(agentId)}.control`,
+  coordinator: (projectId: string, op: string) => `coord.${p(projectId)}.${assertNameToken(op, "name")}`,
+  coordinatorAll: (projectId: string) => `coord.${p(projectId)}.>`,
+} as const;
+
+export const streams = {
+  /**
+   * Not used by Warp: JetStream limits are per stream, so each channel has its own stream
+   * (`streams.channel`) to keep its own retention. Kept so older callers still compile.
+   */
+  channels: (projectId: string) => `loom_${p(projectId)}_chan`,
+  /** One stream per channel, so each channel keeps its own max msgs / bytes / age. */
+  channel: (projectId: string, channel: string) =>
+    `loom_${p(projectId)}_chan_${assertNameToken(channel, "channel")}`,
+  inbox: (projectId: string) => `loom_${p(projectId)}_inbox`,
+  work: (projectId: string) => `loom_${p(projectId)}_work`,
+  dlq: (projectId: string) => `loom_${p(projectId)}_dlq`,
+  workEvents: (projectId: string) => `loom_${p(projectId)}_work_events`,
+  runnerEvents: () => "runner_events",
+  runnerAdmit: () => "runner_admit",
+} as const;
+
+export const consumers = {
+  /** The durable consumer through which every claimer of one boundary+capability pulls. */
+  work: (boundary: string, capability: string) =>
+    `work_${assertNameToken(boundary, "boundary")}_${assertNameToken(capability, "capability")}`,
+  /** The durable consumer of one agent's inbox. */
+  inbox: (agentId: string) => `inbox_${assertAgentId(agentId)}`,
+} as const;
+
+export const buckets = {
+  workLedger: (projectId: string) => `loom-work-${p(projectId)}`,
+  registry: () => "loom-registry",
+  memory: (projectId: string) => `loom-mem-${p(projectId)}`,
+  memoryEphemeral: (projectId: string) => `loom-mem-${p(projectId)}-ephemeral`,
+  memoryPersonal: () => "loom-mem-personal",
+  memoryPublic: () => "loom-mem-public",
+  shuttle: (projectId: string) => `loom-shuttle-${p(projectId)}`,
+  targets: (projectId: string) => `loom-targets-${p(projectId)}`,
+  leases: () => "loom-leases",
+  /** Who holds each agent identity (key `<p>.<agentId>`), so two live processes never share one inbox. */
+  agentIdentities: () => "loom-agent-ids",
+  runnerRuns: () => "runner-runs",
+  runnerQuotas: () => "runner-quotas",
+  runnerReplicas: () => "runner-replicas",
+  runnerState: () => "runner-state",
+  runnerLocks: () => "runner-locks",
+} as const;
+
+export const keys = {
+  /** Registry keys are `<projectId>.<agentId>` so one project's agents list with `keys("<p>.>")`. */
+  registry: (projectId: string, agentId: string) => `${p(projectId)}.${assertAgentId(agentId)}`,
+  registryPrefix: (projectId: string) => `${p(projectId)}.>`,
+  /** Identity claims use the same `<projectId>.<agentId>` shape as registry keys. */
+  agentIdentity: (projectId: string, agentId: string) => `${p(projectId)}.${assertAgentId(agentId)}`,
+  /**
+   * Memory keys start with their owner, so a reader lists only what it may read with `<prefix>.>`:
+   * private `a.<agentId>.<category>.<memoryId>` (project bucket or its ephemeral twin), team
+   * `t.<category>.<memoryId>` (project bucket), personal `u.<userId>.<category>.<memoryId>`, public
+   * `p.<category>.<memoryId>`. The prefix is always derived from the reader's identity, never from input.
+   */
+  memoryPrivate: (agentId: string, category: string, memoryId: string) =>
+    `a.${assertAgentId(agentId)}.${assertNameToken(category, "category")}.${memoryIdToken(memoryId)}`,
+  memoryPrivatePrefix: (agentId: string) => `a.${assertAgentId(agentId)}.>`,
+  memoryTeam: (category: string, memoryId: string) =>
+    `t.${assertNameToken(category, "category")}.${memoryIdToken(memoryId)}`,
+  memoryTeamPrefix: () => "t.>",
+  memoryPersonal: (userId: string, category: string, memoryId: string) =>
+    `u.${assertAgentId(userId)}.${assertNameToken(category, "category")}.${memoryIdToken(memoryId)}`,
+  memoryPersonalPrefix: (userId: string) => `u.${assertAgentId(userId)}.>`,
+  memoryPublic: (category: string, memoryId: string) =>
+    `p.${assertNameToken(category, "category")}.${memoryIdToken(memoryId)}`,
+  memoryPublicPrefix: () => "p.>",
+} as const;
+
+/** Memory ids have the agentId format (32 hex); checked here so no dot or wildcard reaches a key. */
+function memoryIdToken(memoryId: string): string {
+  if (!/^[0-9a-f]{32}$/.test(memoryId)) {
+    throw new InvalidNameError(
+      `memoryId ${JSON.stringify(memoryId.slice(0, 80))} must be 32 lower-case hex characters`,
+      {
+        kind: "memoryId",
+      },
+    );
+  }
+  return memoryId;
+}
+
+/** One row of the NATS layout table (DESIGN §4), rendered into docs/architecture.md. */
+export interface LayoutRow {
+  what: string;
+  subject: string;
+  store: string;
+  retention: string;
+}
+
+const EX = "myproj";
+const EXA = "0123456789abcdef0123456789abcdef";
+
+/** The layout table, computed from the functions above so the docs cannot drift from the code. */
+export function natsLayout(): LayoutRow[] {
+  return [
+    {
+      what: "channel messages",
+      subject: subjects.channel(EX, "roadmap"),
+      store: `stream ${streams.channel(EX, "roadmap")} (one per channel)`,
+      retention: "limits; the channel's own max msgs/bytes/age",
+    },
+    {
+      what: "direct messages",
+      subject: subjects.inbox(EX, EXA),
+      store: `stream ${streams.inbox(EX)}`,
+      retention: `limits; durable consumer ${consumers.inbox(EXA)} per agent`,
+    },
+    {
+      what: "work offers",
+      subject: subjects.workOffer(EX, DEFAULT_BOUNDARY, "typescript"),
+      store: `stream ${streams.work(EX)}`,
+      retention: `work-queue; durable consumer ${consumers.work(DEFAULT_BOUNDARY, "typescript")}, explicit ack`,
+    },
+    {
+      what: "dead letters",
+      subject: subjects.dlq(EX, "typescript"),
+      store: `stream ${streams.dlq(EX)}`,
+      retention: "limits, 30 d",
+    },
+    {
+      what: "work ledger",
+      subject: "key <workId>",
+      store: `KV ${buckets.workLedger(EX)}`,
+      retention: "state of every item; transitions by CAS",
+    },
+    {
+      what: "work events",
+      subject: subjects.workEvent(EX, EXA),
+      store: `stream ${streams.workEvents(EX)}`,
+      retention: "limits, 7 d",
+    },
+    {
+      what: "agent registry",
+      subject: `key ${keys.registry(EX, EXA)}`,
+      store: `KV ${buckets.registry()}`,
+      retention: "one bucket, all projects",
+    },
+    {
+      what: "agent identities",
+      subject: `key ${keys.agentIdentity(EX, EXA)}`,
+      store: `KV ${buckets.agentIdentities()} (bucket TTL)`,
+      retention: "held by the live process using that agentId; expires when not renewed",
+    },
+    {
+      what: "agent control",
+      subject: subjects.agentControl(EX, EXA),
+      store: "core request/reply",
+      retention: "shutdown, ping",
+    },
+    {
+      what: "memory",
+      subject:
+        "key a.<agentId>.<category>.<id> · t.<category>.<id> · u.<userId>.core.<id> · p.<category>.<id>",
+      store: `KV ${buckets.memory(EX)}, ${buckets.memoryEphemeral(EX)} (bucket TTL), ${buckets.memoryPersonal()}, ${buckets.memoryPublic()}`,
+      retention: "ephemeral categories expire with the bucket TTL",
+    },
+    {
+      what: "orchestrations",
+      subject: "key <orchestrationId>",
+      store: `KV ${buckets.shuttle(EX)}`,
+      retention: "+ files under the work dir",
+    },
+    {
+      what: "coordinator API",
+      subject: subjects.coordinator(EX, "submit"),
+      store: "core request/reply, queue group weft",
+      retention: "",
+    },
+    {
+      what: "spin-up targets",
+      subject: "key <targetId>",
+      store: `KV ${buckets.targets(EX)}`,
+      retention: "",
+    },
+    {
+      what: "leases",
+      subject: "key <name>",
+      store: `KV ${buckets.leases()} (bucket TTL)`,
+      retention: "singleton locks; expire when not renewed",
+    },
+    {
+      what: "runner",
+      subject: "see Runner",
+      store: `KV ${buckets.runnerRuns()}, ${buckets.runnerQuotas()}, ${buckets.runnerReplicas()} (bucket TTL), ${buckets.runnerState()}, ${buckets.runnerLocks()}; stream ${streams.runnerEvents()}; work-queue stream ${streams.runnerAdmit()}`,
+      retention: "",
+    },
+  ];
+}
+
+/** The layout table as Markdown. */
+export function natsLayoutMarkdown(): string {
+  const rows = natsLayout().map((r) => `| ${r.what} | \`${r.subject}\` | ${r.store} | ${r.retention} |`);
+  return ["| what | subject / key | stream or bucket | retention |", "|---|---|---|---|", ...rows].join("\n");
+}

@@ -1,0 +1,9 @@
+export { NatsCluster } from "./cluster.js";
+export { type EventuallyOptions, eventually, sleep, tempDir, uniqueProjectId } from "./helpers.js";
+export {
+  freePort,
+  NatsServer,
+  type NatsServerOptions,
+  natsServerBinary,
+  natsServerVersion,
+} from "./nats-server.js";
