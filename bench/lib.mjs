@@ -1,0 +1,45 @@
+// Shared helpers for benchmarks: a private nats-server, percentiles, bounded loops, JSON output.
+import { NatsServer } from "@loominal/testkit";
+
+/** Starts a private nats-server (JetStream, temp store) unless NATS_URL is set. */
+export async function benchServer() {
+  if (process.env.NATS_URL) return { url: process.env.NATS_URL, stop: async () => {} };
+  const server = await NatsServer.start();
+  return { url: server.url, stop: () => server.stop() };
+}
+
+/** p50/p95/p99/max of a list of milliseconds, rounded to µs. */
+export function percentiles(samples) {
+  const s = [...samples].sort((a, b) => a - b);
+  const at = (q) => (s.length === 0 ? 0 : s[Math.min(s.length - 1, Math.floor(q * s.length))]);
+  const r = (x) => Math.round(x * 1000) / 1000;
+  return { n: s.length, p50: r(at(0.5)), p95: r(at(0.95)), p99: r(at(0.99)), max: r(s[s.length - 1] ?? 0) };
+}
+
+/** Milliseconds since `t0` (from performance.now()). */
+export function since(t0) {
+  return performance.now() - t0;
+}
+
+/** Prints one benchmark result as a JSON line (the machine-readable output) and returns it. */
+export function report(name, result) {
+  const line = { bench: name, node: process.version, at: new Date().toISOString(), ...result };
+  process.stdout.write(`${JSON.stringify(line)}\n`);
+  return line;
+}
+
+/** Runs `fn` until `count` iterations or `maxMs` elapse, whichever first, with `concurrency` in flight. */
+export async function bounded({ count, maxMs, concurrency = 1 }, fn) {
+  const deadline = performance.now() + maxMs;
+  let next = 0;
+  let done = 0;
+  const lane = async () => {
+    while (next < count && performance.now() < deadline) {
+      const i = next++;
+      await fn(i);
+      done++;
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, lane));
+  return done;
+}
