@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // KV compare-and-set throughput through @loominal/fabric: many keys, and one hot key with 64 writers.
 // Usage: node bench/fabric-kv.mjs   (starts its own nats-server unless NATS_URL is set)
-import { Fabric, casUpdate, ensureBucket, jsonCodec } from "@loominal/fabric";
+import { casUpdate, ensureBucket, Fabric, jsonCodec } from "@loominal/fabric";
 import { z } from "zod";
 import { benchServer, bounded, percentiles, report, since } from "./lib.mjs";
 
@@ -20,10 +20,16 @@ try {
     await casUpdate(kv, `k${i % keys}`, codec, (cur) => ({ n: (cur?.n ?? 0) + 1 }));
     lat.push(since(s));
   });
-  report("fabric.cas.many-keys", { ops: n, opsPerSec: Math.round(n / (since(t0) / 1000)), latencyMs: percentiles(lat) });
+  report("fabric.cas.many-keys", {
+    ops: n,
+    opsPerSec: Math.round(n / (since(t0) / 1000)),
+    latencyMs: percentiles(lat),
+  });
 
   // One hot key, 64 writers on 8 connections: every write races the others.
-  const conns = await Promise.all(Array.from({ length: 8 }, () => Fabric.connect({ nats: { servers: [server.url] } })));
+  const conns = await Promise.all(
+    Array.from({ length: 8 }, () => Fabric.connect({ nats: { servers: [server.url] } })),
+  );
   const hotBucket = `bench-hot-${Date.now()}`;
   const kvs = await Promise.all(conns.map((c) => ensureBucket(c, { name: hotBucket })));
   const hotLat = [];

@@ -41,6 +41,12 @@ export {
   projectIdSchema,
   randomId,
 } from "./names.js";
+export {
+  type NatsPermissions,
+  natsServerConfig,
+  type ProjectUser,
+  projectPermissions,
+} from "./permissions.js";
 export * from "./records/index.js";
 export {
   canRead,

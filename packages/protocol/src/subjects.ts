@@ -34,11 +34,6 @@ export const subjects = {
 } as const;
 
 export const streams = {
-  /**
-   * Not used by Warp: JetStream limits are per stream, so each channel has its own stream
-   * (`streams.channel`) to keep its own retention. Kept so older callers still compile.
-   */
-  channels: (projectId: string) => `loom_${p(projectId)}_chan`,
   /** One stream per channel, so each channel keeps its own max msgs / bytes / age. */
   channel: (projectId: string, channel: string) =>
     `loom_${p(projectId)}_chan_${assertNameToken(channel, "channel")}`,
@@ -54,8 +49,6 @@ export const consumers = {
   /** The durable consumer through which every claimer of one boundary+capability pulls. */
   work: (boundary: string, capability: string) =>
     `work_${assertNameToken(boundary, "boundary")}_${assertNameToken(capability, "capability")}`,
-  /** The durable consumer of one agent's inbox. */
-  inbox: (agentId: string) => `inbox_${assertAgentId(agentId)}`,
 } as const;
 
 export const buckets = {
@@ -70,6 +63,8 @@ export const buckets = {
   leases: () => "loom-leases",
   /** Who holds each agent identity (key `<p>.<agentId>`), so two live processes never share one inbox. */
   agentIdentities: () => "loom-agent-ids",
+  /** Which direct messages each agent has read (key `<p>.<agentId>`), so each is returned once. */
+  inboxLedger: () => "loom-inbox-ledger",
   runnerRuns: () => "runner-runs",
   runnerQuotas: () => "runner-quotas",
   runnerReplicas: () => "runner-replicas",
@@ -83,6 +78,7 @@ export const keys = {
   registryPrefix: (projectId: string) => `${p(projectId)}.>`,
   /** Identity claims use the same `<projectId>.<agentId>` shape as registry keys. */
   agentIdentity: (projectId: string, agentId: string) => `${p(projectId)}.${assertAgentId(agentId)}`,
+  inboxLedger: (projectId: string, agentId: string) => `${p(projectId)}.${assertAgentId(agentId)}`,
   /**
    * Memory keys start with their owner, so a reader lists only what it may read with `<prefix>.>`:
    * private `a.<agentId>.<category>.<memoryId>` (project bucket or its ephemeral twin), team
@@ -140,7 +136,7 @@ export function natsLayout(): LayoutRow[] {
       what: "direct messages",
       subject: subjects.inbox(EX, EXA),
       store: `stream ${streams.inbox(EX)}`,
-      retention: `limits; durable consumer ${consumers.inbox(EXA)} per agent`,
+      retention: `limits, max msgs per agent; what each agent has read: KV ${buckets.inboxLedger()} key ${keys.inboxLedger(EX, EXA)}`,
     },
     {
       what: "work offers",

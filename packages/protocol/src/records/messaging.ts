@@ -81,3 +81,38 @@ export function effectiveAgentStatus(record: AgentRecord, nowMs: number): AgentS
   if (!Number.isFinite(last)) return "offline";
   return nowMs - last > MISSED_HEARTBEATS_OFFLINE * record.heartbeatIntervalMs ? "offline" : record.status;
 }
+
+/** A registry entry as readers see it: `status` is the effective one, `reportedStatus` what the agent said. */
+export const agentViewSchema = agentRecordSchema.extend({ reportedStatus: agentStatusSchema });
+export type AgentViewRecord = z.infer<typeof agentViewSchema>;
+
+/** A channel message as a reader gets it. */
+export const channelMessageViewSchema = z.object({
+  seq: z.int().positive(),
+  senderId: agentIdSchema,
+  senderHandle: z.string(),
+  scope: scopeSchema,
+  message: z.string(),
+  sentAt: isoTime,
+});
+
+/** A direct message as its recipient gets it. */
+export const directMessageViewSchema = z.object({
+  seq: z.int().positive(),
+  from: agentIdSchema,
+  fromHandle: z.string(),
+  messageType: z.string(),
+  message: z.string(),
+  metadata: z.record(z.string(), z.unknown()).optional(),
+  sentAt: isoTime,
+});
+
+/**
+ * What one agent has read of its inbox: every message of its subject with a stream sequence ≤ `floor`
+ * is read, and so are those in `consumed` (all above `floor`). KV `loom-inbox-ledger`, key `<p>.<agentId>`.
+ */
+export const inboxLedgerSchema = z.object({
+  floor: z.int().min(0),
+  consumed: z.array(z.int().positive()),
+});
+export type InboxLedger = z.infer<typeof inboxLedgerSchema>;

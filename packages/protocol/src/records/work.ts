@@ -207,3 +207,44 @@ export const workOfferInputSchema = z.strictObject({
     ),
 });
 export type WorkOfferInput = z.infer<typeof workOfferInputSchema>;
+
+/** A work item in a list: enough to choose and act on it, without the bulky fields. */
+export const workSummarySchema = z.object({
+  workId: z.string(),
+  taskId: z.string(),
+  status: workStatusSchema,
+  capability: z.string(),
+  boundary: z.string(),
+  priority: z.int(),
+  scope: scopeSchema,
+  attempts: z.int(),
+  maxAttempts: z.int(),
+  /** The first 200 characters of the description. */
+  description: z.string(),
+  claimedBy: z.string().optional(),
+  claimExpiresAt: z.string().optional(),
+  deadline: z.string().optional(),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+});
+export type WorkSummary = z.infer<typeof workSummarySchema>;
+
+export function summarizeWork(item: WorkItem): WorkSummary {
+  const claimed = item.status === "claimed" && item.claim !== undefined;
+  return {
+    workId: item.workId,
+    taskId: item.taskId,
+    status: item.status,
+    capability: item.capability,
+    boundary: item.boundary,
+    priority: item.priority,
+    scope: item.scope,
+    attempts: item.attempts,
+    maxAttempts: item.maxAttempts,
+    description: item.description.length > 200 ? `${item.description.slice(0, 199)}…` : item.description,
+    ...(claimed && item.claim ? { claimedBy: item.claim.agentId, claimExpiresAt: item.claim.expiresAt } : {}),
+    ...(item.deadline !== undefined ? { deadline: item.deadline } : {}),
+    createdAt: item.createdAt,
+    updatedAt: item.updatedAt,
+  };
+}

@@ -1,0 +1,65 @@
+import { spawn } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+
+/** The built CLI, exactly what `./loominal` runs. */
+export const CLI_BIN = fileURLToPath(new URL("../dist/bin.js", import.meta.url));
+
+export interface CliRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs the built CLI in `cwd` with a clean Loominal environment (no NATS_* or LOOMINAL_* leaking in
+ * from the shell that runs the tests) plus `env`.
+ */
+export function runCli(
+  args: string[],
+  options: { cwd: string; env?: Record<string, string> },
+): Promise<CliRun> {
+  if (!existsSync(CLI_BIN)) throw new Error(`${CLI_BIN} does not exist: build @loominal/cli first`);
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (v !== undefined && !k.startsWith("NATS_") && !k.startsWith("LOOMINAL_")) env[k] = v;
+  }
+  Object.assign(env, options.env);
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI_BIN, ...args], { cwd: options.cwd, env, stdio: "pipe" });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (b: Buffer) => {
+      stdout += b.toString();
+    });
+    child.stderr.on("data", (b: Buffer) => {
+      stderr += b.toString();
+    });
+    const timer = setTimeout(() => child.kill("SIGKILL"), 45_000);
+    child.on("error", reject);
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** Whether pid is a live process (a zombie counts as gone). */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return !/^\d+ \(.*\) Z/.test(stat);
+  } catch {
+    return !existsSync("/proc/self/stat");
+  }
+}
+
+/** The `export NATS_URL=…` line that `up` prints. */
+export function exportedUrl(stdout: string): string | undefined {
+  return /export NATS_URL=(\S+)/.exec(stdout)?.[1];
+}

@@ -1,0 +1,55 @@
+import type { LoominalConfig } from "@loominal/fabric";
+import type { Command } from "commander";
+import { type CliContext, projectConfig } from "../context.js";
+import { LocalNats } from "../local-nats.js";
+import { buildMcpConfig } from "../mcp-config.js";
+
+export function registerMcpConfigCommand(program: Command, ctx: CliContext): void {
+  program
+    .command("mcp-config")
+    .description(
+      "print a .mcp.json for Claude Code with loominal-warp, loominal-pattern and loominal-shuttle " +
+        "(absolute paths to the built servers, NATS_URL)",
+    )
+    .action(() => {
+      const config = projectConfig(ctx);
+      const env = mcpEnv(ctx, config, new LocalNats(config.projectDir));
+      const { config: mcp, missing } = buildMcpConfig(env);
+      ctx.out(JSON.stringify(mcp, null, 2));
+      for (const bin of missing) {
+        ctx.err(`warning: ${bin} does not exist yet; build first (running '${ctx.commandName}' builds).`);
+      }
+    });
+}
+
+/**
+ * The environment each MCP server gets. NATS_URL: the one configured (env or .loominal.json); otherwise
+ * this project's running local server, which may sit on another port than the default. Secrets are
+ * left out: the snippet is printed and usually committed.
+ */
+function mcpEnv(ctx: CliContext, config: LoominalConfig, local: LocalNats): Record<string, string> {
+  const { nats } = config;
+  const pinned = (ctx.env.NATS_URL ?? "").trim() !== "" || config.file.natsUrl !== undefined;
+  const localPid = pinned ? undefined : local.runningPid();
+  const localUrl = localPid === undefined ? undefined : local.urlOf(localPid);
+  const urls = localUrl === undefined ? nats.servers : [localUrl];
+
+  const withoutCredentials = urls.map((u) => u.replace(/\/\/[^@/]*@/, "//"));
+  if (withoutCredentials.some((u, i) => u !== urls[i])) {
+    ctx.err(
+      "warning: NATS_URL holds credentials, which were left out of the config; give each server " +
+        "NATS_CREDS or NATS_USER/NATS_PASSWORD in its env instead.",
+    );
+  }
+  const env: Record<string, string> = { NATS_URL: withoutCredentials.join(",") };
+  if (nats.credsFile) env.NATS_CREDS = nats.credsFile;
+  if (nats.tls?.caFile) env.NATS_TLS_CA = nats.tls.caFile;
+  if (nats.tls?.certFile) env.NATS_TLS_CERT = nats.tls.certFile;
+  if (nats.tls?.keyFile) env.NATS_TLS_KEY = nats.tls.keyFile;
+  if (nats.user || nats.token) {
+    ctx.err(
+      "warning: NATS_USER/NATS_PASSWORD/NATS_TOKEN are not copied into the config; add them to each env.",
+    );
+  }
+  return env;
+}

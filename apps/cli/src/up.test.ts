@@ -1,0 +1,183 @@
+import { existsSync, mkdirSync, readFileSync, realpathSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { Fabric } from "@loominal/fabric";
+import { eventually, freePort, NatsServer, tempDir } from "@loominal/testkit";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { exportedUrl, isAlive, runCli } from "./cli.test-helper.js";
+import { LocalNats, localNatsPaths } from "./local-nats.js";
+
+/** Every temp project a test made; afterAll stops whatever server each one still runs. */
+const projects: Array<{ path: string; cleanup: () => void }> = [];
+
+function project(): string {
+  const dir = tempDir("loom-cli-");
+  projects.push(dir);
+  return dir.path;
+}
+
+async function jetStreamAnswers(url: string): Promise<boolean> {
+  const fabric = await Fabric.connect({ nats: { servers: [url] } });
+  try {
+    const account = await (await fabric.jsm()).getAccountInfo();
+    return account.limits !== undefined;
+  } finally {
+    await fabric.close();
+  }
+}
+
+let jetStreamServer: NatsServer;
+let plainServer: NatsServer;
+
+beforeAll(async () => {
+  jetStreamServer = await NatsServer.start();
+  plainServer = await NatsServer.start({ jetstream: false });
+});
+
+afterAll(async () => {
+  for (const p of projects) {
+    await new LocalNats(p.path).stop({ timeoutMs: 5_000 }).catch(() => undefined);
+    p.cleanup();
+  }
+  await jetStreamServer?.stop();
+  await plainServer?.stop();
+});
+
+describe("loominal up", () => {
+  test("starts a JetStream server under .loominal/ on NATS_URL's port; nats status sees it; nats stop stops it", async () => {
+    const cwd = project();
+    const port = await freePort();
+    const env = { NATS_URL: `nats://127.0.0.1:${port}` };
+
+    const up = await runCli(["up"], { cwd, env });
+    expect(up.stderr).toBe("");
+    expect(up.code).toBe(0);
+    expect(up.stdout).toContain("starting a local server");
+    expect(exportedUrl(up.stdout)).toBe(`nats://127.0.0.1:${port}`);
+    expect(up.stdout).toContain("mcp-config");
+
+    const paths = localNatsPaths(realpathSync(cwd));
+    expect(existsSync(paths.storeDir)).toBe(true);
+    expect(existsSync(paths.logFile)).toBe(true);
+    const pid = Number(readFileSync(paths.pidFile, "utf8").trim());
+    expect(isAlive(pid)).toBe(true);
+    expect(await jetStreamAnswers(`nats://127.0.0.1:${port}`)).toBe(true);
+
+    const status = await runCli(["nats", "status", "--json"], { cwd, env });
+    expect(status.code).toBe(0);
+    expect(JSON.parse(status.stdout)).toMatchObject({
+      running: true,
+      reachable: true,
+      pid,
+      url: `nats://127.0.0.1:${port}`,
+      jetstream: true,
+      version: expect.stringMatching(/^\d+\.\d+\.\d+/),
+    });
+
+    const again = await runCli(["up"], { cwd, env });
+    expect(again.code).toBe(0);
+    expect(again.stdout).toContain(`this project's local server, pid ${pid}`);
+
+    const stop = await runCli(["nats", "stop"], { cwd, env });
+    expect(stop.code).toBe(0);
+    expect(stop.stdout).toContain(`Stopped nats-server (pid ${pid})`);
+    await eventually(() => expect(isAlive(pid)).toBe(false));
+    expect(existsSync(paths.pidFile)).toBe(false);
+
+    const after = await runCli(["nats", "status"], { cwd, env });
+    expect(after.code).toBe(3);
+    expect(after.stdout).toContain("not running");
+  });
+
+  test("the store survives a stop: a stream created before is there after the next up", async () => {
+    const cwd = project();
+    const env = { NATS_URL: `nats://127.0.0.1:${await freePort()}` };
+    const first = await runCli(["up"], { cwd, env });
+    expect(first.code).toBe(0);
+    const url = exportedUrl(first.stdout) ?? "";
+    const fabric = await Fabric.connect({ nats: { servers: [url] } });
+    await (await fabric.jsm()).streams.add({ name: "KEPT", subjects: ["kept.>"] });
+    await fabric.close();
+    expect((await runCli(["nats", "stop"], { cwd, env })).code).toBe(0);
+
+    const second = await runCli(["up"], { cwd, env });
+    expect(second.code).toBe(0);
+    const again = await Fabric.connect({ nats: { servers: [exportedUrl(second.stdout) ?? ""] } });
+    try {
+      expect((await (await again.jsm()).streams.info("KEPT")).config.name).toBe("KEPT");
+    } finally {
+      await again.close();
+    }
+  });
+
+  test("reuses a reachable JetStream server and starts nothing", async () => {
+    const cwd = project();
+    const up = await runCli(["up"], { cwd, env: { NATS_URL: jetStreamServer.url } });
+    expect(up.code).toBe(0);
+    expect(up.stdout).toContain(`Using NATS at ${jetStreamServer.url}`);
+    expect(up.stdout).toContain("with JetStream");
+    expect(exportedUrl(up.stdout)).toBe(jetStreamServer.url);
+    expect(existsSync(join(cwd, ".loominal"))).toBe(false);
+  });
+
+  test("starts a local server on another port when NATS_URL answers without JetStream", async () => {
+    const cwd = project();
+    const env = { NATS_URL: plainServer.url };
+    const up = await runCli(["up"], { cwd, env });
+    expect(up.code).toBe(0);
+    expect(up.stdout).toContain("has no JetStream");
+    const url = exportedUrl(up.stdout);
+    expect(url).toMatch(/^nats:\/\/127\.0\.0\.1:\d+$/);
+    expect(url).not.toBe(plainServer.url);
+    expect(await jetStreamAnswers(url ?? "")).toBe(true);
+
+    // NATS_URL still names the plain server, so only the local server's own record finds it.
+    const status = await runCli(["nats", "status", "--json"], { cwd, env });
+    expect(JSON.parse(status.stdout)).toMatchObject({ running: true, url, jetstream: true });
+    expect((await runCli(["nats", "stop"], { cwd, env })).code).toBe(0);
+  });
+
+  test("a stale pid file naming a live unrelated process is ignored and that process is left alone", async () => {
+    const cwd = project();
+    const paths = localNatsPaths(realpathSync(cwd));
+    mkdirSync(paths.dir, { recursive: true });
+    // This test's own process: alive, but certainly not the project's nats-server.
+    writeFileSync(paths.pidFile, `${process.pid}\n`);
+
+    const status = await runCli(["nats", "status"], { cwd });
+    expect(status.code).toBe(3);
+    const stop = await runCli(["nats", "stop"], { cwd });
+    expect(stop.code).toBe(0);
+    expect(stop.stdout).toContain("not running");
+    expect(isAlive(process.pid)).toBe(true);
+  });
+
+  test("a bad NATS_URL stops every command with exit code 2 and a message naming NATS_URL", async () => {
+    const cwd = project();
+    for (const args of [["up"], ["nats", "status"], ["nats", "start"], ["mcp-config"]]) {
+      const run = await runCli(args, { cwd, env: { NATS_URL: "http://127.0.0.1:4222" } });
+      expect(run.code, args.join(" ")).toBe(2);
+      expect(run.stderr).toContain("NATS_URL");
+      expect(run.stdout).toBe("");
+    }
+    expect(existsSync(join(cwd, ".loominal"))).toBe(false);
+  });
+
+  test("an invalid .loominal.json stops up with exit code 2 naming the file", async () => {
+    const cwd = project();
+    writeFileSync(join(cwd, ".loominal.json"), JSON.stringify({ natsUrl: 42 }));
+    const run = await runCli(["up"], { cwd });
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain(".loominal.json");
+  });
+
+  test("a missing nats-server binary is exit code 2 with how to install it", async () => {
+    const cwd = project();
+    const env = {
+      NATS_URL: `nats://127.0.0.1:${await freePort()}`,
+      NATS_SERVER_BIN: join(cwd, "no-such-binary"),
+    };
+    const run = await runCli(["up"], { cwd, env });
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain("NATS_SERVER_BIN");
+  });
+});

@@ -1,0 +1,44 @@
+import { defineTool } from "@loominal/mcp-kit";
+import { z } from "zod";
+import type { PatternToolDeps } from "../deps.js";
+
+export function cleanupTool(deps: PatternToolDeps) {
+  return defineTool({
+    name: "pattern_cleanup",
+    title: "Clean up your private memories",
+    description:
+      "Forget your own private memories that are older than olderThanMs (by last update) in the given categories (default recent and tasks). It never touches other agents' memories. Expiry needs no cleanup: NATS removes recent and tasks memories by itself after the ephemeral TTL. Without olderThanMs it only reports; use dryRun to preview.",
+    input: z.strictObject({
+      categories: z
+        .array(z.enum(["recent", "tasks", "longterm"]))
+        .min(1)
+        .max(3)
+        .optional()
+        .describe("Private categories to clean. Default recent and tasks."),
+      olderThanMs: z
+        .int()
+        .min(0)
+        .optional()
+        .describe("Forget memories not updated for this many milliseconds."),
+      dryRun: z.boolean().optional().describe("List what would be forgotten without forgetting it."),
+    }),
+    output: z.object({
+      forgotten: z.int(),
+      memoryIds: z.array(z.string()),
+      dryRun: z.boolean(),
+      ephemeralRemaining: z
+        .int()
+        .describe("Your recent and tasks memories still held; NATS expires them by itself."),
+    }),
+    annotations: { destructiveHint: true },
+    handler: async (input) => {
+      const r = await deps.store.cleanup(input);
+      const verb = r.dryRun ? "Would forget" : "Forgot";
+      const note =
+        input.olderThanMs === undefined
+          ? "Nothing forgotten: pass olderThanMs to forget old memories. Recent and tasks memories expire by themselves."
+          : `${verb} ${r.forgotten} of your private memories.`;
+      return { data: r, text: `${note} ${r.ephemeralRemaining} ephemeral memories remain.` };
+    },
+  });
+}

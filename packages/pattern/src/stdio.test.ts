@@ -1,0 +1,104 @@
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Fabric, loadConfig } from "@loominal/fabric";
+import { connectInMemory, spawnStdio } from "@loominal/mcp-kit";
+import { freePort, NatsServer, tempDir, uniqueProjectId } from "@loominal/testkit";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createPatternServer } from "./mcp/server.js";
+import { field } from "./pattern.test-helper.js";
+import { MemoryStore } from "./store.js";
+
+const BIN = join(dirname(fileURLToPath(import.meta.url)), "..", "dist", "bin.js");
+
+let nats: NatsServer;
+
+beforeAll(async () => {
+  nats = await NatsServer.start();
+});
+afterAll(async () => {
+  await nats.stop();
+});
+
+describe("loominal-pattern over stdio", () => {
+  it("the built bin serves the tools to a spawned client as Claude Code would run it", async () => {
+    const dir = tempDir("pattern-bin-");
+    const projectId = uniqueProjectId();
+    const client = await spawnStdio({
+      command: process.execPath,
+      args: [BIN],
+      env: {
+        NATS_URL: nats.url,
+        LOOMINAL_PROJECT_DIR: dir.path,
+        LOOMINAL_PROJECT_ID: projectId,
+        LOOMINAL_AGENT_NAME: "stdio-agent",
+        LOOMINAL_LOG_LEVEL: "warn",
+      },
+    });
+    try {
+      const tools = await client.listTools();
+      expect(tools).toHaveLength(15);
+      const r = await client.call("pattern_remember", {
+        content: "remembered over stdio",
+        category: "longterm",
+      });
+      expect(r.isError).toBe(false);
+      const id = field<{ id: string }>(r, "memory").id;
+      const ctx = await client.call("pattern_recall_context", { scopes: ["private"] });
+      expect(ctx.text).toContain("remembered over stdio");
+      expect(field<Array<{ id: string }>>(ctx, "memories").map((m) => m.id)).toEqual([id]);
+      const bad = await client.call("pattern_remember", { content: "x", scope: "team", category: "core" });
+      expect(bad.isError).toBe(true);
+      expect(bad.text).toMatch(/^invalid_input: /);
+      const health = await client.call("pattern_health", {});
+      expect(health.structured).toMatchObject({ status: "ok", identity: { projectId } });
+      // The bin's identity is the one loadConfig derives for this directory and agent name.
+      const expected = loadConfig({
+        env: {
+          LOOMINAL_PROJECT_DIR: dir.path,
+          LOOMINAL_PROJECT_ID: projectId,
+          LOOMINAL_AGENT_NAME: "stdio-agent",
+        },
+      });
+      expect(field<{ agentId: string }>(health, "identity").agentId).toBe(expected.agentId);
+    } finally {
+      await client.close();
+      dir.cleanup();
+    }
+  });
+});
+
+describe("without NATS", () => {
+  it("starts, lists tools, answers with nats_unavailable, and reports health as unavailable", async () => {
+    const dir = tempDir("pattern-down-");
+    const port = await freePort();
+    const config = loadConfig({
+      env: {
+        NATS_URL: `nats://127.0.0.1:${port}`,
+        LOOMINAL_PROJECT_DIR: dir.path,
+        LOOMINAL_PROJECT_ID: uniqueProjectId(),
+      },
+    });
+    const fabric = Fabric.start({ nats: config.nats, reconnectDelayMs: 50, maxReconnectDelayMs: 200 });
+    const store = new MemoryStore({
+      fabric,
+      identity: { projectId: config.projectId, agentId: config.agentId, userId: config.userId },
+      readyTimeoutMs: 200,
+    });
+    const client = await connectInMemory(createPatternServer({ store, projectDir: config.projectDir }));
+    try {
+      expect(await client.listTools()).toHaveLength(15);
+      const r = await client.call("pattern_remember", { content: "x" });
+      expect(r.isError).toBe(true);
+      expect(field<{ code: string }>(r, "error").code).toBe("nats_unavailable");
+      expect(r.text).toContain(`NATS unreachable at nats://127.0.0.1:${port}`);
+      const h = await client.call("pattern_health", {});
+      expect(h.isError).toBe(false);
+      expect(h.structured).toMatchObject({ status: "unavailable" });
+    } finally {
+      await client.close();
+      await store.close();
+      await fabric.close();
+      dir.cleanup();
+    }
+  });
+});

@@ -1,0 +1,32 @@
+export { DRIVER_FILE, type DriverInfo, DriverLocks } from "./driver.js";
+export { InvalidTransitionError, OrchestrationNotFoundError, PathEscapeError, PlanError } from "./errors.js";
+export type { ShuttleToolDeps } from "./mcp/schemas.js";
+export { createShuttleServer, SHUTTLE_SERVER_NAME, SHUTTLE_VERSION } from "./mcp/server.js";
+export { shuttleTools } from "./mcp/tools/index.js";
+export { type OpenedShuttle, type OpenShuttleOptions, openShuttle, resolveWorkDir } from "./open.js";
+export {
+  type AssessOutcome,
+  type CancelOutcome,
+  type OrchestrationSummary,
+  OUTPUT_READ_LIMIT,
+  type ResultsView,
+  Shuttle,
+  type ShuttleOptions,
+  type SubtaskResult,
+  summarize,
+  type WorkQueuePort,
+} from "./orchestrator.js";
+export { type FileRead, WorkDir } from "./paths.js";
+export { assertTransition, canTransition, isTerminalPhase, withPhase } from "./phases.js";
+export { MAX_SUBTASKS, type OrderedPlan, orderPlan, type PlanTemplate, planTemplate } from "./plan.js";
+export { OrchestrationStore, RECORD_FILE } from "./store.js";
+export {
+  type Contradiction,
+  detectContradictions,
+  type KeyStatement,
+  keyLines,
+  type Synthesis,
+  type SynthesisFormat,
+  type SynthesisGap,
+  synthesize,
+} from "./synthesis.js";

@@ -1,0 +1,49 @@
+import { LoominalError } from "@loominal/protocol";
+
+/** A channel that `.loominal.json` does not configure. */
+export class UnknownChannelError extends LoominalError {
+  override name = "UnknownChannelError";
+  constructor(channel: string, known: readonly string[]) {
+    super(
+      "not_found",
+      `channel ${JSON.stringify(channel)} is not configured; known channels: ${known.join(", ") || "(none)"}. Add it to warp.channels in .loominal.json to use it.`,
+      { details: { channel, known } },
+    );
+  }
+}
+
+/** This agent has not called `warp_registry_register` (or has deregistered). */
+export class NotRegisteredError extends LoominalError {
+  override name = "NotRegisteredError";
+  constructor(agentId: string, action: string) {
+    super(
+      "not_registered",
+      `agent ${agentId} is not registered, so it cannot ${action}; call warp_registry_register first`,
+      {
+        details: { agentId },
+      },
+    );
+  }
+}
+
+/** No registry entry this reader may see has that agentId. */
+export class AgentNotFoundError extends LoominalError {
+  override name = "AgentNotFoundError";
+  constructor(agentId: string, projectId: string) {
+    super(
+      "not_found",
+      `no agent ${agentId} is registered in project ${projectId} (or its scope hides it from you); list agents with warp_registry_discover`,
+      { details: { agentId, projectId } },
+    );
+  }
+}
+
+/** Another live process holds this agent identity. */
+export class IdentityInUseError extends LoominalError {
+  override name = "IdentityInUseError";
+  constructor(agentId: string, holder: string, hint: string) {
+    super("lease_held", `agent identity ${agentId} is in use by ${holder}; ${hint}`, {
+      details: { agentId, holder },
+    });
+  }
+}

@@ -1,0 +1,362 @@
+import {
+  type BucketSpec,
+  ensureBucket,
+  ensureStream,
+  type Fabric,
+  isCasConflict,
+  jsonCodec,
+  type Logger,
+  type StreamSpec,
+} from "@loominal/fabric";
+import {
+  assertAgentId,
+  assertNameToken,
+  buckets,
+  DEFAULT_MESSAGE_TYPE,
+  type DirectMessage,
+  directMessageSchema,
+  type InboxLedger,
+  inboxLedgerSchema,
+  keys,
+  LoominalError,
+  MESSAGE_MAX_CHARS,
+  METADATA_MAX_CHARS,
+  randomId,
+  streams,
+  subjects,
+  type WarpConfig,
+} from "@loominal/protocol";
+import { AckPolicy, DeliverPolicy } from "@nats-io/jetstream";
+import type { KV } from "@nats-io/kv";
+import type { Identity } from "./identity.js";
+import { pullBatch } from "./pull.js";
+import type { Registry } from "./registry.js";
+
+const codec = jsonCodec(directMessageSchema);
+const ledgerCodec = jsonCodec(inboxLedgerSchema);
+const encoder = new TextEncoder();
+const NS_PER_MS = 1_000_000;
+const PULL_TIMEOUT_MS = 5_000;
+/** Messages one pull request asks for; an inbox read repeats it until it has seen the whole subject. */
+const PULL_BATCH = 1_000;
+/** A read consumer the process forgot to delete is removed by the server after this long. */
+const READ_CONSUMER_IDLE_MS = 30_000;
+const LEDGER_ATTEMPTS = 16;
+
+/**
+ * The ledger bucket: no TTL (a ledger that expired while its agent still had read messages in the
+ * stream would hand them out again), one value per key.
+ */
+export const INBOX_LEDGER_BUCKET: BucketSpec = { name: buckets.inboxLedger(), history: 1 };
+
+export const DIRECT_READ_DEFAULT_LIMIT = 20;
+export const DIRECT_READ_MAX_LIMIT = 100;
+
+export type InboxSettings = WarpConfig["inbox"];
+
+export interface SentDirectMessage {
+  to: string;
+  seq: number;
+  messageType: string;
+  sentAt: string;
+}
+
+export interface ReadDirectMessage {
+  seq: number;
+  from: string;
+  fromHandle: string;
+  messageType: string;
+  message: string;
+  metadata?: Record<string, unknown>;
+  sentAt: string;
+}
+
+export interface DirectReadResult {
+  /** Oldest first; each is returned by exactly one read. */
+  messages: ReadDirectMessage[];
+  /** Messages still waiting in the inbox after this read (those the filter or limit left). */
+  remaining: number;
+  /** Stored records that failed validation; they are removed so they cannot block the inbox. */
+  skippedInvalid: number;
+}
+
+export interface DirectReadFilter {
+  limit?: number;
+  messageType?: string;
+  fromAgentId?: string;
+}
+
+export interface InboxOptions {
+  fabric: Fabric;
+  identity: Identity;
+  registry: Registry;
+  settings: InboxSettings;
+  logger: Logger;
+}
+
+/**
+ * Direct messages between agents of one project: stream `loom_<p>_inbox`, subject
+ * `loom.<p>.inbox.<agentId>`, and a read ledger per agent (KV `loom-inbox-ledger`, key `<p>.<agentId>`).
+ *
+ * Nothing consumes an inbox in the background, and reading never changes the stream. A read pulls every
+ * message of the agent's subject above its ledger floor in one request (an ephemeral consumer), picks the
+ * unread ones that match the filter, and records exactly those in the ledger by compare-and-set before
+ * returning them. So a filtered read never consumes what it did not return, and a message recorded once
+ * can never be returned again, whether readers race, crash or NATS restarts between reads.
+ */
+export class Inbox {
+  #fabric: Fabric;
+  #identity: Identity;
+  #registry: Registry;
+  #settings: InboxSettings;
+  #logger: Logger;
+  #ensured: Promise<unknown> | undefined;
+  /** The ledger as this process last wrote or read it; a stale one costs one conflict and a re-read. */
+  #ledger: { revision: number; value: InboxLedger } | undefined;
+  /** Reads of this inbox run one at a time. */
+  #tail: Promise<unknown> = Promise.resolve();
+
+  constructor(options: InboxOptions) {
+    this.#fabric = options.fabric;
+    this.#identity = options.identity;
+    this.#registry = options.registry;
+    this.#settings = options.settings;
+    this.#logger = options.logger;
+  }
+
+  get stream(): string {
+    return streams.inbox(this.#identity.projectId);
+  }
+
+  /** Creates the project's inbox stream if needed (or updates its limits). Cached. */
+  ensure(): Promise<unknown> {
+    if (!this.#ensured) {
+      const p = ensureStream(
+        this.#fabric,
+        inboxStreamSpec(this.#identity.projectId, this.#settings),
+        "update",
+      );
+      this.#ensured = p;
+      p.catch(() => {
+        this.#ensured = undefined;
+      });
+    }
+    return this.#ensured;
+  }
+
+  /** Sends a direct message to an agent registered in this project (one the sender may discover). */
+  async send(
+    toAgentId: string,
+    message: string,
+    options: { messageType?: string; metadata?: Record<string, unknown> } = {},
+  ): Promise<SentDirectMessage> {
+    assertAgentId(toAgentId);
+    const messageType = assertNameToken(options.messageType ?? DEFAULT_MESSAGE_TYPE, "name");
+    if (typeof message !== "string" || message.length === 0 || message.length > MESSAGE_MAX_CHARS)
+      throw new LoominalError("invalid_input", `message must be 1–${MESSAGE_MAX_CHARS} characters`);
+    if (options.metadata !== undefined) {
+      const size = JSON.stringify(options.metadata).length;
+      if (size > METADATA_MAX_CHARS)
+        throw new LoominalError(
+          "invalid_input",
+          `metadata is ${size} characters of JSON; the limit is ${METADATA_MAX_CHARS}`,
+        );
+    }
+    // Refuses unknown recipients (and those whose scope hides them) instead of filling a dead inbox.
+    await this.#registry.getInfo(toAgentId);
+    await this.ensure();
+    const id = this.#identity;
+    const record: DirectMessage = {
+      from: id.agentId,
+      fromHandle: id.handle,
+      to: toAgentId,
+      projectId: id.projectId,
+      messageType,
+      message,
+      ...(options.metadata !== undefined ? { metadata: options.metadata } : {}),
+      sentAt: new Date().toISOString(),
+    };
+    const ack = await this.#fabric.js.publish(
+      subjects.inbox(id.projectId, toAgentId),
+      encoder.encode(JSON.stringify(record)),
+    );
+    return { to: toAgentId, seq: ack.seq, messageType, sentAt: record.sentAt };
+  }
+
+  /** Reads (and consumes) up to `limit` waiting messages that match the filter, oldest first. */
+  read(filter: DirectReadFilter = {}): Promise<DirectReadResult> {
+    const limit = filter.limit ?? DIRECT_READ_DEFAULT_LIMIT;
+    if (!Number.isInteger(limit) || limit < 1 || limit > DIRECT_READ_MAX_LIMIT)
+      return Promise.reject(
+        new LoominalError("invalid_input", `limit must be an integer from 1 to ${DIRECT_READ_MAX_LIMIT}`),
+      );
+    try {
+      if (filter.messageType !== undefined) assertNameToken(filter.messageType, "name");
+      if (filter.fromAgentId !== undefined) assertAgentId(filter.fromAgentId);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const run = this.#tail.then(
+      () => this.#read(limit, filter),
+      () => this.#read(limit, filter),
+    );
+    this.#tail = run.catch(() => undefined);
+    return run;
+  }
+
+  async #read(limit: number, filter: DirectReadFilter): Promise<DirectReadResult> {
+    await this.ensure();
+    const kv = await this.#ledgerKv();
+    const key = keys.inboxLedger(this.#identity.projectId, this.#identity.agentId);
+    let ledger = this.#ledger ?? (await this.#loadLedger(kv, key));
+    const { messages: pulled, skippedInvalid } = await this.#pullFrom(ledger.value.floor + 1);
+
+    for (let attempt = 0; attempt < LEDGER_ATTEMPTS; attempt++) {
+      const consumed = new Set(ledger.value.consumed);
+      const unread = pulled.filter((m) => m.seq > ledger.value.floor && !consumed.has(m.seq));
+      const chosen: ReadDirectMessage[] = [];
+      for (const m of unread) {
+        if (chosen.length >= limit) break;
+        if (filter.messageType !== undefined && m.messageType !== filter.messageType) continue;
+        if (filter.fromAgentId !== undefined && m.from !== filter.fromAgentId) continue;
+        chosen.push(m);
+      }
+      if (chosen.length === 0) {
+        return { messages: [], remaining: unread.length, skippedInvalid };
+      }
+      for (const m of chosen) consumed.add(m.seq);
+      const next = compactLedger(
+        ledger.value.floor,
+        consumed,
+        pulled.map((m) => m.seq),
+      );
+      try {
+        const data = ledgerCodec.encode(next);
+        const revision =
+          ledger.revision === 0 ? await kv.create(key, data) : await kv.update(key, data, ledger.revision);
+        this.#ledger = { revision, value: next };
+        return { messages: chosen, remaining: unread.length - chosen.length, skippedInvalid };
+      } catch (err) {
+        this.#ledger = undefined;
+        if (!isCasConflict(err)) throw err;
+        // Someone else recorded reads meanwhile: choose again against what they recorded.
+        ledger = await this.#loadLedger(kv, key);
+      }
+    }
+    throw new LoominalError("conflict", "the inbox ledger kept changing during this read; read again");
+  }
+
+  #ledgerKv(): Promise<KV> {
+    return ensureBucket(this.#fabric, INBOX_LEDGER_BUCKET);
+  }
+
+  async #loadLedger(kv: KV, key: string): Promise<{ revision: number; value: InboxLedger }> {
+    const e = await kv.get(key);
+    if (!e) return { revision: 0, value: { floor: 0, consumed: [] } };
+    if (e.operation !== "PUT") return { revision: e.revision, value: { floor: 0, consumed: [] } };
+    const r = ledgerCodec.safeDecode(e.value, `${INBOX_LEDGER_BUCKET.name}/${key}`);
+    if (!r.ok) {
+      // A broken ledger would block the inbox forever; starting over may repeat messages but loses none.
+      this.#logger.error({ err: r.error.message }, "inbox ledger is invalid; starting it over");
+      return { revision: e.revision, value: { floor: 0, consumed: [] } };
+    }
+    return { revision: e.revision, value: r.value };
+  }
+
+  /**
+   * Every message of this agent's subject from `startSeq` on, oldest first, with one ephemeral consumer
+   * and one pull request per `maxMessagesPerAgent` messages (the most the subject can hold).
+   */
+  async #pullFrom(startSeq: number): Promise<{ messages: ReadDirectMessage[]; skippedInvalid: number }> {
+    const jsm = await this.#fabric.jsm();
+    const nc = this.#fabric.nc;
+    const id = this.#identity;
+    const name = `inbox_read_${randomId()}`;
+    const ci = await jsm.consumers.add(this.stream, {
+      name,
+      filter_subject: subjects.inbox(id.projectId, id.agentId),
+      ack_policy: AckPolicy.None,
+      deliver_policy: DeliverPolicy.StartSequence,
+      opt_start_seq: startSeq,
+      inactive_threshold: READ_CONSUMER_IDLE_MS * NS_PER_MS,
+      mem_storage: true,
+      num_replicas: 1,
+    });
+    const messages: ReadDirectMessage[] = [];
+    let skippedInvalid = 0;
+    try {
+      let remaining = ci.num_pending;
+      while (remaining > 0) {
+        const batch = await pullBatch(
+          nc,
+          this.stream,
+          name,
+          Math.min(remaining, PULL_BATCH),
+          PULL_TIMEOUT_MS,
+        );
+        if (batch.length === 0) break;
+        for (const m of batch) {
+          const r = codec.safeDecode(m.data, `${this.stream}#${m.streamSeq}`);
+          if (!r.ok || r.value.to !== id.agentId || r.value.projectId !== id.projectId) {
+            skippedInvalid++;
+            this.#logger.warn(
+              { seq: m.streamSeq, err: r.ok ? "addressed to another agent" : r.error.message },
+              "skipping an invalid direct message",
+            );
+            continue;
+          }
+          const rec = r.value;
+          messages.push({
+            seq: m.streamSeq,
+            from: rec.from,
+            fromHandle: rec.fromHandle,
+            messageType: rec.messageType,
+            message: rec.message,
+            ...(rec.metadata !== undefined ? { metadata: rec.metadata } : {}),
+            sentAt: rec.sentAt,
+          });
+        }
+        const last = batch[batch.length - 1];
+        remaining = last ? last.pending : 0;
+      }
+    } finally {
+      nc.publish(`$JS.API.CONSUMER.DELETE.${this.stream}.${name}`);
+    }
+    return { messages, skippedInvalid };
+  }
+}
+
+/**
+ * The ledger after a read. `seen` are the sequences of every message of the subject above `floor` that
+ * still exists (the pull returns all of them). The floor moves up to just below the first unread one, so
+ * `consumed` only ever holds reads above an older unread message: at most what the inbox can hold.
+ */
+export function compactLedger(floor: number, consumed: Set<number>, seen: number[]): InboxLedger {
+  const sorted = [...seen].filter((s) => s > floor).sort((a, b) => a - b);
+  let newFloor = floor;
+  let allRead = true;
+  for (const s of sorted) {
+    if (!consumed.has(s)) {
+      allRead = false;
+      // Nothing of this subject between the old floor and `s` exists unread: it was read or is gone.
+      newFloor = Math.max(floor, s - 1);
+      break;
+    }
+  }
+  if (allRead) newFloor = Math.max(floor, sorted[sorted.length - 1] ?? floor);
+  return { floor: newFloor, consumed: [...consumed].filter((s) => s > newFloor).sort((a, b) => a - b) };
+}
+
+/** The project's inbox stream: each agent's subject keeps at most `maxMessagesPerAgent` messages. */
+export function inboxStreamSpec(projectId: string, settings: InboxSettings): StreamSpec {
+  return {
+    name: streams.inbox(projectId),
+    subjects: [subjects.inboxAll(projectId)],
+    retention: "limits",
+    storage: "file",
+    maxMsgsPerSubject: settings.maxMessagesPerAgent,
+    maxAgeMs: settings.maxAgeMs,
+    discard: "old",
+    duplicateWindowMs: Math.min(120_000, settings.maxAgeMs),
+  };
+}

@@ -1,0 +1,46 @@
+export {
+  CHANNEL_READ_DEFAULT_LIMIT,
+  CHANNEL_READ_MAX_LIMIT,
+  type ChannelInfo,
+  type ChannelPage,
+  type ChannelStatus,
+  Channels,
+  type ChannelsOptions,
+  channelStreamSpec,
+  type ReadChannelMessage,
+  type SentChannelMessage,
+} from "./channels.js";
+export { AgentNotFoundError, IdentityInUseError, NotRegisteredError, UnknownChannelError } from "./errors.js";
+export {
+  IDENTITY_LEASE_TTL_MS,
+  Identity,
+  type IdentityOptions,
+  MAX_INSTANCES,
+  processAlive,
+} from "./identity.js";
+export {
+  DIRECT_READ_DEFAULT_LIMIT,
+  DIRECT_READ_MAX_LIMIT,
+  type DirectReadFilter,
+  type DirectReadResult,
+  Inbox,
+  type InboxOptions,
+  type InboxSettings,
+  inboxStreamSpec,
+  type ReadDirectMessage,
+  type SentDirectMessage,
+} from "./inbox.js";
+export {
+  type AgentView,
+  DISCOVER_DEFAULT_LIMIT,
+  DISCOVER_MAX_LIMIT,
+  type DiscoverFilter,
+  type DiscoverPage,
+  type PresenceUpdate,
+  REGISTRY_BUCKET,
+  type RegisterInput,
+  Registry,
+  type RegistryOptions,
+} from "./registry.js";
+export { DEFAULT_READY_TIMEOUT_MS, Warp, type WarpOpenOptions } from "./warp.js";
+export * from "./work/index.js";

@@ -1,0 +1,32 @@
+import { defineTool } from "@loominal/mcp-kit";
+import { agentIdSchema, directMessageViewSchema, nameToken } from "@loominal/protocol";
+import { z } from "zod";
+import { DIRECT_READ_DEFAULT_LIMIT, DIRECT_READ_MAX_LIMIT } from "../../inbox.js";
+import type { WarpToolDeps } from "./index.js";
+
+export function messagesReadDirectTool({ warp }: WarpToolDeps) {
+  return defineTool({
+    name: "warp_messages_read_direct",
+    title: "Read direct messages",
+    description: `Reads your direct messages, oldest first. Each message is returned once: a read consumes what it returns and nothing else, so messages a filter (messageType, fromAgentId) or the limit leaves out stay for a later read. limit 1–${DIRECT_READ_MAX_LIMIT}, default ${DIRECT_READ_DEFAULT_LIMIT}.`,
+    input: z.strictObject({
+      limit: z.int().min(1).max(DIRECT_READ_MAX_LIMIT).optional(),
+      messageType: nameToken("name").optional(),
+      fromAgentId: agentIdSchema.optional(),
+    }),
+    output: z.object({
+      messages: z.array(directMessageViewSchema),
+      count: z.int(),
+      remaining: z.int(),
+    }),
+    handler: async (filter) =>
+      warp.run(async () => {
+        const r = await warp.inbox.read(filter);
+        const lines = r.messages.map((m) => `[${m.sentAt}] ${m.fromHandle} (${m.messageType}): ${m.message}`);
+        return {
+          data: { messages: r.messages, count: r.messages.length, remaining: r.remaining },
+          text: [`${r.messages.length} message(s); ${r.remaining} more waiting`, ...lines].join("\n"),
+        };
+      }),
+  });
+}

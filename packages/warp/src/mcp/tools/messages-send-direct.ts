@@ -1,0 +1,35 @@
+import { defineTool } from "@loominal/mcp-kit";
+import { agentIdSchema, MESSAGE_MAX_CHARS, nameToken } from "@loominal/protocol";
+import { z } from "zod";
+import type { WarpToolDeps } from "./index.js";
+
+export function messagesSendDirectTool({ warp }: WarpToolDeps) {
+  return defineTool({
+    name: "warp_messages_send_direct",
+    title: "Send a direct message",
+    description:
+      "Sends a message to one registered agent of this project (agentId from warp_registry_discover). It waits in their inbox until they read it, even if they are offline.",
+    input: z.strictObject({
+      agentId: agentIdSchema.describe("The recipient's agentId"),
+      message: z.string().min(1).max(MESSAGE_MAX_CHARS),
+      messageType: nameToken("name")
+        .optional()
+        .describe("A type the recipient can filter on (default 'text')"),
+      metadata: z.record(z.string(), z.unknown()).optional().describe("Structured data for the recipient"),
+    }),
+    output: z.object({
+      to: agentIdSchema,
+      seq: z.int().positive(),
+      messageType: z.string(),
+      sentAt: z.string(),
+    }),
+    handler: async ({ agentId, message, messageType, metadata }) =>
+      warp.run(async () => {
+        const sent = await warp.inbox.send(agentId, message, {
+          ...(messageType !== undefined ? { messageType } : {}),
+          ...(metadata !== undefined ? { metadata } : {}),
+        });
+        return { data: sent, text: `Sent ${sent.messageType} message to ${sent.to} (seq ${sent.seq}).` };
+      }),
+  });
+}

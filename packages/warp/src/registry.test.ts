@@ -1,0 +1,147 @@
+import { eventually, NatsServer, tempDir, uniqueProjectId } from "@loominal/testkit";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openWarp, projectConfig } from "./warp.test-helper.js";
+
+let nats: NatsServer;
+const locks = tempDir("warp-locks-");
+
+beforeAll(async () => {
+  nats = await NatsServer.start();
+});
+afterAll(async () => {
+  await nats.stop();
+  locks.cleanup();
+});
+
+const fast = { warp: { heartbeatIntervalMs: 400 } };
+
+describe("registry", () => {
+  it("discovers registered agents by type, capability, boundary and status", async () => {
+    const p = uniqueProjectId();
+    const a = projectConfig(nats.url, p, { env: { LOOMINAL_AGENT_NAME: "alice" } });
+    const b = projectConfig(nats.url, p, { env: { LOOMINAL_AGENT_NAME: "bob" }, dir: a.dir });
+    const wa = await openWarp(a.config, locks.path);
+    const wb = await openWarp(b.config, locks.path);
+    try {
+      await wa.warp.registry.register({ agentType: "claude-code", capabilities: ["typescript", "review"] });
+      await wb.warp.registry.register({
+        agentType: "copilot-cli",
+        capabilities: ["python"],
+        boundaries: ["corporate"],
+      });
+      const all = await wa.warp.registry.discover();
+      expect(all.agents.map((x) => x.handle).sort()).toEqual(["alice", "bob"]);
+      expect((await wa.warp.registry.discover({ capability: "python" })).agents.map((x) => x.handle)).toEqual(
+        ["bob"],
+      );
+      expect(
+        (await wa.warp.registry.discover({ agentType: "claude-code" })).agents.map((x) => x.handle),
+      ).toEqual(["alice"]);
+      // alice has no boundaries, so she accepts every one.
+      expect((await wa.warp.registry.discover({ boundary: "personal" })).agents.map((x) => x.handle)).toEqual(
+        ["alice"],
+      );
+      await wb.warp.registry.updatePresence({ status: "busy", currentTaskCount: 1 });
+      const busy = await wa.warp.registry.discover({ status: "busy" });
+      expect(busy.agents.map((x) => x.handle)).toEqual(["bob"]);
+      expect(busy.agents[0]?.currentTaskCount).toBe(1);
+
+      const page1 = await wa.warp.registry.discover({ limit: 1 });
+      expect(page1.hasMore).toBe(true);
+      const page2 = await wa.warp.registry.discover({ limit: 1, cursor: page1.nextCursor ?? "" });
+      expect(page2.hasMore).toBe(false);
+      expect([page1.agents[0]?.agentId, page2.agents[0]?.agentId].sort()).toEqual(
+        [wa.warp.agentId, wb.warp.agentId].sort(),
+      );
+
+      const info = await wb.warp.registry.getInfo(wa.warp.agentId);
+      expect(info.capabilities).toEqual(["typescript", "review"]);
+      await wa.warp.registry.deregister();
+      await expect(wb.warp.registry.getInfo(wa.warp.agentId)).rejects.toMatchObject({ code: "not_found" });
+      await expect(wa.warp.registry.updatePresence({ status: "busy" })).rejects.toMatchObject({
+        code: "not_registered",
+      });
+    } finally {
+      await wa.close();
+      await wb.close();
+      a.cleanup();
+    }
+  });
+
+  it("a private registration is discoverable only by the agent itself", async () => {
+    const p = uniqueProjectId();
+    const a = projectConfig(nats.url, p, { env: { LOOMINAL_AGENT_NAME: "alice" } });
+    const b = projectConfig(nats.url, p, { env: { LOOMINAL_AGENT_NAME: "bob" }, dir: a.dir });
+    const wa = await openWarp(a.config, locks.path);
+    const wb = await openWarp(b.config, locks.path);
+    try {
+      await wa.warp.registry.register({ agentType: "claude-code", scope: "private" });
+      expect((await wb.warp.registry.discover()).agents).toEqual([]);
+      await expect(wb.warp.registry.getInfo(wa.warp.agentId)).rejects.toMatchObject({ code: "not_found" });
+      expect((await wa.warp.registry.discover()).agents.map((x) => x.agentId)).toEqual([wa.warp.agentId]);
+    } finally {
+      await wa.close();
+      await wb.close();
+      a.cleanup();
+    }
+  });
+
+  it("public agents of other projects are found with scope public, never by default", async () => {
+    const a = projectConfig(nats.url, uniqueProjectId(), { env: { LOOMINAL_AGENT_NAME: "alice" } });
+    const b = projectConfig(nats.url, uniqueProjectId(), { env: { LOOMINAL_AGENT_NAME: "bob" }, dir: a.dir });
+    const wa = await openWarp(a.config, locks.path);
+    const wb = await openWarp(b.config, locks.path);
+    try {
+      await wa.warp.registry.register({ agentType: "claude-code", scope: "public" });
+      expect((await wb.warp.registry.discover()).agents).toEqual([]);
+      const pub = await wb.warp.registry.discover({ scope: "public" });
+      expect(pub.agents.map((x) => x.agentId)).toContain(wa.warp.agentId);
+    } finally {
+      await wa.close();
+      await wb.close();
+      a.cleanup();
+    }
+  });
+
+  it("heartbeats keep an agent online; when they stop it is shown and marked offline without any call", async () => {
+    const p = uniqueProjectId();
+    // Both share the project directory, so both run 400 ms heartbeats and reaper passes.
+    const a = projectConfig(nats.url, p, { env: { LOOMINAL_AGENT_NAME: "alice" }, file: fast });
+    const b = projectConfig(nats.url, p, { env: { LOOMINAL_AGENT_NAME: "bob" }, dir: a.dir });
+    const wa = await openWarp(a.config, locks.path);
+    const wb = await openWarp(b.config, locks.path);
+    try {
+      await wa.warp.registry.register({ agentType: "claude-code" });
+      // Well past 3 intervals: still online because heartbeats continue.
+      await new Promise((r) => setTimeout(r, 2_000));
+      expect((await wb.warp.registry.getInfo(wa.warp.agentId)).status).toBe("online");
+      // Simulate a process that died: its connection goes away without a goodbye.
+      await wa.fabric.close();
+      const seen = await eventually(
+        async () => {
+          const info = await wb.warp.registry.getInfo(wa.warp.agentId);
+          if (info.status !== "offline") throw new Error(`still ${info.status}`);
+          return info;
+        },
+        { timeoutMs: 5_000 },
+      );
+      expect(["online", "offline"]).toContain(seen.reportedStatus);
+      // bob's reaper (running every interval in the background) writes it down for raw KV readers.
+      await eventually(
+        async () => {
+          const info = await wb.warp.registry.getInfo(wa.warp.agentId);
+          if (info.reportedStatus !== "offline") throw new Error("not reaped yet");
+        },
+        { timeoutMs: 5_000 },
+      );
+      expect((await wb.warp.registry.discover()).agents).toEqual([]);
+      expect((await wb.warp.registry.discover({ includeOffline: true })).agents.map((x) => x.handle)).toEqual(
+        ["alice"],
+      );
+    } finally {
+      await wa.warp.close();
+      await wb.close();
+      a.cleanup();
+    }
+  });
+});

@@ -1,0 +1,455 @@
+import {
+  type BucketSpec,
+  casUpdate,
+  ensureBucket,
+  type Fabric,
+  forgetRevision,
+  jsonCodec,
+  type Logger,
+} from "@loominal/fabric";
+import {
+  type AgentRecord,
+  type AgentStatus,
+  agentRecordSchema,
+  assertAgentId,
+  assertNameToken,
+  buckets,
+  canRead,
+  effectiveAgentStatus,
+  keys,
+  LoominalError,
+  randomId,
+  type Scope,
+  scopeSchema,
+} from "@loominal/protocol";
+import { AckPolicy, DeliverPolicy } from "@nats-io/jetstream";
+import type { KV } from "@nats-io/kv";
+import { AgentNotFoundError, NotRegisteredError } from "./errors.js";
+import type { Identity } from "./identity.js";
+import { pullBatch } from "./pull.js";
+
+const DAY_MS = 86_400_000;
+const NS_PER_MS = 1_000_000;
+const codec = jsonCodec(agentRecordSchema);
+
+/**
+ * The registry bucket. Every process that opens `loom-registry` must use this spec (a different one is
+ * reported as a configuration mismatch): entries not rewritten for 24 h leave the bucket.
+ */
+export const REGISTRY_BUCKET: BucketSpec = { name: buckets.registry(), history: 1, ttlMs: DAY_MS };
+
+export const DISCOVER_DEFAULT_LIMIT = 50;
+export const DISCOVER_MAX_LIMIT = 100;
+/** The largest number of registry entries one read pulls per request. */
+const SCAN_BATCH = 1_000;
+const PULL_TIMEOUT_MS = 5_000;
+
+/** A registry entry as readers see it: `status` is what it is now (offline once heartbeats stop). */
+export interface AgentView extends Omit<AgentRecord, "status"> {
+  status: AgentStatus;
+  /** The status the agent itself last reported. */
+  reportedStatus: AgentStatus;
+}
+
+export interface RegisterInput {
+  agentType: string;
+  capabilities?: string[];
+  boundaries?: string[];
+  scope?: Scope;
+  maxConcurrentTasks?: number;
+}
+
+export interface PresenceUpdate {
+  status?: "online" | "busy";
+  currentTaskCount?: number;
+  capabilities?: string[];
+}
+
+export interface DiscoverFilter {
+  agentType?: string;
+  capability?: string;
+  /** Agents that accept work in this boundary (those registered with no boundaries accept all). */
+  boundary?: string;
+  status?: AgentStatus;
+  /** Only agents registered with this scope. `public` and `personal` also search other projects. */
+  scope?: Scope;
+  includeOffline?: boolean;
+  limit?: number;
+  cursor?: string;
+}
+
+export interface DiscoverPage {
+  agents: AgentView[];
+  count: number;
+  hasMore: boolean;
+  /** Pass as `cursor` for the next page; null on the last page. */
+  nextCursor: string | null;
+}
+
+export interface RegistryOptions {
+  fabric: Fabric;
+  identity: Identity;
+  /** How often this agent rewrites its entry; readers show it offline after 3 missed intervals. */
+  heartbeatIntervalMs: number;
+  logger: Logger;
+}
+
+const CURSOR_RE = /^[a-z0-9][a-z0-9-]{0,47}\.[0-9a-f]{32}$/;
+
+/**
+ * The agent registry: KV `loom-registry`, key `<projectId>.<agentId>`.
+ *
+ * A registered agent rewrites its entry every heartbeat interval. Readers compute `offline` from an
+ * overdue heartbeat (3 intervals, using the interval the entry itself records), and a reaper running in
+ * every live Warp also writes `offline` into entries whose heartbeats stopped, for readers of raw KV.
+ * Discovery reads all entries of a project with one pull request and enforces each entry's scope.
+ */
+export class Registry {
+  #fabric: Fabric;
+  #identity: Identity;
+  #logger: Logger;
+  #intervalMs: number;
+  #heartbeat: NodeJS.Timeout | undefined;
+  #reaper: NodeJS.Timeout | undefined;
+  /** What this agent last reported, so a heartbeat restores it after a reaper marked the entry offline. */
+  #reported: { status: "online" | "busy" } | undefined;
+  #closed = false;
+
+  constructor(options: RegistryOptions) {
+    this.#fabric = options.fabric;
+    this.#identity = options.identity;
+    this.#logger = options.logger;
+    this.#intervalMs = options.heartbeatIntervalMs;
+  }
+
+  get heartbeatIntervalMs(): number {
+    return this.#intervalMs;
+  }
+
+  /** Whether this process registered (and has not deregistered) its agent. */
+  get registered(): boolean {
+    return this.#reported !== undefined;
+  }
+
+  #kv(): Promise<KV> {
+    return ensureBucket(this.#fabric, REGISTRY_BUCKET);
+  }
+
+  get #key(): string {
+    return keys.registry(this.#identity.projectId, this.#identity.agentId);
+  }
+
+  /** Registers (or re-registers) this agent and starts heartbeats. */
+  async register(input: RegisterInput): Promise<AgentView> {
+    const agentType = assertNameToken(input.agentType, "agent type");
+    const capabilities = uniqueTokens(input.capabilities ?? [], "capability");
+    const boundaries = uniqueTokens(input.boundaries ?? [], "boundary");
+    const maxConcurrentTasks = input.maxConcurrentTasks ?? 1;
+    if (!Number.isInteger(maxConcurrentTasks) || maxConcurrentTasks < 1)
+      throw new LoominalError("invalid_input", "maxConcurrentTasks must be a positive integer");
+    const scope = input.scope ?? "team";
+    if (!scopeSchema.safeParse(scope).success)
+      throw new LoominalError(
+        "invalid_input",
+        `scope must be one of private, personal, team, public; got ${String(scope)}`,
+      );
+    const id = this.#identity;
+    const kv = await this.#kv();
+    const now = new Date().toISOString();
+    const r = await casUpdate(kv, this.#key, codec, (current) => ({
+      agentId: id.agentId,
+      projectId: id.projectId,
+      userId: id.userId,
+      handle: id.handle,
+      agentType,
+      capabilities,
+      boundaries,
+      scope,
+      status: "online" as const,
+      currentTaskCount: current?.agentId === id.agentId ? current.currentTaskCount : 0,
+      maxConcurrentTasks,
+      hostname: id.hostname,
+      pid: process.pid,
+      registeredAt: now,
+      lastHeartbeat: now,
+      heartbeatIntervalMs: this.#intervalMs,
+    }));
+    this.#reported = { status: "online" };
+    this.#startHeartbeat();
+    return this.#view(r.value);
+  }
+
+  /** Changes what this agent reports about itself. */
+  async updatePresence(update: PresenceUpdate): Promise<AgentView> {
+    if (!this.registered) throw new NotRegisteredError(this.#identity.agentId, "update its presence");
+    if (
+      update.currentTaskCount !== undefined &&
+      (!Number.isInteger(update.currentTaskCount) || update.currentTaskCount < 0)
+    )
+      throw new LoominalError("invalid_input", "currentTaskCount must be a non-negative integer");
+    const capabilities = update.capabilities ? uniqueTokens(update.capabilities, "capability") : undefined;
+    const r = await this.#rewrite((cur) => ({
+      ...cur,
+      ...(update.status ? { status: update.status } : {}),
+      ...(update.currentTaskCount !== undefined ? { currentTaskCount: update.currentTaskCount } : {}),
+      ...(capabilities ? { capabilities } : {}),
+    }));
+    if (update.status) this.#reported = { status: update.status };
+    return this.#view(r);
+  }
+
+  /** Writes this agent's current handle into its entry, if it is registered. */
+  async updateHandle(): Promise<void> {
+    if (!this.registered) return;
+    await this.#rewrite((cur) => ({ ...cur, handle: this.#identity.handle }));
+  }
+
+  /** Removes this agent's entry and stops heartbeats. */
+  async deregister(): Promise<{ agentId: string }> {
+    if (!this.registered) throw new NotRegisteredError(this.#identity.agentId, "deregister");
+    this.#stopHeartbeat();
+    this.#reported = undefined;
+    const kv = await this.#kv();
+    await kv.delete(this.#key);
+    forgetRevision(kv, this.#key);
+    return { agentId: this.#identity.agentId };
+  }
+
+  /** This agent's own entry, if any (for example left by an earlier run of the same identity). */
+  async own(): Promise<AgentRecord | undefined> {
+    const kv = await this.#kv();
+    const e = await kv.get(this.#key);
+    if (e?.operation !== "PUT") return undefined;
+    const r = codec.safeDecode(e.value, `${REGISTRY_BUCKET.name}/${this.#key}`);
+    return r.ok ? r.value : undefined;
+  }
+
+  /** One agent of this project, if the reader's scope allows seeing it. */
+  async getInfo(agentId: string): Promise<AgentView> {
+    assertAgentId(agentId);
+    const kv = await this.#kv();
+    const key = keys.registry(this.#identity.projectId, agentId);
+    const e = await kv.get(key);
+    if (e?.operation !== "PUT") throw new AgentNotFoundError(agentId, this.#identity.projectId);
+    const r = codec.safeDecode(e.value, `${REGISTRY_BUCKET.name}/${key}`);
+    if (!r.ok) {
+      this.#logger.warn({ err: r.error.message }, "invalid registry entry");
+      throw new AgentNotFoundError(agentId, this.#identity.projectId);
+    }
+    if (!this.#visible(r.value)) throw new AgentNotFoundError(agentId, this.#identity.projectId);
+    return this.#view(r.value);
+  }
+
+  /** Finds agents by type, capability, boundary, status and scope, a page at a time. */
+  async discover(filter: DiscoverFilter = {}): Promise<DiscoverPage> {
+    const limit = filter.limit ?? DISCOVER_DEFAULT_LIMIT;
+    if (!Number.isInteger(limit) || limit < 1 || limit > DISCOVER_MAX_LIMIT)
+      throw new LoominalError("invalid_input", `limit must be an integer from 1 to ${DISCOVER_MAX_LIMIT}`);
+    if (filter.cursor !== undefined && !CURSOR_RE.test(filter.cursor))
+      throw new LoominalError(
+        "invalid_input",
+        "cursor is not one this tool returned; pass nextCursor unchanged",
+      );
+    if (filter.agentType !== undefined) assertNameToken(filter.agentType, "agent type");
+    if (filter.capability !== undefined) assertNameToken(filter.capability, "capability");
+    if (filter.boundary !== undefined) assertNameToken(filter.boundary, "boundary");
+    const crossProject = filter.scope === "public" || filter.scope === "personal";
+    const entries = await this.#scan(crossProject);
+    const now = Date.now();
+    const includeOffline = filter.includeOffline === true || filter.status === "offline";
+    const matches = entries
+      .filter(({ record }) => {
+        if (!this.#visible(record)) return false;
+        if (filter.scope && record.scope !== filter.scope) return false;
+        if (filter.agentType && record.agentType !== filter.agentType) return false;
+        if (filter.capability && !record.capabilities.includes(filter.capability)) return false;
+        if (filter.boundary && record.boundaries.length > 0 && !record.boundaries.includes(filter.boundary))
+          return false;
+        const status = effectiveAgentStatus(record, now);
+        if (!includeOffline && status === "offline") return false;
+        if (filter.status && status !== filter.status) return false;
+        return true;
+      })
+      .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    const after = filter.cursor;
+    const rest = after === undefined ? matches : matches.filter((m) => m.key > after);
+    const page = rest.slice(0, limit);
+    const hasMore = rest.length > page.length;
+    const last = page[page.length - 1];
+    return {
+      agents: page.map((m) => this.#view(m.record, now)),
+      count: page.length,
+      hasMore,
+      nextCursor: hasMore && last ? last.key : null,
+    };
+  }
+
+  /** Marks every entry of this project whose heartbeats stopped as offline. Returns how many it marked. */
+  async reapOnce(): Promise<number> {
+    const kv = await this.#kv();
+    const entries = await this.#scan(false);
+    const now = Date.now();
+    let marked = 0;
+    for (const { key, record } of entries) {
+      if (record.status === "offline" || effectiveAgentStatus(record, now) !== "offline") continue;
+      const r = await casUpdate(kv, key, codec, (cur) =>
+        cur && cur.status !== "offline" && effectiveAgentStatus(cur, Date.now()) === "offline"
+          ? { ...cur, status: "offline" as const }
+          : undefined,
+      );
+      if (r.changed) marked++;
+    }
+    return marked;
+  }
+
+  /** Runs the reaper every heartbeat interval while connected. */
+  startReaper(): void {
+    if (this.#reaper || this.#closed) return;
+    this.#reaper = setInterval(() => {
+      if (!this.#fabric.isConnected) return;
+      this.reapOnce().then(
+        (n) => {
+          if (n > 0) this.#logger.info({ marked: n }, "marked agents with stopped heartbeats offline");
+        },
+        (err: unknown) => this.#logger.debug({ err: String(err) }, "registry reaper pass failed"),
+      );
+    }, this.#intervalMs);
+    this.#reaper.unref();
+  }
+
+  /** Stops timers and, if registered, marks this agent offline (it is shutting down). */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#reaper);
+    this.#stopHeartbeat();
+    if (this.registered && this.#fabric.isConnected) {
+      try {
+        await this.#rewrite((cur) => ({ ...cur, status: "offline" }));
+      } catch (err) {
+        this.#logger.warn(
+          { err: String(err) },
+          "could not mark this agent offline; readers will see it soon anyway",
+        );
+      }
+    }
+  }
+
+  async heartbeat(): Promise<void> {
+    const reported = this.#reported;
+    if (!reported) return;
+    await this.#rewrite((cur) => ({
+      ...cur,
+      status: cur.status === "offline" ? reported.status : cur.status,
+      lastHeartbeat: new Date().toISOString(),
+      heartbeatIntervalMs: this.#intervalMs,
+      pid: process.pid,
+    }));
+  }
+
+  #startHeartbeat(): void {
+    this.#stopHeartbeat();
+    this.#heartbeat = setInterval(() => {
+      if (!this.#fabric.isConnected) return;
+      this.heartbeat().catch((err: unknown) => {
+        if (err instanceof NotRegisteredError) {
+          // The entry was removed elsewhere (an operator deregistered it): stop pretending.
+          this.#reported = undefined;
+          this.#stopHeartbeat();
+        }
+        this.#logger.warn({ err: String(err) }, "heartbeat failed");
+      });
+    }, this.#intervalMs);
+    this.#heartbeat.unref();
+  }
+
+  #stopHeartbeat(): void {
+    clearInterval(this.#heartbeat);
+    this.#heartbeat = undefined;
+  }
+
+  /** Compare-and-set on this agent's entry; NotRegisteredError when it is gone. */
+  async #rewrite(change: (current: AgentRecord) => AgentRecord): Promise<AgentRecord> {
+    const kv = await this.#kv();
+    let missing = false;
+    const r = await casUpdate(kv, this.#key, codec, (cur) => {
+      missing = cur === undefined;
+      return cur ? change(cur) : undefined;
+    });
+    if (missing || !r.value)
+      throw new NotRegisteredError(this.#identity.agentId, "update its registry entry");
+    return r.value;
+  }
+
+  #visible(record: AgentRecord): boolean {
+    const id = this.#identity;
+    return canRead(
+      record.scope,
+      { projectId: record.projectId, agentId: record.agentId, userId: record.userId },
+      { projectId: id.projectId, agentId: id.agentId, userId: id.userId },
+    );
+  }
+
+  #view(record: AgentRecord | undefined, now = Date.now()): AgentView {
+    if (!record) throw new NotRegisteredError(this.#identity.agentId, "read its registry entry");
+    return { ...record, status: effectiveAgentStatus(record, now), reportedStatus: record.status };
+  }
+
+  /**
+   * The latest value of every key of this project (or of all projects) in one pull: an ephemeral consumer
+   * on the bucket's stream delivering the last message per subject.
+   */
+  async #scan(allProjects: boolean): Promise<Array<{ key: string; record: AgentRecord }>> {
+    await this.#kv();
+    const stream = `KV_${REGISTRY_BUCKET.name}`;
+    const prefix = `$KV.${REGISTRY_BUCKET.name}.`;
+    const filter = allProjects ? `${prefix}>` : `${prefix}${keys.registryPrefix(this.#identity.projectId)}`;
+    const jsm = await this.#fabric.jsm();
+    const name = `scan_${randomId()}`;
+    const ci = await jsm.consumers.add(stream, {
+      name,
+      ack_policy: AckPolicy.None,
+      deliver_policy: DeliverPolicy.LastPerSubject,
+      filter_subject: filter,
+      inactive_threshold: 10_000 * NS_PER_MS,
+      mem_storage: true,
+      num_replicas: 1,
+    });
+    const out: Array<{ key: string; record: AgentRecord }> = [];
+    try {
+      let remaining = ci.num_pending;
+      while (remaining > 0) {
+        const batch = await pullBatch(
+          this.#fabric.nc,
+          stream,
+          name,
+          Math.min(remaining, SCAN_BATCH),
+          PULL_TIMEOUT_MS,
+        );
+        if (batch.length === 0) break;
+        for (const m of batch) {
+          const op = m.headers?.get("KV-Operation");
+          if (op === "DEL" || op === "PURGE") continue;
+          const key = m.subject.slice(prefix.length);
+          const r = codec.safeDecode(m.data, `${REGISTRY_BUCKET.name}/${key}`);
+          if (!r.ok) {
+            this.#logger.warn({ err: r.error.message }, "skipping an invalid registry entry");
+            continue;
+          }
+          out.push({ key, record: r.value });
+        }
+        const last = batch[batch.length - 1];
+        remaining = last ? last.pending : 0;
+      }
+    } finally {
+      this.#fabric.nc.publish(`$JS.API.CONSUMER.DELETE.${stream}.${name}`);
+    }
+    return out;
+  }
+}
+
+function uniqueTokens(values: string[], kind: "capability" | "boundary"): string[] {
+  if (!Array.isArray(values))
+    throw new LoominalError("invalid_input", `${kind} list must be an array of names`);
+  return [...new Set(values.map((v) => assertNameToken(v, kind)))];
+}

@@ -1,0 +1,33 @@
+export {
+  type ClaimedWork,
+  type DeadLetter,
+  type WorkEvent,
+  type WorkItem,
+  type WorkResult,
+  type WorkStatus,
+  workEventSchema,
+  workItemSchema,
+  workStatusSchema,
+} from "@loominal/protocol";
+export {
+  WorkClaimConflictError,
+  WorkConsumerMismatchError,
+  WorkNotFoundError,
+  WorkTransitionError,
+} from "./errors.js";
+export { type EventWatch, type WatchEventsOptions, WORK_EVENTS_MAX_AGE_MS } from "./events.js";
+export {
+  type BoundaryQueueStatus,
+  type CapabilityQueueStatus,
+  type ClaimInput,
+  type DeadLetterList,
+  type DeadLetterListInput,
+  newWorkId,
+  type OfferInput,
+  type QueueStatus,
+  type WorkListFilter,
+  type WorkListPage,
+  WorkQueue,
+  type WorkQueueOptions,
+  type WorkSettings,
+} from "./queue.js";

@@ -1,0 +1,193 @@
+import { type JsonCodec, jsonCodec, type Logger } from "@loominal/fabric";
+import { type WorkOfferMessage, workOfferMessageSchema } from "@loominal/protocol";
+import type { Consumer, ConsumerMessages, JsMsg } from "@nats-io/jetstream";
+
+const codec: JsonCodec<WorkOfferMessage> = jsonCodec(workOfferMessageSchema);
+
+/** nats.js refuses pull requests that expire sooner than this. */
+const MIN_PULL_EXPIRES_MS = 1_000;
+const MAX_PULL_EXPIRES_MS = 30_000;
+/** A worker that claimed within this window keeps its buffer topped up between claims. */
+const REFILL_WHILE_ACTIVE_MS = 5_000;
+
+/** An offer message as delivered, decoded once. `offer` is undefined when the payload is invalid. */
+export interface DeliveredOffer {
+  msg: JsMsg;
+  offer: WorkOfferMessage | undefined;
+  problem?: string;
+  receivedAt: number;
+}
+
+interface Waiter {
+  resolve: (d: DeliveredOffer | undefined) => void;
+  deadline: number;
+  timer: NodeJS.Timeout;
+}
+
+export interface OfferPullerOptions {
+  /**
+   * Messages to hold ready for the next claims. 1 (the default) holds none beyond the claim being
+   * made: whatever a pull brings after its claimer gave up is handed straight back (nak). Workers that
+   * claim in a loop set more, so a claim rarely waits for a round trip.
+   */
+  prefetch: number;
+  /** Buffered messages older than this are handed back, long before the server would redeliver them. */
+  staleAfterMs: number;
+  logger: Logger;
+}
+
+/**
+ * Pulls offers from one durable consumer for the claims of one process. One pull request is in flight
+ * at a time; messages go to waiting claims first (in arrival order), then to the buffer, from which
+ * the highest priority is taken first.
+ */
+export class OfferPuller {
+  #consumer: Consumer;
+  #opts: OfferPullerOptions;
+  #buffer: DeliveredOffer[] = [];
+  #waiters: Waiter[] = [];
+  #pulling = false;
+  #closed = false;
+  #current: ConsumerMessages | undefined;
+  #lastTakeAt = 0;
+  #sweeper: NodeJS.Timeout | undefined;
+
+  constructor(consumer: Consumer, opts: OfferPullerOptions) {
+    this.#consumer = consumer;
+    this.#opts = opts;
+    if (opts.prefetch > 1) {
+      this.#sweeper = setInterval(() => this.#returnStale(), Math.max(50, Math.floor(opts.staleAfterMs / 2)));
+      this.#sweeper.unref();
+    }
+  }
+
+  /** The next offer, or undefined when none arrived within `timeoutMs`. */
+  take(timeoutMs: number): Promise<DeliveredOffer | undefined> {
+    this.#lastTakeAt = Date.now();
+    this.#returnStale();
+    const ready = this.#takeBuffered();
+    if (ready || this.#closed) {
+      this.#kick();
+      return Promise.resolve(ready);
+    }
+    if (timeoutMs <= 0) return Promise.resolve(undefined);
+    return new Promise((resolve) => {
+      const waiter: Waiter = {
+        resolve,
+        deadline: Date.now() + timeoutMs,
+        timer: setTimeout(() => {
+          const i = this.#waiters.indexOf(waiter);
+          if (i >= 0) this.#waiters.splice(i, 1);
+          resolve(undefined);
+        }, timeoutMs),
+      };
+      this.#waiters.push(waiter);
+      this.#kick();
+    });
+  }
+
+  /** Stops pulling and hands every buffered (unclaimed) message back to the queue. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    if (this.#sweeper) clearInterval(this.#sweeper);
+    for (const w of this.#waiters.splice(0)) {
+      clearTimeout(w.timer);
+      w.resolve(undefined);
+    }
+    this.#current?.stop();
+    for (const d of this.#buffer.splice(0)) d.msg.nak();
+  }
+
+  #takeBuffered(): DeliveredOffer | undefined {
+    if (this.#buffer.length === 0) return undefined;
+    let best = 0;
+    for (let i = 1; i < this.#buffer.length; i++) {
+      const cur = this.#buffer[i];
+      const top = this.#buffer[best];
+      if (cur && top && priorityOf(cur) > priorityOf(top)) best = i;
+    }
+    return this.#buffer.splice(best, 1)[0];
+  }
+
+  #wantsMore(): boolean {
+    if (this.#closed) return false;
+    if (this.#waiters.length > 0) return true;
+    return (
+      this.#opts.prefetch > 1 &&
+      this.#buffer.length < Math.ceil(this.#opts.prefetch / 2) &&
+      Date.now() - this.#lastTakeAt < REFILL_WHILE_ACTIVE_MS
+    );
+  }
+
+  #kick(): void {
+    if (!this.#pulling && this.#wantsMore()) void this.#pullLoop();
+  }
+
+  async #pullLoop(): Promise<void> {
+    this.#pulling = true;
+    let failures = 0;
+    try {
+      while (this.#wantsMore()) {
+        const want = Math.max(this.#waiters.length, this.#opts.prefetch) - this.#buffer.length;
+        if (want <= 0) break;
+        const now = Date.now();
+        const longest = this.#waiters.reduce((m, w) => Math.max(m, w.deadline - now), 0);
+        const expires = Math.min(MAX_PULL_EXPIRES_MS, Math.max(MIN_PULL_EXPIRES_MS, longest));
+        try {
+          const messages = await this.#consumer.fetch({ max_messages: want, expires });
+          this.#current = messages;
+          for await (const m of messages) this.#deliver(m);
+          failures = 0;
+        } catch (err) {
+          failures++;
+          this.#opts.logger.debug({ err: String(err) }, "work pull failed; retrying");
+          await new Promise((r) => setTimeout(r, Math.min(2_000, 100 * 2 ** Math.min(failures, 5))));
+        } finally {
+          this.#current = undefined;
+        }
+        if (this.#opts.prefetch <= 1 && this.#waiters.length === 0) {
+          // Nobody waits any more: what arrived late goes back at once for other claimers.
+          for (const d of this.#buffer.splice(0)) d.msg.nak();
+        }
+      }
+    } finally {
+      this.#pulling = false;
+    }
+    if (this.#closed) for (const d of this.#buffer.splice(0)) d.msg.nak();
+  }
+
+  #deliver(msg: JsMsg): void {
+    const r = codec.safeDecode(msg.data, msg.subject);
+    const d: DeliveredOffer = r.ok
+      ? { msg, offer: r.value, receivedAt: Date.now() }
+      : { msg, offer: undefined, problem: r.error.message, receivedAt: Date.now() };
+    if (this.#closed) {
+      msg.nak();
+      return;
+    }
+    const waiter = this.#waiters.shift();
+    if (waiter) {
+      clearTimeout(waiter.timer);
+      waiter.resolve(d);
+    } else {
+      this.#buffer.push(d);
+    }
+  }
+
+  /** Hands back buffered messages that waited too long, so their ack timers never run out unclaimed. */
+  #returnStale(): void {
+    if (this.#buffer.length === 0) return;
+    const cutoff = Date.now() - this.#opts.staleAfterMs;
+    const keep: DeliveredOffer[] = [];
+    for (const d of this.#buffer) {
+      if (d.receivedAt < cutoff) d.msg.nak();
+      else keep.push(d);
+    }
+    this.#buffer = keep;
+  }
+}
+
+function priorityOf(d: DeliveredOffer): number {
+  // An undecodable message sorts first so it is dealt with (terminated) at once.
+  return d.offer ? d.offer.item.priority : 11;
+}

@@ -1,0 +1,1099 @@
+import { encodeJson, ensureStream, type Fabric, type Logger, silentLogger } from "@loominal/fabric";
+import {
+  assertNameToken,
+  type ClaimedWork,
+  canRead,
+  consumers,
+  DEFAULT_BOUNDARY,
+  type DeadLetter,
+  LoominalError,
+  type Owner,
+  randomId,
+  streams,
+  subjects,
+  type WarpConfig,
+  type WorkEvent,
+  type WorkEventType,
+  type WorkItem,
+  type WorkOfferMessage,
+  type WorkResult,
+  type WorkStatus,
+  workIdSchema,
+  workOfferInputSchema,
+  workResultSchema,
+} from "@loominal/protocol";
+import { AckPolicy, DeliverPolicy, JetStreamApiError, type JsMsg } from "@nats-io/jetstream";
+import type { z } from "zod";
+import { type DeadLetterPage, DeadLetterStore, dlqStreamSpec } from "./dlq.js";
+import {
+  WorkClaimConflictError,
+  WorkConsumerMismatchError,
+  WorkNotFoundError,
+  WorkTransitionError,
+} from "./errors.js";
+import {
+  type EventWatch,
+  publishWorkEvent,
+  type WatchEventsOptions,
+  type WorkEventDetails,
+  watchWorkEvents,
+  workEvent,
+  workEventsStreamSpec,
+} from "./events.js";
+import { type LedgerEntry, WorkLedger } from "./ledger.js";
+import { type DeliveredOffer, OfferPuller } from "./puller.js";
+
+export type WorkSettings = WarpConfig["work"];
+
+export interface WorkQueueOptions {
+  fabric: Fabric;
+  projectId: string;
+  agentId: string;
+  userId: string;
+  settings: WorkSettings;
+  logger?: Logger;
+  /**
+   * Offers fetched ahead of claims, per boundary+capability (default 1: nothing is held beyond the
+   * claim being made). Set it higher in a process that claims in a loop; buffered offers are handed
+   * back after half the ack wait and on close.
+   */
+  prefetch?: number;
+  /** How long an operation waits for a NATS connection before failing with nats_unavailable (ms). */
+  connectTimeoutMs?: number;
+}
+
+export type OfferInput = z.input<typeof workOfferInputSchema>;
+
+export interface ClaimInput {
+  capability: string;
+  boundary?: string;
+  /** How long to wait for an item, in ms (default 5000; at least ~200 ms is always allowed for the round trip). */
+  timeoutMs?: number;
+}
+
+export interface WorkListFilter {
+  capability?: string;
+  boundary?: string;
+  status?: WorkStatus | readonly WorkStatus[];
+  offeredBy?: string;
+  claimedBy?: string;
+  /** 1–100, default 50. */
+  limit?: number;
+  cursor?: string;
+}
+
+export interface WorkListPage {
+  items: WorkItem[];
+  nextCursor?: string;
+}
+
+export interface BoundaryQueueStatus {
+  boundary: string;
+  /** Offers waiting to be claimed (including failed ones waiting out their retry backoff). */
+  queued: number;
+  /** Offers delivered to a claimer and not yet acknowledged (claims being worked on, prefetched offers). */
+  inFlight: number;
+  /** Pull requests currently waiting on this queue (claimers idle for lack of work). */
+  waitingClaimers: number;
+}
+
+export interface CapabilityQueueStatus {
+  capability: string;
+  queued: number;
+  inFlight: number;
+  /** Dead letters of this capability. */
+  dead: number;
+  boundaries: BoundaryQueueStatus[];
+}
+
+export interface QueueStatus {
+  capabilities: CapabilityQueueStatus[];
+}
+
+export interface DeadLetterListInput {
+  capability?: string;
+  limit?: number;
+  cursor?: string;
+}
+
+export interface DeadLetterList {
+  letters: DeadLetter[];
+  nextCursor?: string;
+}
+
+/** Default wait of a claim, and the shortest one (a pull needs a round trip). */
+const DEFAULT_CLAIM_TIMEOUT_MS = 5_000;
+const MIN_CLAIM_WAIT_MS = 200;
+const MAX_CLAIM_TIMEOUT_MS = 300_000;
+/** How long an offer this claimer may not take is kept from coming straight back to it. */
+const NOT_MINE_DELAY_MS = 500;
+const MAX_RETRY_BACKOFF_MS = 300_000;
+const NS_PER_MS = 1_000_000;
+
+/** A claim this process holds: the JetStream message (to ack, nak, extend) and the ledger state it wrote. */
+interface HeldClaim {
+  msg: JsMsg;
+  claimId: string;
+  entry: LedgerEntry;
+}
+
+/** Thrown inside a ledger mutation when an offer must not be claimed; says what to do with the message. */
+class OfferNotClaimable extends Error {
+  constructor(
+    readonly action: "ack" | "term" | "leave",
+    readonly why: string,
+  ) {
+    super(why);
+  }
+}
+
+interface Setup {
+  ledger: WorkLedger;
+  dlq: DeadLetterStore;
+}
+
+/** A new work id: 12 hex of the creation time in ms, then 20 random hex (sorts by age, unique). */
+export function newWorkId(now = Date.now()): string {
+  return now.toString(16).padStart(12, "0").slice(-12) + randomId().slice(0, 20);
+}
+
+function iso(ms: number): string {
+  return new Date(ms).toISOString();
+}
+
+function without<T extends object, K extends keyof T>(obj: T, ...keys: K[]): Omit<T, K> {
+  const copy = { ...obj };
+  for (const k of keys) delete copy[k];
+  return copy;
+}
+
+function invalid(message: string): LoominalError {
+  return new LoominalError("invalid_input", message);
+}
+
+function checkWorkId(workId: unknown): string {
+  const r = workIdSchema.safeParse(workId);
+  if (!r.success) throw invalid(r.error.issues.map((i) => i.message).join("; "));
+  return r.data;
+}
+
+/**
+ * Work queues of one project, as one agent sees them.
+ *
+ * An offer is written to the work ledger (KV) and published to the work-queue stream on
+ * `loom.<p>.work.<boundary>.<capability>`. A claim pulls the message through the durable consumer of
+ * that boundary+capability and records the claim in the ledger by compare-and-set; the message stays
+ * unacknowledged while the claim is held, and progress extends its ack deadline. Complete acks it,
+ * fail naks it with backoff (or sends the item to the dead-letter stream), and a claim that is neither
+ * completed nor extended within `ackWaitMs` comes back to the queue. Every transition is a ledger
+ * compare-and-set followed by a work event on `loom.<p>.work-events.<workId>`.
+ *
+ * Delivery is at least once; completion is at most once (the ledger's first writer wins).
+ */
+export class WorkQueue {
+  readonly projectId: string;
+  readonly agentId: string;
+  readonly userId: string;
+  readonly settings: WorkSettings;
+  #fabric: Fabric;
+  #logger: Logger;
+  #prefetch: number;
+  #connectTimeoutMs: number;
+  #setup: Promise<Setup> | undefined;
+  #pullers = new Map<string, Promise<OfferPuller>>();
+  #held = new Map<string, HeldClaim>();
+  #closed = false;
+
+  constructor(options: WorkQueueOptions) {
+    this.#fabric = options.fabric;
+    this.projectId = options.projectId;
+    this.agentId = options.agentId;
+    this.userId = options.userId;
+    this.settings = options.settings;
+    this.#logger = options.logger ?? silentLogger();
+    this.#prefetch = Math.max(1, Math.floor(options.prefetch ?? 1));
+    this.#connectTimeoutMs = options.connectTimeoutMs ?? 2_000;
+  }
+
+  /** Items this process currently holds claims on. */
+  get heldClaims(): string[] {
+    return [...this.#held.keys()];
+  }
+
+  /** Offers an item; resolves once the ledger and the work stream have stored it. */
+  async offer(input: OfferInput): Promise<WorkItem> {
+    const parsed = workOfferInputSchema.safeParse(input);
+    if (!parsed.success) {
+      throw invalid(
+        `invalid work offer: ${parsed.error.issues.map((i) => `${i.path.join(".") || "(offer)"}: ${i.message}`).join("; ")}`,
+      );
+    }
+    const o = parsed.data;
+    const now = Date.now();
+    const item: WorkItem = {
+      workId: newWorkId(now),
+      projectId: this.projectId,
+      taskId: o.taskId,
+      description: o.description,
+      capability: o.capability,
+      boundary: o.boundary ?? DEFAULT_BOUNDARY,
+      priority: o.priority ?? 5,
+      ...(o.deadline !== undefined ? { deadline: o.deadline } : {}),
+      ...(o.contextData !== undefined ? { contextData: o.contextData } : {}),
+      scope: o.scope ?? "team",
+      offeredBy: { agentId: this.agentId, userId: this.userId },
+      status: "pending",
+      attempts: 0,
+      maxAttempts: this.settings.maxAttempts,
+      createdAt: iso(now),
+      updatedAt: iso(now),
+    };
+    return this.#guard(async () => {
+      const { ledger } = await this.#ready();
+      const entry: LedgerEntry = { item, revision: await ledger.create(item) };
+      try {
+        await Promise.all([
+          this.#publishOffer(entry),
+          publishWorkEvent(this.#fabric, workEvent("offered", entry, this.agentId)),
+        ]);
+      } catch (err) {
+        // Not queued: say so in the ledger rather than leave an item nobody will ever deliver.
+        await ledger
+          .transition(
+            item.workId,
+            (cur) => ({
+              ...(cur ?? item),
+              status: "cancelled",
+              cancelReason: "the offer could not be queued",
+              updatedAt: iso(Date.now()),
+              finishedAt: iso(Date.now()),
+            }),
+            entry,
+          )
+          .catch(() => undefined);
+        throw err;
+      }
+      return item;
+    });
+  }
+
+  /**
+   * Claims the next item of a capability (and boundary) this agent may take, waiting up to `timeoutMs`.
+   * Returns undefined when none came. The claim lasts `ackWaitMs` unless extended with `progress`.
+   */
+  async claim(input: ClaimInput): Promise<ClaimedWork | undefined> {
+    const capability = assertNameToken(input.capability, "capability");
+    const boundary = assertNameToken(input.boundary ?? DEFAULT_BOUNDARY, "boundary");
+    const timeoutMs = input.timeoutMs ?? DEFAULT_CLAIM_TIMEOUT_MS;
+    if (!Number.isInteger(timeoutMs) || timeoutMs < 0 || timeoutMs > MAX_CLAIM_TIMEOUT_MS)
+      throw invalid(
+        `timeoutMs must be an integer from 0 to ${MAX_CLAIM_TIMEOUT_MS}, got ${String(input.timeoutMs)}`,
+      );
+    this.#assertOpen();
+    return this.#guard(async () => {
+      const setup = await this.#ready();
+      const puller = await this.#puller(boundary, capability);
+      const deadline = Date.now() + Math.max(timeoutMs, MIN_CLAIM_WAIT_MS);
+      for (;;) {
+        const delivered = await puller.take(deadline - Date.now());
+        if (!delivered) return undefined;
+        const claimed = await this.#tryClaim(setup, delivered);
+        if (claimed) return claimed;
+        if (Date.now() >= deadline) return undefined;
+      }
+    });
+  }
+
+  /** Reports progress on a held claim and extends it by `ackWaitMs`. */
+  async progress(workId: string, note?: string): Promise<WorkItem> {
+    checkWorkId(workId);
+    if (note !== undefined && (typeof note !== "string" || note.length > 2_000))
+      throw invalid("note must be a string of at most 2000 characters");
+    return this.#guard(async () => {
+      const { ledger } = await this.#ready();
+      const held = this.#held.get(workId);
+      const now = Date.now();
+      const entry = await this.#own(workId, "report progress on", () =>
+        ledger.transition(
+          workId,
+          (cur) => {
+            const claim = this.#assertOwnClaim(workId, cur, "report progress on", held, true);
+            return {
+              ...claim.item,
+              claim: {
+                ...claim.claim,
+                expiresAt: iso(now + this.settings.ackWaitMs),
+                progressAt: iso(now),
+                ...(note !== undefined ? { progressNote: note } : {}),
+              },
+              updatedAt: iso(now),
+            };
+          },
+          held?.entry,
+        ),
+      );
+      if (held) {
+        held.msg.working();
+        held.entry = entry;
+      }
+      await this.#emit("progress", entry, note !== undefined ? { note } : {});
+      return entry.item;
+    });
+  }
+
+  /** Completes a held claim with its result. An item is completed once; a stale claimer gets `conflict`. */
+  async complete(workId: string, result: WorkResult): Promise<WorkItem> {
+    checkWorkId(workId);
+    const r = workResultSchema.safeParse(result);
+    if (!r.success) throw invalid(`invalid result: ${r.error.issues.map((i) => i.message).join("; ")}`);
+    return this.#guard(async () => {
+      const { ledger } = await this.#ready();
+      const held = this.#held.get(workId);
+      const now = iso(Date.now());
+      const entry = await this.#own(workId, "complete", () =>
+        ledger.transition(
+          workId,
+          (cur) => {
+            const { item } = this.#assertOwnClaim(workId, cur, "complete", held, false);
+            return {
+              ...without(item, "availableAt"),
+              status: "completed",
+              result: r.data,
+              completedBy: this.agentId,
+              updatedAt: now,
+              finishedAt: now,
+            };
+          },
+          held?.entry,
+        ),
+      );
+      this.#held.delete(workId);
+      held?.msg.ack();
+      await this.#emit("completed", entry);
+      return entry.item;
+    });
+  }
+
+  /**
+   * Fails a held claim. Retryable failures go back to the queue after a backoff
+   * (retryBackoffMs · 2^(attempt−1)); a non-retryable failure, or one at `maxAttempts`, sends the
+   * item to the dead-letter queue.
+   */
+  async fail(workId: string, reason: string, retryable = true): Promise<WorkItem> {
+    checkWorkId(workId);
+    if (typeof reason !== "string" || reason.length === 0 || reason.length > 4_000)
+      throw invalid("reason must be a non-empty string of at most 4000 characters");
+    if (typeof retryable !== "boolean") throw invalid("retryable must be true or false");
+    return this.#guard(async () => {
+      const setup = await this.#ready();
+      const held = this.#held.get(workId);
+      const nowMs = Date.now();
+      const now = iso(nowMs);
+      let backoffMs = 0;
+      const entry = await this.#own(workId, "fail", () =>
+        setup.ledger.transition(
+          workId,
+          (cur) => {
+            const { item } = this.#assertOwnClaim(workId, cur, "fail", held, false);
+            const lastError = { reason, retryable, at: now, agentId: this.agentId, attempt: item.attempts };
+            if (!retryable || item.attempts >= item.maxAttempts) {
+              const why = retryable
+                ? `failed ${item.attempts} time(s); last error: ${reason}`
+                : `failed and not retryable: ${reason}`;
+              return {
+                ...without(item, "availableAt"),
+                status: "dead",
+                lastError,
+                dead: { reason: why, at: now },
+                updatedAt: now,
+              };
+            }
+            backoffMs = Math.min(
+              MAX_RETRY_BACKOFF_MS,
+              this.settings.retryBackoffMs * 2 ** Math.max(0, item.attempts - 1),
+            );
+            return {
+              ...item,
+              status: "pending",
+              lastError,
+              availableAt: iso(nowMs + backoffMs),
+              updatedAt: now,
+            };
+          },
+          held?.entry,
+        ),
+      );
+      this.#held.delete(workId);
+      await this.#emit("failed", entry, { reason, retryable });
+      if (entry.item.status === "dead") {
+        const dead = await this.#toDeadLetters(setup, entry);
+        held?.msg.term();
+        return dead.item;
+      }
+      held?.msg.nak(backoffMs);
+      return entry.item;
+    });
+  }
+
+  /** Cancels a pending or claimed item; its claimer, if any, gets `conflict` on its next call. */
+  async cancel(workId: string, reason?: string): Promise<WorkItem> {
+    checkWorkId(workId);
+    if (reason !== undefined && (typeof reason !== "string" || reason.length > 4_000))
+      throw invalid("reason must be a string of at most 4000 characters");
+    return this.#guard(async () => {
+      const { ledger } = await this.#ready();
+      const now = iso(Date.now());
+      const entry = await ledger.transition(workId, (cur) => {
+        if (!cur) throw new WorkNotFoundError(workId);
+        if (cur.status !== "pending" && cur.status !== "claimed")
+          throw new WorkTransitionError(
+            workId,
+            "cancel",
+            cur.status,
+            "only pending or claimed items can be cancelled",
+          );
+        return {
+          ...without(cur, "availableAt"),
+          status: "cancelled",
+          ...(reason !== undefined ? { cancelReason: reason } : {}),
+          updatedAt: now,
+          finishedAt: now,
+        };
+      });
+      const held = this.#held.get(workId);
+      this.#held.delete(workId);
+      held?.msg.term();
+      await this.#emit("cancelled", entry, reason !== undefined ? { reason } : {});
+      return entry.item;
+    });
+  }
+
+  async get(workId: string): Promise<WorkItem | undefined> {
+    checkWorkId(workId);
+    return this.#guard(async () => {
+      const { ledger } = await this.#ready();
+      return (await ledger.get(workId))?.item;
+    });
+  }
+
+  /** Items of the ledger, newest first, filtered; page with `nextCursor`. */
+  async list(filter: WorkListFilter = {}): Promise<WorkListPage> {
+    const limit = filter.limit ?? 50;
+    if (!Number.isInteger(limit) || limit < 1 || limit > 100)
+      throw invalid("limit must be an integer from 1 to 100");
+    if (filter.capability !== undefined) assertNameToken(filter.capability, "capability");
+    if (filter.boundary !== undefined) assertNameToken(filter.boundary, "boundary");
+    if (filter.cursor !== undefined) checkWorkId(filter.cursor);
+    const statuses =
+      filter.status === undefined
+        ? undefined
+        : typeof filter.status === "string"
+          ? [filter.status]
+          : filter.status;
+    return this.#guard(async () => {
+      const { ledger } = await this.#ready();
+      const page = await ledger.page(
+        {
+          ...(filter.capability !== undefined ? { capability: filter.capability } : {}),
+          ...(filter.boundary !== undefined ? { boundary: filter.boundary } : {}),
+          ...(statuses !== undefined ? { statuses } : {}),
+          ...(filter.offeredBy !== undefined ? { offeredBy: filter.offeredBy } : {}),
+          ...(filter.claimedBy !== undefined ? { claimedBy: filter.claimedBy } : {}),
+        },
+        limit,
+        filter.cursor,
+      );
+      return page;
+    });
+  }
+
+  /**
+   * Queue depth, in-flight and dead counts per capability (and boundary), from stream and consumer
+   * state: no consumer is created and nothing is read from the queue.
+   */
+  async status(capability?: string): Promise<QueueStatus> {
+    if (capability !== undefined) assertNameToken(capability, "capability");
+    return this.#guard(async () => {
+      const { dlq } = await this.#ready();
+      const jsm = await this.#fabric.jsm();
+      const stream = streams.work(this.projectId);
+      const prefix = subjects.workAll(this.projectId).slice(0, -1);
+      const parse = (subject: string | undefined) => {
+        if (!subject?.startsWith(prefix)) return undefined;
+        const [b, c, ...rest] = subject.slice(prefix.length).split(".");
+        return b && c && rest.length === 0 ? { boundary: b, capability: c } : undefined;
+      };
+      const rows = new Map<string, BoundaryQueueStatus & { capability: string }>();
+      const row = (b: string, c: string) => {
+        const key = `${c}\u0000${b}`;
+        let r = rows.get(key);
+        if (!r) {
+          r = { capability: c, boundary: b, queued: 0, inFlight: 0, waitingClaimers: 0 };
+          rows.set(key, r);
+        }
+        return r;
+      };
+      const info = await jsm.streams.info(stream, { subjects_filter: subjects.workAll(this.projectId) });
+      for (const [subject, n] of Object.entries(info.state.subjects ?? {})) {
+        const at = parse(subject);
+        if (at && (capability === undefined || at.capability === capability))
+          row(at.boundary, at.capability).queued += n;
+      }
+      for await (const ci of jsm.consumers.list(stream)) {
+        const at = parse(ci.config.filter_subject);
+        if (!at || (capability !== undefined && at.capability !== capability)) continue;
+        const r = row(at.boundary, at.capability);
+        r.inFlight = ci.num_ack_pending;
+        r.waitingClaimers = ci.num_waiting;
+      }
+      const deadCounts = await dlq.countsByCapability();
+      const byCapability = new Map<string, CapabilityQueueStatus>();
+      const cap = (c: string) => {
+        let s = byCapability.get(c);
+        if (!s) {
+          s = { capability: c, queued: 0, inFlight: 0, dead: deadCounts.get(c) ?? 0, boundaries: [] };
+          byCapability.set(c, s);
+        }
+        return s;
+      };
+      for (const r of rows.values()) {
+        // Stream counts include delivered-but-unacknowledged messages; queued is what nobody holds.
+        const queued = Math.max(0, r.queued - r.inFlight);
+        const s = cap(r.capability);
+        s.boundaries.push({
+          boundary: r.boundary,
+          queued,
+          inFlight: r.inFlight,
+          waitingClaimers: r.waitingClaimers,
+        });
+        s.queued += queued;
+        s.inFlight += r.inFlight;
+      }
+      for (const c of deadCounts.keys()) if (capability === undefined || c === capability) cap(c);
+      if (capability !== undefined) cap(capability);
+      const capabilities = [...byCapability.values()].sort((a, b) =>
+        a.capability.localeCompare(b.capability),
+      );
+      for (const c of capabilities) c.boundaries.sort((a, b) => a.boundary.localeCompare(b.boundary));
+      return { capabilities };
+    });
+  }
+
+  /** Dead letters, oldest first; letters whose item was since retried or discarded are left out. */
+  async dlqList(input: DeadLetterListInput = {}): Promise<DeadLetterList> {
+    const limit = input.limit ?? 50;
+    if (!Number.isInteger(limit) || limit < 1 || limit > 100)
+      throw invalid("limit must be an integer from 1 to 100");
+    if (input.capability !== undefined) assertNameToken(input.capability, "capability");
+    if (input.cursor !== undefined && !/^[1-9][0-9]{0,15}$/.test(input.cursor))
+      throw invalid("cursor must be the nextCursor of a previous warp_dlq_list result");
+    return this.#guard(async () => {
+      const { dlq, ledger } = await this.#ready();
+      const page: DeadLetterPage = await dlq.page(limit, input.capability, input.cursor);
+      const current = await Promise.all(
+        page.letters.map((l) => ledger.get(l.letter.workId).catch(() => undefined)),
+      );
+      const letters: DeadLetter[] = [];
+      page.letters.forEach((l, i) => {
+        const entry = current[i];
+        if (entry?.item.status === "dead") letters.push({ ...l.letter, item: entry.item });
+      });
+      return page.nextCursor !== undefined ? { letters, nextCursor: page.nextCursor } : { letters };
+    });
+  }
+
+  /**
+   * Puts a dead item back in its queue. Without `resetAttempts` it gets one more attempt; with it, a
+   * fresh `maxAttempts`.
+   */
+  async dlqRetry(workId: string, options: { resetAttempts?: boolean } = {}): Promise<WorkItem> {
+    checkWorkId(workId);
+    const reset = options.resetAttempts ?? false;
+    return this.#guard(async () => {
+      const { ledger, dlq } = await this.#ready();
+      const now = iso(Date.now());
+      let letterSeq: number | undefined;
+      const entry = await ledger.transition(workId, (cur) => {
+        if (!cur) throw new WorkNotFoundError(workId);
+        if (cur.status !== "dead")
+          throw new WorkTransitionError(
+            workId,
+            "retry",
+            cur.status,
+            "only items in the dead-letter queue can be retried",
+          );
+        letterSeq = cur.dead?.dlqSeq;
+        return {
+          ...without(cur, "dead", "availableAt"),
+          status: "pending",
+          attempts: reset ? 0 : cur.attempts,
+          maxAttempts: reset ? this.settings.maxAttempts : Math.max(cur.maxAttempts, cur.attempts + 1),
+          updatedAt: now,
+        };
+      });
+      try {
+        await this.#publishOffer(entry);
+      } catch (err) {
+        await ledger
+          .transition(
+            workId,
+            (cur) => ({
+              ...(cur ?? entry.item),
+              status: "dead",
+              dead: {
+                reason: "retry could not be queued",
+                at: now,
+                ...(letterSeq ? { dlqSeq: letterSeq } : {}),
+              },
+            }),
+            entry,
+          )
+          .catch(() => undefined);
+        throw err;
+      }
+      if (letterSeq !== undefined) await dlq.remove(letterSeq);
+      await this.#emit("retried", entry, {
+        reason: reset ? "retried with attempts reset" : "retried with one more attempt",
+      });
+      return entry.item;
+    });
+  }
+
+  /** Drops a dead item for good (status discarded). */
+  async dlqDiscard(workId: string): Promise<WorkItem> {
+    checkWorkId(workId);
+    return this.#guard(async () => {
+      const { ledger, dlq } = await this.#ready();
+      const now = iso(Date.now());
+      let letterSeq: number | undefined;
+      const entry = await ledger.transition(workId, (cur) => {
+        if (!cur) throw new WorkNotFoundError(workId);
+        if (cur.status !== "dead")
+          throw new WorkTransitionError(
+            workId,
+            "discard",
+            cur.status,
+            "only items in the dead-letter queue can be discarded",
+          );
+        letterSeq = cur.dead?.dlqSeq;
+        return { ...cur, status: "discarded", updatedAt: now, finishedAt: now };
+      });
+      if (letterSeq !== undefined) await dlq.remove(letterSeq);
+      await this.#emit("discarded", entry);
+      return entry.item;
+    });
+  }
+
+  /** Follows work events of this project (all, or of some items) until `stop()`. */
+  async watchEvents(
+    handler: (event: WorkEvent) => void | Promise<void>,
+    options: WatchEventsOptions = {},
+  ): Promise<EventWatch> {
+    for (const id of options.workIds ?? []) checkWorkId(id);
+    return this.#guard(async () => {
+      await this.#ready();
+      return watchWorkEvents(this.#fabric, this.projectId, handler, options, this.#logger);
+    });
+  }
+
+  /**
+   * Stops pulling and hands back offers fetched but not claimed. Claims still held are left to lapse
+   * after their ack wait (as if this process had stopped), so another claimer picks them up.
+   */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    const pullers = await Promise.allSettled(this.#pullers.values());
+    for (const p of pullers) if (p.status === "fulfilled") await p.value.close();
+    this.#pullers.clear();
+    this.#held.clear();
+  }
+
+  // ——— internals ———
+
+  #assertOpen(): void {
+    if (this.#closed)
+      throw new LoominalError("invalid_transition", "this work queue is closed; create a new one");
+  }
+
+  async #guard<T>(run: () => Promise<T>): Promise<T> {
+    try {
+      return await run();
+    } catch (err) {
+      // While nats-server starts or stops, JetStream answers "not enabled" and requests in flight
+      // fail with "connection disconnected": both mean "not there right now", not a refusal.
+      if (
+        err instanceof Error &&
+        (err.name === "JetStreamNotEnabled" || /connection disconnected/i.test(err.message))
+      )
+        throw this.#fabric.unavailable(err);
+      throw this.#fabric.mapError(err);
+    }
+  }
+
+  async #ready(): Promise<Setup> {
+    await this.#fabric.ready(this.#connectTimeoutMs);
+    if (!this.#setup) {
+      const setup = this.#prepare();
+      this.#setup = setup;
+      // A failed setup (NATS went away, a config mismatch) is tried again on the next call.
+      setup.catch(() => {
+        if (this.#setup === setup) this.#setup = undefined;
+      });
+    }
+    return this.#setup;
+  }
+
+  async #prepare(): Promise<Setup> {
+    await Promise.all([
+      ensureStream(this.#fabric, this.#workStreamSpec()),
+      ensureStream(this.#fabric, workEventsStreamSpec(this.projectId)),
+      ensureStream(this.#fabric, dlqStreamSpec(this.projectId, this.settings.dlqMaxAgeMs)),
+    ]);
+    const ledger = await WorkLedger.open(this.#fabric, this.projectId, this.#logger);
+    return { ledger, dlq: new DeadLetterStore(this.#fabric, this.projectId, this.#logger) };
+  }
+
+  #workStreamSpec() {
+    return {
+      name: streams.work(this.projectId),
+      subjects: [subjects.workAll(this.projectId)],
+      retention: "workqueue" as const,
+      duplicateWindowMs: 120_000,
+    };
+  }
+
+  #puller(boundary: string, capability: string): Promise<OfferPuller> {
+    const key = `${boundary}\u0000${capability}`;
+    let p = this.#pullers.get(key);
+    if (!p) {
+      p = this.#openPuller(boundary, capability);
+      this.#pullers.set(key, p);
+      p.catch(() => this.#pullers.delete(key));
+    }
+    return p;
+  }
+
+  /**
+   * Ensures the durable consumer of one boundary+capability. Its filter is exactly one offer subject,
+   * so consumers never overlap (a work-queue stream refuses overlapping filters). max_deliver is
+   * unlimited: attempts are counted in the ledger, which sends the item to the DLQ itself — a server
+   * cap would leave the message stranded in the stream instead.
+   */
+  async #openPuller(boundary: string, capability: string): Promise<OfferPuller> {
+    const jsm = await this.#fabric.jsm();
+    const stream = streams.work(this.projectId);
+    const name = consumers.work(boundary, capability);
+    const filter = subjects.workOffer(this.projectId, boundary, capability);
+    const ackWaitNs = this.settings.ackWaitMs * NS_PER_MS;
+    let existing = await jsm.consumers.info(stream, name).catch((err: unknown) => {
+      if (err instanceof JetStreamApiError && err.code === 10014) return undefined;
+      throw err;
+    });
+    if (!existing) {
+      existing = await jsm.consumers.add(stream, {
+        durable_name: name,
+        ack_policy: AckPolicy.Explicit,
+        ack_wait: ackWaitNs,
+        max_deliver: -1,
+        deliver_policy: DeliverPolicy.All,
+        filter_subject: filter,
+        max_ack_pending: 10_000,
+      });
+    }
+    if (existing.config.ack_wait !== ackWaitNs)
+      throw new WorkConsumerMismatchError(
+        name,
+        "ackWaitMs",
+        (existing.config.ack_wait ?? 0) / NS_PER_MS,
+        this.settings.ackWaitMs,
+      );
+    if (existing.config.filter_subject !== filter)
+      throw new WorkConsumerMismatchError(name, "filter_subject", existing.config.filter_subject, filter);
+    const consumer = await this.#fabric.js.consumers.get(stream, name);
+    return new OfferPuller(consumer, {
+      prefetch: this.#prefetch,
+      staleAfterMs: Math.max(50, Math.floor(this.settings.ackWaitMs / 2)),
+      logger: this.#logger,
+    });
+  }
+
+  async #publishOffer(entry: LedgerEntry): Promise<void> {
+    const { item, revision } = entry;
+    const message: WorkOfferMessage = { workId: item.workId, revision, item };
+    await this.#fabric.js.publish(
+      subjects.workOffer(this.projectId, item.boundary, item.capability),
+      encodeJson(message),
+      {
+        msgID: `${item.workId}-${revision}`,
+      },
+    );
+  }
+
+  /**
+   * Tries to turn one delivered offer into a claim. Returns undefined (and disposes of the message)
+   * when the item may not or need not be claimed: not this agent's scope, already finished, held by a
+   * live claimer, or out of attempts (then it goes to the dead-letter queue).
+   */
+  async #tryClaim(setup: Setup, delivered: DeliveredOffer): Promise<ClaimedWork | undefined> {
+    const { msg, offer } = delivered;
+    if (!offer) {
+      this.#logger.warn(
+        { subject: msg.subject, seq: msg.seq, problem: delivered.problem },
+        "dropping an invalid work offer",
+      );
+      msg.term();
+      return undefined;
+    }
+    const owner: Owner = {
+      projectId: offer.item.projectId,
+      agentId: offer.item.offeredBy.agentId,
+      userId: offer.item.offeredBy.userId,
+    };
+    if (
+      !canRead(offer.item.scope, owner, {
+        projectId: this.projectId,
+        agentId: this.agentId,
+        userId: this.userId,
+      })
+    ) {
+      // Not for this agent: hand it back unconsumed, a little later so it does not bounce straight back.
+      msg.nak(NOT_MINE_DELAY_MS);
+      return undefined;
+    }
+    const workId = offer.workId;
+    // The server's ack timer runs from delivery. A fresh delivery keeps that deadline (saves a message
+    // per claim); one that waited in the prefetch buffer is extended to a full ack wait from now.
+    const fresh = Date.now() - delivered.receivedAt < this.settings.ackWaitMs / 10;
+    const seq = msg.seq;
+    const deliveryCount = msg.info.deliveryCount;
+    // Set by the mutation (its last run is the one that was written).
+    const result: { outcome: "claimed" | "taken-over" | "lapsed-dead" | "dead" } = { outcome: "claimed" };
+    let entry: LedgerEntry;
+    try {
+      entry = await setup.ledger.transition(
+        workId,
+        (cur) => {
+          const nowMs = Date.now();
+          if (!cur) throw new OfferNotClaimable("term", "no ledger record");
+          switch (cur.status) {
+            case "completed":
+            case "cancelled":
+            case "discarded":
+            case "dead":
+              // A message left behind (its ack was lost, or the item was finished elsewhere).
+              throw new OfferNotClaimable("ack", `item is ${cur.status}`);
+            case "claimed": {
+              const c = cur.claim;
+              // The server redelivers a message only once its ack deadline passed, so a newer delivery
+              // of the claimed message means the claim lapsed; another message of the same item is a
+              // duplicate unless the ledger's own deadline has passed too.
+              const lapsed = !c
+                ? true
+                : c.seq === seq
+                  ? deliveryCount > c.deliveryCount
+                  : Date.parse(c.expiresAt) <= nowMs;
+              if (!lapsed)
+                throw new OfferNotClaimable(c?.seq === seq ? "leave" : "ack", "held by a live claim");
+              if (cur.attempts >= cur.maxAttempts) {
+                result.outcome = "lapsed-dead";
+                return this.#deadRecord(
+                  cur,
+                  `claim lapsed ${cur.attempts} time(s) without completion`,
+                  nowMs,
+                );
+              }
+              result.outcome = "taken-over";
+              return this.#claimRecord(cur, seq, deliveryCount, nowMs, fresh ? delivered.receivedAt : nowMs);
+            }
+            case "pending":
+              if (cur.attempts >= cur.maxAttempts) {
+                result.outcome = "dead";
+                return this.#deadRecord(
+                  cur,
+                  `no attempts left (${cur.attempts} of ${cur.maxAttempts})`,
+                  nowMs,
+                );
+              }
+              result.outcome = "claimed";
+              return this.#claimRecord(cur, seq, deliveryCount, nowMs, fresh ? delivered.receivedAt : nowMs);
+          }
+        },
+        { item: offer.item, revision: offer.revision },
+      );
+    } catch (err) {
+      if (err instanceof OfferNotClaimable) {
+        if (err.action === "ack") msg.ack();
+        else if (err.action === "term") {
+          this.#logger.warn({ workId, why: err.why }, "dropping a work offer");
+          msg.term();
+        }
+        return undefined;
+      }
+      // The claim could not be recorded: give the message back for another try.
+      msg.nak();
+      throw err;
+    }
+    if (result.outcome === "dead" || result.outcome === "lapsed-dead") {
+      if (result.outcome === "lapsed-dead")
+        await this.#emit("expired", entry, { reason: "the last claim lapsed" });
+      await this.#toDeadLetters(setup, entry);
+      msg.term();
+      return undefined;
+    }
+    if (!fresh) msg.working();
+    const claim = entry.item.claim;
+    if (entry.item.status !== "claimed" || !claim)
+      throw new Error(`ledger claim of ${workId} was not recorded`);
+    this.#held.set(workId, { msg, claimId: claim.claimId, entry });
+    if (result.outcome === "taken-over")
+      await this.#emit("expired", entry, { reason: "the previous claim lapsed" });
+    await this.#emit("claimed", entry);
+    return { ...entry.item, status: "claimed", claim };
+  }
+
+  #claimRecord(
+    cur: WorkItem,
+    seq: number,
+    deliveryCount: number,
+    nowMs: number,
+    timerFromMs: number,
+  ): WorkItem {
+    const attempt = cur.attempts + 1;
+    return {
+      ...without(cur, "availableAt"),
+      status: "claimed",
+      attempts: attempt,
+      claim: {
+        agentId: this.agentId,
+        claimId: randomId(),
+        attempt,
+        claimedAt: iso(nowMs),
+        expiresAt: iso(timerFromMs + this.settings.ackWaitMs),
+        seq,
+        deliveryCount,
+      },
+      updatedAt: iso(nowMs),
+    };
+  }
+
+  #deadRecord(cur: WorkItem, reason: string, nowMs: number): WorkItem {
+    return {
+      ...without(cur, "availableAt"),
+      status: "dead",
+      dead: { reason, at: iso(nowMs) },
+      updatedAt: iso(nowMs),
+    };
+  }
+
+  /** Stores the dead letter of an item the ledger already marks dead, and records where it is. */
+  async #toDeadLetters(setup: Setup, entry: LedgerEntry): Promise<LedgerEntry> {
+    const reason = entry.item.dead?.reason ?? "dead";
+    const seq = await setup.dlq.put(entry.item, reason, entry.revision);
+    let recorded = entry;
+    try {
+      recorded = await setup.ledger.transition(
+        entry.item.workId,
+        (cur) => {
+          if (cur?.status !== "dead" || !cur.dead) throw new OfferNotClaimable("leave", "item left the DLQ");
+          return { ...cur, dead: { ...cur.dead, dlqSeq: seq } };
+        },
+        entry,
+      );
+    } catch (err) {
+      // Where the letter is only speeds up its removal on retry or discard; the ledger is what counts.
+      this.#logger.debug(
+        { workId: entry.item.workId, err: String(err) },
+        "dead letter position not recorded",
+      );
+    }
+    await this.#emit("dead", recorded, { reason });
+    return recorded;
+  }
+
+  /**
+   * Runs a transition on a claim; a conflict means this process's claim is gone, so forget it
+   * (without acking: the message now belongs to whoever holds the item).
+   */
+  async #own(workId: string, _action: string, run: () => Promise<LedgerEntry>): Promise<LedgerEntry> {
+    try {
+      return await run();
+    } catch (err) {
+      if (err instanceof WorkClaimConflictError) this.#held.delete(workId);
+      throw err;
+    }
+  }
+
+  /** The current record if this agent holds its claim; otherwise the error that explains why not. */
+  #assertOwnClaim(
+    workId: string,
+    cur: WorkItem | undefined,
+    action: string,
+    held: HeldClaim | undefined,
+    needMessage: boolean,
+  ): { item: WorkItem; claim: NonNullable<WorkItem["claim"]> } {
+    if (!cur) throw new WorkNotFoundError(workId);
+    const c = cur.claim;
+    if (cur.status !== "claimed" || !c) {
+      const whose =
+        c && (held ? c.claimId === held.claimId : c.agentId === this.agentId) ? "your claim" : "the item";
+      const situation =
+        cur.status === "completed"
+          ? `it is already completed${cur.completedBy ? ` by agent ${cur.completedBy}` : ""}`
+          : cur.status === "pending"
+            ? `${whose} lapsed or failed and the item is back in the queue`
+            : `it is ${cur.status}`;
+      throw new WorkClaimConflictError(workId, action, situation, cur.status);
+    }
+    if (held ? c.claimId !== held.claimId : c.agentId !== this.agentId) {
+      throw new WorkClaimConflictError(
+        workId,
+        action,
+        held
+          ? `your claim lapsed and agent ${c.agentId} claimed it (attempt ${c.attempt})`
+          : `it is claimed by agent ${c.agentId}, not by you`,
+        cur.status,
+      );
+    }
+    if (needMessage && !held) {
+      throw new WorkClaimConflictError(
+        workId,
+        action,
+        `this process does not hold the claim's message (it was claimed by another process of agent ${c.agentId}, or before a restart), so it cannot extend it; complete or fail it before ${c.expiresAt}`,
+        cur.status,
+      );
+    }
+    return { item: cur, claim: c };
+  }
+
+  /**
+   * Publishes the event of a transition already written to the ledger. If NATS does not take it now,
+   * it is retried in the background (the message id makes a late duplicate harmless): the transition
+   * itself has happened and must not be reported as failed.
+   */
+  async #emit(type: WorkEventType, entry: LedgerEntry, details: WorkEventDetails = {}): Promise<void> {
+    const event = workEvent(type, entry, this.agentId, details);
+    try {
+      await publishWorkEvent(this.#fabric, event);
+    } catch (err) {
+      this.#logger.warn(
+        { workId: event.workId, type, err: String(err) },
+        "work event not published yet; retrying",
+      );
+      void this.#retryEmit(event);
+    }
+  }
+
+  async #retryEmit(event: WorkEvent): Promise<void> {
+    for (let attempt = 1; attempt <= 10; attempt++) {
+      await new Promise((r) => setTimeout(r, Math.min(5_000, 200 * 2 ** attempt)).unref());
+      try {
+        await publishWorkEvent(this.#fabric, event);
+        return;
+      } catch {
+        // keep trying
+      }
+    }
+    this.#logger.error({ workId: event.workId, type: event.type }, "work event lost after 10 attempts");
+  }
+}
