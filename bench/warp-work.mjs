@@ -1,11 +1,16 @@
 #!/usr/bin/env node
-// Warp work queues end to end: one offering process, N claimer processes (claim → complete), and the
-// latency of a single claim on an idle claimer.
-// Usage: node bench/warp-work.mjs [--items 20000] [--claimers 2] [--lanes 32] [--prefetch 256]
+// Warp work queues end to end: one offering process, N claimer processes (claim → complete), the latency
+// of claims taken one at a time, and warp_work_claim / warp_work_complete round trips through the built
+// `loominal-warp` bin over stdio (spawned as Claude Code would).
+// Usage: node bench/warp-work.mjs [--items 20000] [--claimers 2] [--lanes 32] [--prefetch 256] [--calls 2000]
 //        (starts its own nats-server unless NATS_URL is set; run `pnpm build` first)
 import { fork } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Fabric } from "@loominal/fabric";
+import { spawnStdio } from "@loominal/mcp-kit";
 import { randomId, warpConfigSchema } from "@loominal/protocol";
 import { WorkQueue } from "@loominal/warp";
 import { benchServer, bounded, percentiles, report, since } from "./lib.mjs";
@@ -60,6 +65,8 @@ const items = num("items", 20_000);
 const claimers = num("claimers", 2);
 const lanes = num("lanes", 32);
 const prefetch = num("prefetch", 256);
+const calls = num("calls", 2_000);
+const BIN = join(dirname(fileURLToPath(import.meta.url)), "..", "packages", "warp", "dist", "bin.js");
 const server = await benchServer();
 const self = fileURLToPath(import.meta.url);
 try {
@@ -144,6 +151,55 @@ try {
   });
   await a.work.close();
   await a.fabric.close();
+
+  // 3. Through the MCP tools over stdio: an agent claiming and completing queued items one at a time.
+  const dir = mkdtempSync(join(tmpdir(), "bench-warp-work-"));
+  const p3 = `bench-${randomId().slice(0, 8)}`;
+  writeFileSync(join(dir, ".loominal.json"), JSON.stringify({ projectId: p3 }));
+  const b = await openQueue(server.url, p3, 1);
+  await bounded({ count: calls + 100, maxMs: MAX_MS, concurrency: 64 }, (i) =>
+    b.work.offer({ taskId: `m${i}`, description: "bench item", capability: "bench" }),
+  );
+  const client = await spawnStdio({
+    command: process.execPath,
+    args: [BIN],
+    cwd: dir,
+    env: { NATS_URL: server.url, LOOMINAL_LOG_LEVEL: "warn" },
+  });
+  try {
+    const callOk = async (name, input) => {
+      const r = await client.call(name, input);
+      if (r.isError) throw new Error(`${name}: ${r.text}`);
+      return r.structured;
+    };
+    const claimLat = [];
+    const completeLat = [];
+    let i = 0;
+    await bounded({ count: calls + 100, maxMs: MAX_MS }, async () => {
+      let t = performance.now();
+      const r = await callOk("warp_work_claim", { capability: "bench", timeoutMs: 1_000 });
+      const claimMs = since(t);
+      if (!r.claimed) return;
+      t = performance.now();
+      await callOk("warp_work_complete", { workId: r.item.workId, result: "ok" });
+      // The first 100 warm up the connection, the consumer and the JIT.
+      if (i++ >= 100) {
+        claimLat.push(claimMs);
+        completeLat.push(since(t));
+      }
+    });
+    report("warp.mcp.stdio.work_claim_complete", {
+      calls: claimLat.length,
+      sequential: true,
+      claimLatencyMs: percentiles(claimLat),
+      completeLatencyMs: percentiles(completeLat),
+    });
+  } finally {
+    await client.close();
+    await b.work.close();
+    await b.fabric.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
 } finally {
   await server.stop();
 }

@@ -4,5 +4,8 @@ export default defineProject({
   test: {
     name: "@loominal/warp",
     include: ["src/**/*.test.ts"],
+    // Tests wait on nats-server and spawned processes (the bin test starts three), not the CPU.
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
   },
 });

@@ -118,7 +118,7 @@ export class LocalNats {
       };
     }
     const probe = await probeNats({ servers: [url] });
-    return probe.reachable
+    return probe.kind === "ready" || probe.kind === "no-jetstream"
       ? {
           running: true,
           paths: this.paths,
@@ -147,12 +147,12 @@ export class LocalNats {
     if (existing !== undefined) {
       const url = this.urlOf(existing);
       const probe = url === undefined ? undefined : await probeNats({ servers: [url] });
-      if (url !== undefined && probe?.reachable) {
+      if (url !== undefined && (probe?.kind === "ready" || probe?.kind === "no-jetstream")) {
         return { pid: existing, url, version: probe.version, started: false };
       }
       throw new LoominalError(
         "internal",
-        `the local nats-server (pid ${existing}) is running but not answering${probe && !probe.reachable ? `: ${probe.reason}` : ""}. ` +
+        `the local nats-server (pid ${existing}) is running but not answering${probe && probe.kind !== "ready" ? `: ${probe.reason}` : ""}. ` +
           `Stop it with 'loominal nats stop' and run 'loominal up' again; its log is ${this.paths.logFile}`,
       );
     }
@@ -237,8 +237,8 @@ export class LocalNats {
       const url = this.urlOf(pid);
       if (url !== undefined) {
         const probe = await probeNats({ servers: [url] });
-        if (probe.reachable && probe.jetstream) return { pid, url, version: probe.version, started: true };
-        lastProblem = probe.reachable ? "JetStream not enabled yet" : probe.reason;
+        if (probe.kind === "ready") return { pid, url, version: probe.version, started: true };
+        lastProblem = probe.reason;
       }
       await sleep(50);
     }

@@ -78,7 +78,7 @@ describe("loominal mcp-config", () => {
       env: {
         NATS_URL: "nats://alice:s3cret-pw@127.0.0.1:4333",
         NATS_USER: "alice",
-        NATS_PASSWORD: "other-s3cret",
+        NATS_PASSWORD: "s3cret-pw",
       },
     });
     expect(run.code).toBe(0);
@@ -86,6 +86,21 @@ describe("loominal mcp-config", () => {
     const config = JSON.parse(run.stdout) as { mcpServers: Record<string, { env: Record<string, string> }> };
     expect(config.mcpServers["loominal-warp"]?.env.NATS_URL).toBe("nats://127.0.0.1:4333");
     expect(run.stderr).toContain("credentials");
+
+    // Credentials in the URL that contradict NATS_PASSWORD are a configuration error, still unprinted.
+    const conflict = await runCli(["mcp-config"], {
+      cwd: project.path,
+      env: {
+        NATS_URL: "nats://alice:s3cret-pw@127.0.0.1:4333",
+        NATS_USER: "alice",
+        NATS_PASSWORD: "other-s3cret",
+      },
+    });
+    expect(conflict.code).toBe(2);
+    expect(conflict.stderr).toContain(
+      "NATS_URL carries a user and password that differ from NATS_USER/NATS_PASSWORD",
+    );
+    expect(conflict.stdout + conflict.stderr).not.toContain("s3cret");
   });
 });
 

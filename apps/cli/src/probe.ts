@@ -1,40 +1,75 @@
-import { Fabric, type NatsSettings, redactUrl } from "@loominal/fabric";
-
-/** What a connection attempt found at a NATS URL. */
-export type NatsProbe =
-  | { reachable: true; url: string; version: string; jetstream: boolean }
-  | { reachable: false; url: string; reason: string };
+import { Fabric, isAuthError, isUnavailableError, type NatsSettings, redactUrl } from "@loominal/fabric";
 
 /**
- * Connects once, reads what the server announced (version, JetStream) and disconnects.
- * Never throws for an unreachable server: that is an answer here, not a failure.
+ * What a connection attempt found at a NATS URL:
+ * - `ready`: it answers, and JetStream works for this account;
+ * - `no-jetstream`: it answers, but JetStream is off (server or account);
+ * - `refused`: it answers, but refuses the credentials (or their absence);
+ * - `failed`: something answers, but the connection failed otherwise (TLS, protocol);
+ * - `unreachable`: nothing answers there.
+ */
+export type NatsProbe =
+  | { kind: "ready"; reachable: true; url: string; version: string; jetstream: true }
+  | { kind: "no-jetstream"; reachable: true; url: string; version: string; jetstream: false; reason: string }
+  | { kind: "refused"; reachable: true; url: string; reason: string }
+  | { kind: "failed"; reachable: true; url: string; reason: string }
+  | { kind: "unreachable"; reachable: false; url: string; reason: string };
+
+/**
+ * Connects once, reads what the server announced (version, JetStream), asks JetStream for this account's
+ * info, and disconnects. Never throws for a server that is not usable: that is an answer here.
  */
 export async function probeNats(nats: NatsSettings): Promise<NatsProbe> {
+  const url = nats.servers.map(redactUrl).join(",");
   let fabric: Fabric;
   try {
-    fabric = await Fabric.connect({ nats, name: "loominal-cli" });
+    fabric = await Fabric.connect({ nats, name: "loominal-cli", requestTimeoutMs: 2_000 });
   } catch (err) {
-    return { reachable: false, url: urlOf(nats), reason: reasonOf(err) };
+    const cause = err instanceof Error && err.cause !== undefined ? err.cause : err;
+    const reason = reasonOf(cause);
+    if (isAuthError(cause)) return { kind: "refused", reachable: true, url, reason };
+    if (isUnavailableError(cause) || isNetworkError(cause))
+      return { kind: "unreachable", reachable: false, url, reason };
+    return { kind: "failed", reachable: true, url, reason };
   }
   try {
-    const info = fabric.nc.info;
-    return {
-      reachable: true,
-      url: fabric.url,
-      version: info?.version ?? "unknown",
-      jetstream: info?.jetstream === true,
-    };
+    const version = fabric.nc.info?.version ?? "unknown";
+    if (fabric.nc.info?.jetstream !== true) {
+      return {
+        kind: "no-jetstream",
+        reachable: true,
+        url: fabric.url,
+        version,
+        jetstream: false,
+        reason: "the server runs without JetStream",
+      };
+    }
+    try {
+      await (await fabric.jsm()).getAccountInfo();
+    } catch (err) {
+      return {
+        kind: "no-jetstream",
+        reachable: true,
+        url: fabric.url,
+        version,
+        jetstream: false,
+        reason: `JetStream does not answer for this account (${reasonOf(err)})`,
+      };
+    }
+    return { kind: "ready", reachable: true, url: fabric.url, version, jetstream: true };
   } finally {
     await fabric.close();
   }
 }
 
-function urlOf(nats: NatsSettings): string {
-  return nats.servers.map(redactUrl).join(",");
+/** Connection-level failures that mean "nothing listens there" (refused, reset, no such host). */
+function isNetworkError(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  const code = "code" in err && typeof err.code === "string" ? err.code : "";
+  return /^(ECONNREFUSED|ECONNRESET|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN|ETIMEDOUT)$/.test(code);
 }
 
 function reasonOf(err: unknown): string {
-  const cause = err instanceof Error && err.cause instanceof Error ? err.cause : err;
-  if (cause instanceof Error) return cause.message || cause.name;
-  return String(cause);
+  if (err instanceof Error) return err.message || err.name;
+  return String(err);
 }

@@ -27,10 +27,19 @@ async function jetStreamAnswers(url: string): Promise<boolean> {
 
 let jetStreamServer: NatsServer;
 let plainServer: NatsServer;
+let authServer: NatsServer;
+const AUTH_PASSWORD = "p@ss/w0rd";
+const authDir = tempDir("loom-cli-auth-");
 
 beforeAll(async () => {
   jetStreamServer = await NatsServer.start();
   plainServer = await NatsServer.start({ jetstream: false });
+  const configFile = join(authDir.path, "auth.json");
+  writeFileSync(
+    configFile,
+    JSON.stringify({ authorization: { users: [{ user: "alice", password: AUTH_PASSWORD }] } }),
+  );
+  authServer = await NatsServer.start({ configFile });
 });
 
 afterAll(async () => {
@@ -40,6 +49,8 @@ afterAll(async () => {
   }
   await jetStreamServer?.stop();
   await plainServer?.stop();
+  await authServer?.stop();
+  authDir.cleanup();
 });
 
 describe("loominal up", () => {
@@ -119,21 +130,52 @@ describe("loominal up", () => {
     expect(existsSync(join(cwd, ".loominal"))).toBe(false);
   });
 
-  test("starts a local server on another port when NATS_URL answers without JetStream", async () => {
+  test("refuses a NATS_URL that answers without JetStream and starts nothing", async () => {
     const cwd = project();
-    const env = { NATS_URL: plainServer.url };
-    const up = await runCli(["up"], { cwd, env });
-    expect(up.code).toBe(0);
-    expect(up.stdout).toContain("has no JetStream");
-    const url = exportedUrl(up.stdout);
-    expect(url).toMatch(/^nats:\/\/127\.0\.0\.1:\d+$/);
-    expect(url).not.toBe(plainServer.url);
-    expect(await jetStreamAnswers(url ?? "")).toBe(true);
+    const up = await runCli(["up"], { cwd, env: { NATS_URL: plainServer.url } });
+    expect(up.code).toBe(1);
+    expect(up.stderr).toContain(`NATS at ${plainServer.url} (NATS_URL, nats-server`);
+    expect(up.stderr).toContain("the server runs without JetStream");
+    expect(up.stderr).toContain("Enable JetStream there");
+    expect(up.stderr).toContain("No local server was started.");
+    expect(exportedUrl(up.stdout)).toBeUndefined();
+    expect(existsSync(join(cwd, ".loominal"))).toBe(false);
+  });
 
-    // NATS_URL still names the plain server, so only the local server's own record finds it.
-    const status = await runCli(["nats", "status", "--json"], { cwd, env });
-    expect(JSON.parse(status.stdout)).toMatchObject({ running: true, url, jetstream: true });
-    expect((await runCli(["nats", "stop"], { cwd, env })).code).toBe(0);
+  test("uses a NATS_URL with user:password@ (raw @ and / in the password) and never prints the password", async () => {
+    const cwd = project();
+    const up = await runCli(["up"], {
+      cwd,
+      env: { NATS_URL: `nats://alice:${AUTH_PASSWORD}@127.0.0.1:${authServer.port}` },
+    });
+    expect(up.stderr).toBe("");
+    expect(up.code).toBe(0);
+    expect(up.stdout).toContain(`Using NATS at ${authServer.url}: nats-server`);
+    expect(exportedUrl(up.stdout)).toBe(authServer.url);
+    expect(up.stdout).toContain("give them the same credentials");
+    expect(up.stdout + up.stderr).not.toContain("w0rd");
+    expect(up.stdout + up.stderr).not.toContain("[redacted]");
+    expect(existsSync(join(cwd, ".loominal"))).toBe(false);
+  });
+
+  test("refuses wrong credentials with what to fix, prints no password and starts nothing", async () => {
+    const cwd = project();
+    const attempts: Array<Record<string, string>> = [
+      { NATS_URL: `nats://alice:wr0ng-pw@127.0.0.1:${authServer.port}` },
+      { NATS_URL: authServer.url, NATS_USER: "alice", NATS_PASSWORD: "wr0ng-pw" },
+      { NATS_URL: authServer.url },
+    ];
+    for (const env of attempts) {
+      const up = await runCli(["up"], { cwd, env });
+      expect(up.code, JSON.stringify(env)).toBe(1);
+      expect(up.stderr).toContain(`NATS at ${authServer.url} (NATS_URL) refused the connection`);
+      expect(up.stderr).toMatch(/Authorization Violation/i);
+      expect(up.stderr).toContain("Fix the credentials");
+      expect(up.stderr).toContain("No local server was started.");
+      expect(up.stdout + up.stderr).not.toContain("wr0ng-pw");
+      expect(exportedUrl(up.stdout)).toBeUndefined();
+      expect(existsSync(join(cwd, ".loominal"))).toBe(false);
+    }
   });
 
   test("a stale pid file naming a live unrelated process is ignored and that process is left alone", async () => {

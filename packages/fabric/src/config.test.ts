@@ -92,3 +92,115 @@ describe("loadConfig", () => {
     expect(redactUrl("nats://u:p@host:4222")).toBe("nats://[redacted]@host:4222");
   });
 });
+
+describe("credentials in NATS_URL", () => {
+  const settings = (env: Record<string, string>) => loadConfig({ cwd: project(), env }).nats;
+
+  it("moves user:password out of the URL into the settings, percent-decoded", () => {
+    expect(settings({ NATS_URL: "nats://alice:s3cret@127.0.0.1:4222" })).toEqual({
+      servers: ["nats://127.0.0.1:4222"],
+      user: "alice",
+      password: "s3cret",
+    });
+    expect(settings({ NATS_URL: "nats://alice:p%40ss%2Fw%3Ard%25@h:1" })).toMatchObject({
+      servers: ["nats://h:1"],
+      user: "alice",
+      password: "p@ss/w:rd%",
+    });
+  });
+
+  it("takes the last @ as the end of the credentials, so a raw @ or / in the password works", () => {
+    expect(settings({ NATS_URL: "nats://alice:p@ss/w@rd@127.0.0.1:4222" })).toMatchObject({
+      servers: ["nats://127.0.0.1:4222"],
+      user: "alice",
+      password: "p@ss/w@rd",
+    });
+  });
+
+  it("reads a lone token@ as a token, and keeps every server of a list", () => {
+    expect(settings({ NATS_URL: "nats://t0k3n@h1:4222, nats://t0k3n@h2:4222" })).toEqual({
+      servers: ["nats://h1:4222", "nats://h2:4222"],
+      token: "t0k3n",
+    });
+    // A comma inside a password does not split the list.
+    expect(settings({ NATS_URL: "nats://u:a,b@h1:4222,nats://u:a,b@h2:4222" })).toMatchObject({
+      servers: ["nats://h1:4222", "nats://h2:4222"],
+      password: "a,b",
+    });
+  });
+
+  it("accepts the same credentials twice and refuses different ones, without echoing them", () => {
+    expect(
+      settings({ NATS_URL: "nats://alice:pw@h:1", NATS_USER: "alice", NATS_PASSWORD: "pw" }),
+    ).toMatchObject({ user: "alice", password: "pw" });
+    const cases: Array<[Record<string, string>, RegExp]> = [
+      [
+        { NATS_URL: "nats://alice:pw1@h:1", NATS_PASSWORD: "pw2", NATS_USER: "alice" },
+        /differ from NATS_USER/,
+      ],
+      [{ NATS_URL: "nats://alice:pw1@h:1", NATS_TOKEN: "tok" }, /NATS_TOKEN is set too/],
+      [{ NATS_URL: "nats://tok1@h:1", NATS_TOKEN: "tok2" }, /differs from NATS_TOKEN/],
+      [{ NATS_URL: "nats://tok1@h:1", NATS_USER: "bob" }, /NATS_USER is set too/],
+      [{ NATS_URL: "nats://a:pw1@h1:1,nats://a:pw2@h2:1" }, /different credentials for different servers/],
+      [{ NATS_URL: "nats://:pw1@h:1" }, /password but no user/],
+      [{ NATS_URL: "nats://a:pw1%zz@h:1" }, /malformed %-escape/],
+    ];
+    for (const [env, rule] of cases) {
+      let message = "";
+      try {
+        settings(env);
+      } catch (err) {
+        message = String(err);
+      }
+      expect(message, JSON.stringify(env)).toMatch(rule);
+      expect(message).toMatch(/NATS_URL/);
+      for (const secret of ["pw1", "pw2", "tok1", "tok2"]) expect(message).not.toContain(secret);
+    }
+  });
+
+  it("refuses credentials in .loominal.json, which is usually committed", () => {
+    const dir = project({ natsUrl: "nats://alice:pw@h:1" });
+    expect(() => loadConfig({ cwd: dir, env: {} })).toThrow(/\.loominal\.json natsUrl contains credentials/);
+  });
+
+  it("names .loominal.json, not NATS_URL, when the bad URL came from the file", () => {
+    const dir = project({ natsUrl: "http://127.0.0.1:4222" });
+    let message = "";
+    try {
+      loadConfig({ cwd: dir, env: {} });
+    } catch (err) {
+      message = String(err);
+    }
+    expect(message).toMatch(/\.loominal\.json natsUrl contains "http:\/\/127\.0\.0\.1:4222"/);
+    expect(message).not.toMatch(/NATS_URL/);
+  });
+
+  it("requires TLS for tls:// URLs and refuses a list that mixes tls:// with nats://", () => {
+    expect(settings({ NATS_URL: "tls://h1:4222,tls://h2:4222" })).toEqual({
+      servers: ["tls://h1:4222", "tls://h2:4222"],
+      tls: {},
+    });
+    expect(settings({ NATS_URL: "nats://h1:4222" }).tls).toBeUndefined();
+    expect(() => settings({ NATS_URL: "tls://h1:4222,nats://h2:4222" })).toThrow(/mixes tls:\/\//);
+  });
+
+  it("names the unknown top-level key of .loominal.json and lists the known ones", () => {
+    expect(() => loadConfig({ cwd: project({ wrap: {} }), env: {} })).toThrow(
+      /"wrap".*the keys are .*warp.*weft, runner, agent/,
+    );
+  });
+});
+
+describe("redactUrl", () => {
+  it.each([
+    ["nats://u:p@host:4222", "nats://[redacted]@host:4222"],
+    ["nats://u:p@ss/w@rd@host:4222", "nats://[redacted]@host:4222"],
+    ["nats://token@host", "nats://[redacted]@host"],
+    ["nats://a:1@h1:1,nats://b:2@h2:2", "nats://[redacted]@h1:1,nats://[redacted]@h2:2"],
+    ["nats://u:a,b@h1:1", "nats://[redacted]@h1:1"],
+    ["u:p@host:4222", "[redacted]@host:4222"],
+    ["nats://host:4222", "nats://host:4222"],
+  ])("%s → %s", (url, redacted) => {
+    expect(redactUrl(url)).toBe(redacted);
+  });
+});

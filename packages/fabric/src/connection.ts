@@ -3,6 +3,7 @@ import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManage
 import { Kvm } from "@nats-io/kv";
 import {
   type Authenticator,
+  AuthorizationError,
   ClosedConnectionError,
   type ConnectionOptions,
   connect,
@@ -12,11 +13,12 @@ import {
   RequestError,
   TimeoutError,
   tokenAuthenticator,
+  UserAuthenticationExpiredError,
   usernamePasswordAuthenticator,
 } from "@nats-io/transport-node";
 import type { NatsSettings } from "./config.js";
 import { redactUrl } from "./config.js";
-import { NatsUnavailableError } from "./errors.js";
+import { NatsAuthError, NatsUnavailableError } from "./errors.js";
 import { featuresOf, type ServerFeatures } from "./features.js";
 import { type Logger, silentLogger } from "./logger.js";
 
@@ -76,6 +78,7 @@ export class Fabric {
       fabric.#adopt(await connect(fabric.#connectionOptions()));
     } catch (err) {
       fabric.#state = "closed";
+      if (isAuthError(err)) throw new NatsAuthError(fabric.url, describeError(err), { cause: err });
       throw new NatsUnavailableError(fabric.url, describeError(err), { cause: err });
     }
     return fabric;
@@ -152,6 +155,7 @@ export class Fabric {
 
   /** Maps errors meaning "NATS is not there" to NatsUnavailableError; returns others unchanged. */
   mapError(err: unknown): unknown {
+    if (err instanceof NatsUnavailableError) return err;
     if (isUnavailableError(err)) return this.unavailable(err);
     return err;
   }
@@ -194,8 +198,16 @@ export class Fabric {
         this.#adopt(nc);
         return;
       } catch (err) {
-        this.#lastError = describeError(err);
-        this.logger.warn({ url: this.url, err: this.#lastError }, "NATS not reachable yet; retrying");
+        if (isAuthError(err)) {
+          this.#lastError = `the server refused the credentials (${describeError(err)}); fix NATS_USER/NATS_PASSWORD, NATS_TOKEN, NATS_CREDS or NATS_URL`;
+          this.logger.error(
+            { url: this.url, err: describeError(err) },
+            "NATS refused the credentials; retrying",
+          );
+        } else {
+          this.#lastError = describeError(err);
+          this.logger.warn({ url: this.url, err: this.#lastError }, "NATS not reachable yet; retrying");
+        }
         await sleep(delay);
         delay = Math.min(max, delay * 2);
       }
@@ -267,9 +279,19 @@ export class Fabric {
   }
 }
 
+/** Whether an error means the server answered but refused the credentials (or their absence). */
+export function isAuthError(err: unknown): boolean {
+  if (err instanceof NatsAuthError) return true;
+  if (err instanceof AuthorizationError || err instanceof UserAuthenticationExpiredError) return true;
+  return (
+    err instanceof Error && /authorization violation|authentication (timeout|expired)/i.test(err.message)
+  );
+}
+
 /** Whether an error means NATS (or JetStream) did not answer, as opposed to refusing the request. */
 export function isUnavailableError(err: unknown): boolean {
   if (err instanceof NatsUnavailableError) return true;
+  if (isAuthError(err)) return false;
   if (err instanceof TimeoutError || err instanceof ClosedConnectionError || err instanceof NoRespondersError)
     return true;
   if (err instanceof RequestError)

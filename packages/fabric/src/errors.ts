@@ -12,6 +12,18 @@ export class NatsUnavailableError extends LoominalError {
   }
 }
 
+/** NATS answered but refused the connection: wrong or missing credentials, or an expired account. */
+export class NatsAuthError extends LoominalError {
+  override name = "NatsAuthError";
+  constructor(url: string, reason: string, options?: { cause?: unknown }) {
+    super(
+      "forbidden",
+      `NATS at ${url} refused the connection (${reason}). Check the credentials: NATS_USER and NATS_PASSWORD, NATS_TOKEN, NATS_CREDS, or user:password@ in NATS_URL (percent-encode reserved characters).`,
+      { ...options, details: { url } },
+    );
+  }
+}
+
 /** A stream or bucket exists with a configuration different from the one asked for. */
 export class ConfigMismatchError extends LoominalError {
   override name = "ConfigMismatchError";
@@ -77,8 +89,10 @@ export class LeaseHeldError extends LoominalError {
 export class UnsupportedServerError extends LoominalError {
   override name = "UnsupportedServerError";
   constructor(feature: string, need: string, have: string) {
-    super("unsupported_server", `${feature} needs nats-server ${need} or newer; this server is ${have}`, {
-      details: { feature, need, have },
-    });
+    super(
+      "unsupported_server",
+      `${feature} needs nats-server ${need} or newer; this server is ${have}. Upgrade nats-server or do without it.`,
+      { details: { feature, need, have } },
+    );
   }
 }

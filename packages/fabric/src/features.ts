@@ -1,3 +1,5 @@
+import { UnsupportedServerError } from "./errors.js";
+
 /** A parsed `major.minor.patch` server version. */
 export interface ServerVersion {
   major: number;
@@ -43,4 +45,30 @@ export function featuresOf(versionText: string): ServerFeatures {
     perMessageTtl: versionAtLeast(version, 2, 11),
     priorityGroups: versionAtLeast(version, 2, 11),
   };
+}
+
+/** The gated features, by name. */
+export type ServerFeature = Exclude<keyof ServerFeatures, "version">;
+
+/** The first nats-server version with each feature. */
+export const FEATURE_MIN_VERSION: Readonly<Record<ServerFeature, string>> = {
+  multiFilter: "2.10.0",
+  streamMetadata: "2.10.0",
+  perMessageTtl: "2.11.0",
+  priorityGroups: "2.11.0",
+};
+
+/**
+ * Throws UnsupportedServerError (naming `what`, the version needed and the version connected to) unless the
+ * server has `feature`. Call it before any use of a gated feature: on 2.9 several of them do nothing
+ * without an error (per-key TTL), which must never pass silently.
+ */
+export function requireFeature(
+  fabric: { readonly features: ServerFeatures },
+  feature: ServerFeature,
+  what: string,
+): void {
+  const features = fabric.features;
+  if (features[feature]) return;
+  throw new UnsupportedServerError(what, FEATURE_MIN_VERSION[feature], features.version.text);
 }

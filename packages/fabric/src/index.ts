@@ -16,36 +16,67 @@ export {
   type LoominalConfig,
   loadConfig,
   type NatsSettings,
+  type NatsUrlSource,
   natsSettingsFromEnv,
   PROJECT_FILE,
   readProjectFile,
   redactUrl,
 } from "./config.js";
-export { Fabric, type FabricOptions, type FabricState, isUnavailableError } from "./connection.js";
+export {
+  Fabric,
+  type FabricOptions,
+  type FabricState,
+  isAuthError,
+  isUnavailableError,
+} from "./connection.js";
+export { type EnvTable, type EnvValues, type EnvVarSpec, envTableMarkdown, parseEnv } from "./env.js";
 export {
   CasConflictError,
   type ConfigDifference,
   ConfigMismatchError,
   InvalidMessageError,
   LeaseHeldError,
+  NatsAuthError,
   NatsUnavailableError,
   UnsupportedServerError,
 } from "./errors.js";
 export {
+  FEATURE_MIN_VERSION,
   featuresOf,
   parseServerVersion,
+  requireFeature,
+  type ServerFeature,
   type ServerFeatures,
   type ServerVersion,
   versionAtLeast,
 } from "./features.js";
 export { Lease, type LeaseOptions, type LeaseRecord, leaseBucket } from "./lease.js";
-export { createLogger, type Logger, type LoggerSettings, REDACT_PATHS, silentLogger } from "./logger.js";
+export {
+  createLogger,
+  LOG_LEVELS,
+  type Logger,
+  type LoggerSettings,
+  type LogLevel,
+  loggerOptions,
+  logLevelFrom,
+  REDACT_PATHS,
+  redactLogObject,
+  SECRET_KEYS,
+  silentLogger,
+} from "./logger.js";
+export { GracefulShutdown, type GracefulShutdownOptions } from "./shutdown.js";
 export {
   type BucketSpec,
   ensureBucket,
   ensureStream,
+  forgetBucket,
+  forgetStream,
+  JS_STREAM_NOT_FOUND,
   type MismatchPolicy,
+  mayMeanStreamMissing,
   type StreamSpec,
   streamDifferences,
   streamInfo,
+  withBucket,
+  withStream,
 } from "./streams.js";

@@ -93,31 +93,142 @@ function sameSet(a: string[], b: string[]): boolean {
   return a.length === b.length && a.every((x) => b.includes(x));
 }
 
-const ensuredStreams = new WeakMap<Fabric, Map<string, Promise<StreamInfo>>>();
+/**
+ * What this connection has already ensured, by stream name (a bucket's stream is `KV_<bucket>`), so that
+ * ensuring on every operation costs nothing after the first. An entry is dropped when the stream turns out
+ * to be missing (forgetStream / withStream / withBucket), and every entry is dropped when the connection
+ * comes back after a disconnect, because a restarted server may have lost its store.
+ */
+interface EnsureCache {
+  streams: Map<string, Map<string, Promise<StreamInfo>>>;
+  buckets: Map<string, Map<string, Promise<KV>>>;
+}
+
+const caches = new WeakMap<Fabric, EnsureCache>();
+
+function cacheOf(fabric: Fabric): EnsureCache {
+  let cache = caches.get(fabric);
+  if (!cache) {
+    const created: EnsureCache = { streams: new Map(), buckets: new Map() };
+    cache = created;
+    caches.set(fabric, created);
+    fabric.onStateChange((state) => {
+      if (state === "reconnecting" || state === "connected") {
+        created.streams.clear();
+        created.buckets.clear();
+      }
+    });
+  }
+  return cache;
+}
+
+function remember<T>(
+  byName: Map<string, Map<string, Promise<T>>>,
+  name: string,
+  key: string,
+  make: () => Promise<T>,
+): Promise<T> {
+  let entries = byName.get(name);
+  if (!entries) {
+    entries = new Map();
+    byName.set(name, entries);
+  }
+  const hit = entries.get(key);
+  if (hit) return hit;
+  const p = make();
+  const own = entries;
+  own.set(key, p);
+  p.catch(() => {
+    if (own.get(key) === p) own.delete(key);
+  });
+  return p;
+}
 
 /**
  * Creates the stream if it does not exist; if it exists with the same configuration, does nothing.
  * With a different configuration it throws ConfigMismatchError (policy "error", the default) or updates
  * the stream (policy "update", for settings the operator changed on purpose, such as retention limits).
- * Results are cached per connection, so calling it on every operation costs nothing after the first.
+ * Results are cached per connection, so calling it on every operation costs nothing after the first;
+ * after the stream was deleted, call forgetStream (or use withStream, which does) and it is created again.
  */
 export function ensureStream(
   fabric: Fabric,
   spec: StreamSpec,
   policy: MismatchPolicy = "error",
 ): Promise<StreamInfo> {
-  let cache = ensuredStreams.get(fabric);
-  if (!cache) {
-    cache = new Map();
-    ensuredStreams.set(fabric, cache);
+  return remember(cacheOf(fabric).streams, spec.name, `${policy}:${JSON.stringify(spec)}`, () =>
+    ensureStreamUncached(fabric, spec, policy),
+  );
+}
+
+/** Forgets that this connection ensured the stream, so the next ensureStream checks (and recreates) it. */
+export function forgetStream(fabric: Fabric, name: string): void {
+  caches.get(fabric)?.streams.delete(name);
+}
+
+/** Forgets that this connection ensured the bucket, so the next ensureBucket checks (and recreates) it. */
+export function forgetBucket(fabric: Fabric, name: string): void {
+  const cache = caches.get(fabric);
+  cache?.buckets.delete(name);
+  cache?.streams.delete(`KV_${name}`);
+}
+
+/**
+ * Whether an error may mean "the stream is not there": the API's stream-not-found (10059), a publish that
+ * no stream answered (nats.js reports it as JetStream not enabled), or a timeout (a direct get of a
+ * deleted stream is never answered). Only a hint: withStream checks before it recreates anything.
+ */
+export function mayMeanStreamMissing(err: unknown): boolean {
+  if (err instanceof JetStreamApiError && err.code === JS_STREAM_NOT_FOUND) return true;
+  if (!(err instanceof Error)) return false;
+  return (
+    err.name === "StreamNotFoundError" ||
+    err.name === "JetStreamNotEnabled" ||
+    err.name === "TimeoutError" ||
+    /no responders|stream not found/i.test(err.message)
+  );
+}
+
+/** JetStream API error code: stream not found. */
+export const JS_STREAM_NOT_FOUND = 10059;
+
+/**
+ * Runs `operation` on an ensured stream. If it fails in a way that may mean the stream is gone (deleted,
+ * or a server that lost its store) and the stream is indeed missing, the stream is created again and the
+ * operation retried once. Any other failure is rethrown as it was.
+ */
+export async function withStream<T>(
+  fabric: Fabric,
+  spec: StreamSpec,
+  operation: (info: StreamInfo) => Promise<T>,
+  policy: MismatchPolicy = "error",
+): Promise<T> {
+  const info = await ensureStream(fabric, spec, policy);
+  try {
+    return await operation(info);
+  } catch (err) {
+    if (!mayMeanStreamMissing(err) || (await streamInfo(await fabric.jsm(), spec.name))) throw err;
+    fabric.logger.warn({ stream: spec.name }, "stream is missing; creating it again");
+    forgetStream(fabric, spec.name);
+    return operation(await ensureStream(fabric, spec, policy));
   }
-  const cacheKey = `${policy}:${JSON.stringify(spec)}`;
-  const hit = cache.get(cacheKey);
-  if (hit) return hit;
-  const p = ensureStreamUncached(fabric, spec, policy);
-  cache.set(cacheKey, p);
-  p.catch(() => cache.delete(cacheKey));
-  return p;
+}
+
+/** Like withStream, for a KV bucket: recreates the bucket if it vanished and retries once. */
+export async function withBucket<T>(
+  fabric: Fabric,
+  spec: BucketSpec,
+  operation: (kv: KV) => Promise<T>,
+): Promise<T> {
+  const kv = await ensureBucket(fabric, spec);
+  try {
+    return await operation(kv);
+  } catch (err) {
+    if (!mayMeanStreamMissing(err) || (await streamInfo(await fabric.jsm(), `KV_${spec.name}`))) throw err;
+    fabric.logger.warn({ bucket: spec.name }, "bucket is missing; creating it again");
+    forgetBucket(fabric, spec.name);
+    return operation(await ensureBucket(fabric, spec));
+  }
 }
 
 async function ensureStreamUncached(
@@ -157,7 +268,7 @@ export async function streamInfo(jsm: JetStreamManager, name: string): Promise<S
   try {
     return await jsm.streams.info(name);
   } catch (err) {
-    if (err instanceof JetStreamApiError && err.code === 10059) return undefined;
+    if (err instanceof JetStreamApiError && err.code === JS_STREAM_NOT_FOUND) return undefined;
     throw err;
   }
 }
@@ -178,26 +289,16 @@ export interface BucketSpec {
   storage?: "file" | "memory";
 }
 
-const ensuredBuckets = new WeakMap<Fabric, Map<string, Promise<KV>>>();
-
 /**
  * Creates the bucket if missing and opens it (with direct get when the bucket allows it).
  * An existing bucket with a different history, TTL, size limit, replicas or storage is reported with
- * ConfigMismatchError, never silently used. Cached per connection.
+ * ConfigMismatchError, never silently used. Cached per connection like ensureStream (forgetBucket,
+ * withBucket).
  */
 export function ensureBucket(fabric: Fabric, spec: BucketSpec): Promise<KV> {
-  let cache = ensuredBuckets.get(fabric);
-  if (!cache) {
-    cache = new Map();
-    ensuredBuckets.set(fabric, cache);
-  }
-  const cacheKey = JSON.stringify(spec);
-  const hit = cache.get(cacheKey);
-  if (hit) return hit;
-  const p = ensureBucketUncached(fabric, spec);
-  cache.set(cacheKey, p);
-  p.catch(() => cache.delete(cacheKey));
-  return p;
+  return remember(cacheOf(fabric).buckets, spec.name, JSON.stringify(spec), () =>
+    ensureBucketUncached(fabric, spec),
+  );
 }
 
 function bucketStreamSpec(spec: BucketSpec): StreamSpec {

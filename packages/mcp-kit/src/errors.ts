@@ -1,3 +1,4 @@
+import { createLogger, isUnavailableError, type Logger } from "@loominal/fabric";
 import { type ErrorCode, isLoominalError } from "@loominal/protocol";
 import type { z } from "zod";
 
@@ -24,16 +25,54 @@ export function describeIssues(error: z.ZodError): string {
     .join("; ");
 }
 
+export interface ToolErrorContext {
+  /** Where unexpected errors are logged (with their stack); a stderr logger when absent. */
+  logger?: Logger;
+  /** The tool that failed, for the log line. */
+  tool?: string;
+}
+
+let fallbackLogger: Logger | undefined;
+
+/** stderr, never stdout: stdout carries the MCP protocol. */
+function defaultLogger(): Logger {
+  if (!fallbackLogger) {
+    try {
+      fallbackLogger = createLogger({ name: "loominal-mcp", destination: "stderr" });
+    } catch {
+      // A bad LOOMINAL_LOG_LEVEL must not hide the error being reported.
+      fallbackLogger = createLogger({ name: "loominal-mcp", destination: "stderr", level: "info" });
+    }
+  }
+  return fallbackLogger;
+}
+
 /**
  * The one place an error thrown by a tool becomes an MCP result. Loominal errors keep their code and
- * message (which say what to do next); anything else is reported as `internal` without its stack.
+ * message (which say what to do next); errors meaning NATS did not answer become `nats_unavailable`;
+ * anything else is `internal`, logged with its stack (to stderr) and reported without it.
  */
-export function toolErrorResult(err: unknown): ToolErrorResult {
+export function toolErrorResult(err: unknown, context: ToolErrorContext = {}): ToolErrorResult {
   let body: ToolErrorBody["error"];
+  const message = err instanceof Error ? err.message : String(err);
   if (isLoominalError(err)) {
     body = { code: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) };
+  } else if (isUnavailableError(err)) {
+    (context.logger ?? defaultLogger()).warn({ tool: context.tool, err: message }, "NATS did not answer");
+    body = {
+      code: "nats_unavailable",
+      message: `NATS did not answer (${message}); it may be down or restarting. This server keeps reconnecting: retry in a few seconds, or start NATS with './loominal up'.`,
+    };
+  } else if (err instanceof Error && err.name === "PermissionViolationError") {
+    body = {
+      code: "forbidden",
+      message: `NATS refused this operation (${message}); the NATS user lacks the permission. See docs/security.md.`,
+    };
   } else {
-    const message = err instanceof Error ? err.message : String(err);
+    (context.logger ?? defaultLogger()).error(
+      { tool: context.tool, err: err instanceof Error ? err : new Error(message) },
+      "tool failed with an unexpected error",
+    );
     body = { code: "internal", message: `unexpected error: ${message}; this is a bug, please report it` };
   }
   return {

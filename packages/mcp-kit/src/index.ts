@@ -7,7 +7,13 @@ export {
   type TestClient,
   type ToolCallOutcome,
 } from "./client.js";
-export { describeIssues, type ToolErrorBody, type ToolErrorResult, toolErrorResult } from "./errors.js";
+export {
+  describeIssues,
+  type ToolErrorBody,
+  type ToolErrorContext,
+  type ToolErrorResult,
+  toolErrorResult,
+} from "./errors.js";
 export { runStdio, type StdioOptions } from "./stdio.js";
 export {
   type CallResult,

@@ -1,4 +1,5 @@
 import { fileURLToPath } from "node:url";
+import { silentLogger } from "@loominal/fabric";
 import { LoominalError } from "@loominal/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
@@ -30,7 +31,9 @@ const failing = defineTool({
 describe("defineTool through an in-memory MCP client", () => {
   let client: TestClient;
   beforeAll(async () => {
-    client = await connectInMemory(createToolServer({ name: "t", version: "1.0.0" }, [add, failing]));
+    client = await connectInMemory(
+      createToolServer({ name: "t", version: "1.0.0", logger: silentLogger() }, [add, failing]),
+    );
   });
   afterAll(async () => {
     await client.close();

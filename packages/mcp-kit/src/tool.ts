@@ -1,3 +1,4 @@
+import type { Logger } from "@loominal/fabric";
 import { LoominalError } from "@loominal/protocol";
 import { McpServer, type StandardSchemaWithJSON } from "@modelcontextprotocol/server";
 import type { z } from "zod";
@@ -34,8 +35,8 @@ export interface ToolDefinition {
   readonly input: z.ZodObject;
   readonly output: z.ZodObject;
   readonly annotations: ToolAnnotationsInput | undefined;
-  /** Validates raw arguments, runs the handler, and shapes the result or the error. */
-  call(args: unknown): Promise<CallResult>;
+  /** Validates raw arguments, runs the handler, and shapes the result or the error (logged to `logger`). */
+  call(args: unknown, context?: { logger?: Logger }): Promise<CallResult>;
 }
 
 export interface CallResult {
@@ -60,7 +61,7 @@ export function defineTool<I extends z.ZodObject, O extends z.ZodObject>(
     input: spec.input,
     output: spec.output,
     annotations: spec.annotations,
-    async call(args: unknown): Promise<CallResult> {
+    async call(args: unknown, context: { logger?: Logger } = {}): Promise<CallResult> {
       const parsed = spec.input.safeParse(args ?? {});
       if (!parsed.success) {
         return toolErrorResult(
@@ -83,7 +84,10 @@ export function defineTool<I extends z.ZodObject, O extends z.ZodObject>(
           structuredContent: checked.data as Record<string, unknown>,
         };
       } catch (err) {
-        return toolErrorResult(err);
+        return toolErrorResult(err, {
+          tool: spec.name,
+          ...(context.logger ? { logger: context.logger } : {}),
+        });
       }
     },
   };
@@ -111,6 +115,8 @@ export interface ServerInfo {
   version: string;
   /** Shown to the agent by MCP clients that support server instructions. */
   instructions?: string;
+  /** Where tool failures that are bugs are logged; a stderr logger when absent. */
+  logger?: Logger;
 }
 
 /** An McpServer with the given tools registered. */
@@ -132,7 +138,7 @@ export function createToolServer(info: ServerInfo, tools: ToolDefinition[]): Mcp
         outputSchema: tool.output,
         ...(tool.annotations ? { annotations: tool.annotations } : {}),
       },
-      async (args: unknown) => tool.call(args),
+      async (args: unknown) => tool.call(args, info.logger ? { logger: info.logger } : {}),
     );
   }
   return server;

@@ -2,13 +2,15 @@
 import { createLogger, Fabric, loadConfig } from "@loominal/fabric";
 import { runStdio } from "@loominal/mcp-kit";
 import { createPatternServer, PATTERN_SERVER_NAME } from "./mcp/server.js";
-import { MemoryStore } from "./store.js";
+import { MemoryStore, maxPublicMemoriesFromEnv } from "./store.js";
 
 const logger = createLogger({ name: PATTERN_SERVER_NAME, destination: "stderr" });
 
 let config: ReturnType<typeof loadConfig>;
+let maxPublicMemories: number | undefined;
 try {
   config = loadConfig();
+  maxPublicMemories = maxPublicMemoriesFromEnv(process.env);
 } catch (err) {
   // A bad configuration stops the process with the message naming the variable or key.
   process.stderr.write(`${PATTERN_SERVER_NAME}: ${err instanceof Error ? err.message : String(err)}\n`);
@@ -21,7 +23,12 @@ const fabric = Fabric.start({
   logger,
   name: `${PATTERN_SERVER_NAME}:${config.agentName}`,
 });
-const store = MemoryStore.fromConfig(fabric, config, logger);
+const store = MemoryStore.fromConfig(
+  fabric,
+  config,
+  logger,
+  maxPublicMemories === undefined ? {} : { maxPublicMemories },
+);
 const server = createPatternServer({ store, projectDir: config.projectDir });
 
 await runStdio(server, {

@@ -3,6 +3,7 @@ import {
   keys,
   MEMORY_CATEGORIES_BY_SCOPE,
   type MemoryCategory,
+  type MemoryRecord,
   memoryPairProblem,
   type Scope,
 } from "@loominal/protocol";
@@ -92,6 +93,23 @@ export function locationOf(
     case "public":
       return { role: "public", key: keys.memoryPublic(category, memoryId), scope, category };
   }
+}
+
+/**
+ * Why a record read from `key` in a `role` bucket cannot be trusted, or undefined when they agree.
+ * The key is what access is confined by (its prefix names the owner), so a record is only believed
+ * when writing it through Pattern would have put it at exactly this key: same scope, category and id,
+ * and for private and personal keys the same owner (author agentId / userId).
+ */
+export function keyProblem(role: BucketRole, key: string, record: MemoryRecord): string | undefined {
+  let expected: MemoryLocation;
+  try {
+    expected = locationOf(record.scope, record.category, record.id, record.author);
+  } catch {
+    return `the record at ${key} cannot be stored under any key`;
+  }
+  if (expected.key === key && expected.role === role) return undefined;
+  return `the record at ${key} (${role} bucket) claims to be ${record.scope}/${record.category} ${record.id}, which belongs at ${expected.key} (${expected.role} bucket)`;
 }
 
 /** Every place a memory with this id could be that `reader` may read. */

@@ -75,3 +75,15 @@ export class PathOutsideProjectError extends LoominalError {
     );
   }
 }
+
+/** Export never writes to or through a symbolic link at the file itself, wherever it points. */
+export class SymlinkRefusedError extends LoominalError {
+  override name = "SymlinkRefusedError";
+  constructor(path: string) {
+    super(
+      "forbidden",
+      `path ${path} is a symbolic link; export never writes through links, choose another path`,
+      { details: { path } },
+    );
+  }
+}

@@ -1,5 +1,6 @@
 export {
   type BucketRole,
+  keyProblem,
   locationOf,
   type MemoryIdentity,
   type MemoryLocation,
@@ -14,20 +15,32 @@ export {
   MemoryNotFoundError,
   NotAuthorError,
   PathOutsideProjectError,
+  SymlinkRefusedError,
   WrongMemoryKindError,
 } from "./errors.js";
 export {
+  cleanupInputSchema,
   contentSchema,
+  exportInputSchema,
+  forgetOptionsSchema,
+  importInputSchema,
+  listInputSchema,
+  memoryIdsInputSchema,
   parseInput,
   type RememberInput,
+  recallContextInputSchema,
   relatedToSchema,
+  rememberBulkInputSchema,
   rememberInputSchema,
+  scopesInputSchema,
+  searchInputSchema,
+  shareOptionsSchema,
   tagsSchema,
 } from "./inputs.js";
 export type { PatternToolDeps } from "./mcp/deps.js";
 export { createPatternServer, PATTERN_SERVER_NAME, PATTERN_VERSION } from "./mcp/server.js";
 export { patternTools } from "./mcp/tools/index.js";
-export type { Memory, RecallResult, SearchHit } from "./recall.js";
+export type { Memory, RecalledMemory, RecallResult, SearchHit } from "./recall.js";
 export { detectSecrets } from "./secrets.js";
 export {
   BULK_MAX,
@@ -35,15 +48,19 @@ export {
   type BulkOutcome,
   type CleanupOptions,
   type CleanupResult,
+  DEFAULT_MAX_PUBLIC_MEMORIES,
   type ForgetResult,
   type ImportSummary,
   MemoryStore,
   type MemoryStoreOptions,
+  maxPublicMemoriesFromEnv,
   type RecallContextOptions,
   type StoreHealth,
+  type ViewHealth,
   type WriteResult,
 } from "./store.js";
 export {
+  EXPORT_PROTECTED_NAMES,
   type ExportOptions,
   type ExportResult,
   exportMemories,

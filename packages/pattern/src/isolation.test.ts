@@ -100,6 +100,71 @@ describe("scope isolation", () => {
     }
   });
 
+  it("a record whose body disagrees with its key is skipped: never shown, never found by id", async () => {
+    const p = uniqueProjectId();
+    const victim = await openAgent(nats.url, { projectId: p, agentName: "victim", userId: randomId() });
+    try {
+      // A genuine memory creates the bucket (no view is loaded yet).
+      const genuine = memoryOf(
+        await victim.ok("pattern_remember", { content: "genuine", category: "longterm" }),
+      );
+      const kv = await victim.fabric.kvm.open(buckets.memory(p));
+      const codec = jsonCodec(memoryRecordSchema);
+      const now = new Date().toISOString();
+      const forged = (id: string, scope: "personal" | "private", category: "core" | "longterm") =>
+        codec.encode({
+          v: 1,
+          id,
+          scope,
+          category,
+          content: `forged ${scope} ${category}`,
+          tags: [],
+          priority: 1,
+          relatedTo: [],
+          author: { projectId: p, agentId: victim.config.agentId, userId: victim.config.userId },
+          createdAt: now,
+          updatedAt: now,
+        });
+      // A raw team key whose body claims to be the victim's core memory.
+      const asCore = randomId();
+      await kv.put(keys.memoryTeam("learnings", asCore), forged(asCore, "personal", "core"));
+      // The victim's own private key, holding a record with another id.
+      const otherId = randomId();
+      await kv.put(
+        keys.memoryPrivate(victim.config.agentId, "longterm", randomId()),
+        forged(otherId, "private", "longterm"),
+      );
+      // A private key of the victim whose body names another agent as author.
+      const stranger = randomId();
+      const notMine = randomId();
+      const body = JSON.parse(new TextDecoder().decode(forged(notMine, "private", "longterm")));
+      body.author.agentId = stranger;
+      await kv.put(
+        keys.memoryPrivate(victim.config.agentId, "longterm", notMine),
+        new TextEncoder().encode(JSON.stringify(body)),
+      );
+
+      const ctx = await victim.ok("pattern_recall_context", {});
+      expect(idsOf(ctx.memories)).toEqual([genuine.id]);
+      expect(ctx.summary).not.toContain("forged");
+      expect(ctx.summary).not.toContain("## Core");
+      const search = await victim.ok("pattern_search", { query: "forged" });
+      expect(search.results).toEqual([]);
+      for (const id of [asCore, otherId, notMine]) {
+        expect((await victim.fails("pattern_forget", { memoryId: id, force: true })).code).toBe("not_found");
+      }
+      const health = await victim.ok("pattern_health", {});
+      expect(health.status).toBe("degraded");
+      const skipped = (health.views as Array<{ invalidSkipped: number }>).reduce(
+        (n, v) => n + v.invalidSkipped,
+        0,
+      );
+      expect(skipped).toBe(3);
+    } finally {
+      await victim.close();
+    }
+  });
+
   it("personal memories are recalled by the same user in another project", async () => {
     const user = randomId();
     const a = await openAgent(nats.url, { projectId: uniqueProjectId(), userId: user });

@@ -30,12 +30,19 @@ export interface RecallFilter {
 export interface RecallOptions extends RecallFilter {
   /** At most this many memories (default 50). */
   limit: number;
-  /** The summary is at most this many UTF-8 bytes (default 4096). */
+  /** The summary, and the content of the memories returned, are each at most this many UTF-8 bytes (default 4096). */
   maxBytes: number;
 }
 
+/**
+ * A memory as recall returns it: content longer than the summary shows (SUMMARY_CONTENT_MAX characters)
+ * is cut to that length and flagged, so the structured result stays within the byte budget too.
+ */
+export type RecalledMemory = Memory & { contentTruncated?: true };
+
 export interface RecallResult {
-  memories: Memory[];
+  /** The memories in the summary, in order; their `content` totals at most `maxBytes` UTF-8 bytes. */
+  memories: RecalledMemory[];
   /** Markdown, at most `maxBytes` UTF-8 bytes, listing exactly the memories returned, in order. */
   summary: string;
   /** Memories that matched the filter, before `limit` and `maxBytes`. */
@@ -46,8 +53,8 @@ export interface RecallResult {
   counts: Record<string, number>;
 }
 
-/** Longest piece of one memory's content shown in the summary, in characters. */
-const SUMMARY_CONTENT_MAX = 500;
+/** Longest piece of one memory's content shown in the summary (and returned by recall), in characters. */
+export const SUMMARY_CONTENT_MAX = 500;
 
 export function haystackOf(entry: CachedMemory): string {
   entry.haystack ??= `${entry.record.content.toLowerCase()}\n${entry.record.tags.join(" ")}`;
@@ -78,7 +85,8 @@ export function compareForRecall(a: HeldMemory, b: HeldMemory): number {
 
 /**
  * Chooses and orders the memories an agent should see first and renders them as a summary that fits
- * in `maxBytes`. The memories returned are exactly those in the summary, so the two never disagree.
+ * in `maxBytes`. The memories returned are exactly those in the summary, so the two never disagree;
+ * their content is cut as the summary cuts it and, summed, also fits in `maxBytes`.
  * One pass over the candidates puts matches into recall slots (group × priority); only the slots the
  * summary reaches are sorted (newest first), so the cost is linear in what the caller may read.
  */
@@ -107,7 +115,8 @@ export function recall(candidates: readonly HeldMemory[], options: RecallOptions
   const budget = options.maxBytes;
   let used = utf8Length(header);
   const parts = [header];
-  const chosen: Memory[] = [];
+  const chosen: RecalledMemory[] = [];
+  let contentUsed = 0;
   let group = "";
   // Room for the closing line that says how many were left out.
   const reserve = 96;
@@ -118,11 +127,15 @@ export function recall(candidates: readonly HeldMemory[], options: RecallOptions
     const heading = title === group ? "" : `\n## ${title}\n`;
     const line = `${heading}${summaryLine(r)}\n`;
     const size = utf8Length(line);
-    if (used + size + reserve > budget) break;
+    const content = sliceChars(r.content, SUMMARY_CONTENT_MAX);
+    const contentSize = utf8Length(content);
+    if (used + size + reserve > budget || contentUsed + contentSize > budget) break;
     parts.push(line);
     used += size;
+    contentUsed += contentSize;
     group = title;
-    chosen.push(toMemory(h));
+    const memory = toMemory(h);
+    chosen.push(content === r.content ? memory : { ...memory, content, contentTruncated: true });
   }
   const left = matchedCount - chosen.length;
   if (matchedCount === 0) parts.push("\nNo memories match.\n");
@@ -135,10 +148,17 @@ export function recall(candidates: readonly HeldMemory[], options: RecallOptions
 
 function summaryLine(r: MemoryRecord): string {
   const flat = r.content.replace(/\s+/g, " ").trim();
-  const content = flat.length > SUMMARY_CONTENT_MAX ? `${flat.slice(0, SUMMARY_CONTENT_MAX)}…` : flat;
+  const content = flat.length > SUMMARY_CONTENT_MAX ? `${sliceChars(flat, SUMMARY_CONTENT_MAX)}…` : flat;
   const tags = r.tags.length > 0 ? ` ${r.tags.map((t) => `#${t.replace(/\s+/g, "-")}`).join(" ")}` : "";
   const prio = r.priority === 1 ? "!" : "";
   return `- ${prio}${content}${tags} (id ${r.id})`;
+}
+
+/** The first `max` UTF-16 units of `s`, without splitting a surrogate pair. */
+function sliceChars(s: string, max: number): string {
+  if (s.length <= max) return s;
+  const code = s.charCodeAt(max - 1);
+  return s.slice(0, code >= 0xd800 && code <= 0xdbff ? max - 1 : max);
 }
 
 export function utf8Length(s: string): number {

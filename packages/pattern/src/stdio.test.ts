@@ -1,3 +1,4 @@
+import { spawn } from "node:child_process";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Fabric, loadConfig } from "@loominal/fabric";
@@ -32,6 +33,7 @@ describe("loominal-pattern over stdio", () => {
         LOOMINAL_PROJECT_ID: projectId,
         LOOMINAL_AGENT_NAME: "stdio-agent",
         LOOMINAL_LOG_LEVEL: "warn",
+        LOOMINAL_PATTERN_MAX_PUBLIC_MEMORIES: "250",
       },
     });
     try {
@@ -50,7 +52,11 @@ describe("loominal-pattern over stdio", () => {
       expect(bad.isError).toBe(true);
       expect(bad.text).toMatch(/^invalid_input: /);
       const health = await client.call("pattern_health", {});
-      expect(health.structured).toMatchObject({ status: "ok", identity: { projectId } });
+      expect(health.structured).toMatchObject({
+        status: "ok",
+        identity: { projectId },
+        settings: { maxPublicMemories: 250 },
+      });
       // The bin's identity is the one loadConfig derives for this directory and agent name.
       const expected = loadConfig({
         env: {
@@ -62,6 +68,32 @@ describe("loominal-pattern over stdio", () => {
       expect(field<{ agentId: string }>(health, "identity").agentId).toBe(expected.agentId);
     } finally {
       await client.close();
+      dir.cleanup();
+    }
+  });
+});
+
+describe("loominal-pattern configuration", () => {
+  it("refuses to start with a bad LOOMINAL_PATTERN_MAX_PUBLIC_MEMORIES, naming the variable", async () => {
+    const dir = tempDir("pattern-badenv-");
+    try {
+      const child = spawn(process.execPath, [BIN], {
+        env: {
+          ...process.env,
+          NATS_URL: nats.url,
+          LOOMINAL_PROJECT_DIR: dir.path,
+          LOOMINAL_PATTERN_MAX_PUBLIC_MEMORIES: "lots",
+        },
+        stdio: ["ignore", "ignore", "pipe"],
+      });
+      let stderr = "";
+      child.stderr.on("data", (b: Buffer) => {
+        stderr += b.toString("utf8");
+      });
+      const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
+      expect(code).toBe(2);
+      expect(stderr).toContain("LOOMINAL_PATTERN_MAX_PUBLIC_MEMORIES");
+    } finally {
       dir.cleanup();
     }
   });

@@ -11,13 +11,13 @@ import {
 } from "@loominal/fabric";
 import {
   buckets,
+  ConfigError,
   LoominalError,
   type MemoryCategory,
   type MemoryOrigin,
   type MemoryRecord,
-  memoryCategorySchema,
+  memoryExportSchema,
   memoryIdSchema,
-  memoryPairProblem,
   memoryRecordSchema,
   randomId,
   SCOPES,
@@ -28,6 +28,7 @@ import {
   type BucketRole,
   candidateLocations,
   isEphemeral,
+  keyProblem,
   locationOf,
   type MemoryIdentity,
   type MemoryLocation,
@@ -38,12 +39,25 @@ import {
 import {
   CoreMemoryLimitError,
   ForceRequiredError,
-  InvalidMemoryInputError,
   MemoryNotFoundError,
   NotAuthorError,
   WrongMemoryKindError,
 } from "./errors.js";
-import { contentSchema, parseInput, type RememberInput, rememberInputSchema } from "./inputs.js";
+import {
+  BULK_MAX,
+  cleanupInputSchema,
+  contentSchema,
+  forgetOptionsSchema,
+  listInputSchema,
+  memoryIdsInputSchema,
+  parseInput,
+  type RememberInput,
+  recallContextInputSchema,
+  rememberBulkInputSchema,
+  rememberInputSchema,
+  searchInputSchema,
+  shareOptionsSchema,
+} from "./inputs.js";
 import {
   type HeldMemory,
   type Memory,
@@ -59,13 +73,23 @@ import { MemoryView } from "./view.js";
 const DAY_MS = 86_400_000;
 const codec = jsonCodec(memoryRecordSchema);
 
+/** Default of `maxPublicMemories`. */
+export const DEFAULT_MAX_PUBLIC_MEMORIES = 10_000;
+/** How long a core write waits to see every earlier core write of its user before giving up. */
+const CORE_CONFIRM_TIMEOUT_MS = 5_000;
+
 export interface MemoryStoreOptions {
   fabric: Fabric;
   identity: MemoryIdentity;
   /** TTL of the ephemeral bucket (`recent`, `tasks`), ms from each key's last write. Default 24 h. */
   ephemeralTtlMs?: number;
-  /** Most `core` memories one user may hold. Default 100. */
+  /** Most `core` memories one user (`identity.userId`) may hold, across every process. Default 100. */
   maxCoreMemories?: number;
+  /**
+   * Most public memories this process holds in memory (every project's public memories share one
+   * bucket). Beyond it the ones written longest ago are left out of recall and search. Default 10,000.
+   */
+  maxPublicMemories?: number;
   logger?: Logger;
   /** How long an operation waits for a NATS connection before failing with nats_unavailable. Default 2000 ms. */
   readyTimeoutMs?: number;
@@ -85,14 +109,17 @@ export interface ForgetResult {
   removed: Array<{ scope: Scope; category: MemoryCategory }>;
 }
 
+/** Validated like pattern_recall_context's input (`recallContextInputSchema`). */
 export interface RecallContextOptions {
   scopes?: readonly Scope[];
   categories?: readonly MemoryCategory[];
   tags?: readonly string[];
   search?: string;
-  /** ISO-8601 time: only memories updated at or after it. */
+  /** ISO-8601 time with offset: only memories updated at or after it. */
   since?: string;
+  /** 1–500, default 50. */
   limit?: number;
+  /** Bytes, 256–1,048,576, default 4096: the summary, and the content of the memories returned. */
   maxBytes?: number;
 }
 
@@ -126,9 +153,22 @@ export interface StoreHealth {
   status: "ok" | "unavailable" | "degraded";
   nats: { url: string; state: string; serverVersion?: string; error?: string };
   identity: MemoryIdentity;
-  settings: { ephemeralTtlMs: number; maxCoreMemories: number };
+  settings: { ephemeralTtlMs: number; maxCoreMemories: number; maxPublicMemories: number };
   buckets: BucketHealth[];
-  views: Array<{ bucket: string; prefix: string; memories: number; invalidSkipped: number }>;
+  views: ViewHealth[];
+}
+
+/** One in-process view: how many memories it holds, and what it skipped or dropped. */
+export interface ViewHealth {
+  bucket: string;
+  prefix: string;
+  memories: number;
+  /** Records skipped because they failed validation or were stored at the wrong key. */
+  invalidSkipped: number;
+  /** The most it holds (public view only). */
+  limit?: number;
+  /** Memories dropped to stay within `limit`. */
+  dropped?: number;
 }
 
 export interface ImportSummary {
@@ -144,8 +184,8 @@ interface Found {
   writtenAtMs: number;
 }
 
-/** Largest batch a bulk call accepts. */
-export const BULK_MAX = 1_000;
+export { BULK_MAX };
+
 /** Cleanup forgets at most this many memories per call. */
 const CLEANUP_MAX = 10_000;
 
@@ -161,26 +201,40 @@ export class MemoryStore {
   readonly identity: MemoryIdentity;
   readonly ephemeralTtlMs: number;
   readonly maxCoreMemories: number;
+  readonly maxPublicMemories: number;
   #fabric: Fabric;
   #logger: Logger;
   #readyTimeoutMs: number;
   #buckets = new Map<BucketRole, Promise<KV>>();
   #views = new Map<string, MemoryView>();
-  #coreTail: Promise<unknown> = Promise.resolve();
   #closed = false;
 
   constructor(options: MemoryStoreOptions) {
     this.#fabric = options.fabric;
     this.identity = { ...options.identity };
     this.ephemeralTtlMs = options.ephemeralTtlMs ?? DAY_MS;
-    this.maxCoreMemories = options.maxCoreMemories ?? 100;
+    this.maxCoreMemories = positiveInt("maxCoreMemories", options.maxCoreMemories ?? 100);
+    this.maxPublicMemories = positiveInt(
+      "maxPublicMemories",
+      options.maxPublicMemories ?? DEFAULT_MAX_PUBLIC_MEMORIES,
+    );
     this.#logger = options.logger ?? silentLogger();
     this.#readyTimeoutMs = options.readyTimeoutMs ?? 2_000;
   }
 
-  /** A store for the agent a loaded configuration describes. */
-  static fromConfig(fabric: Fabric, config: LoominalConfig, logger?: Logger): MemoryStore {
+  /**
+   * A store for the agent a loaded configuration describes. `overrides` carries settings that
+   * `.loominal.json` has no key for yet (`maxPublicMemories`, which the bin reads from
+   * `LOOMINAL_PATTERN_MAX_PUBLIC_MEMORIES`).
+   */
+  static fromConfig(
+    fabric: Fabric,
+    config: LoominalConfig,
+    logger?: Logger,
+    overrides: Pick<MemoryStoreOptions, "maxPublicMemories"> = {},
+  ): MemoryStore {
     return new MemoryStore({
+      ...overrides,
       fabric,
       identity: {
         projectId: config.projectId,
@@ -190,6 +244,8 @@ export class MemoryStore {
       },
       ephemeralTtlMs: config.file.pattern.ephemeralTtlMs,
       maxCoreMemories: config.file.pattern.maxCoreMemories,
+      maxPublicMemories: config.file.pattern.maxPublicMemories,
+      ...overrides,
       ...(logger ? { logger } : {}),
     });
   }
@@ -246,9 +302,12 @@ export class MemoryStore {
     if (!view) {
       view = new MemoryView({
         js: this.#fabric.js,
+        jsm: () => this.#fabric.jsm(),
         bucket: this.bucketName(role),
+        role,
         prefix,
         ttlMs: role === "ephemeral" ? this.ephemeralTtlMs : 0,
+        ...(role === "public" ? { maxEntries: this.maxPublicMemories } : {}),
         logger: this.#logger,
       });
       this.#views.set(id, view);
@@ -282,12 +341,18 @@ export class MemoryStore {
   }
 
   async #write(location: MemoryLocation, record: MemoryRecord): Promise<Memory> {
+    return (await this.#put(location, record)).memory;
+  }
+
+  async #put(location: MemoryLocation, record: MemoryRecord): Promise<{ memory: Memory; revision: number }> {
     const kv = await this.#kv(location.role);
     const revision = await kv.put(location.key, codec.encode(record));
     this.#viewFor(location)?.applyWrite(location.key, record, revision);
-    return location.role === "ephemeral"
-      ? { ...record, expiresAt: new Date(Date.now() + this.ephemeralTtlMs).toISOString() }
-      : record;
+    const memory =
+      location.role === "ephemeral"
+        ? { ...record, expiresAt: new Date(Date.now() + this.ephemeralTtlMs).toISOString() }
+        : record;
+    return { memory, revision };
   }
 
   async #delete(found: Found, options: { ifUnchanged: boolean }): Promise<void> {
@@ -320,18 +385,83 @@ export class MemoryStore {
     );
   }
 
-  /** Serialises core writes in this process so the limit check and the write do not interleave. */
-  #withCoreSlot<T>(op: () => Promise<T>): Promise<T> {
-    const run = this.#coreTail.then(async () => {
-      const slice = readableSlices("personal", this.identity)[0];
-      if (!slice) throw new Error("personal scope has no slice");
-      const view = await this.#view(slice.role, slice.prefix);
-      const count = view.memories().filter((m) => m.record.category === "core").length;
-      if (count >= this.maxCoreMemories) throw new CoreMemoryLimitError(count, this.maxCoreMemories);
-      return op();
-    });
-    this.#coreTail = run.catch(() => undefined);
-    return run;
+  /** The view of the caller's personal keys (started on first use). */
+  async #personalView(): Promise<MemoryView> {
+    const slice = readableSlices("personal", this.identity)[0];
+    if (!slice) throw new Error("personal scope has no slice");
+    return this.#view(slice.role, slice.prefix);
+  }
+
+  /**
+   * Writes a core memory within the per-user limit, across processes. The view gives a quick refusal
+   * when the user is already full; the write is then checked against NATS itself: once the view's
+   * ordered consumer has delivered this write (stream sequence R), it has every earlier change to the
+   * user's keys, and the write stands only if fewer than `maxCoreMemories` live core memories have a
+   * lower sequence. Every writer ranks by the same sequences, so concurrent writers agree on which
+   * writes are over the limit: the newest ones, which their writers delete again.
+   */
+  async #createCore(record: MemoryRecord): Promise<WriteResult> {
+    const view = await this.#personalView();
+    const held = countCore(view, Number.POSITIVE_INFINITY);
+    if (held >= this.maxCoreMemories) throw new CoreMemoryLimitError(held, this.maxCoreMemories);
+    const location = locationOf(record.scope, record.category, record.id, this.identity);
+    const { memory, revision } = await this.#put(location, record);
+    let older: number;
+    try {
+      await view.waitForDelivery(revision, CORE_CONFIRM_TIMEOUT_MS);
+      older = countCore(view, revision);
+    } catch (err) {
+      await this.#retract(location, revision).catch((retractErr: unknown) =>
+        this.#logger.warn(
+          { key: location.key, err: String(retractErr) },
+          "could not remove an unconfirmed core memory",
+        ),
+      );
+      if (err instanceof LoominalError && err.code === "timeout") {
+        throw new LoominalError(
+          "timeout",
+          `could not confirm the core memory limit within ${CORE_CONFIRM_TIMEOUT_MS} ms, so the memory was not kept; retry`,
+          { cause: err },
+        );
+      }
+      throw err;
+    }
+    if (older >= this.maxCoreMemories) {
+      await this.#retract(location, revision);
+      throw new CoreMemoryLimitError(older, this.maxCoreMemories);
+    }
+    return { memory, warnings: this.#secretWarnings(record) };
+  }
+
+  /** Removes a write this store made and must not keep (unless it changed since). */
+  async #retract(location: MemoryLocation, revision: number): Promise<void> {
+    const kv = await this.#kv(location.role);
+    try {
+      await kv.delete(location.key, { previousSeq: revision });
+    } catch (err) {
+      if (!isCasConflict(err)) throw err;
+    }
+    this.#viewFor(location)?.applyDelete(location.key, revision);
+  }
+
+  /** A new record from remember-style input, normalised and validated as pattern_remember does. */
+  #newRecord(input: unknown): MemoryRecord {
+    const fields = parseInput(rememberInputSchema, input);
+    const { scope, category } = resolveScopeCategory(fields.scope, fields.category);
+    const now = new Date().toISOString();
+    return {
+      v: 1,
+      id: randomId(),
+      scope,
+      category,
+      content: fields.content,
+      tags: dedupe(fields.tags ?? []),
+      priority: fields.priority ?? 2,
+      relatedTo: dedupe(fields.relatedTo ?? []),
+      author: this.#author(),
+      createdAt: now,
+      updatedAt: now,
+    };
   }
 
   /**
@@ -339,36 +469,16 @@ export class MemoryStore {
    * an invalid pair is rejected with the list of valid ones.
    */
   remember(input: RememberInput): Promise<WriteResult> {
-    return this.#guard(async () => {
-      const fields = parseInput(rememberInputSchema, input);
-      const { scope, category } = resolveScopeCategory(fields.scope, fields.category);
-      const now = new Date().toISOString();
-      const record: MemoryRecord = {
-        v: 1,
-        id: randomId(),
-        scope,
-        category,
-        content: fields.content,
-        tags: dedupe(fields.tags ?? []),
-        priority: fields.priority ?? 2,
-        relatedTo: dedupe(fields.relatedTo ?? []),
-        author: this.#author(),
-        createdAt: now,
-        updatedAt: now,
-      };
-      return this.#create(record);
-    });
+    return this.#guard(async () => this.#create(this.#newRecord(input)));
   }
 
-  #create(record: MemoryRecord): Promise<WriteResult> {
-    const write = async () => {
-      const memory = await this.#write(
-        locationOf(record.scope, record.category, record.id, this.identity),
-        record,
-      );
-      return { memory, warnings: this.#secretWarnings(record) };
-    };
-    return record.category === "core" ? this.#withCoreSlot(write) : write();
+  async #create(record: MemoryRecord): Promise<WriteResult> {
+    if (record.category === "core") return this.#createCore(record);
+    const memory = await this.#write(
+      locationOf(record.scope, record.category, record.id, this.identity),
+      record,
+    );
+    return { memory, warnings: this.#secretWarnings(record) };
   }
 
   #secretWarnings(record: MemoryRecord): string[] {
@@ -377,12 +487,9 @@ export class MemoryStore {
   }
 
   /** Stores many memories; each succeeds or fails on its own. At most BULK_MAX per call. */
-  rememberBulk(inputs: readonly RememberInput[]): Promise<Array<BulkOutcome<WriteResult>>> {
-    if (inputs.length > BULK_MAX) {
-      return Promise.reject(
-        new InvalidMemoryInputError(`at most ${BULK_MAX} memories per bulk call; split the batch`),
-      );
-    }
+  async rememberBulk(inputs: readonly RememberInput[]): Promise<Array<BulkOutcome<WriteResult>>> {
+    // As in pattern_remember_bulk: malformed fields fail the call; an invalid pair fails only its item.
+    parseInput(rememberBulkInputSchema, inputs);
     return mapBounded(inputs, 64, async (input) => {
       try {
         return { ok: true as const, ...(await this.remember(input)) };
@@ -407,6 +514,11 @@ export class MemoryStore {
         const decoded = codec.safeDecode(entry.value, `${this.bucketName(location.role)}/${location.key}`);
         if (!decoded.ok) {
           this.#logger.warn({ key: location.key, err: decoded.error.message }, "skipping invalid memory");
+          return undefined;
+        }
+        const problem = keyProblem(location.role, location.key, decoded.value);
+        if (problem) {
+          this.#logger.warn({ key: location.key, err: problem }, "skipping memory stored at the wrong key");
           return undefined;
         }
         return { location, record: decoded.value, revision: entry.revision, writtenAtMs };
@@ -477,10 +589,8 @@ export class MemoryStore {
     options: { category?: MemoryCategory; keepOriginal?: boolean } = {},
   ): Promise<WriteResult & { originalKept: boolean }> {
     return this.#guard(async () => {
-      const category =
-        options.category === undefined ? "learnings" : parseInput(memoryCategorySchema, options.category);
-      const problem = memoryPairProblem("team", category);
-      if (problem) throw new InvalidMemoryInputError(problem, { category });
+      const parsed = parseInput(shareOptionsSchema, options);
+      const category = parsed.category ?? "learnings";
       const found = await this.#locate(memoryId);
       const source = found.find((f) => f.location.scope === "private");
       if (!source) {
@@ -491,7 +601,7 @@ export class MemoryStore {
           `memory ${memoryId} is ${other.location.scope}/${other.location.category}; only private memories can be shared with the team`,
         );
       }
-      const keep = options.keepOriginal === true;
+      const keep = parsed.keepOriginal === true;
       const now = new Date().toISOString();
       const record: MemoryRecord = {
         ...source.record,
@@ -514,13 +624,14 @@ export class MemoryStore {
    */
   forget(memoryId: string, options: { force?: boolean } = {}): Promise<ForgetResult> {
     return this.#guard(async () => {
+      const { force } = parseInput(forgetOptionsSchema, options);
       const found = await this.#locate(memoryId);
       if (found.length === 0) throw new MemoryNotFoundError(memoryId);
       for (const f of found) {
         if ((f.location.scope === "team" || f.location.scope === "public") && !this.#isAuthor(f.record)) {
           throw new NotAuthorError(memoryId, f.location.scope);
         }
-        if (f.location.category === "core" && options.force !== true) throw new ForceRequiredError(memoryId);
+        if (f.location.category === "core" && force !== true) throw new ForceRequiredError(memoryId);
       }
       for (const f of found) await this.#delete(f, { ifUnchanged: true });
       return {
@@ -531,15 +642,13 @@ export class MemoryStore {
   }
 
   /** Forgets many memories; each succeeds or fails on its own. At most BULK_MAX per call. */
-  forgetBulk(
+  async forgetBulk(
     memoryIds: readonly string[],
     options: { force?: boolean } = {},
   ): Promise<Array<BulkOutcome<ForgetResult>>> {
-    if (memoryIds.length > BULK_MAX) {
-      return Promise.reject(
-        new InvalidMemoryInputError(`at most ${BULK_MAX} memory ids per bulk call; split the batch`),
-      );
-    }
+    // The batch must be a list of ids; an id that names nothing visible fails on its own.
+    parseInput(memoryIdsInputSchema, memoryIds);
+    parseInput(forgetOptionsSchema, options);
     return mapBounded(memoryIds, 16, async (id) => {
       try {
         return { ok: true as const, ...(await this.forget(id, options)) };
@@ -554,8 +663,9 @@ export class MemoryStore {
     options: { scopes?: readonly Scope[]; categories?: readonly MemoryCategory[] } = {},
   ): Promise<Memory[]> {
     return this.#guard(async () => {
-      const held = await this.#held(options.scopes ?? SCOPES);
-      const cats = options.categories;
+      const parsed = parseInput(listInputSchema, options);
+      const held = await this.#held(parsed.scopes ?? SCOPES);
+      const cats = parsed.categories;
       return held.filter((h) => !cats || cats.includes(h.entry.record.category)).map(toMemory);
     });
   }
@@ -563,22 +673,21 @@ export class MemoryStore {
   /**
    * The memories an agent should load at the start of a session, in priority order (core, longterm,
    * team decisions/architecture/learnings, recent, tasks, public), with a summary of at most
-   * `maxBytes` (default 4 KiB). Reads the in-process views: cost grows with what the caller may read.
+   * `maxBytes` (default 4 KiB); the content of the memories returned also totals at most `maxBytes`
+   * (longer content is cut as in the summary and flagged `contentTruncated`). Reads the in-process
+   * views: cost grows with what the caller may read.
    */
   recallContext(options: RecallContextOptions = {}): Promise<RecallResult> {
     return this.#guard(async () => {
-      const sinceMs = options.since === undefined ? undefined : Date.parse(options.since);
-      if (sinceMs !== undefined && Number.isNaN(sinceMs)) {
-        throw new InvalidMemoryInputError(`since ${JSON.stringify(options.since)} is not an ISO-8601 time`);
-      }
-      const held = await this.#held(options.scopes ?? SCOPES);
+      const parsed = parseInput(recallContextInputSchema, options);
+      const held = await this.#held(parsed.scopes ?? SCOPES);
       return recall(held, {
-        ...(options.categories ? { categories: options.categories } : {}),
-        ...(options.tags ? { tags: options.tags } : {}),
-        ...(options.search ? { search: options.search } : {}),
-        ...(sinceMs !== undefined ? { sinceMs } : {}),
-        limit: options.limit ?? 50,
-        maxBytes: options.maxBytes ?? 4_096,
+        ...(parsed.categories ? { categories: parsed.categories } : {}),
+        ...(parsed.tags ? { tags: parsed.tags } : {}),
+        ...(parsed.search ? { search: parsed.search } : {}),
+        ...(parsed.since !== undefined ? { sinceMs: Date.parse(parsed.since) } : {}),
+        limit: parsed.limit ?? 50,
+        maxBytes: parsed.maxBytes ?? 4_096,
       });
     });
   }
@@ -589,8 +698,9 @@ export class MemoryStore {
     options: { scopes?: readonly Scope[]; limit?: number } = {},
   ): Promise<{ hits: SearchHit[]; matched: number }> {
     return this.#guard(async () => {
-      const held = await this.#held(options.scopes ?? SCOPES);
-      return search(held, query, options.limit ?? 10);
+      const parsed = parseInput(searchInputSchema, { ...options, query });
+      const held = await this.#held(parsed.scopes ?? SCOPES);
+      return search(held, parsed.query, parsed.limit ?? 10);
     });
   }
 
@@ -600,18 +710,14 @@ export class MemoryStore {
    */
   cleanup(options: CleanupOptions = {}): Promise<CleanupResult> {
     return this.#guard(async () => {
-      const categories = options.categories ?? ["recent", "tasks"];
-      for (const c of categories) {
-        const problem = memoryPairProblem("private", c);
-        if (problem)
-          throw new InvalidMemoryInputError(`cleanup works on your private memories only: ${problem}`);
-      }
+      const parsed = parseInput(cleanupInputSchema, options);
+      const categories: readonly MemoryCategory[] = parsed.categories ?? ["recent", "tasks"];
       const held = await this.#held(["private"]);
       const ephemeralRemaining = held.filter((h) => isEphemeral(h.entry.record.category)).length;
-      const dryRun = options.dryRun === true;
-      if (options.olderThanMs === undefined)
+      const dryRun = parsed.dryRun === true;
+      if (parsed.olderThanMs === undefined)
         return { forgotten: 0, memoryIds: [], dryRun, ephemeralRemaining };
-      const cutoff = Date.now() - options.olderThanMs;
+      const cutoff = Date.now() - parsed.olderThanMs;
       const targets = held
         .filter((h) => categories.includes(h.entry.record.category) && h.entry.updatedAtMs <= cutoff)
         .slice(0, CLEANUP_MAX);
@@ -645,14 +751,17 @@ export class MemoryStore {
 
   /**
    * Writes exported memories under the caller's identity, with new ids (relations between imported
-   * memories are carried over). Duplicates of memories the caller can already read (same scope,
-   * category and content) are skipped unless `skipDuplicates` is false.
+   * memories are carried over). Each goes through the same normalisation and validation as `remember`
+   * (tags trimmed and lower-cased, whitespace-only content refused, the core limit); one that fails is
+   * skipped with the reason. Duplicates of memories the caller can already read (same scope, category
+   * and content) are skipped unless `skipDuplicates` is false.
    */
   importRecords(
     records: readonly MemoryRecord[],
     options: { skipDuplicates?: boolean } = {},
   ): Promise<ImportSummary> {
     return this.#guard(async () => {
+      const valid = parseInput(memoryExportSchema.shape.memories, records);
       const skipDuplicates = options.skipDuplicates !== false;
       const existing = new Set(
         skipDuplicates
@@ -661,30 +770,38 @@ export class MemoryStore {
             )
           : [],
       );
-      const newIds = new Map(records.map((r) => [r.id, randomId()]));
+      const newIds = new Map(valid.map((r) => [r.id, randomId()]));
       const summary: ImportSummary = { imported: [], skipped: [], warnings: [] };
       const now = new Date().toISOString();
-      await mapBounded(records, 32, async (r) => {
-        const k = dupKey(r.scope, r.category, r.content);
+      await mapBounded(valid, 32, async (r) => {
+        let record: MemoryRecord;
+        try {
+          const fresh = this.#newRecord({
+            content: r.content,
+            scope: r.scope,
+            category: r.category,
+            tags: r.tags,
+            priority: r.priority,
+          });
+          record = {
+            ...fresh,
+            id: newIds.get(r.id) ?? fresh.id,
+            relatedTo: dedupe(r.relatedTo.map((id) => newIds.get(id) ?? id)),
+            createdAt: r.createdAt,
+            updatedAt: now,
+            origin: { kind: "imported", memoryId: r.id, at: now },
+          };
+        } catch (err) {
+          if (!(err instanceof LoominalError)) throw err;
+          summary.skipped.push({ fromId: r.id, reason: err.message });
+          return;
+        }
+        const k = dupKey(record.scope, record.category, record.content);
         if (existing.has(k)) {
           summary.skipped.push({ fromId: r.id, reason: "duplicate of a memory you can already read" });
           return;
         }
         existing.add(k);
-        const record: MemoryRecord = {
-          v: 1,
-          id: newIds.get(r.id) ?? randomId(),
-          scope: r.scope,
-          category: r.category,
-          content: r.content,
-          tags: r.tags,
-          priority: r.priority,
-          relatedTo: r.relatedTo.map((id) => newIds.get(id) ?? id),
-          author: this.#author(),
-          createdAt: r.createdAt,
-          updatedAt: now,
-          origin: { kind: "imported", memoryId: r.id, at: now },
-        };
         try {
           const result = await this.#create(record);
           summary.imported.push({ fromId: r.id, memoryId: record.id });
@@ -702,13 +819,20 @@ export class MemoryStore {
   async health(): Promise<StoreHealth> {
     const base = {
       identity: { ...this.identity },
-      settings: { ephemeralTtlMs: this.ephemeralTtlMs, maxCoreMemories: this.maxCoreMemories },
-      views: [...this.#views.values()].map((v) => ({
-        bucket: v.bucket,
-        prefix: v.prefix,
-        memories: v.size,
-        invalidSkipped: v.invalidRecords,
-      })),
+      settings: {
+        ephemeralTtlMs: this.ephemeralTtlMs,
+        maxCoreMemories: this.maxCoreMemories,
+        maxPublicMemories: this.maxPublicMemories,
+      },
+      views: [...this.#views.values()].map(
+        (v): ViewHealth => ({
+          bucket: v.bucket,
+          prefix: v.prefix,
+          memories: v.size,
+          invalidSkipped: v.invalidRecords,
+          ...(v.maxEntries === undefined ? {} : { limit: v.maxEntries, dropped: v.dropped }),
+        }),
+      ),
     };
     const roles: BucketRole[] = ["project", "ephemeral", "personal", "public"];
     if (!this.#fabric.isConnected) {
@@ -768,6 +892,36 @@ export class MemoryStore {
     this.#views.clear();
     await Promise.all(views.map((v) => v.stop()));
   }
+}
+
+/**
+ * `LOOMINAL_PATTERN_MAX_PUBLIC_MEMORIES` (a positive integer), or undefined when unset. Throws
+ * ConfigError naming the variable for any other value.
+ */
+export function maxPublicMemoriesFromEnv(env: Record<string, string | undefined>): number | undefined {
+  const raw = env.LOOMINAL_PATTERN_MAX_PUBLIC_MEMORIES?.trim();
+  if (!raw) return undefined;
+  const n = /^\d+$/.test(raw) ? Number(raw) : Number.NaN;
+  if (!Number.isSafeInteger(n) || n < 1) {
+    throw new ConfigError(
+      `LOOMINAL_PATTERN_MAX_PUBLIC_MEMORIES is ${JSON.stringify(raw)}; set it to a positive integer (default ${DEFAULT_MAX_PUBLIC_MEMORIES})`,
+    );
+  }
+  return n;
+}
+
+/** Live core memories in the personal view written before stream sequence `before`. */
+function countCore(view: MemoryView, before: number): number {
+  let n = 0;
+  for (const m of view.memories()) if (m.record.category === "core" && m.revision < before) n++;
+  return n;
+}
+
+function positiveInt(name: string, value: number): number {
+  if (!Number.isInteger(value) || value < 1) {
+    throw new ConfigError(`${name} must be a positive integer, got ${JSON.stringify(value)}`);
+  }
+  return value;
 }
 
 function dedupe<T>(xs: readonly T[]): T[] {

@@ -437,6 +437,45 @@ describe("pattern_recall_context", () => {
   });
 });
 
+describe("pattern_recall_context output size", () => {
+  it("bounds the structured memories by maxBytes too, cutting long content as the summary does", async () => {
+    const a = await openAgent(nats.url, { projectId: uniqueProjectId() });
+    try {
+      const long = memoryOf(
+        await a.ok("pattern_remember", {
+          content: `long ${"word ".repeat(2_000)}`,
+          category: "longterm",
+          priority: 1,
+        }),
+      );
+      const short = memoryOf(await a.ok("pattern_remember", { content: "short one", category: "longterm" }));
+      // Whitespace collapses in the summary line, so these look small there but are large as stored.
+      await a.ok("pattern_remember_bulk", {
+        memories: Array.from({ length: 30 }, (_, i) => ({
+          content: `spaced ${i}${" ".repeat(3_000)}end`,
+          category: "recent",
+        })),
+      });
+      const maxBytes = 2_048;
+      const ctx = await a.ok("pattern_recall_context", { scopes: ["private"], maxBytes });
+      const mems = ctx.memories as Array<MemoryOut & { contentTruncated?: boolean }>;
+      const contentBytes = mems.reduce((n, m) => n + Buffer.byteLength(m.content, "utf8"), 0);
+      expect(contentBytes).toBeLessThanOrEqual(maxBytes);
+      expect(ctx.truncated).toBe(true);
+      expect(ctx.returned).toBe(mems.length);
+      const first = mems.find((m) => m.id === long.id);
+      expect(first?.contentTruncated).toBe(true);
+      expect(first?.content.length).toBeLessThan(1_000);
+      expect(long.content.startsWith(first?.content ?? "x")).toBe(true);
+      expect(mems.find((m) => m.id === short.id)).toMatchObject({ content: "short one" });
+      expect(mems.find((m) => m.id === short.id)?.contentTruncated).toBeUndefined();
+      for (const m of mems) expect(ctx.summary as string).toContain(m.id);
+    } finally {
+      await a.close();
+    }
+  });
+});
+
 describe("pattern_search", () => {
   it("ranks memories with more of the query words first and respects scopes", async () => {
     const a = await openAgent(nats.url, { projectId: uniqueProjectId() });

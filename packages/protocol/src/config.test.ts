@@ -30,3 +30,20 @@ describe(".loominal.json schema", () => {
     ]);
   });
 });
+
+describe("sections of services to come", () => {
+  it("accepts weft, runner and agent sections as objects and refuses anything else there", () => {
+    const cfg = projectFileSchema.parse({ weft: { port: 8080 }, runner: {}, agent: { command: "claude" } });
+    expect(cfg.weft).toEqual({ port: 8080 });
+    expect(cfg.agent).toEqual({ command: "claude" });
+    const bad = projectFileSchema.safeParse({ runner: "fast" });
+    expect(bad.success).toBe(false);
+    expect(bad.error?.issues[0]?.path).toEqual(["runner"]);
+  });
+
+  it("still refuses a typo at the top level", () => {
+    const bad = projectFileSchema.safeParse({ wefts: {} });
+    expect(bad.success).toBe(false);
+    expect(bad.error?.issues[0]?.message).toContain("wefts");
+  });
+});

@@ -78,8 +78,13 @@ export type WarpConfig = z.infer<typeof warpConfigSchema>;
 export const patternConfigSchema = z.strictObject({
   /** TTL of the ephemeral memory bucket (categories `recent`, `tasks`), from each key's last write. */
   ephemeralTtlMs: z.int().min(1_000).default(DAY_MS),
-  /** At most this many `core` memories per agent. */
+  /** At most this many `core` memories per user (personal memories follow the user across projects). */
   maxCoreMemories: z.int().positive().default(100),
+  /**
+   * Most public memories one process holds for recall and search (all projects share the public bucket);
+   * the newest are kept. `LOOMINAL_PATTERN_MAX_PUBLIC_MEMORIES` overrides it.
+   */
+  maxPublicMemories: z.int().positive().default(10_000),
 });
 export type PatternConfig = z.infer<typeof patternConfigSchema>;
 
@@ -89,15 +94,33 @@ export const shuttleConfigSchema = z.strictObject({
 });
 export type ShuttleConfig = z.infer<typeof shuttleConfigSchema>;
 
-/** The project file `.loominal.json`. Every key is optional; environment variables override it. */
+/**
+ * A section for a service that does not define its schema here yet (Weft, Runner, the agent worker):
+ * it must be a JSON object; its keys are validated by that service, which will tighten this schema.
+ */
+export const serviceSectionSchema = z.record(z.string(), z.unknown());
+export type ServiceSection = z.infer<typeof serviceSectionSchema>;
+
+/**
+ * The project file `.loominal.json`. Every key is optional; environment variables override it.
+ * Unknown top-level keys are an error (a typo such as `wrap` must not be ignored silently); the sections
+ * of services still to come (`weft`, `runner`, `agent`) are accepted as objects.
+ */
 export const projectFileSchema = z.strictObject({
   $schema: z.string().optional(),
   projectId: projectIdSchema.optional(),
+  /** Server URL(s) without credentials: the file is usually committed (credentials go in the environment). */
   natsUrl: z.string().min(1).optional(),
   agentName: nameToken("agent name").optional(),
   warp: warpConfigSchema.prefault({}),
   pattern: patternConfigSchema.prefault({}),
   shuttle: shuttleConfigSchema.prefault({}),
+  weft: serviceSectionSchema.optional(),
+  runner: serviceSectionSchema.optional(),
+  agent: serviceSectionSchema.optional(),
 });
+
+/** The top-level keys `.loominal.json` accepts (for "did you mean" messages). */
+export const PROJECT_FILE_KEYS: readonly string[] = Object.keys(projectFileSchema.shape);
 export type ProjectFile = z.infer<typeof projectFileSchema>;
 export type ProjectFileInput = z.input<typeof projectFileSchema>;

@@ -3,11 +3,14 @@ export {
   channelConfigSchema,
   DEFAULT_CHANNELS,
   type PatternConfig,
+  PROJECT_FILE_KEYS,
   type ProjectFile,
   type ProjectFileInput,
   patternConfigSchema,
   projectFileSchema,
+  type ServiceSection,
   type ShuttleConfig,
+  serviceSectionSchema,
   shuttleConfigSchema,
   type WarpConfig,
   warpConfigSchema,
@@ -39,6 +42,8 @@ export {
   PROJECT_ID_RE,
   projectIdProblem,
   projectIdSchema,
+  RESERVED_PROJECT_ID_SUFFIXES,
+  RESERVED_PROJECT_IDS,
   randomId,
 } from "./names.js";
 export {

@@ -30,18 +30,11 @@ describe("accepted names always make valid NATS names", () => {
           subjects.workOffer(p, a, b),
           subjects.dlq(p, a),
           subjects.inbox(p, agent),
-          subjects.workEvent(p, agent),
           subjects.agentControl(p, agent),
         ]) {
           for (const token of s.split(".")) expect(token).toMatch(NATS_TOKEN);
         }
-        for (const n of [
-          streams.channel(p, a),
-          streams.work(p),
-          streams.dlq(p),
-          streams.inbox(p),
-          streams.workEvents(p),
-        ]) {
+        for (const n of [streams.channel(p, a), streams.work(p), streams.dlq(p), streams.inbox(p)]) {
           expect(n).toMatch(STREAM_NAME);
         }
         expect(consumers.work(a, b)).toMatch(STREAM_NAME);

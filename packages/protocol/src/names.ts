@@ -10,6 +10,15 @@ export const AGENT_ID_RE = /^[0-9a-f]{32}$/;
 export const PROJECT_ID_MAX = 48;
 export const NAME_TOKEN_MAX = 64;
 
+/**
+ * Project ids that would make a per-project name equal to a shared one: `buckets.memory("personal")`
+ * would be the shared `loom-mem-personal`. Checked against every name family in subjects.ts by the
+ * property tests in names.test.ts.
+ */
+export const RESERVED_PROJECT_IDS: readonly string[] = ["personal", "public"];
+/** `loom-mem-<p>-ephemeral` is project p's ephemeral memory; a project named `<p>-ephemeral` would own it. */
+export const RESERVED_PROJECT_ID_SUFFIXES: readonly string[] = ["-ephemeral"];
+
 /** What a name token names; used only to make error messages precise. */
 export type NameKind =
   | "channel"
@@ -60,7 +69,14 @@ export function nameTokenProblem(value: unknown, kind: NameKind = "name"): strin
 
 /** Why `value` is not a valid projectId, or undefined if it is. */
 export function projectIdProblem(value: unknown): string | undefined {
-  return explain(value, "projectId", PROJECT_ID_MAX, false);
+  const problem = explain(value, "projectId", PROJECT_ID_MAX, false);
+  if (problem !== undefined || typeof value !== "string") return problem;
+  if (RESERVED_PROJECT_IDS.includes(value))
+    return `projectId ${describe(value)} is reserved: it would name the shared memory bucket loom-mem-${value}; choose another id`;
+  const suffix = RESERVED_PROJECT_ID_SUFFIXES.find((s) => value.endsWith(s));
+  if (suffix !== undefined)
+    return `projectId ${describe(value)} ends with the reserved suffix '${suffix}': loom-mem-${value} is the ephemeral memory bucket of project ${describe(value.slice(0, -suffix.length))}; choose another id`;
+  return undefined;
 }
 
 /** Why `value` is not a valid agentId, or undefined if it is. */
@@ -128,11 +144,14 @@ export function deriveAgentId(input: { hostname: string; projectPath: string; ag
   return sha256Hex(`${input.hostname}\n${input.projectPath}\n${input.agentName}`).slice(0, 32);
 }
 
-/** A fresh random id in the agentId format (used for work items, memories, orchestrations). */
+/**
+ * A fresh random id in the agentId format (used for work items, memories, orchestrations): a version-4
+ * UUID without its dashes, so 122 random bits. `randomUUID` draws from a pooled entropy buffer, which
+ * makes it far cheaper than a `getRandomValues` call per id on hot paths (one id per work claim).
+ */
 export function randomId(): string {
-  const bytes = new Uint8Array(16);
-  crypto.getRandomValues(bytes);
-  return Buffer.from(bytes).toString("hex");
+  const u = crypto.randomUUID();
+  return u.slice(0, 8) + u.slice(9, 13) + u.slice(14, 18) + u.slice(19, 23) + u.slice(24);
 }
 
 /**

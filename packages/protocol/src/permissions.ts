@@ -59,7 +59,6 @@ export function projectPermissions(u: ProjectUser): NatsPermissions {
     streams.inbox(p),
     streams.work(p),
     streams.dlq(p),
-    streams.workEvents(p),
   ];
   const projectBuckets = [
     buckets.workLedger(p),

@@ -24,9 +24,6 @@ export const subjects = {
   dlq: (projectId: string, capability: string) =>
     `loom.${p(projectId)}.dlq.${assertNameToken(capability, "capability")}`,
   dlqAll: (projectId: string) => `loom.${p(projectId)}.dlq.>`,
-  workEvent: (projectId: string, workId: string) =>
-    `loom.${p(projectId)}.work-events.${assertAgentId(workId)}`,
-  workEventsAll: (projectId: string) => `loom.${p(projectId)}.work-events.>`,
   agentControl: (projectId: string, agentId: string) =>
     `loom.${p(projectId)}.agent.${assertAgentId(agentId)}.control`,
   coordinator: (projectId: string, op: string) => `coord.${p(projectId)}.${assertNameToken(op, "name")}`,
@@ -40,15 +37,22 @@ export const streams = {
   inbox: (projectId: string) => `loom_${p(projectId)}_inbox`,
   work: (projectId: string) => `loom_${p(projectId)}_work`,
   dlq: (projectId: string) => `loom_${p(projectId)}_dlq`,
-  workEvents: (projectId: string) => `loom_${p(projectId)}_work_events`,
   runnerEvents: () => "runner_events",
   runnerAdmit: () => "runner_admit",
 } as const;
 
 export const consumers = {
-  /** The durable consumer through which every claimer of one boundary+capability pulls. */
-  work: (boundary: string, capability: string) =>
-    `work_${assertNameToken(boundary, "boundary")}_${assertNameToken(capability, "capability")}`,
+  /**
+   * The durable consumer through which every claimer of one boundary+capability pulls:
+   * `work_<boundary>_<capability>_<length of boundary>`. Tokens may contain `_`, so `work_<b>_<c>` alone
+   * would give ("a_b", "c") and ("a", "b_c") one consumer; the boundary's length, after the last `_`,
+   * says where the boundary ends, which makes the name injective (and it stays readable).
+   * At most 137 characters.
+   */
+  work: (boundary: string, capability: string) => {
+    const b = assertNameToken(boundary, "boundary");
+    return `work_${b}_${assertNameToken(capability, "capability")}_${b.length}`;
+  },
 } as const;
 
 export const buckets = {
@@ -154,13 +158,13 @@ export function natsLayout(): LayoutRow[] {
       what: "work ledger",
       subject: "key <workId>",
       store: `KV ${buckets.workLedger(EX)}`,
-      retention: "state of every item; transitions by CAS",
+      retention: "state of every item; transitions by CAS; history 16",
     },
     {
       what: "work events",
-      subject: subjects.workEvent(EX, EXA),
-      store: `stream ${streams.workEvents(EX)}`,
-      retention: "limits, 7 d",
+      subject: `$KV.${buckets.workLedger(EX)}.<workId>`,
+      store: `the ledger's own writes (KV ${buckets.workLedger(EX)})`,
+      retention: "each write names its events (lastTransition); watch the bucket",
     },
     {
       what: "agent registry",

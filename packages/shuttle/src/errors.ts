@@ -42,3 +42,18 @@ export class PathEscapeError extends LoominalError {
     );
   }
 }
+
+/**
+ * A file Shuttle was asked to read that is not a regular file (a FIFO, socket, device or directory). It is
+ * never opened: a FIFO would block the reader until something writes to it.
+ */
+export class NotRegularFileError extends LoominalError {
+  override name = "NotRegularFileError";
+  constructor(path: string, kind: string) {
+    super(
+      "invalid_input",
+      `${path} is ${kind}, not a regular file; Shuttle reads only regular files. Replace it with an ordinary file`,
+      { details: { path, kind } },
+    );
+  }
+}

@@ -1,12 +1,21 @@
-export { DRIVER_FILE, type DriverInfo, DriverLocks } from "./driver.js";
-export { InvalidTransitionError, OrchestrationNotFoundError, PathEscapeError, PlanError } from "./errors.js";
+export { CANCEL_PENDING_FILE, type PendingCancel, PendingCancels } from "./cancels.js";
+export { DRIVER_FILE, type DriverInfo, DriverLocks, type LockOutcome } from "./driver.js";
+export {
+  InvalidTransitionError,
+  NotRegularFileError,
+  OrchestrationNotFoundError,
+  PathEscapeError,
+  PlanError,
+} from "./errors.js";
 export type { ShuttleToolDeps } from "./mcp/schemas.js";
 export { createShuttleServer, SHUTTLE_SERVER_NAME, SHUTTLE_VERSION } from "./mcp/server.js";
 export { shuttleTools } from "./mcp/tools/index.js";
 export { type OpenedShuttle, type OpenShuttleOptions, openShuttle, resolveWorkDir } from "./open.js";
 export {
   type AssessOutcome,
+  appendCheckpoint,
   type CancelOutcome,
+  CHECKPOINTS_KEPT,
   type OrchestrationSummary,
   OUTPUT_READ_LIMIT,
   type ResultsView,
@@ -19,7 +28,7 @@ export {
 export { type FileRead, WorkDir } from "./paths.js";
 export { assertTransition, canTransition, isTerminalPhase, withPhase } from "./phases.js";
 export { MAX_SUBTASKS, type OrderedPlan, orderPlan, type PlanTemplate, planTemplate } from "./plan.js";
-export { OrchestrationStore, RECORD_FILE } from "./store.js";
+export { compactRecord, OrchestrationStore, RECORD_FILE } from "./store.js";
 export {
   type Contradiction,
   detectContradictions,
@@ -30,3 +39,11 @@ export {
   type SynthesisGap,
   synthesize,
 } from "./synthesis.js";
+export {
+  AppliedStates,
+  MAX_OFFER_GENERATIONS,
+  subtaskWorkId,
+  WARP_UNQUEUED_REASON,
+  wasDroppedByWarp,
+  workIdGeneration,
+} from "./work-items.js";

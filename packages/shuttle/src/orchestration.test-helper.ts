@@ -2,17 +2,21 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Fabric, loadConfig } from "@loominal/fabric";
+import { Fabric, loadConfig, silentLogger } from "@loominal/fabric";
 import { connectInMemory, type TestClient, type ToolCallOutcome } from "@loominal/mcp-kit";
 import { type OrchestrationRecord, orchestrationRecordSchema } from "@loominal/protocol";
 import { tempDir, uniqueProjectId } from "@loominal/testkit";
 import { WorkQueue } from "@loominal/warp";
 import { createShuttleServer } from "./mcp/server.js";
-import { type OpenedShuttle, openShuttle } from "./open.js";
+import { type OpenedShuttle, openShuttle, resolveWorkDir } from "./open.js";
+import { Shuttle, type WorkQueuePort } from "./orchestrator.js";
+import { WorkDir } from "./paths.js";
+import { OrchestrationStore } from "./store.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const WORKER_SCRIPT = join(here, "..", "test", "worker.mjs");
 export const BIN = join(here, "..", "dist", "bin.js");
+export const CRASHING_SHUTTLE_SCRIPT = join(here, "..", "test", "crashing-shuttle.mjs");
 
 /** Ack wait of the test projects: short, so a killed worker's claim comes back quickly. */
 export const TEST_ACK_WAIT_MS = 1_500;
@@ -84,6 +88,8 @@ export interface WorkerOptions {
   skipOutputOn?: string;
   extra?: Record<string, string[]>;
   linkOutput?: Record<string, string>;
+  /** How far this worker's clock is off, in ms (negative: behind). */
+  clockSkewMs?: number;
 }
 
 export interface WorkerProcess {
@@ -109,6 +115,7 @@ export function startWorker(project: TestProject, options: WorkerOptions): Worke
   if (options.skipOutputOn) env.WORKER_SKIP_OUTPUT_ON = options.skipOutputOn;
   if (options.extra) env.WORKER_EXTRA = JSON.stringify(options.extra);
   if (options.linkOutput) env.WORKER_LINK_OUTPUT = JSON.stringify(options.linkOutput);
+  if (options.clockSkewMs) env.WORKER_CLOCK_SKEW_MS = String(options.clockSkewMs);
   const proc = spawn(process.execPath, [WORKER_SCRIPT], { env, stdio: ["ignore", "ignore", "inherit"] });
   return {
     proc,
@@ -176,10 +183,10 @@ export function filesUnder(dir: string): string[] {
   return out.sort();
 }
 
-/** A work queue client for inspecting the ledger from the test. */
+/** A work queue client for inspecting the ledger (and acting as a worker) from the test. */
 export async function ledgerReader(
   project: TestProject,
-): Promise<{ queue: WorkQueue; close(): Promise<void> }> {
+): Promise<{ queue: WorkQueue; fabric: Fabric; close(): Promise<void> }> {
   const config = loadConfig({
     cwd: project.dir,
     env: { NATS_URL: project.natsUrl, LOOMINAL_AGENT_NAME: "inspector" },
@@ -194,7 +201,61 @@ export async function ledgerReader(
   });
   return {
     queue,
+    fabric,
     async close() {
+      await queue.close();
+      await fabric.close();
+    },
+  };
+}
+
+export interface LibraryShuttle {
+  shuttle: Shuttle;
+  queue: WorkQueue;
+  close(): Promise<void>;
+}
+
+/**
+ * A Shuttle library instance on the real Warp queue of the project, optionally seen through `wrap` (to
+ * hold an offer at a chosen moment). No MCP server.
+ */
+export async function startLibraryShuttle(
+  project: TestProject,
+  wrap?: (queue: WorkQueue) => WorkQueuePort,
+): Promise<LibraryShuttle> {
+  const config = loadConfig({
+    cwd: project.dir,
+    env: { NATS_URL: project.natsUrl, LOOMINAL_AGENT_NAME: "parent" },
+  });
+  const fabric = await Fabric.connect({ nats: config.nats });
+  const queue = new WorkQueue({
+    fabric,
+    projectId: config.projectId,
+    agentId: config.agentId,
+    userId: config.userId,
+    settings: config.file.warp.work,
+  });
+  const workDir = await WorkDir.open(resolveWorkDir(config, {}));
+  const store = new OrchestrationStore({
+    workDir,
+    fabric,
+    projectId: config.projectId,
+    logger: silentLogger(),
+  });
+  const shuttle = new Shuttle({
+    fabric,
+    projectId: config.projectId,
+    agentId: config.agentId,
+    store,
+    queue: wrap ? wrap(queue) : queue,
+    reconcileIntervalMs: 1_000,
+  });
+  await shuttle.start();
+  return {
+    shuttle,
+    queue,
+    async close() {
+      await shuttle.close();
       await queue.close();
       await fabric.close();
     },

@@ -1,7 +1,9 @@
 import { type Fabric, isUnavailableError, type Logger, silentLogger } from "@loominal/fabric";
 import {
+  AGENT_ID_RE,
   FINAL_SUBTASK_STATUSES,
   LoominalError,
+  type OrchestrationCheckpoint,
   type OrchestrationPhase,
   type OrchestrationRecord,
   randomId,
@@ -11,19 +13,33 @@ import {
   type SubtaskStatus,
   type WorkEvent,
   type WorkItem,
-  type WorkOfferInput,
 } from "@loominal/protocol";
+import type { OfferInput } from "@loominal/warp";
+import { PendingCancels } from "./cancels.js";
 import { type DriverInfo, DriverLocks } from "./driver.js";
-import { InvalidTransitionError, OrchestrationNotFoundError, PathEscapeError, PlanError } from "./errors.js";
+import {
+  InvalidTransitionError,
+  NotRegularFileError,
+  OrchestrationNotFoundError,
+  PathEscapeError,
+  PlanError,
+} from "./errors.js";
 import type { FileRead, WorkDir } from "./paths.js";
 import { assertTransition, isTerminalPhase, withPhase } from "./phases.js";
 import { orderPlan, type PlanTemplate, planTemplate } from "./plan.js";
-import type { OrchestrationStore } from "./store.js";
+import { clip, type OrchestrationStore } from "./store.js";
 import { type Synthesis, type SynthesisFormat, synthesize } from "./synthesis.js";
+import {
+  AppliedStates,
+  MAX_OFFER_GENERATIONS,
+  subtaskWorkId,
+  wasDroppedByWarp,
+  workIdGeneration,
+} from "./work-items.js";
 
 /** The part of Warp's WorkQueue that Shuttle uses. */
 export interface WorkQueuePort {
-  offer(input: WorkOfferInput): Promise<WorkItem>;
+  offer(input: OfferInput): Promise<WorkItem>;
   get(workId: string): Promise<WorkItem | undefined>;
   cancel(workId: string, reason?: string): Promise<unknown>;
   watchEvents(handler: (event: WorkEvent) => void): { stop(): unknown } | Promise<{ stop(): unknown }>;
@@ -39,7 +55,8 @@ export interface ShuttleOptions {
   logger?: Logger;
   /**
    * How often every orchestration this process drives is compared with the work ledger, catching up on
-   * events missed while NATS was unreachable and retrying offers that failed. Default 5000 ms.
+   * events missed while NATS was unreachable, retrying offers and cancellations that failed, and
+   * re-checking its driver locks. Default 5000 ms.
    */
   reconcileIntervalMs?: number;
   /** How long a tool waits for NATS before answering "NATS unreachable". Default 2000 ms. */
@@ -50,10 +67,21 @@ export interface ShuttleOptions {
 
 /** Bytes of an output file returned by `results()`; the rest is reported as truncated. */
 export const OUTPUT_READ_LIMIT = 256 * 1024;
-/** Bytes of a worker's result kept in the orchestration record. */
-const RESULT_KEEP_BYTES = 16 * 1024;
-/** Largest orchestration record accepted, in bytes of JSON (the KV mirror must take it). */
+/** Bytes of JSON of workers' results kept in a record altogether; each subtask gets an equal share. */
+const RESULTS_BUDGET_BYTES = 256 * 1024;
+/** Bounds of one subtask's share of RESULTS_BUDGET_BYTES. */
+const RESULT_KEEP_MAX_BYTES = 16 * 1024;
+const RESULT_KEEP_MIN_BYTES = 1024;
+/** Characters of a worker's error or progress note kept per subtask. */
+const TEXT_KEEP_CHARS = 1_000;
+/** Largest plan accepted, in bytes of JSON of the new record. */
 const RECORD_MAX_BYTES = 512 * 1024;
+/** Characters of a checkpoint note kept (the record's schema allows 2 000). */
+const CHECKPOINT_NOTE_MAX = 2_000;
+/** Checkpoints kept in a record; older ones are dropped and counted in the first entry. */
+export const CHECKPOINTS_KEPT = 100;
+/** Adoption scans (every sixth reconcile tick) between two re-reads of the whole work dir. */
+const ADOPT_EVERY_TICKS = 6;
 
 export type AssessOutcome =
   | { kind: "template"; template: PlanTemplate }
@@ -85,13 +113,15 @@ export interface SubtaskResult {
   error: string | undefined;
   outputPath: string;
   output: FileRead | undefined;
+  /** Why an output file that exists was not read (not a regular file, or a link leading out). */
+  outputProblem: string | undefined;
 }
 
 export interface ResultsView {
   record: OrchestrationRecord;
   subtasks: SubtaskResult[];
-  /** Subtasks without an output file, with their status. */
-  missingOutputs: Array<{ id: string; status: SubtaskStatus }>;
+  /** Subtasks without a readable output file, with their status and, when the file exists, why. */
+  missingOutputs: Array<{ id: string; status: SubtaskStatus; reason?: string }>;
 }
 
 export interface CancelOutcome {
@@ -101,6 +131,15 @@ export interface CancelOutcome {
   notCancelled: Array<{ subtaskId: string; workId: string; reason: string }>;
 }
 
+interface OutputRead {
+  file?: FileRead;
+  problem?: string;
+}
+
+type OfferOutcome = { kind: "item"; item: WorkItem } | { kind: "refused"; error: string } | { kind: "retry" };
+
+type Commit = (next: OrchestrationRecord) => Promise<OrchestrationRecord>;
+
 const OUTSTANDING: readonly SubtaskStatus[] = ["waiting", "offered", "claimed"];
 
 function now(): string {
@@ -109,6 +148,41 @@ function now(): string {
 
 function subtaskDir(id: string): string[] {
   return ["subtasks", id];
+}
+
+function replaceSubtasks(record: OrchestrationRecord, changed: SubtaskState[]): OrchestrationRecord {
+  if (changed.length === 0) return record;
+  const byId = new Map(changed.map((s) => [s.id, s]));
+  return { ...record, subtasks: record.subtasks.map((s) => byId.get(s.id) ?? s) };
+}
+
+const DROPPED_MARKER_RE = /^\[shuttle\] (\d+) earlier checkpoints? (?:was|were) dropped/;
+
+/**
+ * `checkpoints` with `entry` appended, at most `keep` long: beyond that the oldest are dropped and the
+ * first entry becomes a marker counting every checkpoint dropped so far.
+ */
+export function appendCheckpoint(
+  checkpoints: readonly OrchestrationCheckpoint[],
+  entry: OrchestrationCheckpoint,
+  keep = CHECKPOINTS_KEPT,
+): OrchestrationCheckpoint[] {
+  const all = [...checkpoints, entry];
+  if (all.length <= keep) return all;
+  const markerCount = Number(DROPPED_MARKER_RE.exec(all[0]?.note ?? "")?.[1] ?? 0);
+  const body = markerCount > 0 ? all.slice(1) : all;
+  const excess = body.length - (keep - 1);
+  const dropped = body.slice(0, excess);
+  const last = dropped.at(-1) ?? entry;
+  const total = markerCount + dropped.length;
+  return [
+    {
+      at: last.at,
+      phase: last.phase,
+      note: `[shuttle] ${total} earlier checkpoint${total === 1 ? " was" : "s were"} dropped; the record keeps the newest ${keep - 1}`,
+    },
+    ...body.slice(excess),
+  ];
 }
 
 /**
@@ -133,16 +207,21 @@ export class Shuttle {
   #byWork = new Map<string, { orchestrationId: string; subtaskId: string }>();
   /** Orchestrations this process drives that are still spawning or executing. */
   #active = new Set<string>();
-  #offersInFlight = 0;
   /** Orchestrations inside a spawn() call right now. */
   #spawning = new Set<string>();
+  #applied = new AppliedStates();
+  #cancels: PendingCancels;
+  /** Final orchestrations the adoption scan has seen with nothing left to do: not read again. */
+  #settled = new Set<string>();
   #watch: { stop(): unknown } | undefined;
   #watchStarting = false;
   #timer: NodeJS.Timeout | undefined;
   #ticks = 0;
+  #ticking: Promise<void> | undefined;
+  #reconciling: Promise<void> | undefined;
+  #reconcileAgain = false;
   #closed = false;
   #stopStateListener: () => void;
-  #reconcileSoon: NodeJS.Timeout | undefined;
 
   constructor(options: ShuttleOptions) {
     this.#fabric = options.fabric;
@@ -155,6 +234,7 @@ export class Shuttle {
     this.#natsWaitMs = options.natsWaitMs ?? 2_000;
     this.#boundary = options.boundary;
     this.drivers = new DriverLocks(this.workDir);
+    this.#cancels = new PendingCancels(this.workDir);
     const interval = options.reconcileIntervalMs ?? 5_000;
     this.#timer = setInterval(() => void this.#tick(), interval);
     this.#timer.unref();
@@ -164,8 +244,8 @@ export class Shuttle {
   }
 
   /**
-   * Adopts the orchestrations of the work dir left running by a process that is gone, pushes records the
-   * bucket missed, and starts following work events. Call once after construction.
+   * Adopts the orchestrations of the work dir left running (or half-cancelled) by a process that is gone,
+   * pushes records the bucket missed, and starts following work events. Call once after construction.
    */
   async start(): Promise<void> {
     await this.store.markAllPending();
@@ -176,12 +256,12 @@ export class Shuttle {
   async close(): Promise<void> {
     this.#closed = true;
     if (this.#timer) clearInterval(this.#timer);
-    if (this.#reconcileSoon) clearTimeout(this.#reconcileSoon);
     this.#stopStateListener();
     await this.#watch?.stop();
     this.#watch = undefined;
+    await this.#ticking;
     await Promise.allSettled([...this.#tails.values()]);
-    await this.drivers.releaseAll();
+    await this.drivers.close();
     this.store.close();
   }
 
@@ -244,17 +324,19 @@ export class Shuttle {
     await this.#needNats();
     // Spawning is saved before anything is offered, so a crash part-way leaves a record that the next
     // Shuttle server adopts and finishes instead of one that looks untouched.
-    await this.#mutate(orchestrationId, async (rec) => {
+    const spawning = await this.#mutate(orchestrationId, async (rec) => {
       const next = withPhase(rec, "spawning", now());
       for (const s of next.subtasks) await this.workDir.ensureDir(orchestrationId, ...subtaskDir(s.id));
       return next;
     });
-    this.#active.add(orchestrationId);
+    this.#startDriving(spawning);
     this.#spawning.add(orchestrationId);
     try {
-      await this.#mutate(orchestrationId, async (rec) => {
-        const next = await this.#advance(rec);
-        const offered = next.subtasks.filter((s) => s.workId !== undefined).map((s) => s.id);
+      await this.#mutate(orchestrationId, async (rec, commit) => {
+        // Cancelled (or failed) meanwhile: nothing more is offered.
+        if (rec.phase !== "spawning") return rec;
+        const next = await this.#advance(rec, commit);
+        const offered = next.subtasks.filter((s) => s.status !== "waiting").map((s) => s.id);
         const note = `offered ${offered.length > 0 ? offered.join(", ") : "nothing yet"}`;
         return withPhase(next, "execution", now(), note);
       });
@@ -262,7 +344,7 @@ export class Shuttle {
       this.#spawning.delete(orchestrationId);
     }
     // A plan whose work all finished already moves on to collection here.
-    return this.#mutate(orchestrationId, (rec) => this.#advance(rec));
+    return this.#mutate(orchestrationId, (rec, commit) => this.#advance(rec, commit));
   }
 
   /** Where a subtask's output goes, absolute. */
@@ -272,12 +354,32 @@ export class Shuttle {
 
   /**
    * Recomputes what can move: blocks subtasks whose dependencies failed, offers subtasks whose
-   * dependencies completed, and moves a finished execution to `collection`.
+   * dependencies completed, and moves a finished execution to `collection`. Runs inside a mutation, on
+   * the current record: an orchestration that is no longer spawning or executing offers nothing.
    */
-  async #advance(record: OrchestrationRecord): Promise<OrchestrationRecord> {
+  async #advance(record: OrchestrationRecord, commit: Commit): Promise<OrchestrationRecord> {
     if (record.phase !== "spawning" && record.phase !== "execution") return record;
+    let next = this.#settleBlocked(record);
+    if (this.#fabric.isConnected) next = await this.#offerReady(next, commit);
+    const subtasks = next.subtasks;
+    if (next.phase === "execution" && subtasks.every((s) => FINAL_SUBTASK_STATUSES.includes(s.status))) {
+      const failed = subtasks.filter((s) => s.status !== "completed").map((s) => `${s.id} (${s.status})`);
+      next = withPhase(
+        next,
+        "collection",
+        now(),
+        failed.length === 0 ? "every subtask completed" : `finished with ${failed.join(", ")}`,
+      );
+      this.#stopDriving(next.orchestrationId);
+    }
+    return next;
+  }
+
+  /** Blocks waiting subtasks with a failed dependency (directly or not); unblocks those without one. */
+  #settleBlocked(record: OrchestrationRecord): OrchestrationRecord {
     const byId = new Map(record.subtasks.map((s) => [s.id, s]));
     const at = now();
+    const changed: SubtaskState[] = [];
     // Plan order is a topological order only within waves, so walk the waves.
     for (const wave of record.waves) {
       for (const id of wave) {
@@ -287,52 +389,106 @@ export class Shuttle {
           const st = byId.get(d)?.status;
           return st === "failed" || st === "cancelled" || st === "blocked";
         });
-        if (badDep) {
-          if (s.status !== "blocked") {
-            byId.set(id, {
-              ...s,
-              status: "blocked",
-              error: `dependency ${badDep} did not complete`,
-              updatedAt: at,
-            });
-          }
+        let next: SubtaskState | undefined;
+        if (badDep && s.status !== "blocked")
+          next = { ...s, status: "blocked", error: `dependency ${badDep} did not complete`, updatedAt: at };
+        else if (!badDep && s.status === "blocked")
+          next = { ...s, status: "waiting", error: undefined, updatedAt: at };
+        if (next) {
+          byId.set(id, next);
+          changed.push(next);
+        }
+      }
+    }
+    return replaceSubtasks(record, changed);
+  }
+
+  /**
+   * Offers every waiting subtask whose dependencies completed. Their work ids are derived from the
+   * orchestration and subtask and saved before anything is offered: if the process dies between an offer
+   * and the save after it, the next pass offers the same ids again and Warp answers with the items it
+   * already has, so a subtask is never queued twice.
+   */
+  async #offerReady(record: OrchestrationRecord, commit: Commit): Promise<OrchestrationRecord> {
+    const status = new Map(record.subtasks.map((s) => [s.id, s.status]));
+    const ready = record.subtasks
+      .filter((s) => s.status === "waiting" && s.dependsOn.every((d) => status.get(d) === "completed"))
+      .map((s) => s.id);
+    if (ready.length === 0) return record;
+    let next = record;
+    const unrecorded = next.subtasks.filter((s) => ready.includes(s.id) && s.workId === undefined);
+    if (unrecorded.length > 0) {
+      next = await commit(
+        replaceSubtasks(
+          next,
+          unrecorded.map((s) => ({ ...s, workId: subtaskWorkId(next, s.id) })),
+        ),
+      );
+    }
+    this.#startDriving(next);
+    for (const id of ready) {
+      // A second round only when Warp dropped the first offer and the subtask moved to a new work id.
+      for (let round = 0; round < 2; round++) {
+        const s = next.subtasks.find((x) => x.id === id);
+        if (!s?.workId || s.status !== "waiting") break;
+        const outcome = await this.#offer(next, s, s.workId);
+        if (outcome.kind === "retry") break;
+        if (outcome.kind === "refused") {
+          const at = now();
+          next = replaceSubtasks(next, [
+            { ...s, status: "failed", error: outcome.error, finishedAt: at, updatedAt: at },
+          ]);
+          break;
+        }
+        const item = outcome.item;
+        if (wasDroppedByWarp(item)) {
+          next = await this.#nextGeneration(next, s, commit);
           continue;
         }
-        if (s.status === "blocked")
-          byId.set(id, { ...s, status: "waiting", error: undefined, updatedAt: at });
+        this.#applied.onRead(item);
+        next = this.#applyItem(next, s.id, item);
+        break;
       }
-    }
-    let subtasks = record.subtasks.map((s) => byId.get(s.id) ?? s);
-    const ready = subtasks.filter(
-      (s) => s.status === "waiting" && s.dependsOn.every((d) => byId.get(d)?.status === "completed"),
-    );
-    if (ready.length > 0 && this.#fabric.isConnected) {
-      const offered = new Map<string, SubtaskState>();
-      for (const s of ready) {
-        const done = await this.#offer(record, s, byId);
-        if (done) offered.set(s.id, done);
-      }
-      subtasks = subtasks.map((s) => offered.get(s.id) ?? s);
-    }
-    let next: OrchestrationRecord = { ...record, subtasks };
-    if (next.phase === "execution" && subtasks.every((s) => FINAL_SUBTASK_STATUSES.includes(s.status))) {
-      const failed = subtasks.filter((s) => s.status !== "completed").map((s) => `${s.id} (${s.status})`);
-      next = withPhase(
-        next,
-        "collection",
-        now(),
-        failed.length === 0 ? "every subtask completed" : `finished with ${failed.join(", ")}`,
-      );
-      this.#stopDriving(next);
     }
     return next;
   }
 
-  async #offer(
+  /**
+   * Warp cancelled the subtask's item itself because its offer never reached the queue (NATS dropped
+   * between the ledger write and the publish). The same id would only return that item, so the subtask
+   * moves to its next derived work id, saved before it is offered.
+   */
+  async #nextGeneration(
     record: OrchestrationRecord,
     s: SubtaskState,
-    byId: Map<string, SubtaskState>,
-  ): Promise<SubtaskState | undefined> {
+    commit: Commit,
+  ): Promise<OrchestrationRecord> {
+    const generation = (s.workId ? workIdGeneration(record, s.id, s.workId) : undefined) ?? 0;
+    const at = now();
+    if (generation + 1 >= MAX_OFFER_GENERATIONS) {
+      return replaceSubtasks(record, [
+        {
+          ...s,
+          status: "failed",
+          error: `Warp dropped ${MAX_OFFER_GENERATIONS} offers of this subtask (the offer could not be queued)`,
+          finishedAt: at,
+          updatedAt: at,
+        },
+      ]);
+    }
+    this.#logger.warn(
+      { orchestrationId: record.orchestrationId, subtaskId: s.id, workId: s.workId },
+      "Warp dropped the offer of a subtask; offering it again under a new work id",
+    );
+    const next = await commit(
+      replaceSubtasks(record, [{ ...s, workId: subtaskWorkId(record, s.id, generation + 1), updatedAt: at }]),
+    );
+    this.#startDriving(next);
+    return next;
+  }
+
+  async #offer(record: OrchestrationRecord, s: SubtaskState, workId: string): Promise<OfferOutcome> {
+    const byId = new Map(record.subtasks.map((x) => [x.id, x]));
     const workDir = this.workDir.path(record.orchestrationId, ...subtaskDir(s.id));
     const outputPath = this.outputPath(record, s);
     const context: ShuttleWorkContext = {
@@ -363,127 +519,137 @@ export class Shuttle {
           ]
         : []),
     ].join("\n");
-    this.#offersInFlight++;
     try {
       const item = await this.#queue.offer({
+        workId,
         taskId: `shuttle-${record.orchestrationId}-${s.id}`,
         description: description.slice(0, 20_000),
         capability: s.capability,
         ...(this.#boundary ? { boundary: this.#boundary } : {}),
         contextData: { shuttle: context },
       });
-      this.#byWork.set(item.workId, { orchestrationId: record.orchestrationId, subtaskId: s.id });
-      const at = now();
-      return { ...s, status: "offered", workId: item.workId, offeredAt: at, updatedAt: at };
+      return { kind: "item", item };
     } catch (err) {
-      // The subtask stays waiting; the next reconcile offers it again.
       this.#logger.warn(
-        { orchestrationId: record.orchestrationId, subtaskId: s.id, err: String(err) },
+        { orchestrationId: record.orchestrationId, subtaskId: s.id, workId, err: String(err) },
         "could not offer a subtask; will retry",
       );
-      if (!isUnavailableError(err) && err instanceof LoominalError && err.code === "invalid_input") {
-        const at = now();
-        return {
-          ...s,
-          status: "failed",
-          error: `Warp refused the work item: ${err.message}`,
-          finishedAt: at,
-          updatedAt: at,
-        };
+      if (!isUnavailableError(err) && err instanceof LoominalError) {
+        if (err.code === "invalid_input")
+          return { kind: "refused", error: `Warp refused the work item: ${err.message}` };
+        if (err.code === "conflict")
+          return {
+            kind: "refused",
+            error: `Warp holds another item under this subtask's work id: ${err.message}`,
+          };
       }
-      return undefined;
-    } finally {
-      this.#offersInFlight--;
+      // The subtask stays waiting with its work id; the next reconcile offers the same id again.
+      return { kind: "retry" };
     }
   }
 
-  /** Applies a ledger state of a subtask's work item; older states than the one applied are ignored. */
+  /**
+   * Applies a ledger state of a subtask's work item (the caller decided it is newer than the applied one).
+   * Returns the record itself when nothing changes, so an unchanged state is not saved again.
+   */
   #applyItem(record: OrchestrationRecord, subtaskId: string, item: WorkItem): OrchestrationRecord {
     const at = now();
-    const subtasks = record.subtasks.map((s): SubtaskState => {
-      if (s.id !== subtaskId || s.workId !== item.workId) return s;
-      if (s.workUpdatedAt && Date.parse(item.updatedAt) < Date.parse(s.workUpdatedAt)) return s;
-      const base = {
-        ...s,
-        workUpdatedAt: item.updatedAt,
-        claims: Math.max(s.claims, item.attempts),
-        updatedAt: at,
-        ...(item.claim ? { claimedBy: item.claim.agentId } : {}),
-        ...(item.claim?.progressNote ? { lastNote: item.claim.progressNote } : {}),
-      };
-      switch (item.status) {
-        case "pending":
-          return {
-            ...base,
-            status: "offered",
-            ...(item.lastError
-              ? { error: `attempt ${item.lastError.attempt}: ${item.lastError.reason}` }
-              : {}),
-          };
-        case "claimed":
-          return { ...base, status: "claimed" };
-        case "completed":
-          return {
-            ...base,
-            status: "completed",
-            error: undefined,
-            result: keepResult(item.result),
-            finishedAt: item.finishedAt ?? at,
-            ...(item.completedBy ? { claimedBy: item.completedBy } : {}),
-          };
-        case "dead":
-          return {
-            ...base,
-            status: "failed",
-            error: item.dead?.reason ?? item.lastError?.reason ?? "the work item died",
-            finishedAt: item.dead?.at ?? at,
-          };
-        case "cancelled":
-        case "discarded":
-          return {
-            ...base,
-            status: "cancelled",
-            error: item.cancelReason ?? `work item ${item.status}`,
-            finishedAt: item.finishedAt ?? at,
-          };
-        default:
-          return s;
-      }
-    });
-    return { ...record, subtasks };
+    const s = record.subtasks.find((x) => x.id === subtaskId);
+    if (!s || s.workId !== item.workId) return record;
+    const base: SubtaskState = {
+      ...s,
+      workUpdatedAt: item.updatedAt,
+      claims: Math.max(s.claims, item.attempts),
+      ...(item.claim ? { claimedBy: item.claim.agentId } : {}),
+      ...(item.claim?.progressNote ? { lastNote: clip(item.claim.progressNote, TEXT_KEEP_CHARS) } : {}),
+    };
+    let next: SubtaskState;
+    switch (item.status) {
+      case "pending":
+        next = {
+          ...base,
+          status: "offered",
+          offeredAt: s.offeredAt ?? at,
+          ...(item.lastError
+            ? { error: clip(`attempt ${item.lastError.attempt}: ${item.lastError.reason}`, TEXT_KEEP_CHARS) }
+            : {}),
+        };
+        break;
+      case "claimed":
+        next = { ...base, status: "claimed", offeredAt: s.offeredAt ?? at };
+        break;
+      case "completed":
+        next = {
+          ...base,
+          status: "completed",
+          error: undefined,
+          result: keepResult(item.result, record.subtasks.length, item.workId),
+          finishedAt: s.status === "completed" && s.finishedAt ? s.finishedAt : (item.finishedAt ?? at),
+          ...(item.completedBy ? { claimedBy: item.completedBy } : {}),
+        };
+        break;
+      case "dead":
+        next = {
+          ...base,
+          status: "failed",
+          error: clip(item.dead?.reason ?? item.lastError?.reason ?? "the work item died", TEXT_KEEP_CHARS),
+          finishedAt: item.dead?.at ?? at,
+        };
+        break;
+      case "cancelled":
+      case "discarded":
+        next = {
+          ...base,
+          status: "cancelled",
+          error: clip(item.cancelReason ?? `work item ${item.status}`, TEXT_KEEP_CHARS),
+          finishedAt: item.finishedAt ?? at,
+        };
+        break;
+      default:
+        return record;
+    }
+    if (sameSubtask(s, next)) return record;
+    return replaceSubtasks(record, [{ ...next, updatedAt: at }]);
   }
 
   #onEvent(event: WorkEvent): void {
     const ref = this.#byWork.get(event.workId);
-    if (!ref) {
-      // The offer that created this item may not have returned yet; look again shortly.
-      if (this.#offersInFlight > 0) this.#scheduleReconcile();
-      return;
-    }
-    void this.#mutate(ref.orchestrationId, (rec) =>
-      this.#advance(this.#applyItem(rec, ref.subtaskId, event.item)),
-    ).catch((err) => this.#logger.warn({ ...ref, err: String(err) }, "could not apply a work event"));
+    if (!ref) return;
+    void this.#mutate(ref.orchestrationId, async (rec, commit) => {
+      if (rec.phase !== "spawning" && rec.phase !== "execution") return rec;
+      const item = await this.#newerState(event);
+      if (!item) return rec;
+      return this.#advance(this.#applyItem(rec, ref.subtaskId, item), commit);
+    }).catch((err) => this.#logger.warn({ ...ref, err: String(err) }, "could not apply a work event"));
   }
 
-  #scheduleReconcile(): void {
-    if (this.#reconcileSoon || this.#closed) return;
-    this.#reconcileSoon = setTimeout(() => {
-      this.#reconcileSoon = undefined;
-      void this.#reconcileAll();
-    }, 100);
-    this.#reconcileSoon.unref();
+  /** The state to apply for an event: its item when newer, the ledger's current state when unsure, or none. */
+  async #newerState(event: WorkEvent): Promise<WorkItem | undefined> {
+    const verdict = this.#applied.onEvent(event);
+    if (verdict === "apply") return event.item;
+    if (verdict === "skip" || !this.#fabric.isConnected) return undefined;
+    try {
+      const item = await this.#queue.get(event.workId);
+      if (!item) return undefined;
+      const known = AppliedStates.same(item, event.item) ? event.revision : undefined;
+      return this.#applied.onRead(item, known) ? item : undefined;
+    } catch (err) {
+      this.#logger.warn({ workId: event.workId, err: String(err) }, "could not read a work item");
+      return undefined;
+    }
   }
 
   /** Compares one driven orchestration with the work ledger and advances it. */
   async reconcile(orchestrationId: string): Promise<OrchestrationRecord> {
-    return this.#mutate(orchestrationId, async (rec) => {
+    return this.#mutate(orchestrationId, async (rec, commit) => {
+      if (rec.phase !== "spawning" && rec.phase !== "execution") return rec;
       let next = rec;
       if (this.#fabric.isConnected) {
         for (const s of rec.subtasks) {
           if (!s.workId || (s.status !== "offered" && s.status !== "claimed")) continue;
           try {
             const item = await this.#queue.get(s.workId);
-            if (item) next = this.#applyItem(next, s.id, item);
+            if (item && this.#applied.onRead(item)) next = this.#applyItem(next, s.id, item);
           } catch (err) {
             this.#logger.warn(
               { orchestrationId, workId: s.workId, err: String(err) },
@@ -492,7 +658,7 @@ export class Shuttle {
           }
         }
       }
-      next = await this.#advance(next);
+      next = await this.#advance(next, commit);
       // A spawn interrupted by a restart: its work is offered now, so it is executing.
       if (next.phase === "spawning" && !this.#spawning.has(orchestrationId)) {
         next = withPhase(next, "execution", now(), "resumed after the spawning server stopped");
@@ -501,24 +667,79 @@ export class Shuttle {
     });
   }
 
-  async #reconcileAll(): Promise<void> {
-    for (const id of [...this.#active]) {
-      try {
-        await this.reconcile(id);
-      } catch (err) {
-        this.#logger.warn({ orchestrationId: id, err: String(err) }, "reconcile failed");
-      }
+  /** Reconciles every driven orchestration; a call while one runs makes it run once more afterwards. */
+  #reconcileAll(): Promise<void> {
+    if (this.#reconciling) {
+      this.#reconcileAgain = true;
+      return this.#reconciling;
     }
+    this.#reconciling = (async () => {
+      do {
+        this.#reconcileAgain = false;
+        for (const id of [...this.#active]) {
+          if (this.#closed) return;
+          try {
+            await this.reconcile(id);
+          } catch (err) {
+            this.#logger.warn({ orchestrationId: id, err: String(err) }, "reconcile failed");
+          }
+        }
+      } while (this.#reconcileAgain && !this.#closed);
+    })().finally(() => {
+      this.#reconciling = undefined;
+    });
+    return this.#reconciling;
   }
 
-  async #tick(): Promise<void> {
-    if (this.#closed) return;
+  /** One reconcile tick at a time: a tick due while one runs is skipped (the next one comes soon). */
+  #tick(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    if (this.#ticking) return this.#ticking;
+    this.#ticking = this.#tickOnce()
+      .catch((err) => this.#logger.warn({ err: String(err) }, "reconcile tick failed"))
+      .finally(() => {
+        this.#ticking = undefined;
+      });
+    return this.#ticking;
+  }
+
+  async #tickOnce(): Promise<void> {
     this.#ticks++;
-    if (this.#ticks % 6 === 0) await this.#adoptOrphans().catch(() => undefined);
-    if (!this.#fabric.isConnected) return;
+    await this.#verifyLocks();
+    if (this.#ticks % ADOPT_EVERY_TICKS === 0) {
+      await this.#adoptOrphans().catch((err) =>
+        this.#logger.warn(
+          { workDir: this.workDir.root, err: String(err) },
+          "could not scan the work dir for orchestrations to adopt; will retry",
+        ),
+      );
+    }
+    if (this.#closed || !this.#fabric.isConnected) return;
     await this.#ensureWatching();
     await this.#reconcileAll();
+    await this.#retryCancels();
     await this.store.flush();
+  }
+
+  /** A server that finds another instance in a lock it held stops driving that orchestration. */
+  async #verifyLocks(): Promise<void> {
+    for (const id of this.drivers.held) {
+      let kept: boolean;
+      try {
+        kept = await this.drivers.verify(id);
+      } catch (err) {
+        this.#logger.warn({ orchestrationId: id, err: String(err) }, "could not read a driver lock");
+        continue;
+      }
+      if (kept || this.#closed) continue;
+      this.#stopDriving(id);
+      this.#cancels.forget(id);
+      const holder = await this.drivers.holder(id).catch(() => undefined);
+      this.#logger.warn(
+        { orchestrationId: id, holderPid: holder?.pid, holderHost: holder?.hostname },
+        "lost the driver lock of an orchestration to another Shuttle server; no longer driving it",
+      );
+    }
   }
 
   async #ensureWatching(): Promise<void> {
@@ -534,15 +755,44 @@ export class Shuttle {
     }
   }
 
-  /** Takes over spawning/executing orchestrations whose driver process is gone. */
+  /**
+   * Takes over orchestrations whose driver process is gone: spawning or executing ones, and cancelled or
+   * failed ones with cancellations still pending. Final orchestrations with nothing pending are
+   * remembered and not read again.
+   */
   async #adoptOrphans(): Promise<void> {
-    for (const rec of await this.store.listLocal()) {
+    for (const id of await this.workDir.listDirs()) {
+      if (this.#closed) return;
+      if (!AGENT_ID_RE.test(id) || this.#settled.has(id) || this.#active.has(id) || this.#cancels.has(id))
+        continue;
+      const rec = await this.store.load(id).catch((err) => {
+        this.#logger.warn({ orchestrationId: id, err: String(err) }, "cannot read an orchestration");
+        return undefined;
+      });
+      if (!rec) continue;
+      if (isTerminalPhase(rec.phase)) {
+        const endedEarly = rec.phase === "cancelled" || rec.phase === "failed";
+        const pending = endedEarly ? await this.#cancels.load(id) : undefined;
+        if (!pending) {
+          this.#settled.add(id);
+          continue;
+        }
+        const lock = await this.drivers.acquire(id);
+        if (!lock.ok) {
+          this.#cancels.forget(id);
+          continue;
+        }
+        this.#logger.info(
+          { orchestrationId: id, items: pending.items.length },
+          "resuming the cancellation of an orchestration's work items",
+        );
+        continue;
+      }
       if (rec.phase !== "spawning" && rec.phase !== "execution") continue;
-      if (this.#active.has(rec.orchestrationId)) continue;
-      const lock = await this.drivers.acquire(rec.orchestrationId);
+      const lock = await this.drivers.acquire(id);
       if (!lock.ok) continue;
       this.#startDriving(rec);
-      this.#logger.info({ orchestrationId: rec.orchestrationId }, "driving orchestration");
+      this.#logger.info({ orchestrationId: id }, "driving orchestration");
     }
   }
 
@@ -553,9 +803,13 @@ export class Shuttle {
     }
   }
 
-  #stopDriving(rec: OrchestrationRecord): void {
-    this.#active.delete(rec.orchestrationId);
-    for (const s of rec.subtasks) if (s.workId) this.#byWork.delete(s.workId);
+  #stopDriving(orchestrationId: string): void {
+    this.#active.delete(orchestrationId);
+    for (const [workId, ref] of this.#byWork) {
+      if (ref.orchestrationId !== orchestrationId) continue;
+      this.#byWork.delete(workId);
+      this.#applied.forget(workId);
+    }
   }
 
   // ── phases, state, results ────────────────────────────────────────────────────────────────────────
@@ -563,13 +817,15 @@ export class Shuttle {
   /**
    * Records a checkpoint, optionally moving to `phase`. Moving to `failed` or `cancelled` cancels the
    * outstanding work; moving to `collection` needs every subtask finished; `spawning` happens only
-   * through spawn().
+   * through spawn() and `complete` only through synthesize(), which checks that no output is missing.
+   * A note longer than 2 000 characters is cut.
    */
   async checkpoint(
     orchestrationId: string,
     phase?: OrchestrationPhase,
-    note?: string,
+    noteGiven?: string,
   ): Promise<OrchestrationRecord> {
+    const note = noteGiven === undefined ? undefined : clip(noteGiven, CHECKPOINT_NOTE_MAX);
     const current = await this.#loadDriven(orchestrationId);
     if (phase === "cancelled") return (await this.cancel(orchestrationId, note)).record;
     if (phase !== undefined && phase !== current.phase) {
@@ -577,39 +833,38 @@ export class Shuttle {
       if (phase === "spawning") {
         throw new InvalidTransitionError(
           "move to spawning with shuttle_spawn_subagents, which offers the work",
-          {
-            from: current.phase,
-            to: phase,
-          },
+          { from: current.phase, to: phase },
         );
       }
-      if (phase === "collection") {
-        const open = current.subtasks.filter((s) => OUTSTANDING.includes(s.status)).map((s) => s.id);
-        if (open.length > 0) {
-          throw new InvalidTransitionError(
-            `cannot move to collection while ${open.length} subtasks are outstanding (${open.join(", ")}); wait for them or cancel with shuttle_cancel`,
-            { from: current.phase, to: phase, outstanding: open },
-          );
-        }
-      }
-      if (phase === "failed") {
-        this.#stopDriving(current);
-        await this.#cancelOutstanding(current, note ?? "orchestration failed");
+      if (phase === "complete") {
+        throw new InvalidTransitionError(
+          "an orchestration completes only through shuttle_synthesize_results, which merges the outputs and moves to complete when none is missing (or to failed, naming the gaps); call it instead",
+          { from: current.phase, to: phase },
+        );
       }
     }
-    return this.#mutate(orchestrationId, async (rec) => {
+    return this.#mutate(orchestrationId, async (rec, commit) => {
       let next = rec;
       const at = now();
       if (phase !== undefined && phase !== rec.phase) {
-        next = withPhase(rec, phase, at, note);
         if (phase === "failed") {
-          next = this.#finishOutstanding(next, "cancelled", note ?? "orchestration failed");
-          this.#stopDriving(next);
+          next = (await this.#endEarly(rec, "failed", note ?? "orchestration failed", commit)).record;
+        } else {
+          if (phase === "collection") {
+            const open = rec.subtasks.filter((s) => OUTSTANDING.includes(s.status)).map((s) => s.id);
+            if (open.length > 0) {
+              throw new InvalidTransitionError(
+                `cannot move to collection while ${open.length} subtasks are outstanding (${open.join(", ")}); wait for them or cancel with shuttle_cancel`,
+                { from: rec.phase, to: phase, outstanding: open },
+              );
+            }
+          }
+          next = withPhase(rec, phase, at, note);
         }
       }
       return {
         ...next,
-        checkpoints: [...next.checkpoints, { at, phase: next.phase, ...(note ? { note } : {}) }],
+        checkpoints: appendCheckpoint(next.checkpoints, { at, phase: next.phase, ...(note ? { note } : {}) }),
       };
     });
   }
@@ -650,7 +905,7 @@ export class Shuttle {
     const subtasks: SubtaskResult[] = [];
     for (const s of record.subtasks) {
       const outputPath = local ? this.outputPath(record, s) : `${record.directory}/${s.outputFile}`;
-      const output = local ? await this.#readOutput(record, s) : undefined;
+      const read: OutputRead = local ? await this.#readOutput(record, s) : {};
       subtasks.push({
         id: s.id,
         title: s.title,
@@ -662,12 +917,13 @@ export class Shuttle {
         result: s.result,
         error: s.error,
         outputPath,
-        output,
+        output: read.file,
+        outputProblem: read.problem,
       });
     }
     const missingOutputs = subtasks
       .filter((s) => s.output === undefined)
-      .map((s) => ({ id: s.id, status: s.status }));
+      .map((s) => ({ id: s.id, status: s.status, ...(s.outputProblem ? { reason: s.outputProblem } : {}) }));
     return { record, subtasks, missingOutputs };
   }
 
@@ -694,8 +950,13 @@ export class Shuttle {
       let next = rec;
       if (next.phase === "collection") next = withPhase(next, "synthesis", now());
       const outputs = new Map<string, FileRead | undefined>();
-      for (const s of next.subtasks) outputs.set(s.id, await this.#readOutput(next, s));
-      const synthesis = synthesize(next, outputs, format);
+      const problems = new Map<string, string>();
+      for (const s of next.subtasks) {
+        const read = await this.#readOutput(next, s);
+        outputs.set(s.id, read.file);
+        if (read.problem) problems.set(s.id, read.problem);
+      }
+      const synthesis = synthesize(next, outputs, format, problems);
       const file = format === "json" ? "synthesis.json" : "synthesis.md";
       const path = await this.workDir.writeFile([orchestrationId, file], synthesis.document);
       out = { synthesis, path };
@@ -708,7 +969,10 @@ export class Shuttle {
                 next,
                 "failed",
                 now(),
-                `synthesised with gaps: ${synthesis.gaps.map((g) => `${g.subtaskId} (${g.status})`).join(", ")}`,
+                clip(
+                  `synthesised with gaps: ${synthesis.gaps.map((g) => `${g.subtaskId} (${g.status})`).join(", ")}`,
+                  2_000,
+                ),
               );
       }
       return next;
@@ -717,66 +981,115 @@ export class Shuttle {
     return { record, ...out };
   }
 
-  /** Cancels outstanding work items and moves the orchestration to `cancelled`. */
+  /**
+   * Cancels outstanding work items and moves the orchestration to `cancelled`, in one serialised change
+   * of the current record, so an offer being made at the same moment is either in the record (and
+   * cancelled) or never made. Items Warp cannot be asked about now (NATS unreachable) are cancelled when
+   * it returns.
+   */
   async cancel(orchestrationId: string, reason?: string): Promise<CancelOutcome> {
-    const current = await this.#loadDriven(orchestrationId);
-    if (isTerminalPhase(current.phase)) assertTransition(current.phase, "cancelled");
+    await this.#loadDriven(orchestrationId);
     const why = reason ?? "orchestration cancelled";
-    // Stop following first, so the events of our own cancellations do not block dependants meanwhile.
-    this.#stopDriving(current);
-    const { cancelled, notCancelled } = await this.#cancelOutstanding(current, why);
-    const record = await this.#mutate(orchestrationId, async (rec) => {
-      const next = this.#finishOutstanding(withPhase(rec, "cancelled", now(), why), "cancelled", why);
-      this.#stopDriving(next);
-      return next;
+    let outcome: Omit<CancelOutcome, "record"> = { cancelledWork: [], notCancelled: [] };
+    const record = await this.#mutate(orchestrationId, async (rec, commit) => {
+      if (isTerminalPhase(rec.phase)) assertTransition(rec.phase, "cancelled");
+      const ended = await this.#endEarly(rec, "cancelled", why, commit);
+      outcome = ended.outcome;
+      return ended.record;
     });
-    return { record, cancelledWork: cancelled, notCancelled };
+    return { record, ...outcome };
   }
 
-  async #cancelOutstanding(
-    record: OrchestrationRecord,
+  /**
+   * Ends an orchestration as `cancelled` or `failed` inside a mutation: the work items to cancel are
+   * saved as pending first, then the phase, then Warp is asked to cancel them; what Warp could not take
+   * stays pending for the reconcile loop.
+   */
+  async #endEarly(
+    rec: OrchestrationRecord,
+    phase: "cancelled" | "failed",
     reason: string,
-  ): Promise<{ cancelled: string[]; notCancelled: CancelOutcome["notCancelled"] }> {
-    const cancelled: string[] = [];
+    commit: Commit,
+  ): Promise<{ record: OrchestrationRecord; outcome: Omit<CancelOutcome, "record"> }> {
+    this.#stopDriving(rec.orchestrationId);
+    const items = rec.subtasks
+      .filter((s) => s.workId !== undefined && OUTSTANDING.includes(s.status))
+      .map((s) => ({ subtaskId: s.id, workId: s.workId ?? "" }));
+    await this.#cancels.set(rec.orchestrationId, { reason, items });
+    const record = await commit(this.#finishOutstanding(withPhase(rec, phase, now(), reason), reason));
+    const outcome = await this.#cancelPending(rec.orchestrationId);
+    return { record, outcome };
+  }
+
+  /** Asks Warp to cancel an orchestration's pending cancellations; keeps those NATS could not take. */
+  async #cancelPending(orchestrationId: string): Promise<Omit<CancelOutcome, "record">> {
+    const cancelledWork: string[] = [];
     const notCancelled: CancelOutcome["notCancelled"] = [];
-    for (const s of record.subtasks) {
-      if (!s.workId || (s.status !== "offered" && s.status !== "claimed")) continue;
+    const pending = this.#cancels.get(orchestrationId);
+    if (!pending) return { cancelledWork, notCancelled };
+    const left: typeof pending.items = [];
+    for (const item of pending.items) {
       try {
         if (!this.#fabric.isConnected) throw this.#fabric.unavailable();
-        await this.#queue.cancel(s.workId, reason);
-        cancelled.push(s.workId);
+        await this.#queue.cancel(item.workId, pending.reason);
+        cancelledWork.push(item.workId);
       } catch (err) {
-        notCancelled.push({
-          subtaskId: s.id,
-          workId: s.workId,
-          reason: err instanceof Error ? err.message : String(err),
-        });
+        const message = err instanceof Error ? err.message : String(err);
+        if (isUnavailableError(err) || !this.#fabric.isConnected) {
+          left.push(item);
+          notCancelled.push({ ...item, reason: `${message}; it will be cancelled when NATS is back` });
+        } else if (!(err instanceof LoominalError && err.code === "not_found")) {
+          // Finished already (completed, dead, cancelled): nothing left to cancel. not_found: never offered.
+          notCancelled.push({ ...item, reason: message });
+        }
       }
     }
-    return { cancelled, notCancelled };
+    await this.#cancels.set(orchestrationId, { ...pending, items: left });
+    return { cancelledWork, notCancelled };
   }
 
-  #finishOutstanding(record: OrchestrationRecord, status: "cancelled", reason: string): OrchestrationRecord {
+  /** Retries the cancellations NATS did not take, for every orchestration this process drives. */
+  async #retryCancels(): Promise<void> {
+    for (const id of this.#cancels.ids) {
+      if (this.#closed || !this.#fabric.isConnected) return;
+      try {
+        await this.#mutate(id, async (rec) => {
+          // Pending cancellations of an orchestration that did not end (the change that wrote them
+          // failed) were never made: forget them.
+          if (rec.phase !== "cancelled" && rec.phase !== "failed") await this.#cancels.clear(id);
+          else await this.#cancelPending(id);
+          return rec;
+        });
+      } catch (err) {
+        this.#logger.warn({ orchestrationId: id, err: String(err) }, "could not retry cancellations");
+      }
+    }
+  }
+
+  #finishOutstanding(record: OrchestrationRecord, reason: string): OrchestrationRecord {
     const at = now();
     return {
       ...record,
       subtasks: record.subtasks.map((s) =>
-        OUTSTANDING.includes(s.status) ? { ...s, status, error: reason, finishedAt: at, updatedAt: at } : s,
+        OUTSTANDING.includes(s.status)
+          ? { ...s, status: "cancelled", error: clip(reason, TEXT_KEEP_CHARS), finishedAt: at, updatedAt: at }
+          : s,
       ),
     };
   }
 
   /**
-   * A subtask's output file. One that is a link leading out of the work dir is not read and counts as
-   * missing, so a worker cannot make Shuttle disclose a file elsewhere.
+   * A subtask's output file. One that is a link leading out of the work dir, or not a regular file (a
+   * FIFO would block the read forever), is not read: it counts as missing, with the reason.
    */
-  async #readOutput(record: OrchestrationRecord, s: SubtaskState): Promise<FileRead | undefined> {
+  async #readOutput(record: OrchestrationRecord, s: SubtaskState): Promise<OutputRead> {
     try {
-      return await this.workDir.readFile(this.outputPath(record, s), OUTPUT_READ_LIMIT);
+      const file = await this.workDir.readFile(this.outputPath(record, s), OUTPUT_READ_LIMIT);
+      return file ? { file } : {};
     } catch (err) {
-      if (!(err instanceof PathEscapeError)) throw err;
+      if (!(err instanceof PathEscapeError) && !(err instanceof NotRegularFileError)) throw err;
       this.#logger.warn({ orchestrationId: record.orchestrationId, subtaskId: s.id }, err.message);
-      return undefined;
+      return { problem: err.message };
     }
   }
 
@@ -800,6 +1113,13 @@ export class Shuttle {
       }
       throw new OrchestrationNotFoundError(orchestrationId);
     }
+    if (isTerminalPhase(record.phase)) {
+      // Final: the lock is taken only for the change itself (#mutate), then given up again.
+      const holder = await this.drivers.holder(orchestrationId);
+      if (holder && holder.instanceId !== this.drivers.instanceId && !this.drivers.isStale(holder))
+        throw this.#heldElsewhere(orchestrationId, holder);
+      return record;
+    }
     const lock = await this.drivers.acquire(orchestrationId);
     if (!lock.ok) throw this.#heldElsewhere(orchestrationId, lock.holder);
     if ((record.phase === "spawning" || record.phase === "execution") && !this.#active.has(orchestrationId)) {
@@ -818,23 +1138,47 @@ export class Shuttle {
 
   /**
    * Runs `change` on the current record and saves the result with `version + 1`, one mutation per
-   * orchestration at a time. Returning the same object saves nothing.
+   * orchestration at a time, while holding the orchestration's driver lock (checked again first: a
+   * server that lost it stops driving and changes nothing). `commit` saves an intermediate record within
+   * the change (work ids before their offers). Returning the current record saves nothing. A final
+   * orchestration with no cancellations pending gives its lock up afterwards.
    */
   #mutate(
     orchestrationId: string,
-    change: (record: OrchestrationRecord) => Promise<OrchestrationRecord> | OrchestrationRecord,
+    change: (
+      record: OrchestrationRecord,
+      commit: Commit,
+    ) => Promise<OrchestrationRecord> | OrchestrationRecord,
   ): Promise<OrchestrationRecord> {
     const tail = this.#tails.get(orchestrationId) ?? Promise.resolve();
     const run = tail.then(async () => {
-      const record = await this.store.load(orchestrationId);
-      if (!record) throw new OrchestrationNotFoundError(orchestrationId);
-      const next = await change(record);
-      if (next === record) return record;
-      const saved: OrchestrationRecord = { ...next, version: record.version + 1, updatedAt: now() };
-      await this.store.save(saved);
-      return saved;
+      const lock = await this.drivers.acquire(orchestrationId);
+      if (!lock.ok) {
+        this.#stopDriving(orchestrationId);
+        throw this.#heldElsewhere(orchestrationId, lock.holder);
+      }
+      const loaded = await this.store.load(orchestrationId);
+      if (!loaded) throw new OrchestrationNotFoundError(orchestrationId);
+      let current = loaded;
+      const commit: Commit = async (next) => {
+        if (next === current) return current;
+        const saved: OrchestrationRecord = { ...next, version: current.version + 1, updatedAt: now() };
+        await this.store.save(saved);
+        current = saved;
+        return saved;
+      };
+      try {
+        return await commit(await change(current, commit));
+      } finally {
+        if (isTerminalPhase(current.phase) && !this.#cancels.has(orchestrationId))
+          await this.drivers.release(orchestrationId);
+      }
     });
-    const settled = run.catch(() => undefined);
+    const settled = run.catch(() => {
+      // What this process believed applied may not have been saved: learn it from the ledger again.
+      for (const [workId, ref] of this.#byWork)
+        if (ref.orchestrationId === orchestrationId) this.#applied.forget(workId);
+    });
     this.#tails.set(orchestrationId, settled);
     void settled.then(() => {
       if (this.#tails.get(orchestrationId) === settled) this.#tails.delete(orchestrationId);
@@ -858,9 +1202,27 @@ export function summarize(record: OrchestrationRecord): Omit<OrchestrationSummar
   };
 }
 
-function keepResult(result: WorkItem["result"]): unknown {
+function sameSubtask(a: SubtaskState, b: SubtaskState): boolean {
+  return JSON.stringify({ ...a, updatedAt: "" }) === JSON.stringify({ ...b, updatedAt: "" });
+}
+
+/**
+ * A worker's result as kept in the record: whole if it fits the subtask's share of the record's results
+ * budget (256 KiB over all subtasks, 1–16 KiB each), else a preview. The whole result stays in Warp.
+ */
+function keepResult(result: WorkItem["result"], subtasks: number, workId: string): unknown {
   if (result === undefined) return undefined;
+  const keep = Math.max(
+    RESULT_KEEP_MIN_BYTES,
+    Math.min(RESULT_KEEP_MAX_BYTES, Math.floor(RESULTS_BUDGET_BYTES / Math.max(1, subtasks))),
+  );
   const json = JSON.stringify(result);
-  if (Buffer.byteLength(json, "utf8") <= RESULT_KEEP_BYTES) return result;
-  return { truncated: true, preview: json.slice(0, RESULT_KEEP_BYTES / 2) };
+  const bytes = Buffer.byteLength(json, "utf8");
+  if (bytes <= keep) return result;
+  return {
+    truncated: true,
+    bytes,
+    preview: json.slice(0, keep / 2),
+    fullResult: `on Warp work item ${workId}`,
+  };
 }

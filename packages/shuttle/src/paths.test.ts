@@ -1,8 +1,9 @@
+import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tempDir } from "@loominal/testkit";
 import { afterEach, describe, expect, it } from "vitest";
-import { PathEscapeError } from "./errors.js";
+import { NotRegularFileError, PathEscapeError } from "./errors.js";
 import { WorkDir } from "./paths.js";
 
 const dirs: Array<{ cleanup: () => void }> = [];
@@ -69,5 +70,26 @@ describe("WorkDir", () => {
     const { wd } = await setup();
     expect(await wd.createExclusive(["o1", "driver.json"], "a")).toBe(true);
     expect(await wd.createExclusive(["o1", "driver.json"], "b")).toBe(false);
+  });
+
+  it("refuses a FIFO or a directory without opening it, naming the file", { timeout: 10_000 }, async () => {
+    const { wd } = await setup();
+    mkdirSync(join(wd.root, "o1"));
+    const fifo = join(wd.root, "o1", "output.md");
+    execFileSync("mkfifo", [fifo]);
+    const read = wd.readFile(fifo);
+    await expect(read).rejects.toThrow(NotRegularFileError);
+    await expect(read).rejects.toThrow(`${fifo} is a FIFO (named pipe), not a regular file`);
+    await expect(wd.readFile(join(wd.root, "o1"))).rejects.toThrow("is a directory, not a regular file");
+  });
+
+  it("creates a lock file whole: it exists with its content or not at all", async () => {
+    const { wd } = await setup();
+    const results = await Promise.all(
+      Array.from({ length: 10 }, (_, i) => wd.createExclusive(["o1", "driver.json"], `writer ${i}`)),
+    );
+    expect(results.filter(Boolean)).toHaveLength(1);
+    const winner = results.indexOf(true);
+    expect(readFileSync(join(wd.root, "o1", "driver.json"), "utf8")).toBe(`writer ${winner}`);
   });
 });

@@ -29,7 +29,13 @@ export function assertTransition(from: OrchestrationPhase, to: OrchestrationPhas
   });
 }
 
-/** The record moved to `to`, with the transition recorded at `now`. Does not bump `version`. */
+/** Characters of a transition note kept (the record's schema allows 2 000). */
+const NOTE_MAX = 2_000;
+
+/**
+ * The record moved to `to`, with the transition recorded at `now` (a longer note is cut to 2 000
+ * characters). Does not bump `version`.
+ */
 export function withPhase(
   record: OrchestrationRecord,
   to: OrchestrationPhase,
@@ -41,6 +47,14 @@ export function withPhase(
     ...record,
     phase: to,
     updatedAt: now,
-    history: [...record.history, { from: record.phase, to, at: now, ...(note ? { note } : {}) }],
+    history: [
+      ...record.history,
+      {
+        from: record.phase,
+        to,
+        at: now,
+        ...(note ? { note: note.length > NOTE_MAX ? `${note.slice(0, NOTE_MAX - 1)}…` : note } : {}),
+      },
+    ],
   };
 }

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Fabric, jsonCodec } from "@loominal/fabric";
 import { buckets, type OrchestrationRecord, orchestrationRecordSchema, randomId } from "@loominal/protocol";
@@ -114,6 +114,58 @@ describe("OrchestrationStore", () => {
     } finally {
       store.close();
       await fabric.close();
+    }
+  });
+
+  it("mirrors a record too large for one KV value in compact form, and keeps mirroring the others", async () => {
+    const dir = tempDir("shuttle-store-");
+    dirs.push(dir);
+    const config = join(dir.path, "small-payload.conf");
+    writeFileSync(config, "max_payload: 65536\n");
+    const small = await NatsServer.start({ configFile: config });
+    const fabric = await Fabric.connect({ nats: { servers: [small.url] } });
+    const projectId = uniqueProjectId();
+    const workDir = await WorkDir.open(join(dir.path, "work"));
+    const store = new OrchestrationStore({ workDir, fabric, projectId, logger: fabric.logger });
+    try {
+      expect(store.mirrorLimit()).toBe(65_536 - 4_096);
+      const base = record(projectId, workDir, 1);
+      const template = base.subtasks[0];
+      if (!template) throw new Error("no subtask");
+      const big: OrchestrationRecord = {
+        ...base,
+        subtasks: ["a", "b", "c"].map((id) => ({
+          ...template,
+          id,
+          status: "completed",
+          result: { text: "r".repeat(30_000) },
+        })),
+        waves: [["a", "b", "c"]],
+      };
+      const other = record(projectId, workDir, 1);
+      // Both wait for the bucket, the big one first; neither may hold the other up.
+      await store.save(big);
+      await store.save(other);
+      const kv = await store.bucket();
+      const read = async (id: string) => {
+        const e = await kv.get(id);
+        return e ? codec.decode(e.value, "test") : undefined;
+      };
+      const mirroredBig = await read(big.orchestrationId);
+      expect(mirroredBig?.version).toBe(1);
+      expect(mirroredBig?.subtasks.map((x) => x.result)).toEqual(
+        ["a", "b", "c"].map(() => ({ omitted: expect.stringContaining("KV mirror") })),
+      );
+      expect((await read(other.orchestrationId))?.task).toBe(other.task);
+      expect(store.pendingMirror).toEqual([]);
+      // The work dir keeps the whole record.
+      expect((await store.load(big.orchestrationId))?.subtasks[0]?.result).toEqual({
+        text: "r".repeat(30_000),
+      });
+    } finally {
+      store.close();
+      await fabric.close();
+      await small.stop();
     }
   });
 });

@@ -1,4 +1,11 @@
-import { casUpdate, ensureBucket, type Fabric, jsonCodec, type Logger } from "@loominal/fabric";
+import {
+  casUpdate,
+  ensureBucket,
+  type Fabric,
+  isUnavailableError,
+  jsonCodec,
+  type Logger,
+} from "@loominal/fabric";
 import {
   AGENT_ID_RE,
   buckets,
@@ -12,11 +19,56 @@ export const RECORD_FILE = "orchestration.json";
 
 const codec = jsonCodec(orchestrationRecordSchema);
 
+/** nats-server's default max_payload, used when the connection does not say. */
+const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
+/** Room left below max_payload for the headers of the KV message. */
+const HEADER_ROOM_BYTES = 4 * 1024;
+/** Characters kept of each long text in the compact form. */
+const COMPACT_TEXT_CHARS = 200;
+const COMPACT_CHECKPOINTS = 5;
+
+export function clip(text: string, max: number): string {
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+}
+
+/**
+ * The record without its bulky fields, mirrored when the whole record does not fit in one KV value:
+ * workers' results are replaced by a note, descriptions, errors, notes and the task are cut to
+ * 200 characters (the task to 1 000), and only the 5 newest checkpoints are kept. The work dir keeps the
+ * whole record.
+ */
+export function compactRecord(record: OrchestrationRecord): OrchestrationRecord {
+  return {
+    ...record,
+    task: clip(record.task, 1_000),
+    history: record.history.map((h) => (h.note ? { ...h, note: clip(h.note, COMPACT_TEXT_CHARS) } : h)),
+    checkpoints: record.checkpoints
+      .slice(-COMPACT_CHECKPOINTS)
+      .map((c) => (c.note ? { ...c, note: clip(c.note, COMPACT_TEXT_CHARS) } : c)),
+    subtasks: record.subtasks.map((s) => ({
+      ...s,
+      description: clip(s.description, COMPACT_TEXT_CHARS),
+      ...(s.result !== undefined
+        ? {
+            result: {
+              omitted:
+                "left out of the KV mirror to fit its size limit; shuttle_get_results on the server that owns this orchestration returns it",
+            },
+          }
+        : {}),
+      ...(s.error !== undefined ? { error: clip(s.error, COMPACT_TEXT_CHARS) } : {}),
+      ...(s.lastNote !== undefined ? { lastNote: clip(s.lastNote, COMPACT_TEXT_CHARS) } : {}),
+    })),
+  };
+}
+
 /**
  * Where orchestrations live: a JSON file per orchestration in the work dir (the source of truth, written
  * first, works without NATS) and a mirror in the KV bucket `loom-shuttle-<p>` for other processes of the
  * project. A write the bucket could not take (NATS down) is remembered and pushed when NATS is back; the
- * mirror only ever moves forward (a copy with a lower `version` never replaces a higher one).
+ * mirror only ever moves forward (a copy with a lower `version` never replaces a higher one). A record
+ * larger than one KV value (the server's max_payload) is mirrored in compact form (`compactRecord`) and
+ * logged; one record the bucket refuses never holds up the others.
  */
 export class OrchestrationStore {
   readonly workDir: WorkDir;
@@ -24,6 +76,8 @@ export class OrchestrationStore {
   #projectId: string;
   #logger: Logger;
   #pending = new Set<string>();
+  /** Orchestrations whose latest mirror is the compact form (logged once per orchestration). */
+  #compacted = new Set<string>();
   #flushing: Promise<void> | undefined;
   #stopStateListener: () => void;
   #closed = false;
@@ -67,7 +121,17 @@ export class OrchestrationStore {
   /** Every orchestration in the work dir. */
   async listLocal(): Promise<OrchestrationRecord[]> {
     const ids = (await this.workDir.listDirs()).filter((d) => AGENT_ID_RE.test(d));
-    const records = await Promise.all(ids.map((id) => this.load(id)));
+    const records = await Promise.all(
+      ids.map((id) =>
+        this.load(id).catch((err) => {
+          this.#logger.warn(
+            { orchestrationId: id, err: String(err) },
+            "skipping an unreadable orchestration",
+          );
+          return undefined;
+        }),
+      ),
+    );
     return records.filter((r): r is OrchestrationRecord => r !== undefined);
   }
 
@@ -149,13 +213,25 @@ export class OrchestrationStore {
       return;
     }
     for (const id of [...this.#pending]) {
-      // The file is read again so the newest version goes out, whichever save queued it.
-      const record = await this.load(id);
+      if (this.#closed || !this.#fabric.isConnected) return;
       this.#pending.delete(id);
-      if (!record) continue;
+      let mirrored: OrchestrationRecord | undefined;
+      try {
+        // The file is read again so the newest version goes out, whichever save queued it.
+        const record = await this.load(id);
+        mirrored = record && this.#mirrorForm(record);
+      } catch (err) {
+        this.#logger.error(
+          { orchestrationId: id, err: String(err) },
+          "cannot read an orchestration to mirror it",
+        );
+        continue;
+      }
+      if (!mirrored) continue;
+      const value = mirrored;
       try {
         await casUpdate(kv, id, codec, (current) =>
-          current && current.version >= record.version ? undefined : record,
+          current && current.version >= value.version ? undefined : value,
         );
       } catch (err) {
         this.#pending.add(id);
@@ -163,9 +239,49 @@ export class OrchestrationStore {
           { orchestrationId: id, err: String(err) },
           "could not mirror an orchestration; will retry",
         );
-        return;
+        // NATS gone: stop here. Anything else concerns this record only; the others still go out.
+        if (isUnavailableError(err) || !this.#fabric.isConnected) return;
       }
     }
+  }
+
+  /** The largest KV value the server takes, in bytes (its max_payload less room for headers). */
+  mirrorLimit(): number {
+    let max = DEFAULT_MAX_PAYLOAD;
+    try {
+      max = this.#fabric.nc.info?.max_payload ?? max;
+    } catch {
+      // Not connected: the default is as good a guess as any; nothing is written before reconnecting.
+    }
+    return max - HEADER_ROOM_BYTES;
+  }
+
+  /** The record as it fits in the bucket: whole, else compact; undefined when not even that fits. */
+  #mirrorForm(record: OrchestrationRecord): OrchestrationRecord | undefined {
+    const id = record.orchestrationId;
+    const limit = this.mirrorLimit();
+    const bytes = codec.encode(record).byteLength;
+    if (bytes <= limit) {
+      this.#compacted.delete(id);
+      return record;
+    }
+    const compact = compactRecord(record);
+    const compactBytes = codec.encode(compact).byteLength;
+    if (compactBytes <= limit) {
+      if (!this.#compacted.has(id)) {
+        this.#logger.warn(
+          { orchestrationId: id, bytes, compactBytes, limit },
+          "orchestration record is larger than a KV value may be; mirroring a compact form (results, long texts and older checkpoints left out). The work dir keeps the whole record",
+        );
+        this.#compacted.add(id);
+      }
+      return compact;
+    }
+    this.#logger.error(
+      { orchestrationId: id, bytes, compactBytes, limit },
+      "orchestration record does not fit in a KV value even in compact form; it is not mirrored (the work dir keeps it)",
+    );
+    return undefined;
   }
 
   close(): void {

@@ -120,10 +120,17 @@ export function detectContradictions(
   return found;
 }
 
-function gapReason(status: SubtaskStatus, error: string | undefined, outputFile: string): string {
+function gapReason(
+  status: SubtaskStatus,
+  error: string | undefined,
+  outputFile: string,
+  problem: string | undefined,
+): string {
   switch (status) {
     case "completed":
-      return `completed but left no readable output file at ${outputFile} (missing, or a link leading out of the work dir)`;
+      return problem
+        ? `completed but its output file was not read: ${problem}`
+        : `completed but left no readable output file at ${outputFile} (missing, or a link leading out of the work dir)`;
     case "failed":
       return `failed: ${error ?? "no reason given"}`;
     case "blocked":
@@ -137,12 +144,14 @@ function gapReason(status: SubtaskStatus, error: string | undefined, outputFile:
 
 /**
  * Merges the outputs of an orchestration into one document, in plan order, naming every subtask whose
- * output is missing and every contradiction found between outputs.
+ * output is missing and every contradiction found between outputs. `problems` says, per subtask, why an
+ * output file that exists was not read.
  */
 export function synthesize(
   record: OrchestrationRecord,
   outputs: ReadonlyMap<string, FileRead | undefined>,
   format: SynthesisFormat,
+  problems: ReadonlyMap<string, string> = new Map(),
 ): Synthesis {
   const included: string[] = [];
   const gaps: SynthesisGap[] = [];
@@ -162,7 +171,7 @@ export function synthesize(
         subtaskId: s.id,
         title: s.title,
         status: s.status,
-        reason: gapReason(s.status, s.error, s.outputFile),
+        reason: gapReason(s.status, s.error, s.outputFile, problems.get(s.id)),
       });
     sections.push({
       subtaskId: s.id,

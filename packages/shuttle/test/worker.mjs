@@ -6,10 +6,27 @@
 // WORKER_HANG_ON (a subtask id this worker claims and then never finishes: the test kills it);
 // WORKER_FAIL_ON (a subtask id this worker fails without retry); WORKER_SKIP_OUTPUT_ON (a subtask id
 // completed without writing an output); WORKER_LINK_OUTPUT (JSON: subtask id → a path its output file is
-// made a symbolic link to, to test that Shuttle does not read through it); WORKER_EXTRA (JSON: subtask id → extra lines for its output).
+// made a symbolic link to, to test that Shuttle does not read through it); WORKER_EXTRA (JSON: subtask id → extra lines for its output);
+// WORKER_CLOCK_SKEW_MS (this process's clock runs that many ms off, e.g. -60000: a host whose clock is
+// behind, so every ledger timestamp it writes is in the past).
 import { appendFileSync, existsSync, symlinkSync, writeFileSync } from "node:fs";
 import { Fabric, loadConfig } from "@loominal/fabric";
 import { WorkQueue } from "@loominal/warp";
+
+const skewMs = Number(process.env.WORKER_CLOCK_SKEW_MS ?? "0");
+if (skewMs !== 0) {
+  const RealDate = Date;
+  const realNow = RealDate.now.bind(RealDate);
+  globalThis.Date = class SkewedDate extends RealDate {
+    constructor(...args) {
+      if (args.length === 0) super(realNow() + skewMs);
+      else super(...args);
+    }
+    static now() {
+      return realNow() + skewMs;
+    }
+  };
+}
 
 const config = loadConfig();
 const name = config.agentName;

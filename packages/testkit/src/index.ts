@@ -7,3 +7,4 @@ export {
   natsServerBinary,
   natsServerVersion,
 } from "./nats-server.js";
+export { TcpProxy } from "./tcp-proxy.js";

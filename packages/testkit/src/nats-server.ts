@@ -108,9 +108,13 @@ export class NatsServer {
     args.push(...(this.#options.args ?? []));
     const proc = spawn(natsServerBinary(), args, { stdio: ["ignore", "pipe", "pipe"] });
     this.#proc = proc;
+    // A fresh log per process: readiness is read from it, so the last run's "Server is ready" must not
+    // count, and a late line from the old process must not land in the new log.
+    const log: string[] = [];
+    this.#log = log;
     const keep = (b: Buffer) => {
-      this.#log.push(b.toString());
-      if (this.#log.length > 200) this.#log.splice(0, this.#log.length - 200);
+      log.push(b.toString());
+      if (log.length > 200) log.splice(0, log.length - 200);
     };
     proc.stdout?.on("data", keep);
     proc.stderr?.on("data", keep);
@@ -158,6 +162,19 @@ export class NatsServer {
     await this.#signal("SIGKILL");
   }
 
+  /**
+   * SIGSTOP: the server freezes with its connections open, as under a long GC pause or a stalled VM.
+   * Clients see no error, only silence. Always `resume()` (or kill) afterwards.
+   */
+  pause(): void {
+    if (this.running) this.#proc?.kill("SIGSTOP");
+  }
+
+  /** SIGCONT after `pause()`. */
+  resume(): void {
+    if (this.running) this.#proc?.kill("SIGCONT");
+  }
+
   /** Starts the server again on the same port and store (after stop or kill). */
   async restart(): Promise<void> {
     if (this.running) await this.#signal("SIGTERM");
@@ -178,6 +195,8 @@ export class NatsServer {
     const proc = this.#proc;
     if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
     const exited = new Promise<void>((r) => proc.once("exit", () => r()));
+    // A paused server would never act on SIGTERM.
+    if (signal !== "SIGKILL") proc.kill("SIGCONT");
     proc.kill(signal);
     const timer = setTimeout(() => proc.kill("SIGKILL"), 10_000);
     await exited;

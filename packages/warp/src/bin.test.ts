@@ -63,6 +63,14 @@ describe("loominal-warp over stdio", () => {
       const reviewer = (found.agents as Array<{ agentId: string; handle: string; pid: number }>)[0];
       expect(reviewer?.handle).toBe("bob");
 
+      // Bad input comes back over stdio as a tool error with its code, not as a protocol failure.
+      const unknown = await alice.call("warp_channels_send", { channel: "nope", message: "x" });
+      expect(unknown.isError).toBe(true);
+      expect(unknown.text).toMatch(/^not_found: channel "nope" is not configured/);
+      const wrongType = await alice.call("warp_channels_read", { channel: "roadmap", limit: "all" });
+      expect(wrongType.isError).toBe(true);
+      expect(wrongType.text).toMatch(/^invalid_input:.*limit/);
+
       await call(alice, "warp_channels_send", { channel: "roadmap", message: "shipping the parser today" });
       const read = await call(bob, "warp_channels_read", { channel: "roadmap" });
       expect(read.messages).toEqual([

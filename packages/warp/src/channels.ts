@@ -13,7 +13,7 @@ import {
   streams,
   subjects,
 } from "@loominal/protocol";
-import { AckPolicy, DeliverPolicy, type JetStreamManager } from "@nats-io/jetstream";
+import { AckPolicy, DeliverPolicy, type JetStreamManager, type StreamState } from "@nats-io/jetstream";
 import { UnknownChannelError } from "./errors.js";
 import type { Identity } from "./identity.js";
 import { type PulledMessage, pullBatch } from "./pull.js";
@@ -28,6 +28,19 @@ const READ_CONSUMER_IDLE_MS = 60_000;
 /** A cached read consumer is reused only if used this recently (well inside the server's idle limit). */
 const READ_CONSUMER_REUSE_MS = 30_000;
 const PULL_TIMEOUT_MS = 5_000;
+/** Windows a newest-page read searches for messages visible to its reader before it gives up. */
+export const NEWEST_MAX_WINDOWS = 10;
+/** Largest older window (raw messages) one pull of a newest-page read asks for. */
+const MAX_WINDOW = 1_000;
+/** Consumers a newest-page read may create to find the stream's end before it takes what it has. */
+const NEWEST_MAX_POSITIONING = 3;
+/** Newest pages holding more message text than this are not kept for the next read. */
+const PAGE_CACHE_MAX_CHARS = 1_000_000;
+
+/** How many messages beyond `limit` the newest window may hold before its start is moved up. */
+function windowSlack(limit: number): number {
+  return Math.max(limit, 32);
+}
 
 export const CHANNEL_READ_DEFAULT_LIMIT = 20;
 export const CHANNEL_READ_MAX_LIMIT = 200;
@@ -76,6 +89,23 @@ export interface ChannelStatus extends ChannelInfo {
   lastMessageAt: string | null;
 }
 
+/** Where a read window starts in the stream, and whether nothing older is stored. */
+interface ReadWindow {
+  /** The first stream sequence the window's consumer delivers (the server moves it into the stream). */
+  firstSeq: number;
+  reachedFirst: boolean;
+}
+
+/** The newest page as last read, and the stream state it was read at. */
+interface CachedPage {
+  limit: number;
+  firstSeq: number;
+  lastSeq: number;
+  /** Messages stored in the stream at the time. */
+  count: number;
+  messages: ReadChannelMessage[];
+}
+
 interface ReadConsumer {
   name: string;
   /** The stream sequence it will deliver next. */
@@ -103,8 +133,11 @@ export class Channels {
   #identity: Identity;
   #logger: Logger;
   #byName = new Map<string, ChannelInfo>();
-  #ensured = new Map<string, Promise<unknown>>();
   #readers = new Map<string, ReadConsumer>();
+  /** The last stream sequence this process saw per channel: where a newest-page read guesses the end is. */
+  #tails = new Map<string, number>();
+  /** The newest page each channel had when this process last read it. */
+  #pages = new Map<string, CachedPage>();
 
   constructor(options: ChannelsOptions) {
     this.#fabric = options.fabric;
@@ -133,16 +166,13 @@ export class Channels {
     return info;
   }
 
-  /** Creates the channel's stream if needed (or updates its limits to the configured ones). Cached. */
+  /**
+   * Creates the channel's stream if needed (or updates its limits to the configured ones). Fabric
+   * remembers what this connection ensured and checks again after a reconnect (the server may have lost
+   * its store), so calling it before every operation costs nothing.
+   */
   ensure(channel: string): Promise<unknown> {
-    const info = this.info(channel);
-    let p = this.#ensured.get(channel);
-    if (!p) {
-      p = ensureStream(this.#fabric, channelStreamSpec(info), "update");
-      this.#ensured.set(channel, p);
-      p.catch(() => this.#ensured.delete(channel));
-    }
-    return p;
+    return ensureStream(this.#fabric, channelStreamSpec(this.info(channel)), "update");
   }
 
   /** Publishes a message to a channel and waits for JetStream to store it. */
@@ -168,12 +198,15 @@ export class Channels {
       sentAt: new Date().toISOString(),
     };
     const ack = await this.#fabric.js.publish(info.subject, encoder.encode(JSON.stringify(record)));
+    this.#noteTail(channel, ack.seq);
     return { channel, seq: ack.seq, scope, sentAt: record.sentAt };
   }
 
   /**
-   * Reads one page of a channel, oldest first. Without a cursor: the newest `limit` messages. With a
-   * cursor (a `nextCursor` from an earlier page): up to `limit` messages from that stream sequence on.
+   * Reads one page of a channel, oldest first. Without a cursor: the newest `limit` messages the reader
+   * may see (older windows of the stream are searched when the newest one is mostly messages hidden by
+   * scope, up to `NEWEST_MAX_WINDOWS` windows). With a cursor (a `nextCursor` from an earlier page): up to
+   * `limit` messages from that stream sequence on.
    */
   async read(channel: string, options: { limit?: number; cursor?: number } = {}): Promise<ChannelPage> {
     const info = this.info(channel);
@@ -190,31 +223,256 @@ export class Channels {
       );
     await this.ensure(channel);
     const jsm = await this.#fabric.jsm();
+    if (options.cursor === undefined) return this.#readNewest(jsm, info, limit);
 
-    let start = options.cursor;
-    if (start === undefined) {
-      const si = await jsm.streams.info(info.stream);
-      if (si.state.messages === 0) {
-        return {
-          channel,
-          messages: [],
-          nextCursor: si.state.last_seq + 1,
-          hasMore: false,
-          skippedInvalid: 0,
-        };
-      }
-      start = Math.max(si.state.first_seq, si.state.last_seq - limit + 1);
+    const pulled = await this.#pullPage(jsm, info, options.cursor, limit);
+    this.#noteTail(info.name, pulled.nextSeq - 1);
+    const { messages, skippedInvalid } = this.#visible(info, pulled.messages);
+    return { channel, messages, nextCursor: pulled.nextSeq, hasMore: pulled.hasMore, skippedInvalid };
+  }
+
+  /**
+   * The newest `limit` visible messages.
+   *
+   * When this process read the newest page of the channel before, one stream-info request says whether
+   * that page is still the answer: the same first and last sequence and message count mean nothing was
+   * added or removed. If messages were only appended, the read consumer left at the old end pulls just
+   * those (two round trips). Otherwise the newest window is found with a consumer created at a guessed
+   * start (the end this process saw last): the server clamps the start into the stream and reports how
+   * many messages follow, which tells whether the window is the tail, so that costs two round trips while
+   * the guess holds and three when it must be corrected. When the reader's scope hides part of the
+   * window, older windows (doubling in size) are read until the page is full, the stream's first message
+   * is reached, or `NEWEST_MAX_WINDOWS` windows were read.
+   */
+  async #readNewest(jsm: JetStreamManager, info: ChannelInfo, limit: number): Promise<ChannelPage> {
+    let state: StreamState | undefined;
+    const cached = this.#pages.get(info.name);
+    if (cached && cached.limit >= limit) {
+      state = (await jsm.streams.info(info.stream)).state;
+      const page = await this.#fromCachedPage(jsm, info, cached, state, limit);
+      if (page) return page;
+      this.#tails.set(info.name, state.last_seq);
     }
+    this.#pages.delete(info.name);
+    // Read alongside the first consumer creation (no extra wait): the state the new page is cached at.
+    const stateNow: Promise<StreamState | undefined> = state
+      ? Promise.resolve(state)
+      : jsm.streams.info(info.stream).then(
+          (si) => si.state,
+          () => undefined,
+        );
+    const page = await this.#readNewestWindows(jsm, info, limit);
+    const at = await stateNow;
+    if (at && !page.hasMore && page.nextCursor - 1 === at.last_seq)
+      this.#cachePage(info, limit, at, page.messages);
+    return page;
+  }
 
-    const pulled = await this.#pullPage(jsm, info, start, limit);
+  /**
+   * The newest page from a cached one, if since it was read the stream only gained a few messages at its
+   * end and lost some at its start.
+   */
+  async #fromCachedPage(
+    jsm: JetStreamManager,
+    info: ChannelInfo,
+    cached: CachedPage,
+    state: StreamState,
+    limit: number,
+  ): Promise<ChannelPage | undefined> {
+    const added = state.last_seq - cached.lastSeq;
+    const trimmed = state.first_seq - cached.firstSeq;
+    // Messages appended at the end, and the oldest dropped by the channel's limits, change nothing else:
+    // the counts add up exactly. Dropped ones are counted exactly only if the stream had no holes (the
+    // only holes are messages an operator deleted).
+    const appendedOrTrimmed =
+      added >= 0 &&
+      trimmed >= 0 &&
+      (trimmed === 0 || cached.count === cached.lastSeq - cached.firstSeq + 1) &&
+      state.messages === cached.count + added - trimmed;
+    if (!appendedOrTrimmed || added > limit + windowSlack(limit)) return undefined;
+    const kept = cached.messages.filter((m) => m.seq >= state.first_seq);
+    if (added === 0) {
+      if (kept.length < cached.messages.length) this.#cachePage(info, cached.limit, state, kept);
+      return {
+        channel: info.name,
+        messages: kept.slice(-limit),
+        nextCursor: cached.lastSeq + 1,
+        hasMore: false,
+        skippedInvalid: 0,
+      };
+    }
+    const pulled = await this.#pullPage(jsm, info, cached.lastSeq + 1, added);
+    this.#noteTail(info.name, pulled.nextSeq - 1);
+    const fresh = this.#visible(info, pulled.messages);
+    const messages = [...kept, ...fresh.messages].slice(-cached.limit);
+    if (!pulled.hasMore && pulled.nextSeq - 1 === state.last_seq)
+      this.#cachePage(info, cached.limit, state, messages);
+    else this.#pages.delete(info.name);
+    return {
+      channel: info.name,
+      messages: messages.slice(-limit),
+      nextCursor: pulled.nextSeq,
+      hasMore: pulled.hasMore,
+      skippedInvalid: fresh.skippedInvalid,
+    };
+  }
+
+  #cachePage(info: ChannelInfo, limit: number, state: StreamState, messages: ReadChannelMessage[]): void {
+    // A message removed while the page was read must not outlive it in the cache.
+    const kept = messages.filter((m) => m.seq >= state.first_seq);
+    let chars = 0;
+    for (const m of kept) chars += m.message.length;
+    if (chars > PAGE_CACHE_MAX_CHARS) {
+      this.#pages.delete(info.name);
+      return;
+    }
+    this.#pages.set(info.name, {
+      limit,
+      firstSeq: state.first_seq,
+      lastSeq: state.last_seq,
+      count: state.messages,
+      messages: kept,
+    });
+  }
+
+  /** Reads the newest window, and older ones while the page is not full (see `#readNewest`). */
+  async #readNewestWindows(jsm: JetStreamManager, info: ChannelInfo, limit: number): Promise<ChannelPage> {
+    const newest = await this.#positionNewest(jsm, info, limit);
+    if (newest.pending === 0) {
+      this.#keepReader(info, newest.name, newest.firstSeq);
+      this.#tails.set(info.name, newest.firstSeq - 1);
+      return {
+        channel: info.name,
+        messages: [],
+        nextCursor: newest.firstSeq,
+        hasMore: false,
+        skippedInvalid: 0,
+      };
+    }
+    const raw = await pullBatch(
+      this.#fabric.nc,
+      info.stream,
+      newest.name,
+      Math.min(newest.pending, limit + windowSlack(limit)),
+      PULL_TIMEOUT_MS,
+    );
+    const page = this.#afterPull(info, newest.name, newest.firstSeq, raw);
+    this.#tails.set(info.name, page.nextSeq - 1);
+    let { messages, skippedInvalid } = this.#visible(info, raw);
+
+    let reachedFirst = newest.reachedFirst;
+    let end = newest.firstSeq - 1;
+    let size = limit;
+    for (let windows = 1; messages.length < limit && !reachedFirst && end >= 1; windows++) {
+      if (windows >= NEWEST_MAX_WINDOWS) {
+        this.#logger.debug(
+          { channel: info.name, windows, olderThan: end + 1 },
+          "newest page not filled: the windows read hold too few messages visible to this reader",
+        );
+        break;
+      }
+      size = Math.min(size * 2, MAX_WINDOW);
+      const older = await this.#readWindow(jsm, info, Math.max(1, end - size + 1), end);
+      const visible = this.#visible(info, older.messages);
+      messages = [...visible.messages, ...messages];
+      skippedInvalid += visible.skippedInvalid;
+      reachedFirst = older.reachedFirst;
+      end = older.firstSeq - 1;
+    }
+    return {
+      channel: info.name,
+      messages: messages.length > limit ? messages.slice(messages.length - limit) : messages,
+      nextCursor: page.nextSeq,
+      hasMore: page.hasMore,
+      skippedInvalid,
+    };
+  }
+
+  /**
+   * Creates the read consumer of the newest window: at most `limit + windowSlack(limit)` messages that
+   * end at the stream's last one. Corrects a wrong guess (the stream grew, shrank or was recreated) from
+   * what the server answered, a bounded number of times.
+   */
+  async #positionNewest(
+    jsm: JetStreamManager,
+    info: ChannelInfo,
+    limit: number,
+  ): Promise<ReadWindow & { name: string; pending: number }> {
+    const tail = this.#tails.get(info.name);
+    let start = tail === undefined ? 1 : Math.max(1, tail - limit + 1);
+    for (let attempt = 1; ; attempt++) {
+      const c = await this.#createReader(jsm, info, start);
+      const reachedFirst = start <= 1 || c.firstSeq > start;
+      if (attempt < NEWEST_MAX_POSITIONING) {
+        if (c.pending === 0 && !reachedFirst) {
+          // The stream ends before the guess (it was recreated): its last message is firstSeq - 1.
+          this.#dropConsumer(info.stream, c.name);
+          start = Math.max(1, c.firstSeq - limit);
+          continue;
+        }
+        if (c.pending > limit + windowSlack(limit)) {
+          // The stream grew since the guess: its last message is about firstSeq + pending - 1.
+          this.#dropConsumer(info.stream, c.name);
+          start = c.firstSeq + c.pending - limit;
+          continue;
+        }
+      }
+      return { ...c, reachedFirst };
+    }
+  }
+
+  /** Reads the stored messages from `start` to `end` with a consumer used once. */
+  async #readWindow(
+    jsm: JetStreamManager,
+    info: ChannelInfo,
+    start: number,
+    end: number,
+  ): Promise<ReadWindow & { messages: PulledMessage[] }> {
+    const c = await this.#createReader(jsm, info, start);
+    const reachedFirst = start <= 1 || c.firstSeq > start;
+    try {
+      const wanted = Math.min(c.pending, end - c.firstSeq + 1);
+      if (wanted <= 0) return { firstSeq: c.firstSeq, reachedFirst, messages: [] };
+      const raw = await pullBatch(this.#fabric.nc, info.stream, c.name, wanted, PULL_TIMEOUT_MS);
+      // Deleted messages inside the window make the batch run past its end.
+      return { firstSeq: c.firstSeq, reachedFirst, messages: raw.filter((m) => m.streamSeq <= end) };
+    } finally {
+      this.#dropConsumer(info.stream, c.name);
+    }
+  }
+
+  /**
+   * An ephemeral read consumer from `start` on. The server moves a start before the stream's first
+   * message up to it, and one past the end back to just after the last, and says how many follow.
+   */
+  async #createReader(
+    jsm: JetStreamManager,
+    info: ChannelInfo,
+    start: number,
+  ): Promise<{ name: string; firstSeq: number; pending: number }> {
+    const name = `read_${randomId()}`;
+    const ci = await jsm.consumers.add(info.stream, {
+      name,
+      ack_policy: AckPolicy.None,
+      deliver_policy: DeliverPolicy.StartSequence,
+      opt_start_seq: start,
+      inactive_threshold: READ_CONSUMER_IDLE_MS * NS_PER_MS,
+      mem_storage: true,
+      num_replicas: 1,
+    });
+    return { name, firstSeq: ci.delivered.stream_seq + 1, pending: ci.num_pending };
+  }
+
+  /** Decodes pulled messages and keeps those this reader may see. */
+  #visible(
+    info: ChannelInfo,
+    pulled: readonly PulledMessage[],
+  ): { messages: ReadChannelMessage[]; skippedInvalid: number } {
+    const id = this.#identity;
+    const reader = { projectId: id.projectId, agentId: id.agentId, userId: id.userId };
     const messages: ReadChannelMessage[] = [];
     let skippedInvalid = 0;
-    const reader = {
-      projectId: this.#identity.projectId,
-      agentId: this.#identity.agentId,
-      userId: this.#identity.userId,
-    };
-    for (const m of pulled.messages) {
+    for (const m of pulled) {
       const r = codec.safeDecode(m.data, `${info.stream}#${m.streamSeq}`);
       if (!r.ok) {
         skippedInvalid++;
@@ -222,7 +480,7 @@ export class Channels {
         continue;
       }
       const rec = r.value;
-      if (rec.channel !== channel || rec.projectId !== this.#identity.projectId) {
+      if (rec.channel !== info.name || rec.projectId !== id.projectId) {
         skippedInvalid++;
         continue;
       }
@@ -239,7 +497,12 @@ export class Channels {
         sentAt: rec.sentAt,
       });
     }
-    return { channel, messages, nextCursor: pulled.nextSeq, hasMore: pulled.hasMore, skippedInvalid };
+    return { messages, skippedInvalid };
+  }
+
+  /** Remembers the highest stream sequence seen, the starting guess of the next newest-page read. */
+  #noteTail(channel: string, seq: number): void {
+    if (seq > (this.#tails.get(channel) ?? 0)) this.#tails.set(channel, seq);
   }
 
   /** Pulls up to `limit` raw messages from `start` on, reusing a read consumer already positioned there. */
@@ -262,22 +525,14 @@ export class Channels {
         this.#logger.debug({ err: String(err) }, "cached read consumer unusable; creating a new one");
       }
     }
-    const name = `read_${randomId()}`;
-    const ci = await jsm.consumers.add(info.stream, {
-      name,
-      ack_policy: AckPolicy.None,
-      deliver_policy: DeliverPolicy.StartSequence,
-      opt_start_seq: start,
-      inactive_threshold: READ_CONSUMER_IDLE_MS * NS_PER_MS,
-      mem_storage: true,
-      num_replicas: 1,
-    });
-    if (ci.num_pending === 0) {
-      this.#keepReader(info, name, start, cached);
-      return { messages: [], nextSeq: start, hasMore: false };
+    const c = await this.#createReader(jsm, info, start);
+    if (c.pending === 0) {
+      // Nothing from `start` on; a cursor past the end is answered with where the stream ends.
+      this.#keepReader(info, c.name, c.firstSeq, cached);
+      return { messages: [], nextSeq: c.firstSeq, hasMore: false };
     }
-    const messages = await pullBatch(nc, info.stream, name, Math.min(limit, ci.num_pending), PULL_TIMEOUT_MS);
-    return this.#afterPull(info, name, start, messages, cached);
+    const messages = await pullBatch(nc, info.stream, c.name, Math.min(limit, c.pending), PULL_TIMEOUT_MS);
+    return this.#afterPull(info, c.name, start, messages, cached);
   }
 
   #afterPull(
@@ -317,6 +572,7 @@ export class Channels {
         await this.ensure(info.name);
         const si = await jsm.streams.info(info.stream);
         const s = si.state;
+        this.#tails.set(info.name, s.last_seq);
         const empty = s.messages === 0;
         return {
           ...info,
@@ -337,6 +593,8 @@ export class Channels {
       if (info) this.#dropConsumer(info.stream, r.name);
     }
     this.#readers.clear();
+    this.#pages.clear();
+    this.#tails.clear();
   }
 }
 

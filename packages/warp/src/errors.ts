@@ -29,10 +29,12 @@ export class NotRegisteredError extends LoominalError {
 /** No registry entry this reader may see has that agentId. */
 export class AgentNotFoundError extends LoominalError {
   override name = "AgentNotFoundError";
-  constructor(agentId: string, projectId: string) {
+  constructor(agentId: string, projectId: string, options: { otherProjects?: boolean } = {}) {
     super(
       "not_found",
-      `no agent ${agentId} is registered in project ${projectId} (or its scope hides it from you); list agents with warp_registry_discover`,
+      options.otherProjects
+        ? `no agent ${agentId} you may see is registered in project ${projectId}, nor in another project with scope public or personal; list agents with warp_registry_discover (scope public or personal searches other projects)`
+        : `no agent ${agentId} is registered in project ${projectId} (or its scope hides it from you); list agents with warp_registry_discover`,
       { details: { agentId, projectId } },
     );
   }

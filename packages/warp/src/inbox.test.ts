@@ -1,4 +1,5 @@
 import { silentLogger } from "@loominal/fabric";
+import { streams, subjects } from "@loominal/protocol";
 import { NatsServer, tempDir, uniqueProjectId } from "@loominal/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { compactLedger, Inbox } from "./inbox.js";
@@ -165,6 +166,52 @@ describe("direct messages", () => {
       await expect(alice.inbox.send("not-an-id", "hi")).rejects.toMatchObject({ code: "invalid_name" });
     } finally {
       await close();
+    }
+  });
+
+  it("a direct message reaches a public agent of another project, in that project's inbox", async () => {
+    const pa = uniqueProjectId();
+    const pb = uniqueProjectId();
+    const a = projectConfig(nats.url, pa, { env: { LOOMINAL_AGENT_NAME: "alice" } });
+    const b = projectConfig(nats.url, pb, { env: { LOOMINAL_AGENT_NAME: "bob" } });
+    const wa = await openWarp(a.config, locks.path);
+    const wb = await openWarp(b.config, locks.path);
+    try {
+      await wa.warp.registry.register({ agentType: "claude-code", scope: "public" });
+      // alice has never touched her inbox: the first message creates her project's inbox stream.
+      const sent = await wb.warp.inbox.send(wa.warp.agentId, "hello from next door", {
+        messageType: "question",
+      });
+      expect(sent).toMatchObject({ to: wa.warp.agentId, projectId: pa });
+      const jsm = await wb.fabric.jsm();
+      const stored = await jsm.streams.getMessage(streams.inbox(pa), { seq: sent.seq });
+      expect(stored?.subject).toBe(subjects.inbox(pa, wa.warp.agentId));
+      await expect(jsm.streams.info(streams.inbox(pb))).rejects.toThrow();
+
+      const read = await wa.warp.inbox.read({});
+      expect(read.messages).toEqual([
+        expect.objectContaining({
+          from: wb.warp.agentId,
+          fromHandle: "bob",
+          message: "hello from next door",
+        }),
+      ]);
+      // bob is not visible to alice (not registered), so she cannot answer until he is public.
+      await expect(wa.warp.inbox.send(wb.warp.agentId, "hi")).rejects.toMatchObject({ code: "not_found" });
+      await wb.warp.registry.register({ agentType: "claude-code", scope: "public" });
+      expect(await wa.warp.inbox.send(wb.warp.agentId, "hi")).toMatchObject({ projectId: pb });
+      expect((await wb.warp.inbox.read({})).messages.map((m) => m.message)).toEqual(["hi"]);
+
+      // A team-scoped agent of another project is out of reach.
+      await wa.warp.registry.register({ agentType: "claude-code", scope: "team" });
+      await expect(wb.warp.inbox.send(wa.warp.agentId, "still there?")).rejects.toMatchObject({
+        code: "not_found",
+      });
+    } finally {
+      await wa.close();
+      await wb.close();
+      a.cleanup();
+      b.cleanup();
     }
   });
 });

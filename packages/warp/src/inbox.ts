@@ -1,5 +1,6 @@
 import {
   type BucketSpec,
+  ConfigMismatchError,
   ensureBucket,
   ensureStream,
   type Fabric,
@@ -7,6 +8,7 @@ import {
   jsonCodec,
   type Logger,
   type StreamSpec,
+  streamInfo,
 } from "@loominal/fabric";
 import {
   assertAgentId,
@@ -56,6 +58,8 @@ export type InboxSettings = WarpConfig["inbox"];
 
 export interface SentDirectMessage {
   to: string;
+  /** The recipient's project (whose inbox stream holds the message). */
+  projectId: string;
   seq: number;
   messageType: string;
   sentAt: string;
@@ -95,7 +99,7 @@ export interface InboxOptions {
 }
 
 /**
- * Direct messages between agents of one project: stream `loom_<p>_inbox`, subject
+ * Direct messages between agents: stream `loom_<p>_inbox` of the recipient's project, subject
  * `loom.<p>.inbox.<agentId>`, and a read ledger per agent (KV `loom-inbox-ledger`, key `<p>.<agentId>`).
  *
  * Nothing consumes an inbox in the background, and reading never changes the stream. A read pulls every
@@ -110,7 +114,8 @@ export class Inbox {
   #registry: Registry;
   #settings: InboxSettings;
   #logger: Logger;
-  #ensured: Promise<unknown> | undefined;
+  /** Inbox streams of other projects this process has sent to. */
+  #otherInboxes = new Map<string, Promise<void>>();
   /** The ledger as this process last wrote or read it; a stale one costs one conflict and a re-read. */
   #ledger: { revision: number; value: InboxLedger } | undefined;
   /** Reads of this inbox run one at a time. */
@@ -128,27 +133,20 @@ export class Inbox {
     return streams.inbox(this.#identity.projectId);
   }
 
-  /** Creates the project's inbox stream if needed (or updates its limits). Cached. */
+  /** Creates the project's inbox stream if needed (or updates its limits). Fabric remembers it per connection. */
   ensure(): Promise<unknown> {
-    if (!this.#ensured) {
-      const p = ensureStream(
-        this.#fabric,
-        inboxStreamSpec(this.#identity.projectId, this.#settings),
-        "update",
-      );
-      this.#ensured = p;
-      p.catch(() => {
-        this.#ensured = undefined;
-      });
-    }
-    return this.#ensured;
+    return ensureStream(this.#fabric, inboxStreamSpec(this.#identity.projectId, this.#settings), "update");
   }
 
-  /** Sends a direct message to an agent registered in this project (one the sender may discover). */
+  /**
+   * Sends a direct message to a registered agent the sender may see: one of this project, or one of
+   * another project whose registration scope allows it (`public`, or `personal` of the same user; see
+   * `Registry.getInfo`). The message goes to the recipient's inbox in the recipient's project.
+   */
   async send(
     toAgentId: string,
     message: string,
-    options: { messageType?: string; metadata?: Record<string, unknown> } = {},
+    options: { messageType?: string; metadata?: Record<string, unknown>; projectId?: string } = {},
   ): Promise<SentDirectMessage> {
     assertAgentId(toAgentId);
     const messageType = assertNameToken(options.messageType ?? DEFAULT_MESSAGE_TYPE, "name");
@@ -163,24 +161,55 @@ export class Inbox {
         );
     }
     // Refuses unknown recipients (and those whose scope hides them) instead of filling a dead inbox.
-    await this.#registry.getInfo(toAgentId);
-    await this.ensure();
+    const recipient = await this.#registry.getInfo(
+      toAgentId,
+      options.projectId !== undefined ? { projectId: options.projectId } : {},
+    );
+    const projectId = recipient.projectId;
+    await this.#ensureInboxOf(projectId);
     const id = this.#identity;
     const record: DirectMessage = {
       from: id.agentId,
       fromHandle: id.handle,
       to: toAgentId,
-      projectId: id.projectId,
+      // The project of the inbox it is stored in, which its reader checks.
+      projectId,
       messageType,
       message,
       ...(options.metadata !== undefined ? { metadata: options.metadata } : {}),
       sentAt: new Date().toISOString(),
     };
     const ack = await this.#fabric.js.publish(
-      subjects.inbox(id.projectId, toAgentId),
+      subjects.inbox(projectId, toAgentId),
       encoder.encode(JSON.stringify(record)),
     );
-    return { to: toAgentId, seq: ack.seq, messageType, sentAt: record.sentAt };
+    return { to: toAgentId, projectId, seq: ack.seq, messageType, sentAt: record.sentAt };
+  }
+
+  /**
+   * The inbox stream of the recipient's project. Another project's stream is created (with this
+   * process's inbox limits) only when it does not exist yet, and never changed: its own agents apply
+   * their project's limits when they use it.
+   */
+  #ensureInboxOf(projectId: string): Promise<unknown> {
+    if (projectId === this.#identity.projectId) return this.ensure();
+    let p = this.#otherInboxes.get(projectId);
+    if (!p) {
+      const spec = inboxStreamSpec(projectId, this.#settings);
+      const made = (async () => {
+        if (await streamInfo(await this.#fabric.jsm(), spec.name)) return;
+        try {
+          await ensureStream(this.#fabric, spec, "error");
+        } catch (err) {
+          // Created meanwhile by its own project, with that project's limits: use it as it is.
+          if (!(err instanceof ConfigMismatchError)) throw err;
+        }
+      })();
+      p = made;
+      this.#otherInboxes.set(projectId, made);
+      made.catch(() => this.#otherInboxes.delete(projectId));
+    }
+    return p;
   }
 
   /** Reads (and consumes) up to `limit` waiting messages that match the filter, oldest first. */

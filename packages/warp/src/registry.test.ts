@@ -1,5 +1,7 @@
+import { type AgentRecord, keys } from "@loominal/protocol";
 import { eventually, NatsServer, tempDir, uniqueProjectId } from "@loominal/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { REGISTRY_BUCKET } from "./registry.js";
 import { openWarp, projectConfig } from "./warp.test-helper.js";
 
 let nats: NatsServer;
@@ -142,6 +144,101 @@ describe("registry", () => {
       await wa.warp.close();
       await wb.close();
       a.cleanup();
+    }
+  });
+
+  it("get_info finds an agent of another project when its scope allows, and only then", async () => {
+    const pa = uniqueProjectId();
+    const pb = uniqueProjectId();
+    const a = projectConfig(nats.url, pa, {
+      env: { LOOMINAL_AGENT_NAME: "alice", LOOMINAL_USER_ID: "a".repeat(32) },
+    });
+    const c = projectConfig(nats.url, pa, {
+      env: { LOOMINAL_AGENT_NAME: "carol", LOOMINAL_USER_ID: "b".repeat(32) },
+      dir: a.dir,
+    });
+    const b = projectConfig(nats.url, pb, {
+      env: { LOOMINAL_AGENT_NAME: "bob", LOOMINAL_USER_ID: "b".repeat(32) },
+    });
+    const wa = await openWarp(a.config, locks.path);
+    const wc = await openWarp(c.config, locks.path);
+    const wb = await openWarp(b.config, locks.path);
+    try {
+      await wa.warp.registry.register({ agentType: "claude-code", scope: "public" });
+      await wc.warp.registry.register({ agentType: "claude-code", scope: "personal" });
+      // Found by discover, so get_info must find it too.
+      const pub = await wb.warp.registry.discover({ scope: "public" });
+      expect(pub.agents.map((x) => x.agentId)).toContain(wa.warp.agentId);
+      const alice = await wb.warp.registry.getInfo(wa.warp.agentId);
+      expect(alice).toMatchObject({ agentId: wa.warp.agentId, projectId: pa, scope: "public" });
+      expect(await wb.warp.registry.getInfo(wa.warp.agentId, { projectId: pa })).toMatchObject({
+        projectId: pa,
+      });
+      // Personal: visible to agents of the same user (bob and carol share one), in any project.
+      expect((await wb.warp.registry.getInfo(wc.warp.agentId)).projectId).toBe(pa);
+
+      // Team scope stays inside its project.
+      await wa.warp.registry.register({ agentType: "claude-code", scope: "team" });
+      await expect(wb.warp.registry.getInfo(wa.warp.agentId)).rejects.toMatchObject({
+        code: "not_found",
+        message: expect.stringContaining("another project"),
+      });
+      expect((await wc.warp.registry.getInfo(wa.warp.agentId)).scope).toBe("team");
+      // Asking in the wrong project finds nothing, even for a public agent.
+      await wa.warp.registry.register({ agentType: "claude-code", scope: "public" });
+      await expect(wb.warp.registry.getInfo(wa.warp.agentId, { projectId: pb })).rejects.toMatchObject({
+        code: "not_found",
+      });
+      await expect(
+        wb.warp.registry.getInfo(wa.warp.agentId, { projectId: "Not A Project" }),
+      ).rejects.toMatchObject({ code: "invalid_name" });
+    } finally {
+      await wa.close();
+      await wc.close();
+      await wb.close();
+      a.cleanup();
+      b.cleanup();
+    }
+  });
+
+  it("an agentId visible in several other projects must be given with its projectId", async () => {
+    const b = projectConfig(nats.url, uniqueProjectId(), { env: { LOOMINAL_AGENT_NAME: "bob" } });
+    const wb = await openWarp(b.config, locks.path);
+    const twins = [uniqueProjectId(), uniqueProjectId()];
+    const agentId = "c".repeat(32);
+    try {
+      const kv = await wb.fabric.kvm.open(REGISTRY_BUCKET.name);
+      const now = new Date().toISOString();
+      for (const projectId of twins) {
+        const record: AgentRecord = {
+          agentId,
+          projectId,
+          userId: "d".repeat(32),
+          handle: "twin",
+          agentType: "claude-code",
+          capabilities: [],
+          boundaries: [],
+          scope: "public",
+          status: "online",
+          currentTaskCount: 0,
+          maxConcurrentTasks: 1,
+          hostname: "elsewhere",
+          pid: 1,
+          registeredAt: now,
+          lastHeartbeat: now,
+          heartbeatIntervalMs: 15_000,
+        };
+        await kv.put(keys.registry(projectId, agentId), JSON.stringify(record));
+      }
+      await expect(wb.warp.registry.getInfo(agentId)).rejects.toMatchObject({
+        code: "conflict",
+        details: { projects: [...twins].sort() },
+      });
+      for (const projectId of twins)
+        expect((await wb.warp.registry.getInfo(agentId, { projectId })).projectId).toBe(projectId);
+    } finally {
+      await wb.close();
+      b.cleanup();
     }
   });
 });

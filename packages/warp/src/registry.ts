@@ -13,6 +13,7 @@ import {
   agentRecordSchema,
   assertAgentId,
   assertNameToken,
+  assertProjectId,
   buckets,
   canRead,
   effectiveAgentStatus,
@@ -224,20 +225,50 @@ export class Registry {
     return r.ok ? r.value : undefined;
   }
 
-  /** One agent of this project, if the reader's scope allows seeing it. */
-  async getInfo(agentId: string): Promise<AgentView> {
+  /**
+   * One agent the reader may see. Without `projectId`: the agent of this project with that id, or else
+   * one registered in another project whose entry's scope lets this reader see it (`public`, or
+   * `personal` of the same user), as `discover({ scope })` finds them. With `projectId`: only there.
+   * Throws AgentNotFoundError when there is none, and `conflict` when several other projects have a
+   * visible agent with that id (pass `projectId` then).
+   */
+  async getInfo(agentId: string, options: { projectId?: string } = {}): Promise<AgentView> {
     assertAgentId(agentId);
+    const own = this.#identity.projectId;
+    const projectId = options.projectId === undefined ? own : assertProjectId(options.projectId);
+    const record = await this.#entry(projectId, agentId);
+    if (record && this.#visible(record)) return this.#view(record);
+    if (options.projectId !== undefined) throw new AgentNotFoundError(agentId, projectId);
+
+    const elsewhere = (await this.#scan(`*.${agentId}`))
+      .map((e) => e.record)
+      .filter((r) => r.projectId !== own && r.agentId === agentId && this.#visible(r));
+    const [only, ...more] = elsewhere;
+    if (!only) throw new AgentNotFoundError(agentId, own, { otherProjects: true });
+    if (more.length > 0) {
+      const projects = elsewhere.map((r) => r.projectId).sort();
+      throw new LoominalError(
+        "conflict",
+        `agent ${agentId} is registered in several projects you may see (${projects.join(", ")}); pass projectId to choose one`,
+        { details: { agentId, projects } },
+      );
+    }
+    return this.#view(only);
+  }
+
+  /** The registry entry under `<projectId>.<agentId>`, if there is a valid one. */
+  async #entry(projectId: string, agentId: string): Promise<AgentRecord | undefined> {
     const kv = await this.#kv();
-    const key = keys.registry(this.#identity.projectId, agentId);
+    const key = keys.registry(projectId, agentId);
     const e = await kv.get(key);
-    if (e?.operation !== "PUT") throw new AgentNotFoundError(agentId, this.#identity.projectId);
+    if (e?.operation !== "PUT") return undefined;
     const r = codec.safeDecode(e.value, `${REGISTRY_BUCKET.name}/${key}`);
     if (!r.ok) {
       this.#logger.warn({ err: r.error.message }, "invalid registry entry");
-      throw new AgentNotFoundError(agentId, this.#identity.projectId);
+      return undefined;
     }
-    if (!this.#visible(r.value)) throw new AgentNotFoundError(agentId, this.#identity.projectId);
-    return this.#view(r.value);
+    // A record filed under another key is not what the key promises.
+    return r.value.projectId === projectId && r.value.agentId === agentId ? r.value : undefined;
   }
 
   /** Finds agents by type, capability, boundary, status and scope, a page at a time. */
@@ -254,7 +285,7 @@ export class Registry {
     if (filter.capability !== undefined) assertNameToken(filter.capability, "capability");
     if (filter.boundary !== undefined) assertNameToken(filter.boundary, "boundary");
     const crossProject = filter.scope === "public" || filter.scope === "personal";
-    const entries = await this.#scan(crossProject);
+    const entries = await this.#scan(crossProject ? ">" : keys.registryPrefix(this.#identity.projectId));
     const now = Date.now();
     const includeOffline = filter.includeOffline === true || filter.status === "offline";
     const matches = entries
@@ -287,7 +318,7 @@ export class Registry {
   /** Marks every entry of this project whose heartbeats stopped as offline. Returns how many it marked. */
   async reapOnce(): Promise<number> {
     const kv = await this.#kv();
-    const entries = await this.#scan(false);
+    const entries = await this.#scan(keys.registryPrefix(this.#identity.projectId));
     const now = Date.now();
     let marked = 0;
     for (const { key, record } of entries) {
@@ -396,14 +427,15 @@ export class Registry {
   }
 
   /**
-   * The latest value of every key of this project (or of all projects) in one pull: an ephemeral consumer
-   * on the bucket's stream delivering the last message per subject.
+   * The latest value of every key matching `keyFilter` (`<p>.>` for one project, `>` for all, `*.<agentId>`
+   * for one agent in every project) in one pull: an ephemeral consumer on the bucket's stream delivering
+   * the last message per subject.
    */
-  async #scan(allProjects: boolean): Promise<Array<{ key: string; record: AgentRecord }>> {
+  async #scan(keyFilter: string): Promise<Array<{ key: string; record: AgentRecord }>> {
     await this.#kv();
     const stream = `KV_${REGISTRY_BUCKET.name}`;
     const prefix = `$KV.${REGISTRY_BUCKET.name}.`;
-    const filter = allProjects ? `${prefix}>` : `${prefix}${keys.registryPrefix(this.#identity.projectId)}`;
+    const filter = `${prefix}${keyFilter}`;
     const jsm = await this.#fabric.jsm();
     const name = `scan_${randomId()}`;
     const ci = await jsm.consumers.add(stream, {

@@ -7,6 +7,9 @@ import { Inbox } from "./inbox.js";
 import { Registry } from "./registry.js";
 import { WorkQueue } from "./work/index.js";
 
+/** Offers an agent's process holds ready for its next claims (see WorkQueueOptions.prefetch). */
+const MCP_CLAIM_PREFETCH = 8;
+
 /** How long a caller waits for NATS by default before getting "NATS unreachable". */
 export const DEFAULT_READY_TIMEOUT_MS = 2_000;
 
@@ -55,6 +58,9 @@ export class Warp {
       agentId: identity.agentId,
       userId: identity.userId,
       settings: warp.work,
+      // A few offers ready for the next claim make a claim one ledger write instead of a pull and a
+      // write, and let it take the highest priority of several; unclaimed ones go back within 5 s.
+      prefetch: MCP_CLAIM_PREFETCH,
       logger,
     });
     // Claim the identity as soon as NATS is there, not at the first tool call.

@@ -29,26 +29,20 @@ export function registerMcpConfigCommand(program: Command, ctx: CliContext): voi
  */
 function mcpEnv(ctx: CliContext, config: LoominalConfig, local: LocalNats): Record<string, string> {
   const { nats } = config;
-  const pinned = (ctx.env.NATS_URL ?? "").trim() !== "" || config.file.natsUrl !== undefined;
+  const pinned = config.natsUrlSource !== "default";
   const localPid = pinned ? undefined : local.runningPid();
   const localUrl = localPid === undefined ? undefined : local.urlOf(localPid);
+  // loadConfig has already taken any user:password@ out of the server URLs.
   const urls = localUrl === undefined ? nats.servers : [localUrl];
-
-  const withoutCredentials = urls.map((u) => u.replace(/\/\/[^@/]*@/, "//"));
-  if (withoutCredentials.some((u, i) => u !== urls[i])) {
-    ctx.err(
-      "warning: NATS_URL holds credentials, which were left out of the config; give each server " +
-        "NATS_CREDS or NATS_USER/NATS_PASSWORD in its env instead.",
-    );
-  }
-  const env: Record<string, string> = { NATS_URL: withoutCredentials.join(",") };
+  const env: Record<string, string> = { NATS_URL: urls.join(",") };
   if (nats.credsFile) env.NATS_CREDS = nats.credsFile;
   if (nats.tls?.caFile) env.NATS_TLS_CA = nats.tls.caFile;
   if (nats.tls?.certFile) env.NATS_TLS_CERT = nats.tls.certFile;
   if (nats.tls?.keyFile) env.NATS_TLS_KEY = nats.tls.keyFile;
   if (nats.user || nats.token) {
     ctx.err(
-      "warning: NATS_USER/NATS_PASSWORD/NATS_TOKEN are not copied into the config; add them to each env.",
+      "warning: credentials (NATS_USER/NATS_PASSWORD, NATS_TOKEN, or user:password@ in NATS_URL) are not " +
+        "copied into the config; add NATS_USER/NATS_PASSWORD or NATS_TOKEN to each server's env yourself.",
     );
   }
   return env;

@@ -76,6 +76,6 @@ export function registerNatsConfigCommand(program: Command, ctx: CliContext): vo
       ctx.out(`wrote ${out}`);
       for (const u of users)
         ctx.out(`  user ${u.user} → project ${u.projectId}${u.userId ? `, personal ${u.userId}` : ""}`);
-      ctx.out("The passwords are in the file (never printed). Start the server with: nats-server -c " + out);
+      ctx.out(`The passwords are in the file (never printed). Start the server with: nats-server -c ${out}`);
     });
 }

@@ -1,4 +1,4 @@
-import type { NatsSettings } from "@loominal/fabric";
+import type { LoominalConfig, NatsSettings } from "@loominal/fabric";
 import type { Command } from "commander";
 import { type CliContext, projectConfig } from "../context.js";
 import { DEFAULT_NATS_PORT, LocalNats, type LocalNatsStatus, type StartedServer } from "../local-nats.js";
@@ -84,10 +84,21 @@ export function printStarted(ctx: CliContext, local: LocalNats, server: StartedS
   ctx.out(`  stop:  ${ctx.commandName} nats stop`);
 }
 
-export function printConnectHint(ctx: CliContext, url: string): void {
+/**
+ * How to point other processes at the server. `url` never holds credentials; when the configuration has
+ * some, the hint says where they go instead of printing them.
+ */
+export function printConnectHint(ctx: CliContext, url: string, config?: LoominalConfig): void {
   ctx.out("");
   ctx.out("Point Loominal processes at it:");
   ctx.out(`  export NATS_URL=${url}`);
+  const nats = config?.nats;
+  if (nats && (nats.user !== undefined || nats.token !== undefined || nats.credsFile !== undefined)) {
+    ctx.out(
+      "  and give them the same credentials (NATS_USER/NATS_PASSWORD, NATS_TOKEN or NATS_CREDS; " +
+        "user:password@ in NATS_URL works too). They are never printed.",
+    );
+  }
   ctx.out("Then print the Claude Code config for the MCP servers (.mcp.json):");
   ctx.out(`  ${ctx.commandName} mcp-config`);
 }

@@ -1,9 +1,10 @@
-import { redactUrl } from "@loominal/fabric";
+import type { LoominalConfig } from "@loominal/fabric";
+import { LoominalError } from "@loominal/protocol";
 import type { Command } from "commander";
 import { type CliContext, projectConfig } from "../context.js";
 import { LocalNats } from "../local-nats.js";
 import { requireNatsServer } from "../nats-binary.js";
-import { probeNats } from "../probe.js";
+import { type NatsProbe, probeNats } from "../probe.js";
 import { preferredPort, printConnectHint, printStarted } from "./nats.js";
 
 export function registerUpCommand(program: Command, ctx: CliContext): void {
@@ -11,11 +12,26 @@ export function registerUpCommand(program: Command, ctx: CliContext): void {
     .command("up")
     .description(
       "one command to a running local fabric: use NATS_URL if it answers with JetStream, " +
-        "else start a local nats-server under .loominal/",
+        "start a local nats-server under .loominal/ if nothing answers there",
     )
     .action(async () => {
       await up(ctx);
     });
+}
+
+/**
+ * Whether the user pointed Loominal at a particular server: NATS_URL, `natsUrl` in .loominal.json, or
+ * credentials. Then a server that refuses us or lacks JetStream is theirs to fix, and starting a local
+ * server instead would hide the problem behind a fabric they did not ask for.
+ */
+function serverChosen(config: LoominalConfig): boolean {
+  const { nats } = config;
+  return (
+    config.natsUrlSource !== "default" ||
+    nats.user !== undefined ||
+    nats.token !== undefined ||
+    nats.credsFile !== undefined
+  );
 }
 
 async function up(ctx: CliContext): Promise<void> {
@@ -23,26 +39,80 @@ async function up(ctx: CliContext): Promise<void> {
   const local = new LocalNats(config.projectDir);
   const probe = await probeNats(config.nats);
 
-  if (probe.reachable && probe.jetstream) {
+  if (probe.kind === "ready") {
     const localPid = local.runningPid();
     const isLocal = localPid !== undefined && local.urlOf(localPid) === probe.url;
     ctx.out(
       `Using NATS at ${probe.url}: nats-server ${probe.version} with JetStream` +
         (isLocal ? ` (this project's local server, pid ${localPid}).` : "."),
     );
-    printConnectHint(ctx, probe.url);
+    printConnectHint(ctx, probe.url, config);
     return;
   }
 
-  ctx.out(
-    probe.reachable
-      ? `NATS at ${probe.url} answers (nats-server ${probe.version}) but has no JetStream; starting a local server.`
-      : `No NATS at ${probe.url} (${probe.reason}); starting a local server.`,
-  );
+  if (probe.kind !== "unreachable") {
+    if (serverChosen(config)) throw notUsable(probe, config);
+    // Nothing configured, and the default address is taken by a server we cannot use (often the
+    // distribution's nats-server service, which runs without JetStream): run the project's own.
+    ctx.out(
+      `The NATS server at ${probe.url} (the default; NATS_URL is not set) cannot be used: ${describe(probe)}. ` +
+        "Starting this project's own server on another port.",
+    );
+  } else {
+    ctx.out(`No NATS at ${probe.url} (${probe.reason}); starting a local server.`);
+  }
   const server = await local.start({
     bin: requireNatsServer(ctx.env),
     preferredPort: preferredPort(config.nats),
   });
   printStarted(ctx, local, server);
-  printConnectHint(ctx, redactUrl(server.url));
+  printConnectHint(ctx, server.url);
+}
+
+function describe(probe: Exclude<NatsProbe, { kind: "ready" | "unreachable" }>): string {
+  switch (probe.kind) {
+    case "refused":
+      return `it refused the connection (${probe.reason})`;
+    case "no-jetstream":
+      return `nats-server ${probe.version} answers, but ${probe.reason}`;
+    case "failed":
+      return `the connection failed (${probe.reason})`;
+  }
+}
+
+/** The error `up` stops with when the configured server answers but cannot be used. */
+function notUsable(
+  probe: Exclude<NatsProbe, { kind: "ready" | "unreachable" }>,
+  config: LoominalConfig,
+): LoominalError {
+  const where =
+    config.natsUrlSource === "env"
+      ? "NATS_URL"
+      : config.natsUrlSource === "file"
+        ? "natsUrl in .loominal.json"
+        : "the default URL";
+  const tail = "No local server was started.";
+  switch (probe.kind) {
+    case "refused":
+      return new LoominalError(
+        "forbidden",
+        `NATS at ${probe.url} (${where}) refused the connection: ${probe.reason}. Fix the credentials: ` +
+          "NATS_USER and NATS_PASSWORD, NATS_TOKEN, NATS_CREDS, or user:password@ in NATS_URL " +
+          `(percent-encode reserved characters). ${tail}`,
+      );
+    case "no-jetstream":
+      return new LoominalError(
+        "unsupported_server",
+        `NATS at ${probe.url} (${where}, nats-server ${probe.version}) answers, but ${probe.reason}. ` +
+          "Enable JetStream there (nats-server -js, or a jetstream block in its config and `jetstream: enabled` " +
+          `for the account), or point ${where} at a server with JetStream, or unset it so that 'up' starts a ` +
+          `local server. ${tail}`,
+      );
+    case "failed":
+      return new LoominalError(
+        "nats_unavailable",
+        `NATS at ${probe.url} (${where}) answered, but the connection failed: ${probe.reason}. ` +
+          `Check the URL scheme (tls:// needs a TLS server; NATS_TLS_CA for a private CA). ${tail}`,
+      );
+  }
 }

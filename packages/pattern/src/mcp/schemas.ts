@@ -7,17 +7,21 @@ export const memoryOutput = memoryRecordBaseSchema.extend({
   expiresAt: z.string().optional().describe("When NATS expires this memory (recent and tasks only)."),
 });
 
+/** A memory in pattern_recall_context's result: like memoryOutput, with long content cut. */
+export const recalledMemoryOutput = memoryOutput.extend({
+  contentTruncated: z
+    .literal(true)
+    .optional()
+    .describe(
+      "Set when content was cut to the 500 characters the summary shows; pattern_search or pattern_export give the full text.",
+    ),
+});
+
 /** The result of a tool that writes one memory. */
 export const writeOutput = z.object({
   memory: memoryOutput,
   warnings: z.array(z.string()).describe("Set when the content looks like a secret; act on it."),
 });
-
-export const scopesInput = z
-  .array(scopeSchema)
-  .min(1)
-  .max(4)
-  .describe("Scopes to read: private, personal, team, public. Default: all four.");
 
 export const errorOutput = z.object({ code: z.string(), message: z.string() });
 

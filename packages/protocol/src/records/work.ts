@@ -87,6 +87,37 @@ export const workErrorSchema = z.object({
 });
 export type WorkError = z.infer<typeof workErrorSchema>;
 
+export const WORK_EVENT_TYPES = [
+  "offered",
+  "claimed",
+  "progress",
+  "completed",
+  "failed",
+  "expired",
+  "dead",
+  "retried",
+  "discarded",
+  "cancelled",
+] as const;
+export const workEventTypeSchema = z.enum(WORK_EVENT_TYPES);
+export type WorkEventType = z.infer<typeof workEventTypeSchema>;
+
+/**
+ * The transition that wrote a ledger record: which work events it stands for (none, one, or two when a
+ * claim lapsed and was taken over or sent to the dead-letter queue in the same write), who made it and
+ * when. Work events are read from the ledger's own writes, so an event can never be lost or disagree
+ * with the state it describes.
+ */
+export const workTransitionSchema = z.object({
+  events: z.array(workEventTypeSchema).max(2),
+  agentId: agentIdSchema,
+  at: isoDate,
+  note: z.string().max(WORK_NOTE_MAX).optional(),
+  reason: z.string().optional(),
+  retryable: z.boolean().optional(),
+});
+export type WorkTransition = z.infer<typeof workTransitionSchema>;
+
 /** The ledger record of one work item (KV `loom-work-<p>`, key = workId). */
 export const workItemSchema = z.object({
   workId: z.string().regex(WORK_ID_RE),
@@ -119,6 +150,8 @@ export const workItemSchema = z.object({
   updatedAt: isoDate,
   /** When the item reached completed, cancelled or discarded. */
   finishedAt: isoDate.optional(),
+  /** The transition that wrote this revision of the record. */
+  lastTransition: workTransitionSchema.optional(),
 });
 export type WorkItem = z.infer<typeof workItemSchema>;
 
@@ -146,22 +179,10 @@ export const deadLetterSchema = z.object({
 });
 export type DeadLetter = z.infer<typeof deadLetterSchema>;
 
-export const WORK_EVENT_TYPES = [
-  "offered",
-  "claimed",
-  "progress",
-  "completed",
-  "failed",
-  "expired",
-  "dead",
-  "retried",
-  "discarded",
-  "cancelled",
-] as const;
-export const workEventTypeSchema = z.enum(WORK_EVENT_TYPES);
-export type WorkEventType = z.infer<typeof workEventTypeSchema>;
-
-/** The message on `loom.<p>.work-events.<workId>`: one ledger transition, with the item as it now is. */
+/**
+ * One work event: a ledger transition, with the item as it then was. Read from the writes of the ledger
+ * bucket (`$KV.loom-work-<p>.<workId>`), not published separately.
+ */
 export const workEventSchema = z.object({
   type: workEventTypeSchema,
   workId: z.string().regex(WORK_ID_RE),

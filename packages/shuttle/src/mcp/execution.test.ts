@@ -1,10 +1,14 @@
+import { spawn } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { orchestrationRecordSchema } from "@loominal/protocol";
 import { eventually, NatsServer } from "@loominal/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
+  CRASHING_SHUTTLE_SCRIPT,
   callOk,
   filesUnder,
+  ledgerReader,
   makeProject,
   recordOf,
   type ShuttleUnderTest,
@@ -208,7 +212,7 @@ describe("orchestrations executed by worker processes", () => {
     expect(results.missingOutputs).toEqual([
       { id: "perf", status: "failed" },
       { id: "report", status: "blocked" },
-      { id: "leak", status: "completed" },
+      { id: "leak", status: "completed", reason: expect.stringContaining("outside the Shuttle work dir") },
     ]);
     expect(JSON.stringify(results)).not.toContain("TOP-SECRET");
 
@@ -261,5 +265,89 @@ describe("orchestrations executed by worker processes", () => {
     cleanups.push(() => second.close());
     const done = await waitForPhase(second, orchestrationId, "collection");
     expect(done.subtasks.map((x) => x.status)).toEqual(["completed", "completed"]);
+  });
+
+  it("follows a worker whose clock is a minute behind: ledger states are ordered by revision, not by their timestamps", async () => {
+    const { project, s } = await setup();
+    const plan = await callOk(s.client, "shuttle_assess_task", {
+      task: "Skewed clocks",
+      subtasks: [sub("first", "research"), sub("second", "research", ["first"])],
+    });
+    const orchestrationId = String(plan.orchestrationId);
+    await callOk(s.client, "shuttle_spawn_subagents", { orchestrationId });
+    worker(project, { name: "late-clock", capabilities: ["research"], clockSkewMs: -60_000 });
+
+    const done = await waitForPhase(s, orchestrationId, "collection");
+    expect(done.subtasks.map((x) => [x.id, x.status])).toEqual([
+      ["first", "completed"],
+      ["second", "completed"],
+    ]);
+    // The states applied carry the worker's timestamps, older than the offers this server made.
+    const first = done.subtasks[0];
+    expect(Date.parse(String(first?.workUpdatedAt))).toBeLessThan(Date.parse(String(first?.offeredAt)));
+  });
+
+  it("offers each subtask exactly once when its Shuttle server is killed between an offer and the save after it", async () => {
+    const project = makeProject(server.url);
+    cleanups.push(() => project.cleanup());
+    const idFile = join(project.scratch, "orchestration-id");
+    const child = spawn(process.execPath, [CRASHING_SHUTTLE_SCRIPT], {
+      env: {
+        PATH: process.env.PATH ?? "",
+        HOME: process.env.HOME ?? "",
+        LOOMINAL_PROJECT_DIR: project.dir,
+        NATS_URL: project.natsUrl,
+        LOOMINAL_AGENT_NAME: "parent",
+        LOOMINAL_LOG_LEVEL: "silent",
+        SHUTTLE_PLAN: JSON.stringify([
+          sub("a", "research"),
+          sub("b", "research"),
+          sub("c", "research"),
+          sub("d", "research", ["a"]),
+        ]),
+        SHUTTLE_KILL_AFTER_OFFERS: "2",
+        SHUTTLE_ID_FILE: idFile,
+      },
+      stdio: ["ignore", "ignore", "inherit"],
+    });
+    const exit = await new Promise<string | null>((r) => child.once("exit", (_code, signal) => r(signal)));
+    expect(exit).toBe("SIGKILL");
+    const orchestrationId = readFileSync(idFile, "utf8");
+    const recordPath = join(project.dir, ".loominal", "shuttle", orchestrationId, "orchestration.json");
+    const left = orchestrationRecordSchema.parse(JSON.parse(readFileSync(recordPath, "utf8")));
+    // Two offers reached Warp; the record was saved before them, naming every work id about to be offered.
+    expect(left.phase).toBe("spawning");
+    expect(left.subtasks.map((x) => [x.id, x.status, x.workId !== undefined])).toEqual([
+      ["a", "waiting", true],
+      ["b", "waiting", true],
+      ["c", "waiting", true],
+      ["d", "waiting", false],
+    ]);
+
+    const s = await startShuttle(project);
+    cleanups.push(() => s.close());
+    worker(project, { name: "worker-c", capabilities: ["research"] });
+    const done = await waitForPhase(s, orchestrationId, "collection");
+    expect(done.subtasks.every((x) => x.status === "completed")).toBe(true);
+
+    const reader = await ledgerReader(project);
+    try {
+      const items = (await reader.queue.list({ limit: 100 })).items.filter((i) =>
+        i.taskId.startsWith(`shuttle-${orchestrationId}-`),
+      );
+      const perSubtask = new Map<string, string[]>();
+      for (const i of items) {
+        const id = i.taskId.slice(`shuttle-${orchestrationId}-`.length);
+        perSubtask.set(id, [...(perSubtask.get(id) ?? []), i.workId]);
+      }
+      expect(Object.fromEntries(perSubtask)).toEqual(
+        Object.fromEntries(done.subtasks.map((x) => [x.id, [x.workId]])),
+      );
+      expect(left.subtasks[0]?.workId).toBe(done.subtasks[0]?.workId);
+    } finally {
+      await reader.close();
+    }
+    const claims = workerLog(project).filter((e) => e.event === "claimed");
+    expect(claims.map((c) => c.subtaskId).sort()).toEqual(["a", "b", "c", "d"]);
   });
 });

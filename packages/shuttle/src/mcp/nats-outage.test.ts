@@ -1,6 +1,15 @@
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { eventually, NatsServer } from "@loominal/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { callOk, makeProject, recordOf, startShuttle, startWorker } from "../orchestration.test-helper.js";
+import {
+  callOk,
+  ledgerReader,
+  makeProject,
+  recordOf,
+  startShuttle,
+  startWorker,
+} from "../orchestration.test-helper.js";
 
 let server: NatsServer;
 const cleanups: Array<() => unknown> = [];
@@ -60,6 +69,46 @@ describe("a NATS outage during an orchestration", () => {
       const remote = await s.opened.shuttle.store.loadRemote(orchestrationId);
       expect(remote?.version).toBe(done.version);
       expect(remote?.checkpoints).toHaveLength(1);
+    });
+  });
+
+  it("cancels the work items NATS could not take during the outage once it is back", async () => {
+    const project = makeProject(server.url);
+    cleanups.push(() => project.cleanup());
+    const s = await startShuttle(project);
+    cleanups.push(() => s.close());
+    const plan = await callOk(s.client, "shuttle_assess_task", {
+      task: "cancel offline",
+      subtasks: [{ id: "a", title: "A", description: "Do a", capability: "nobody-has-this" }],
+    });
+    const orchestrationId = String(plan.orchestrationId);
+    await callOk(s.client, "shuttle_spawn_subagents", { orchestrationId });
+    const workId = String(
+      recordOf(await callOk(s.client, "shuttle_get_state", { orchestrationId })).subtasks[0]?.workId,
+    );
+    const dir = String(plan.directory);
+
+    await server.kill();
+    await eventually(() => expect(s.opened.fabric.isConnected).toBe(false));
+    const cancelled = await callOk(s.client, "shuttle_cancel", { orchestrationId, reason: "offline stop" });
+    expect(cancelled.phase).toBe("cancelled");
+    expect(cancelled.cancelledWork).toEqual([]);
+    expect(cancelled.notCancelled).toEqual([
+      { subtaskId: "a", workId, reason: expect.stringContaining("it will be cancelled when NATS is back") },
+    ]);
+    expect(existsSync(join(dir, "cancel-pending.json"))).toBe(true);
+
+    await server.restart();
+    const reader = await ledgerReader(project);
+    cleanups.push(() => reader.close());
+    await eventually(async () => expect((await reader.queue.get(workId))?.status).toBe("cancelled"), {
+      timeoutMs: 20_000,
+    });
+    expect((await reader.queue.get(workId))?.cancelReason).toBe("offline stop");
+    // Nothing left to cancel: the pending file and the driver lock are gone.
+    await eventually(() => {
+      expect(existsSync(join(dir, "cancel-pending.json"))).toBe(false);
+      expect(existsSync(join(dir, "driver.json"))).toBe(false);
     });
   });
 });

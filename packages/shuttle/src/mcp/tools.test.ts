@@ -1,4 +1,9 @@
-import { freePort, NatsServer } from "@loominal/testkit";
+import { execFileSync, spawn } from "node:child_process";
+import { existsSync, writeFileSync } from "node:fs";
+import { hostname } from "node:os";
+import { join } from "node:path";
+import { shuttleWorkContextSchema } from "@loominal/protocol";
+import { eventually, freePort, NatsServer, sleep } from "@loominal/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   callOk,
@@ -7,6 +12,7 @@ import {
   makeProject,
   recordOf,
   type ShuttleUnderTest,
+  startLibraryShuttle,
   startShuttle,
   type TestProject,
 } from "../orchestration.test-helper.js";
@@ -165,6 +171,9 @@ describe("shuttle tools", () => {
     expect(state.history.map((h) => h.to)).toEqual(["assessment", "spawning", "execution", "cancelled"]);
     const again = await s.client.call("shuttle_cancel", { orchestrationId });
     expect(again.structured).toMatchObject({ error: { code: "invalid_transition" } });
+    // A final orchestration with nothing left to cancel gives its driver lock up.
+    expect(existsSync(join(state.directory, "driver.json"))).toBe(false);
+    expect(s.opened.shuttle.drivers.holds(orchestrationId)).toBe(false);
   });
 
   it("plans and reports state from the work dir while NATS is unreachable, and says so on spawn", async () => {
@@ -200,5 +209,170 @@ describe("shuttle tools", () => {
       orchestrationId: String(plan.orchestrationId),
     });
     expect(read.summary).toMatchObject({ phase: "assessment", local: true });
+  });
+
+  it("refuses to move to complete by checkpoint: only synthesis, which checks for gaps, completes", async () => {
+    const { project, s } = await setup();
+    const plan = await callOk(s.client, "shuttle_assess_task", { task: "t", subtasks: [sub("a")] });
+    const orchestrationId = String(plan.orchestrationId);
+    await callOk(s.client, "shuttle_spawn_subagents", { orchestrationId });
+    const reader = await ledgerReader(project);
+    cleanups.push(() => reader.close());
+    const item = await reader.queue.claim({ capability: "research", timeoutMs: 10_000 });
+    // Completed without writing its output file.
+    await reader.queue.complete(String(item?.workId), { done: true });
+    await eventually(async () => {
+      const r = recordOf(await callOk(s.client, "shuttle_get_state", { orchestrationId }));
+      expect(r.phase).toBe("collection");
+    });
+    await callOk(s.client, "shuttle_checkpoint", { orchestrationId, phase: "synthesis" });
+    const complete = await s.client.call("shuttle_checkpoint", { orchestrationId, phase: "complete" });
+    expect(complete.isError).toBe(true);
+    expect(complete.structured).toMatchObject({ error: { code: "invalid_transition" } });
+    expect(complete.text).toContain("shuttle_synthesize_results");
+    const synth = await callOk(s.client, "shuttle_synthesize_results", { orchestrationId });
+    expect(synth.phase).toBe("failed");
+  });
+
+  it("reports an output file that is a FIFO as unreadable, naming it, instead of blocking on it", {
+    timeout: 30_000,
+  }, async () => {
+    const { project, s } = await setup();
+    const plan = await callOk(s.client, "shuttle_assess_task", { task: "t", subtasks: [sub("a")] });
+    const orchestrationId = String(plan.orchestrationId);
+    await callOk(s.client, "shuttle_spawn_subagents", { orchestrationId });
+    const reader = await ledgerReader(project);
+    cleanups.push(() => reader.close());
+    const item = await reader.queue.claim({ capability: "research", timeoutMs: 10_000 });
+    const outputPath = shuttleWorkContextSchema.parse(item?.contextData?.shuttle).outputPath;
+    execFileSync("mkfifo", [outputPath]);
+    await reader.queue.complete(String(item?.workId), { done: true });
+    await eventually(async () => {
+      const r = recordOf(await callOk(s.client, "shuttle_get_state", { orchestrationId }));
+      expect(r.phase).toBe("collection");
+    });
+
+    const results = await callOk(s.client, "shuttle_get_results", { orchestrationId });
+    expect(results.missingOutputs).toEqual([
+      { id: "a", status: "completed", reason: expect.stringContaining(`${outputPath} is a FIFO`) },
+    ]);
+    const synth = await callOk(s.client, "shuttle_synthesize_results", { orchestrationId });
+    expect(synth.phase).toBe("failed");
+    expect(synth.gaps).toEqual([
+      {
+        subtaskId: "a",
+        title: "Subtask a",
+        status: "completed",
+        reason: expect.stringContaining(`${outputPath} is a FIFO (named pipe), not a regular file`),
+      },
+    ]);
+  });
+
+  it("cancels a subtask whose offer was in flight when the cancel came, and offers nothing afterwards", async () => {
+    const project = makeProject(server.url);
+    cleanups.push(() => project.cleanup());
+    let inOffer!: () => void;
+    const offering = new Promise<void>((r) => {
+      inOffer = r;
+    });
+    let release!: () => void;
+    const released = new Promise<void>((r) => {
+      release = r;
+    });
+    const lib = await startLibraryShuttle(project, (queue) => ({
+      async offer(input) {
+        if (input.taskId.endsWith("-b")) {
+          inOffer();
+          await released;
+        }
+        return queue.offer(input);
+      },
+      get: (workId) => queue.get(workId),
+      cancel: (workId, reason) => queue.cancel(workId, reason),
+      watchEvents: (handler) => queue.watchEvents(handler),
+    }));
+    cleanups.push(() => lib.close());
+    const plan = await lib.shuttle.assess("race", [sub("a"), sub("b", ["a"])]);
+    if (plan.kind !== "plan") throw new Error("expected a plan");
+    const orchestrationId = plan.record.orchestrationId;
+    await lib.shuttle.spawn(orchestrationId);
+    const reader = await ledgerReader(project);
+    cleanups.push(() => reader.close());
+    const a = await reader.queue.claim({ capability: "research", timeoutMs: 10_000 });
+    await reader.queue.complete(String(a?.workId), { done: true });
+
+    // The server follows a's completion into the offer of b and is held there while the cancel starts.
+    await offering;
+    const cancelling = lib.shuttle.cancel(orchestrationId, "stop");
+    await sleep(200);
+    release();
+    const out = await cancelling;
+
+    const b = out.record.subtasks[1];
+    expect(out.record.phase).toBe("cancelled");
+    expect(b).toMatchObject({ id: "b", status: "cancelled" });
+    expect(out.cancelledWork).toEqual([b?.workId]);
+    expect((await reader.queue.get(String(b?.workId)))?.status).toBe("cancelled");
+    const live = (await reader.queue.list({ status: ["pending", "claimed"] })).items.filter((i) =>
+      i.taskId.startsWith(`shuttle-${orchestrationId}-`),
+    );
+    expect(live).toEqual([]);
+    expect(await reader.queue.claim({ capability: "research", timeoutMs: 500 })).toBeUndefined();
+  });
+
+  it("takes over a leftover lock that carries its own pid but another instance's id (a restarted container)", async () => {
+    const project = makeProject(server.url);
+    cleanups.push(() => project.cleanup());
+    const first = await startShuttle(project);
+    const plan = await callOk(first.client, "shuttle_assess_task", {
+      task: "t",
+      subtasks: [sub("a", undefined, "nobody-has-this")],
+    });
+    const orchestrationId = String(plan.orchestrationId);
+    await callOk(first.client, "shuttle_spawn_subagents", { orchestrationId });
+    await first.close();
+    writeFileSync(
+      join(String(plan.directory), "driver.json"),
+      JSON.stringify({
+        pid: process.pid,
+        hostname: hostname(),
+        instanceId: "an-earlier-process",
+        since: new Date(0).toISOString(),
+      }),
+    );
+    const second = await startShuttle(project);
+    cleanups.push(() => second.close());
+    // Adopted at start: the lock's pid is ours, its instance is not one of ours.
+    expect(second.opened.shuttle.drivers.holds(orchestrationId)).toBe(true);
+    const noted = await callOk(second.client, "shuttle_checkpoint", { orchestrationId, note: "mine now" });
+    expect(noted.phase).toBe("execution");
+  });
+
+  it("stops driving an orchestration whose lock another live server holds now", async () => {
+    const { s } = await setup();
+    const plan = await callOk(s.client, "shuttle_assess_task", {
+      task: "t",
+      subtasks: [sub("a", undefined, "nobody-has-this")],
+    });
+    const orchestrationId = String(plan.orchestrationId);
+    await callOk(s.client, "shuttle_spawn_subagents", { orchestrationId });
+    const other = spawn(process.execPath, ["-e", "setInterval(() => {}, 1000)"], { stdio: "ignore" });
+    cleanups.push(() => other.kill("SIGKILL"));
+    writeFileSync(
+      join(String(plan.directory), "driver.json"),
+      JSON.stringify({
+        pid: other.pid,
+        hostname: hostname(),
+        instanceId: "another-server",
+        since: new Date().toISOString(),
+      }),
+    );
+    await eventually(() => expect(s.opened.shuttle.drivers.holds(orchestrationId)).toBe(false), {
+      timeoutMs: 10_000,
+    });
+    const out = await s.client.call("shuttle_checkpoint", { orchestrationId, note: "still mine?" });
+    expect(out.isError).toBe(true);
+    expect(out.structured).toMatchObject({ error: { code: "conflict" } });
+    expect(out.text).toContain(`pid ${other.pid}`);
   });
 });

@@ -277,6 +277,109 @@ describe("warp MCP server", () => {
   });
 });
 
+describe("warp MCP server, bad input", () => {
+  it("every messaging tool refuses wrong types, unknown keys, invalid names and out-of-range values", async () => {
+    const { alice, bob } = await pair();
+    const bobId = bob.warp.agentId;
+    await ok(bob.client, "warp_registry_register", { agentType: "claude-code" });
+    const cases: Array<[tool: string, args: Record<string, unknown>, code: string]> = [
+      ["warp_handle_set", { handle: "x".repeat(65) }, "invalid_input"],
+      ["warp_handle_set", { handle: "alice", extra: 1 }, "invalid_input"],
+      ["warp_channels_list", { extra: true }, "invalid_input"],
+      ["warp_channels_send", { channel: "roadmap", message: "x".repeat(32_769) }, "invalid_input"],
+      ["warp_channels_send", { channel: "roadmap", message: "x", to: "bob" }, "invalid_input"],
+      ["warp_channels_send", { message: "x" }, "invalid_input"],
+      ["warp_channels_read", { channel: "roadmap", limit: 201 }, "invalid_input"],
+      ["warp_channels_read", { channel: "roadmap", limit: 2.5 }, "invalid_input"],
+      ["warp_channels_read", { channel: "roadmap", cursor: 0 }, "invalid_input"],
+      ["warp_channels_read", { channel: "roadmap", cursor: -3 }, "invalid_input"],
+      ["warp_channels_read", {}, "invalid_input"],
+      ["warp_channels_read", { channel: "no-such-channel" }, "not_found"],
+      ["warp_channels_status", { channel: "Road Map" }, "invalid_input"],
+      ["warp_channels_status", { channel: 5 }, "invalid_input"],
+      ["warp_registry_register", { agentType: "x", scope: "everyone" }, "invalid_input"],
+      ["warp_registry_register", { agentType: "x", boundaries: ["open source"] }, "invalid_input"],
+      ["warp_registry_register", { agentType: "x", capabilities: [1] }, "invalid_input"],
+      ["warp_registry_register", { agentType: "x", maxConcurrentTasks: "2" }, "invalid_input"],
+      ["warp_registry_register", { agentType: "x", status: "online" }, "invalid_input"],
+      ["warp_registry_discover", { limit: 0 }, "invalid_input"],
+      ["warp_registry_discover", { limit: 101 }, "invalid_input"],
+      ["warp_registry_discover", { includeOffline: "yes" }, "invalid_input"],
+      ["warp_registry_discover", { scope: "world" }, "invalid_input"],
+      ["warp_registry_discover", { agentType: "Claude Code" }, "invalid_input"],
+      ["warp_registry_discover", { boundary: "a>b" }, "invalid_input"],
+      ["warp_registry_get_info", {}, "invalid_input"],
+      ["warp_registry_get_info", { agentId: 42 }, "invalid_input"],
+      ["warp_registry_get_info", { agentId: bobId.toUpperCase() }, "invalid_input"],
+      ["warp_registry_get_info", { agentId: bobId, projectId: "a.b" }, "invalid_input"],
+      ["warp_registry_get_info", { agentId: "f".repeat(32) }, "not_found"],
+      ["warp_registry_update_presence", { status: "away" }, "invalid_input"],
+      ["warp_registry_update_presence", { capabilities: ["Type Script"] }, "invalid_input"],
+      ["warp_registry_update_presence", { currentTaskCount: 1.5 }, "invalid_input"],
+      ["warp_registry_deregister", { agentId: bobId }, "invalid_input"],
+      ["warp_messages_send_direct", { agentId: bobId, message: "" }, "invalid_input"],
+      ["warp_messages_send_direct", { agentId: bobId, message: "x".repeat(32_769) }, "invalid_input"],
+      ["warp_messages_send_direct", { agentId: bobId, message: "x", metadata: "pr 12" }, "invalid_input"],
+      ["warp_messages_send_direct", { agentId: bobId, message: "x", metadata: [1] }, "invalid_input"],
+      ["warp_messages_send_direct", { agentId: bobId, message: "x", projectId: "A B" }, "invalid_input"],
+      ["warp_messages_send_direct", { agentId: bobId, message: 5 }, "invalid_input"],
+      ["warp_messages_send_direct", { agentId: "f".repeat(32), message: "x" }, "not_found"],
+      ["warp_messages_read_direct", { limit: 0 }, "invalid_input"],
+      ["warp_messages_read_direct", { messageType: "Review Request" }, "invalid_input"],
+      ["warp_messages_read_direct", { fromAgentId: "bob" }, "invalid_input"],
+      ["warp_messages_read_direct", { unread: true }, "invalid_input"],
+    ];
+    for (const [tool, args, code] of cases) await fails(alice.client, tool, args, code);
+    // None of them changed anything: bob's inbox is empty and alice is still unregistered.
+    expect((await ok(bob.client, "warp_messages_read_direct")).count).toBe(0);
+    expect((await ok(alice.client, "warp_handle_get")).registered).toBe(false);
+  });
+});
+
+describe("warp MCP server across projects", () => {
+  it("a public agent found with discover scope public can be inspected and messaged", async () => {
+    const a = projectConfig(nats.url, uniqueProjectId(), { env: { LOOMINAL_AGENT_NAME: "alice" } });
+    const b = projectConfig(nats.url, uniqueProjectId(), { env: { LOOMINAL_AGENT_NAME: "bob" } });
+    const alice = await agent(a.config);
+    const bob = await agent(b.config);
+    await ok(alice.client, "warp_registry_register", { agentType: "claude-code", scope: "public" });
+    const found = await ok(bob.client, "warp_registry_discover", { scope: "public" });
+    const target = (found.agents as Array<{ agentId: string; projectId: string }>).find(
+      (x) => x.agentId === alice.warp.agentId,
+    );
+    expect(target?.projectId).toBe(alice.warp.projectId);
+
+    const info = await ok(bob.client, "warp_registry_get_info", { agentId: alice.warp.agentId });
+    expect(info.agent).toMatchObject({ agentId: alice.warp.agentId, projectId: alice.warp.projectId });
+    const sent = await ok(bob.client, "warp_messages_send_direct", {
+      agentId: alice.warp.agentId,
+      message: "can you review our parser?",
+      messageType: "review-request",
+    });
+    expect(sent).toMatchObject({ to: alice.warp.agentId, projectId: alice.warp.projectId });
+    const inbox = await ok(alice.client, "warp_messages_read_direct");
+    expect(inbox.messages).toEqual([
+      expect.objectContaining({ from: bob.warp.agentId, message: "can you review our parser?" }),
+    ]);
+
+    // Asked in the wrong project, or once alice is team-only again: not found.
+    await fails(
+      bob.client,
+      "warp_registry_get_info",
+      { agentId: alice.warp.agentId, projectId: bob.warp.projectId },
+      "not_found",
+    );
+    await ok(alice.client, "warp_registry_register", { agentType: "claude-code" });
+    await fails(bob.client, "warp_registry_get_info", { agentId: alice.warp.agentId }, "not_found");
+    await fails(
+      bob.client,
+      "warp_messages_send_direct",
+      { agentId: alice.warp.agentId, message: "still there?" },
+      "not_found",
+    );
+  });
+});
+
 describe("warp MCP server without NATS", () => {
   it("starts, lists its tools and answers calls with a clear error until NATS is reachable", async () => {
     const port = await freePort();

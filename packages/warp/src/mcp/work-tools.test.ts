@@ -31,7 +31,10 @@ async function client(projectId: string, url = server.url, connect = true): Prom
     connectTimeoutMs: 300,
   });
   const c = await connectInMemory(
-    createToolServer({ name: "warp-work-test", version: "0.0.0" }, workTools({ work })),
+    createToolServer(
+      { name: "warp-work-test", version: "0.0.0" },
+      workTools({ work, ready: async () => {} }),
+    ),
   );
   cleanups.push(async () => {
     await c.close();

@@ -1,23 +1,14 @@
-import { type Fabric, jsonCodec, type Logger } from "@loominal/fabric";
-import { streams, subjects, type WorkEvent, type WorkEventType, workEventSchema } from "@loominal/protocol";
-import { DeliverPolicy } from "@nats-io/jetstream";
-import type { LedgerEntry } from "./ledger.js";
+import { jsonCodec, type Logger } from "@loominal/fabric";
+import {
+  type WorkEvent,
+  type WorkEventType,
+  type WorkItem,
+  type WorkTransition,
+  workItemSchema,
+} from "@loominal/protocol";
+import { type KV, KvWatchInclude } from "@nats-io/kv";
 
-const codec = jsonCodec(workEventSchema);
-const DAY_MS = 86_400_000;
-
-/** How long work events are kept: a week of history for coordinators that rebuild their view. */
-export const WORK_EVENTS_MAX_AGE_MS = 7 * DAY_MS;
-
-export function workEventsStreamSpec(projectId: string) {
-  return {
-    name: streams.workEvents(projectId),
-    subjects: [subjects.workEventsAll(projectId)],
-    retention: "limits" as const,
-    maxAgeMs: WORK_EVENTS_MAX_AGE_MS,
-    duplicateWindowMs: 120_000,
-  };
-}
+const codec = jsonCodec(workItemSchema);
 
 export interface WorkEventDetails {
   note?: string;
@@ -25,41 +16,44 @@ export interface WorkEventDetails {
   retryable?: boolean;
 }
 
-/** The event describing the ledger transition that produced `entry`. */
-export function workEvent(
-  type: WorkEventType,
-  entry: LedgerEntry,
+/** The `lastTransition` a ledger write carries: the events it stands for, who made it, and when. */
+export function transition(
+  events: WorkEventType[],
   agentId: string,
+  at: string,
   details: WorkEventDetails = {},
-): WorkEvent {
-  const { item, revision } = entry;
+): WorkTransition {
   return {
+    events,
+    agentId,
+    at,
+    ...(details.note !== undefined ? { note: details.note } : {}),
+    ...(details.reason !== undefined ? { reason: details.reason } : {}),
+    ...(details.retryable !== undefined ? { retryable: details.retryable } : {}),
+  };
+}
+
+/** The work events one ledger revision stands for (none when the write was bookkeeping). */
+export function eventsOf(item: WorkItem, revision: number): WorkEvent[] {
+  const t = item.lastTransition;
+  if (!t) return [];
+  return t.events.map((type) => ({
     type,
     workId: item.workId,
     projectId: item.projectId,
-    at: new Date().toISOString(),
-    agentId,
+    at: t.at,
+    agentId: t.agentId,
     status: item.status,
     attempt: item.attempts,
     revision,
     capability: item.capability,
     boundary: item.boundary,
     taskId: item.taskId,
-    ...(details.note !== undefined ? { note: details.note } : {}),
-    ...(details.reason !== undefined ? { reason: details.reason } : {}),
-    ...(details.retryable !== undefined ? { retryable: details.retryable } : {}),
+    ...(t.note !== undefined ? { note: t.note } : {}),
+    ...(t.reason !== undefined ? { reason: t.reason } : {}),
+    ...(t.retryable !== undefined ? { retryable: t.retryable } : {}),
     item,
-  };
-}
-
-/**
- * Publishes an event and waits for the stream to store it. The message id (workId, revision, type)
- * lets a retried publish be dropped as a duplicate instead of recorded twice.
- */
-export async function publishWorkEvent(fabric: Fabric, event: WorkEvent): Promise<void> {
-  await fabric.js.publish(subjects.workEvent(event.projectId, event.workId), codec.encode(event), {
-    msgID: `${event.workId}-${event.revision}-${event.type}`,
-  });
+  }));
 }
 
 export interface WatchEventsOptions {
@@ -67,8 +61,12 @@ export interface WatchEventsOptions {
   workIds?: readonly string[];
   /** Only events passing this test. */
   filter?: (event: WorkEvent) => boolean;
-  /** "new" (default): events published from now on; "all": every event the stream still holds first. */
-  deliverFrom?: "new" | "all";
+  /**
+   * "new" (default): transitions written from now on. "all": first every revision the ledger still
+   * keeps (its history, per item), then new ones. "latest": first the current revision of every item,
+   * then new ones — what a coordinator rebuilding its view wants.
+   */
+  deliverFrom?: "new" | "all" | "latest";
 }
 
 export interface EventWatch {
@@ -76,47 +74,51 @@ export interface EventWatch {
 }
 
 /**
- * Follows `loom.<p>.work-events.>` with an ordered consumer (no durable state, nothing consumed for
- * others). An event that fails validation is logged and skipped; a handler that throws is logged
- * and the watch goes on.
+ * Follows the writes of the work ledger bucket with an ordered consumer (no durable state, nothing
+ * consumed for others) and turns each into the work events its transition stands for. Events of one
+ * item arrive in revision order. A record that fails validation is logged and skipped; a handler that
+ * throws is logged and the watch goes on.
  */
-export async function watchWorkEvents(
-  fabric: Fabric,
-  projectId: string,
+export async function watchLedgerEvents(
+  kv: KV,
   handler: (event: WorkEvent) => void | Promise<void>,
   options: WatchEventsOptions,
   logger: Logger,
 ): Promise<EventWatch> {
   const ids = options.workIds && options.workIds.length > 0 ? new Set(options.workIds) : undefined;
   const only = ids && ids.size === 1 ? [...ids][0] : undefined;
-  const consumer = await fabric.js.consumers.get(streams.workEvents(projectId), {
-    filter_subjects: only ? subjects.workEvent(projectId, only) : subjects.workEventsAll(projectId),
-    deliver_policy: options.deliverFrom === "all" ? DeliverPolicy.All : DeliverPolicy.New,
-  });
-  const messages = await consumer.consume();
+  const include =
+    options.deliverFrom === "all"
+      ? KvWatchInclude.AllHistory
+      : options.deliverFrom === "latest"
+        ? KvWatchInclude.LastValue
+        : KvWatchInclude.UpdatesOnly;
+  const entries = await kv.watch({ key: only ?? ">", include, ignoreDeletes: true });
   const done = (async () => {
-    for await (const m of messages) {
-      const r = codec.safeDecode(m.data, m.subject);
+    for await (const e of entries) {
+      if (e.operation !== "PUT") continue;
+      if (ids && !ids.has(e.key)) continue;
+      const r = codec.safeDecode(e.value, `${e.bucket}/${e.key}`);
       if (!r.ok) {
-        logger.warn({ subject: m.subject, err: r.error.message }, "skipping an invalid work event");
+        logger.warn({ key: e.key, err: r.error.message }, "skipping an unreadable work ledger record");
         continue;
       }
-      const event = r.value;
-      if (ids && !ids.has(event.workId)) continue;
-      if (options.filter && !options.filter(event)) continue;
-      try {
-        await handler(event);
-      } catch (err) {
-        logger.warn(
-          { workId: event.workId, type: event.type, err: String(err) },
-          "work event handler failed",
-        );
+      for (const event of eventsOf(r.value, e.revision)) {
+        if (options.filter && !options.filter(event)) continue;
+        try {
+          await handler(event);
+        } catch (err) {
+          logger.warn(
+            { workId: event.workId, type: event.type, err: String(err) },
+            "work event handler failed",
+          );
+        }
       }
     }
   })();
   return {
     async stop() {
-      await messages.close();
+      entries.stop();
       await done;
     },
   };

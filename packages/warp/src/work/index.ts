@@ -15,7 +15,7 @@ export {
   WorkNotFoundError,
   WorkTransitionError,
 } from "./errors.js";
-export { type EventWatch, type WatchEventsOptions, WORK_EVENTS_MAX_AGE_MS } from "./events.js";
+export { type EventWatch, eventsOf, type WatchEventsOptions } from "./events.js";
 export {
   type BoundaryQueueStatus,
   type CapabilityQueueStatus,

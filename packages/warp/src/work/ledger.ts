@@ -8,8 +8,9 @@ import {
   jsonCodec,
   type Logger,
 } from "@loominal/fabric";
-import { buckets, type WorkItem, type WorkStatus, workItemSchema } from "@loominal/protocol";
+import { buckets, type WorkEvent, type WorkItem, type WorkStatus, workItemSchema } from "@loominal/protocol";
 import type { KV } from "@nats-io/kv";
+import { type EventWatch, type WatchEventsOptions, watchLedgerEvents } from "./events.js";
 
 /** One ledger record and the revision it was read or written at. */
 export interface LedgerEntry {
@@ -29,6 +30,8 @@ export interface LedgerFilter {
   statuses?: readonly WorkStatus[];
   offeredBy?: string;
   claimedBy?: string;
+  /** Items the reader may see at all (scope); others are skipped as if absent. */
+  visible?: (item: WorkItem) => boolean;
 }
 
 export interface LedgerPage {
@@ -39,6 +42,11 @@ export interface LedgerPage {
 
 const codec: JsonCodec<WorkItem> = jsonCodec(workItemSchema);
 const READ_CONCURRENCY = 32;
+/**
+ * Revisions kept per item. Each write is also the item's work event, so the history is the item's
+ * recent transitions (`watchEvents({ deliverFrom: "all" })` replays them).
+ */
+export const LEDGER_HISTORY = 16;
 
 /**
  * The work ledger: one KV key per work item, holding its current state. Every transition is a
@@ -58,8 +66,16 @@ export class WorkLedger {
 
   static async open(fabric: Fabric, projectId: string, logger: Logger): Promise<WorkLedger> {
     const name = buckets.workLedger(projectId);
-    const kv = await ensureBucket(fabric, { name, history: 1 });
+    const kv = await ensureBucket(fabric, { name, history: LEDGER_HISTORY });
     return new WorkLedger(kv, name, logger);
+  }
+
+  /** Follows the ledger's writes as work events. */
+  watch(
+    handler: (event: WorkEvent) => void | Promise<void>,
+    options: WatchEventsOptions,
+  ): Promise<EventWatch> {
+    return watchLedgerEvents(this.#kv, handler, options, this.#logger);
   }
 
   /** Writes a new item; fails (10071) if the key exists. Returns the revision. */
@@ -149,5 +165,5 @@ function matches(item: WorkItem, f: LedgerFilter): boolean {
   if (f.statuses && f.statuses.length > 0 && !f.statuses.includes(item.status)) return false;
   if (f.offeredBy !== undefined && item.offeredBy.agentId !== f.offeredBy) return false;
   if (f.claimedBy !== undefined && item.claim?.agentId !== f.claimedBy) return false;
-  return true;
+  return f.visible === undefined || f.visible(item);
 }

@@ -38,8 +38,9 @@ export interface OfferPullerOptions {
 
 /**
  * Pulls offers from one durable consumer for the claims of one process. One pull request is in flight
- * at a time; messages go to waiting claims first (in arrival order), then to the buffer, from which
- * the highest priority is taken first.
+ * at a time. Arriving messages are gathered for the rest of the event-loop turn, so a claim takes the
+ * highest-priority offer of everything it can see at once: what one pull brought together and what
+ * waits in the prefetch buffer. Waiting claims are served in the order they started.
  */
 export class OfferPuller {
   #consumer: Consumer;
@@ -51,6 +52,7 @@ export class OfferPuller {
   #current: ConsumerMessages | undefined;
   #lastTakeAt = 0;
   #sweeper: NodeJS.Timeout | undefined;
+  #flushScheduled = false;
 
   constructor(consumer: Consumer, opts: OfferPullerOptions) {
     this.#consumer = consumer;
@@ -165,12 +167,22 @@ export class OfferPuller {
       msg.nak();
       return;
     }
-    const waiter = this.#waiters.shift();
-    if (waiter) {
+    this.#buffer.push(d);
+    if (this.#waiters.length > 0 && !this.#flushScheduled) {
+      this.#flushScheduled = true;
+      setImmediate(() => this.#flush());
+    }
+  }
+
+  /** Hands the best buffered offers to waiting claims. */
+  #flush(): void {
+    this.#flushScheduled = false;
+    while (this.#waiters.length > 0 && this.#buffer.length > 0) {
+      const waiter = this.#waiters.shift();
+      const d = this.#takeBuffered();
+      if (!waiter || !d) break;
       clearTimeout(waiter.timer);
       waiter.resolve(d);
-    } else {
-      this.#buffer.push(d);
     }
   }
 

@@ -1,4 +1,11 @@
-import { encodeJson, ensureStream, type Fabric, type Logger, silentLogger } from "@loominal/fabric";
+import {
+  encodeJson,
+  ensureStream,
+  type Fabric,
+  isCasConflict,
+  type Logger,
+  silentLogger,
+} from "@loominal/fabric";
 import {
   assertNameToken,
   type ClaimedWork,
@@ -31,15 +38,7 @@ import {
   WorkNotFoundError,
   WorkTransitionError,
 } from "./errors.js";
-import {
-  type EventWatch,
-  publishWorkEvent,
-  type WatchEventsOptions,
-  type WorkEventDetails,
-  watchWorkEvents,
-  workEvent,
-  workEventsStreamSpec,
-} from "./events.js";
+import { type EventWatch, transition, type WatchEventsOptions } from "./events.js";
 import { type LedgerEntry, WorkLedger } from "./ledger.js";
 import { type DeliveredOffer, OfferPuller } from "./puller.js";
 
@@ -58,11 +57,26 @@ export interface WorkQueueOptions {
    * back after half the ack wait and on close.
    */
   prefetch?: number;
+  /**
+   * How long a prefetched offer may wait unclaimed in this process before it is handed back to the
+   * queue, in ms (default: the smaller of 5000 and half the ack wait). Other processes cannot take an
+   * offer while it is held here, so keep this short.
+   */
+  prefetchHoldMs?: number;
   /** How long an operation waits for a NATS connection before failing with nats_unavailable (ms). */
   connectTimeoutMs?: number;
 }
 
-export type OfferInput = z.input<typeof workOfferInputSchema>;
+export type OfferInput = z.input<typeof workOfferInputSchema> & {
+  /**
+   * Makes the offer idempotent: the item gets this id (32 lower-case hex), and offering the same id
+   * again returns the item already stored instead of queuing a second one. Use an id derived from the
+   * caller's own key (e.g. a hash of orchestration and subtask) so a retried or replayed offer cannot
+   * create duplicate work. Offering an existing id with a different taskId, capability or boundary is a
+   * `conflict`.
+   */
+  workId?: string;
+};
 
 export interface ClaimInput {
   capability: string;
@@ -128,6 +142,9 @@ const MAX_CLAIM_TIMEOUT_MS = 300_000;
 /** How long an offer this claimer may not take is kept from coming straight back to it. */
 const NOT_MINE_DELAY_MS = 500;
 const MAX_RETRY_BACKOFF_MS = 300_000;
+const DEFAULT_PREFETCH_HOLD_MS = 5_000;
+/** Tries of an offer publish, waiting for the connection between them. */
+const OFFER_PUBLISH_ATTEMPTS = 3;
 const NS_PER_MS = 1_000_000;
 
 /** A claim this process holds: the JetStream message (to ack, nak, extend) and the ledger state it wrote. */
@@ -140,7 +157,7 @@ interface HeldClaim {
 /** Thrown inside a ledger mutation when an offer must not be claimed; says what to do with the message. */
 class OfferNotClaimable extends Error {
   constructor(
-    readonly action: "ack" | "term" | "leave",
+    readonly action: "ack" | "term" | "leave" | "repair",
     readonly why: string,
   ) {
     super(why);
@@ -185,8 +202,10 @@ function checkWorkId(workId: unknown): string {
  * that boundary+capability and records the claim in the ledger by compare-and-set; the message stays
  * unacknowledged while the claim is held, and progress extends its ack deadline. Complete acks it,
  * fail naks it with backoff (or sends the item to the dead-letter stream), and a claim that is neither
- * completed nor extended within `ackWaitMs` comes back to the queue. Every transition is a ledger
- * compare-and-set followed by a work event on `loom.<p>.work-events.<workId>`.
+ * completed nor extended within `ackWaitMs` comes back to the queue. Every transition is one ledger
+ * compare-and-set, and that write is also the work event: it carries `lastTransition` (which events,
+ * who, when), and `watchEvents` follows the ledger bucket, so an event can never be lost or disagree
+ * with the state it reports.
  *
  * Delivery is at least once; completion is at most once (the ledger's first writer wins).
  */
@@ -198,6 +217,7 @@ export class WorkQueue {
   #fabric: Fabric;
   #logger: Logger;
   #prefetch: number;
+  #prefetchHoldMs: number;
   #connectTimeoutMs: number;
   #setup: Promise<Setup> | undefined;
   #pullers = new Map<string, Promise<OfferPuller>>();
@@ -212,6 +232,10 @@ export class WorkQueue {
     this.settings = options.settings;
     this.#logger = options.logger ?? silentLogger();
     this.#prefetch = Math.max(1, Math.floor(options.prefetch ?? 1));
+    this.#prefetchHoldMs = Math.max(
+      50,
+      Math.floor(options.prefetchHoldMs ?? Math.min(DEFAULT_PREFETCH_HOLD_MS, this.settings.ackWaitMs / 2)),
+    );
     this.#connectTimeoutMs = options.connectTimeoutMs ?? 2_000;
   }
 
@@ -222,7 +246,9 @@ export class WorkQueue {
 
   /** Offers an item; resolves once the ledger and the work stream have stored it. */
   async offer(input: OfferInput): Promise<WorkItem> {
-    const parsed = workOfferInputSchema.safeParse(input);
+    const { workId: givenId, ...fields } = input;
+    const workId = givenId === undefined ? undefined : checkWorkId(givenId);
+    const parsed = workOfferInputSchema.safeParse(fields);
     if (!parsed.success) {
       throw invalid(
         `invalid work offer: ${parsed.error.issues.map((i) => `${i.path.join(".") || "(offer)"}: ${i.message}`).join("; ")}`,
@@ -231,7 +257,7 @@ export class WorkQueue {
     const o = parsed.data;
     const now = Date.now();
     const item: WorkItem = {
-      workId: newWorkId(now),
+      workId: workId ?? newWorkId(now),
       projectId: this.projectId,
       taskId: o.taskId,
       description: o.description,
@@ -247,34 +273,70 @@ export class WorkQueue {
       maxAttempts: this.settings.maxAttempts,
       createdAt: iso(now),
       updatedAt: iso(now),
+      lastTransition: transition(["offered"], this.agentId, iso(now)),
     };
     return this.#guard(async () => {
       const { ledger } = await this.#ready();
-      const entry: LedgerEntry = { item, revision: await ledger.create(item) };
+      let entry: LedgerEntry;
       try {
-        await Promise.all([
-          this.#publishOffer(entry),
-          publishWorkEvent(this.#fabric, workEvent("offered", entry, this.agentId)),
-        ]);
+        entry = { item, revision: await ledger.create(item) };
+      } catch (err) {
+        if (workId === undefined || !isCasConflict(err)) throw err;
+        return this.#reoffer(ledger, item);
+      }
+      try {
+        await this.#publishOfferDurably(entry);
       } catch (err) {
         // Not queued: say so in the ledger rather than leave an item nobody will ever deliver.
+        const at = iso(Date.now());
+        const reason = "the offer could not be queued";
         await ledger
           .transition(
             item.workId,
             (cur) => ({
               ...(cur ?? item),
               status: "cancelled",
-              cancelReason: "the offer could not be queued",
-              updatedAt: iso(Date.now()),
-              finishedAt: iso(Date.now()),
+              cancelReason: reason,
+              updatedAt: at,
+              finishedAt: at,
+              lastTransition: transition(["cancelled"], this.agentId, at, { reason }),
             }),
             entry,
           )
-          .catch(() => undefined);
+          .catch((cancelErr: unknown) =>
+            this.#logger.warn(
+              { workId: item.workId, err: String(cancelErr) },
+              "an offer that could not be queued is still pending in the ledger; offer it again with the same workId",
+            ),
+          );
         throw err;
       }
       return item;
     });
+  }
+
+  /**
+   * An idempotent offer found its id taken: the stored item is the answer. If it is still pending and
+   * was never claimed, its offer message is published again (deduplicated by the stream within two
+   * minutes; a later duplicate is ignored by claimers), in case the first offerer stopped between
+   * writing the ledger and queuing the message.
+   */
+  async #reoffer(ledger: WorkLedger, wanted: WorkItem): Promise<WorkItem> {
+    const existing = await ledger.get(wanted.workId);
+    if (!existing) throw new WorkNotFoundError(wanted.workId);
+    const have = existing.item;
+    if (
+      have.taskId !== wanted.taskId ||
+      have.capability !== wanted.capability ||
+      have.boundary !== wanted.boundary
+    )
+      throw new LoominalError(
+        "conflict",
+        `work ${wanted.workId} already exists for task ${JSON.stringify(have.taskId)} (${have.boundary}/${have.capability}); use another workId for a different task`,
+        { details: { workId: wanted.workId } },
+      );
+    if (have.status === "pending" && have.attempts === 0) await this.#publishOfferDurably(existing);
+    return have;
   }
 
   /**
@@ -327,6 +389,12 @@ export class WorkQueue {
                 ...(note !== undefined ? { progressNote: note } : {}),
               },
               updatedAt: iso(now),
+              lastTransition: transition(
+                ["progress"],
+                this.agentId,
+                iso(now),
+                note !== undefined ? { note } : {},
+              ),
             };
           },
           held?.entry,
@@ -336,7 +404,6 @@ export class WorkQueue {
         held.msg.working();
         held.entry = entry;
       }
-      await this.#emit("progress", entry, note !== undefined ? { note } : {});
       return entry.item;
     });
   }
@@ -362,6 +429,7 @@ export class WorkQueue {
               completedBy: this.agentId,
               updatedAt: now,
               finishedAt: now,
+              lastTransition: transition(["completed"], this.agentId, now),
             };
           },
           held?.entry,
@@ -369,7 +437,6 @@ export class WorkQueue {
       );
       this.#held.delete(workId);
       held?.msg.ack();
-      await this.#emit("completed", entry);
       return entry.item;
     });
   }
@@ -396,6 +463,7 @@ export class WorkQueue {
           (cur) => {
             const { item } = this.#assertOwnClaim(workId, cur, "fail", held, false);
             const lastError = { reason, retryable, at: now, agentId: this.agentId, attempt: item.attempts };
+            const lastTransition = transition(["failed"], this.agentId, now, { reason, retryable });
             if (!retryable || item.attempts >= item.maxAttempts) {
               const why = retryable
                 ? `failed ${item.attempts} time(s); last error: ${reason}`
@@ -406,6 +474,7 @@ export class WorkQueue {
                 lastError,
                 dead: { reason: why, at: now },
                 updatedAt: now,
+                lastTransition,
               };
             }
             backoffMs = Math.min(
@@ -418,13 +487,13 @@ export class WorkQueue {
               lastError,
               availableAt: iso(nowMs + backoffMs),
               updatedAt: now,
+              lastTransition,
             };
           },
           held?.entry,
         ),
       );
       this.#held.delete(workId);
-      await this.#emit("failed", entry, { reason, retryable });
       if (entry.item.status === "dead") {
         const dead = await this.#toDeadLetters(setup, entry);
         held?.msg.term();
@@ -444,7 +513,7 @@ export class WorkQueue {
       const { ledger } = await this.#ready();
       const now = iso(Date.now());
       const entry = await ledger.transition(workId, (cur) => {
-        if (!cur) throw new WorkNotFoundError(workId);
+        if (!cur || !this.#mayRead(cur)) throw new WorkNotFoundError(workId);
         if (cur.status !== "pending" && cur.status !== "claimed")
           throw new WorkTransitionError(
             workId,
@@ -458,12 +527,17 @@ export class WorkQueue {
           ...(reason !== undefined ? { cancelReason: reason } : {}),
           updatedAt: now,
           finishedAt: now,
+          lastTransition: transition(
+            ["cancelled"],
+            this.agentId,
+            now,
+            reason !== undefined ? { reason } : {},
+          ),
         };
       });
       const held = this.#held.get(workId);
       this.#held.delete(workId);
       held?.msg.term();
-      await this.#emit("cancelled", entry, reason !== undefined ? { reason } : {});
       return entry.item;
     });
   }
@@ -472,8 +546,18 @@ export class WorkQueue {
     checkWorkId(workId);
     return this.#guard(async () => {
       const { ledger } = await this.#ready();
-      return (await ledger.get(workId))?.item;
+      const item = (await ledger.get(workId))?.item;
+      return item && this.#mayRead(item) ? item : undefined;
     });
+  }
+
+  /** Whether this agent may see an item: its scope, as offered, admits this agent. */
+  #mayRead(item: WorkItem): boolean {
+    return canRead(
+      item.scope,
+      { projectId: item.projectId, agentId: item.offeredBy.agentId, userId: item.offeredBy.userId },
+      { projectId: this.projectId, agentId: this.agentId, userId: this.userId },
+    );
   }
 
   /** Items of the ledger, newest first, filtered; page with `nextCursor`. */
@@ -499,6 +583,7 @@ export class WorkQueue {
           ...(statuses !== undefined ? { statuses } : {}),
           ...(filter.offeredBy !== undefined ? { offeredBy: filter.offeredBy } : {}),
           ...(filter.claimedBy !== undefined ? { claimedBy: filter.claimedBy } : {}),
+          visible: (item) => this.#mayRead(item),
         },
         limit,
         filter.cursor,
@@ -590,13 +675,14 @@ export class WorkQueue {
     return this.#guard(async () => {
       const { dlq, ledger } = await this.#ready();
       const page: DeadLetterPage = await dlq.page(limit, input.capability, input.cursor);
-      const current = await Promise.all(
-        page.letters.map((l) => ledger.get(l.letter.workId).catch(() => undefined)),
-      );
+      const current = await Promise.all(page.letters.map((l) => ledger.get(l.letter.workId)));
       const letters: DeadLetter[] = [];
       page.letters.forEach((l, i) => {
-        const entry = current[i];
-        if (entry?.item.status === "dead") letters.push({ ...l.letter, item: entry.item });
+        const item = current[i]?.item;
+        // Only letters of items still dead, and of each item only the letter its record names.
+        if (item?.status !== "dead" || !this.#mayRead(item)) return;
+        if (item.dead?.dlqSeq !== undefined && item.dead.dlqSeq !== l.seq) return;
+        letters.push({ ...l.letter, item });
       });
       return page.nextCursor !== undefined ? { letters, nextCursor: page.nextCursor } : { letters };
     });
@@ -614,7 +700,7 @@ export class WorkQueue {
       const now = iso(Date.now());
       let letterSeq: number | undefined;
       const entry = await ledger.transition(workId, (cur) => {
-        if (!cur) throw new WorkNotFoundError(workId);
+        if (!cur || !this.#mayRead(cur)) throw new WorkNotFoundError(workId);
         if (cur.status !== "dead")
           throw new WorkTransitionError(
             workId,
@@ -629,10 +715,13 @@ export class WorkQueue {
           attempts: reset ? 0 : cur.attempts,
           maxAttempts: reset ? this.settings.maxAttempts : Math.max(cur.maxAttempts, cur.attempts + 1),
           updatedAt: now,
+          lastTransition: transition(["retried"], this.agentId, now, {
+            reason: reset ? "retried with attempts reset" : "retried with one more attempt",
+          }),
         };
       });
       try {
-        await this.#publishOffer(entry);
+        await this.#publishOfferDurably(entry);
       } catch (err) {
         await ledger
           .transition(
@@ -645,16 +734,19 @@ export class WorkQueue {
                 at: now,
                 ...(letterSeq ? { dlqSeq: letterSeq } : {}),
               },
+              lastTransition: transition([], this.agentId, iso(Date.now())),
             }),
             entry,
           )
-          .catch(() => undefined);
+          .catch((deadErr: unknown) =>
+            this.#logger.warn(
+              { workId, err: String(deadErr) },
+              "a DLQ retry that could not be queued is pending in the ledger; retry it again",
+            ),
+          );
         throw err;
       }
       if (letterSeq !== undefined) await dlq.remove(letterSeq);
-      await this.#emit("retried", entry, {
-        reason: reset ? "retried with attempts reset" : "retried with one more attempt",
-      });
       return entry.item;
     });
   }
@@ -667,7 +759,7 @@ export class WorkQueue {
       const now = iso(Date.now());
       let letterSeq: number | undefined;
       const entry = await ledger.transition(workId, (cur) => {
-        if (!cur) throw new WorkNotFoundError(workId);
+        if (!cur || !this.#mayRead(cur)) throw new WorkNotFoundError(workId);
         if (cur.status !== "dead")
           throw new WorkTransitionError(
             workId,
@@ -676,10 +768,15 @@ export class WorkQueue {
             "only items in the dead-letter queue can be discarded",
           );
         letterSeq = cur.dead?.dlqSeq;
-        return { ...cur, status: "discarded", updatedAt: now, finishedAt: now };
+        return {
+          ...cur,
+          status: "discarded",
+          updatedAt: now,
+          finishedAt: now,
+          lastTransition: transition(["discarded"], this.agentId, now),
+        };
       });
       if (letterSeq !== undefined) await dlq.remove(letterSeq);
-      await this.#emit("discarded", entry);
       return entry.item;
     });
   }
@@ -691,8 +788,8 @@ export class WorkQueue {
   ): Promise<EventWatch> {
     for (const id of options.workIds ?? []) checkWorkId(id);
     return this.#guard(async () => {
-      await this.#ready();
-      return watchWorkEvents(this.#fabric, this.projectId, handler, options, this.#logger);
+      const { ledger } = await this.#ready();
+      return ledger.watch(handler, options);
     });
   }
 
@@ -747,7 +844,6 @@ export class WorkQueue {
   async #prepare(): Promise<Setup> {
     await Promise.all([
       ensureStream(this.#fabric, this.#workStreamSpec()),
-      ensureStream(this.#fabric, workEventsStreamSpec(this.projectId)),
       ensureStream(this.#fabric, dlqStreamSpec(this.projectId, this.settings.dlqMaxAgeMs)),
     ]);
     const ledger = await WorkLedger.open(this.#fabric, this.projectId, this.#logger);
@@ -813,21 +909,35 @@ export class WorkQueue {
     const consumer = await this.#fabric.js.consumers.get(stream, name);
     return new OfferPuller(consumer, {
       prefetch: this.#prefetch,
-      staleAfterMs: Math.max(50, Math.floor(this.settings.ackWaitMs / 2)),
+      staleAfterMs: Math.min(this.#prefetchHoldMs, Math.floor(this.settings.ackWaitMs / 2)),
       logger: this.#logger,
     });
   }
 
-  async #publishOffer(entry: LedgerEntry): Promise<void> {
+  /**
+   * Publishes the offer message of a ledger entry. A publish that fails while NATS is reconnecting is
+   * tried again once the connection is back (within `connectTimeoutMs`); the message id makes a
+   * publish that did land the first time a duplicate the stream drops.
+   */
+  async #publishOfferDurably(entry: LedgerEntry): Promise<void> {
     const { item, revision } = entry;
     const message: WorkOfferMessage = { workId: item.workId, revision, item };
-    await this.#fabric.js.publish(
-      subjects.workOffer(this.projectId, item.boundary, item.capability),
-      encodeJson(message),
-      {
-        msgID: `${item.workId}-${revision}`,
-      },
-    );
+    const subject = subjects.workOffer(this.projectId, item.boundary, item.capability);
+    const data = encodeJson(message);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.#fabric.js.publish(subject, data, { msgID: `${item.workId}-${revision}` });
+        return;
+      } catch (err) {
+        if (attempt >= OFFER_PUBLISH_ATTEMPTS) throw err;
+        this.#logger.debug(
+          { workId: item.workId, attempt, err: String(err) },
+          "offer publish failed; retrying",
+        );
+        await this.#fabric.ready(this.#connectTimeoutMs);
+        await new Promise((r) => setTimeout(r, 50 * attempt));
+      }
+    }
   }
 
   /**
@@ -877,10 +987,15 @@ export class WorkQueue {
           const nowMs = Date.now();
           if (!cur) throw new OfferNotClaimable("term", "no ledger record");
           switch (cur.status) {
+            case "dead":
+              // Marked dead, but its dead letter was never recorded (the process that marked it stopped,
+              // or NATS failed, before the letter was stored): store it now.
+              if (cur.dead?.dlqSeq === undefined)
+                throw new OfferNotClaimable("repair", "dead letter missing");
+              throw new OfferNotClaimable("ack", `item is ${cur.status}`);
             case "completed":
             case "cancelled":
             case "discarded":
-            case "dead":
               // A message left behind (its ack was lost, or the item was finished elsewhere).
               throw new OfferNotClaimable("ack", `item is ${cur.status}`);
             case "claimed": {
@@ -901,10 +1016,19 @@ export class WorkQueue {
                   cur,
                   `claim lapsed ${cur.attempts} time(s) without completion`,
                   nowMs,
+                  ["expired"],
+                  "the last claim lapsed",
                 );
               }
               result.outcome = "taken-over";
-              return this.#claimRecord(cur, seq, deliveryCount, nowMs, fresh ? delivered.receivedAt : nowMs);
+              return this.#claimRecord(
+                cur,
+                seq,
+                deliveryCount,
+                nowMs,
+                fresh ? delivered.receivedAt : nowMs,
+                true,
+              );
             }
             case "pending":
               if (cur.attempts >= cur.maxAttempts) {
@@ -913,16 +1037,30 @@ export class WorkQueue {
                   cur,
                   `no attempts left (${cur.attempts} of ${cur.maxAttempts})`,
                   nowMs,
+                  [],
                 );
               }
               result.outcome = "claimed";
-              return this.#claimRecord(cur, seq, deliveryCount, nowMs, fresh ? delivered.receivedAt : nowMs);
+              return this.#claimRecord(
+                cur,
+                seq,
+                deliveryCount,
+                nowMs,
+                fresh ? delivered.receivedAt : nowMs,
+                false,
+              );
           }
         },
         { item: offer.item, revision: offer.revision },
       );
     } catch (err) {
       if (err instanceof OfferNotClaimable) {
+        if (err.action === "repair") {
+          const dead = await setup.ledger.get(workId);
+          if (dead?.item.status === "dead") await this.#toDeadLetters(setup, dead);
+          msg.term();
+          return undefined;
+        }
         if (err.action === "ack") msg.ack();
         else if (err.action === "term") {
           this.#logger.warn({ workId, why: err.why }, "dropping a work offer");
@@ -935,8 +1073,6 @@ export class WorkQueue {
       throw err;
     }
     if (result.outcome === "dead" || result.outcome === "lapsed-dead") {
-      if (result.outcome === "lapsed-dead")
-        await this.#emit("expired", entry, { reason: "the last claim lapsed" });
       await this.#toDeadLetters(setup, entry);
       msg.term();
       return undefined;
@@ -946,9 +1082,6 @@ export class WorkQueue {
     if (entry.item.status !== "claimed" || !claim)
       throw new Error(`ledger claim of ${workId} was not recorded`);
     this.#held.set(workId, { msg, claimId: claim.claimId, entry });
-    if (result.outcome === "taken-over")
-      await this.#emit("expired", entry, { reason: "the previous claim lapsed" });
-    await this.#emit("claimed", entry);
     return { ...entry.item, status: "claimed", claim };
   }
 
@@ -958,6 +1091,7 @@ export class WorkQueue {
     deliveryCount: number,
     nowMs: number,
     timerFromMs: number,
+    tookOver: boolean,
   ): WorkItem {
     const attempt = cur.attempts + 1;
     return {
@@ -974,41 +1108,63 @@ export class WorkQueue {
         deliveryCount,
       },
       updatedAt: iso(nowMs),
+      lastTransition: tookOver
+        ? transition(["expired", "claimed"], this.agentId, iso(nowMs), {
+            reason: "the previous claim lapsed",
+          })
+        : transition(["claimed"], this.agentId, iso(nowMs)),
     };
   }
 
-  #deadRecord(cur: WorkItem, reason: string, nowMs: number): WorkItem {
+  #deadRecord(
+    cur: WorkItem,
+    reason: string,
+    nowMs: number,
+    events: WorkEventType[],
+    eventReason?: string,
+  ): WorkItem {
     return {
       ...without(cur, "availableAt"),
       status: "dead",
       dead: { reason, at: iso(nowMs) },
       updatedAt: iso(nowMs),
+      lastTransition: transition(
+        events,
+        this.agentId,
+        iso(nowMs),
+        eventReason !== undefined ? { reason: eventReason } : {},
+      ),
     };
   }
 
-  /** Stores the dead letter of an item the ledger already marks dead, and records where it is. */
+  /**
+   * Stores the dead letter of an item the ledger already marks dead, then records where it is; that
+   * second write is the item's `dead` event. Callers dispose of the offer message only after this
+   * returns, so if either step fails the message comes back and the claimer that gets it repairs the
+   * missing letter (see #tryClaim). A letter stored twice that way is shown once: the ledger names the
+   * one that counts.
+   */
   async #toDeadLetters(setup: Setup, entry: LedgerEntry): Promise<LedgerEntry> {
     const reason = entry.item.dead?.reason ?? "dead";
     const seq = await setup.dlq.put(entry.item, reason, entry.revision);
-    let recorded = entry;
     try {
-      recorded = await setup.ledger.transition(
+      return await setup.ledger.transition(
         entry.item.workId,
         (cur) => {
           if (cur?.status !== "dead" || !cur.dead) throw new OfferNotClaimable("leave", "item left the DLQ");
-          return { ...cur, dead: { ...cur.dead, dlqSeq: seq } };
+          return {
+            ...cur,
+            dead: { ...cur.dead, dlqSeq: seq },
+            lastTransition: transition(["dead"], this.agentId, iso(Date.now()), { reason }),
+          };
         },
         entry,
       );
     } catch (err) {
-      // Where the letter is only speeds up its removal on retry or discard; the ledger is what counts.
-      this.#logger.debug(
-        { workId: entry.item.workId, err: String(err) },
-        "dead letter position not recorded",
-      );
+      // Retried or discarded in the meantime: the letter is stale and the DLQ list leaves it out.
+      if (err instanceof OfferNotClaimable) return entry;
+      throw err;
     }
-    await this.#emit("dead", recorded, { reason });
-    return recorded;
   }
 
   /**
@@ -1064,36 +1220,5 @@ export class WorkQueue {
       );
     }
     return { item: cur, claim: c };
-  }
-
-  /**
-   * Publishes the event of a transition already written to the ledger. If NATS does not take it now,
-   * it is retried in the background (the message id makes a late duplicate harmless): the transition
-   * itself has happened and must not be reported as failed.
-   */
-  async #emit(type: WorkEventType, entry: LedgerEntry, details: WorkEventDetails = {}): Promise<void> {
-    const event = workEvent(type, entry, this.agentId, details);
-    try {
-      await publishWorkEvent(this.#fabric, event);
-    } catch (err) {
-      this.#logger.warn(
-        { workId: event.workId, type, err: String(err) },
-        "work event not published yet; retrying",
-      );
-      void this.#retryEmit(event);
-    }
-  }
-
-  async #retryEmit(event: WorkEvent): Promise<void> {
-    for (let attempt = 1; attempt <= 10; attempt++) {
-      await new Promise((r) => setTimeout(r, Math.min(5_000, 200 * 2 ** attempt)).unref());
-      try {
-        await publishWorkEvent(this.#fabric, event);
-        return;
-      } catch {
-        // keep trying
-      }
-    }
-    this.#logger.error({ workId: event.workId, type: event.type }, "work event lost after 10 attempts");
   }
 }

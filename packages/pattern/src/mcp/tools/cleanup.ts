@@ -1,5 +1,6 @@
 import { defineTool } from "@loominal/mcp-kit";
 import { z } from "zod";
+import { cleanupInputSchema } from "../../inputs.js";
 import type { PatternToolDeps } from "../deps.js";
 
 export function cleanupTool(deps: PatternToolDeps) {
@@ -8,20 +9,7 @@ export function cleanupTool(deps: PatternToolDeps) {
     title: "Clean up your private memories",
     description:
       "Forget your own private memories that are older than olderThanMs (by last update) in the given categories (default recent and tasks). It never touches other agents' memories. Expiry needs no cleanup: NATS removes recent and tasks memories by itself after the ephemeral TTL. Without olderThanMs it only reports; use dryRun to preview.",
-    input: z.strictObject({
-      categories: z
-        .array(z.enum(["recent", "tasks", "longterm"]))
-        .min(1)
-        .max(3)
-        .optional()
-        .describe("Private categories to clean. Default recent and tasks."),
-      olderThanMs: z
-        .int()
-        .min(0)
-        .optional()
-        .describe("Forget memories not updated for this many milliseconds."),
-      dryRun: z.boolean().optional().describe("List what would be forgotten without forgetting it."),
-    }),
+    input: cleanupInputSchema,
     output: z.object({
       forgotten: z.int(),
       memoryIds: z.array(z.string()),

@@ -1,7 +1,6 @@
 import { defineTool } from "@loominal/mcp-kit";
-import { memoryIdSchema } from "@loominal/protocol";
 import { z } from "zod";
-import { BULK_MAX } from "../../store.js";
+import { BULK_MAX, memoryIdsInputSchema } from "../../inputs.js";
 import type { PatternToolDeps } from "../deps.js";
 import { errorOutput } from "../schemas.js";
 
@@ -11,7 +10,7 @@ export function forgetBulkTool(deps: PatternToolDeps) {
     title: "Forget many",
     description: `Forget up to ${BULK_MAX} memories by id. The rules of pattern_forget apply to each (only your own team/public memories; core needs force); each succeeds or fails on its own.`,
     input: z.strictObject({
-      memoryIds: z.array(memoryIdSchema).min(1).max(BULK_MAX).describe("Ids to forget."),
+      memoryIds: memoryIdsInputSchema.describe("Ids to forget."),
       force: z.boolean().optional().describe("Also forget core memories. Default false."),
     }),
     output: z.object({

@@ -1,6 +1,7 @@
 import { defineTool } from "@loominal/mcp-kit";
 import { memoryIdSchema } from "@loominal/protocol";
 import { z } from "zod";
+import { forgetOptionsSchema } from "../../inputs.js";
 import type { PatternToolDeps } from "../deps.js";
 import { locationOutput } from "../schemas.js";
 
@@ -12,7 +13,7 @@ export function forgetTool(deps: PatternToolDeps) {
       "Forget one memory by id. You can forget your own private and personal memories and the team or public memories you wrote; core memories need force: true.",
     input: z.strictObject({
       memoryId: memoryIdSchema.describe("Id of the memory to forget."),
-      force: z.boolean().optional().describe("Required to forget a core memory. Default false."),
+      ...forgetOptionsSchema.shape,
     }),
     output: z.object({ memoryId: z.string(), removed: z.array(locationOutput) }),
     annotations: { destructiveHint: true, idempotentHint: false },

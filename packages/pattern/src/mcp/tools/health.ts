@@ -23,7 +23,7 @@ export function healthTool(deps: PatternToolDeps) {
         userId: z.string(),
         agentName: z.string().optional(),
       }),
-      settings: z.object({ ephemeralTtlMs: z.int(), maxCoreMemories: z.int() }),
+      settings: z.object({ ephemeralTtlMs: z.int(), maxCoreMemories: z.int(), maxPublicMemories: z.int() }),
       buckets: z.array(
         z.object({
           role: z.string(),
@@ -35,7 +35,16 @@ export function healthTool(deps: PatternToolDeps) {
         }),
       ),
       views: z.array(
-        z.object({ bucket: z.string(), prefix: z.string(), memories: z.int(), invalidSkipped: z.int() }),
+        z.object({
+          bucket: z.string(),
+          prefix: z.string(),
+          memories: z.int(),
+          invalidSkipped: z
+            .int()
+            .describe("Records skipped: invalid, or stored at a key that does not match them."),
+          limit: z.int().optional().describe("Most memories this view holds (public only)."),
+          dropped: z.int().optional().describe("Memories left out to stay within limit."),
+        }),
       ),
     }),
     annotations: { readOnlyHint: true },

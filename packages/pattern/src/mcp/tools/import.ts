@@ -1,5 +1,6 @@
 import { defineTool } from "@loominal/mcp-kit";
 import { z } from "zod";
+import { importInputSchema } from "../../inputs.js";
 import { importMemories } from "../../transfer.js";
 import type { PatternToolDeps } from "../deps.js";
 
@@ -8,11 +9,8 @@ export function importTool(deps: PatternToolDeps) {
     name: "pattern_import",
     title: "Import memories from a file",
     description:
-      "Read a file written by pattern_export (inside the project directory) and store its memories as yours: you become the author, ids are new (relations between imported memories are kept), and memories you can already read with the same scope, category and content are skipped.",
-    input: z.strictObject({
-      path: z.string().min(1).max(1024).describe("Export file, relative to the project directory."),
-      skipDuplicates: z.boolean().optional().describe("Skip memories you already have. Default true."),
-    }),
+      "Read a file written by pattern_export (inside the project directory) and store its memories as yours: you become the author, ids are new (relations between imported memories are kept), and memories you can already read with the same scope, category and content are skipped. Each memory is checked like pattern_remember (tags trimmed and lower-cased, empty content refused, the core limit); one that fails is skipped with the reason.",
+    input: importInputSchema,
     output: z.object({
       imported: z.int(),
       memoryIds: z.array(z.object({ fromId: z.string(), memoryId: z.string() })),

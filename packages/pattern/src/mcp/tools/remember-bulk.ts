@@ -1,7 +1,6 @@
 import { defineTool } from "@loominal/mcp-kit";
 import { z } from "zod";
-import { rememberInputSchema } from "../../inputs.js";
-import { BULK_MAX } from "../../store.js";
+import { BULK_MAX, rememberBulkInputSchema } from "../../inputs.js";
 import type { PatternToolDeps } from "../deps.js";
 import { errorOutput, locationOutput } from "../schemas.js";
 
@@ -11,7 +10,7 @@ export function rememberBulkTool(deps: PatternToolDeps) {
     title: "Remember many",
     description: `Store up to ${BULK_MAX} memories in one call, each with the same fields as pattern_remember. Each one succeeds or fails on its own; the result lists them in order.`,
     input: z.strictObject({
-      memories: z.array(rememberInputSchema).min(1).max(BULK_MAX).describe("The memories to store."),
+      memories: rememberBulkInputSchema.describe("The memories to store."),
     }),
     output: z.object({
       stored: z.int(),

@@ -1,7 +1,8 @@
 import { defineTool } from "@loominal/mcp-kit";
 import { z } from "zod";
+import { searchInputSchema } from "../../inputs.js";
 import type { PatternToolDeps } from "../deps.js";
-import { memoryOutput, scopesInput } from "../schemas.js";
+import { memoryOutput } from "../schemas.js";
 
 export function searchTool(deps: PatternToolDeps) {
   return defineTool({
@@ -9,11 +10,7 @@ export function searchTool(deps: PatternToolDeps) {
     title: "Search memories",
     description:
       "Ranked text search over every memory you may read (your private and personal memories, your team's, public ones). Words found in the content or equal to a tag score; memories matching more of the words, the whole phrase, higher priority and recent updates rank higher.",
-    input: z.strictObject({
-      query: z.string().trim().min(1, "query must not be empty").max(500).describe("Words to look for."),
-      scopes: scopesInput.optional(),
-      limit: z.int().min(1).max(100).optional().describe("At most this many results. Default 10."),
-    }),
+    input: searchInputSchema,
     output: z.object({
       results: z.array(z.object({ memory: memoryOutput, score: z.number() })),
       matched: z.int().describe("Memories that matched at least one word."),

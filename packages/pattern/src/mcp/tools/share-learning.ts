@@ -1,6 +1,7 @@
 import { defineTool } from "@loominal/mcp-kit";
 import { memoryIdSchema } from "@loominal/protocol";
 import { z } from "zod";
+import { shareOptionsSchema } from "../../inputs.js";
 import type { PatternToolDeps } from "../deps.js";
 import { describeWrite, memoryOutput } from "../schemas.js";
 
@@ -12,14 +13,7 @@ export function shareLearningTool(deps: PatternToolDeps) {
       "Share one of your private memories with every agent of this project as a team memory (category learnings by default). It moves with its id; with keepOriginal: true your private memory stays and the team gets a copy with a new id. Only you can forget the shared memory.",
     input: z.strictObject({
       memoryId: memoryIdSchema.describe("Id of one of your private memories."),
-      category: z
-        .enum(["learnings", "decisions", "architecture"])
-        .optional()
-        .describe("Team category. Default learnings."),
-      keepOriginal: z
-        .boolean()
-        .optional()
-        .describe("Keep the private memory and share a copy. Default false."),
+      ...shareOptionsSchema.shape,
     }),
     output: z.object({
       memory: memoryOutput,

@@ -29,12 +29,25 @@ export function getResultsTool({ shuttle }: ShuttleToolDeps) {
           output: z.object({ content: z.string(), bytes: z.int(), truncated: z.boolean() }).nullable(),
         }),
       ),
-      missingOutputs: z.array(z.object({ id: z.string(), status: subtaskStatusSchema })),
+      missingOutputs: z.array(
+        z.object({
+          id: z.string(),
+          status: subtaskStatusSchema,
+          reason: z
+            .string()
+            .optional()
+            .describe(
+              "Why an output file that exists was not read (not a regular file, or a link leading out)",
+            ),
+        }),
+      ),
     }),
     annotations: { readOnlyHint: true },
     async handler({ orchestrationId }) {
       const view = await shuttle.results(orchestrationId);
-      const missing = view.missingOutputs.map((m) => `${m.id} (${m.status})`);
+      const missing = view.missingOutputs.map(
+        (m) => `${m.id} (${m.status}${m.reason ? `: ${m.reason}` : ""})`,
+      );
       return {
         data: {
           orchestrationId,

@@ -1,9 +1,9 @@
 import { defineTool } from "@loominal/mcp-kit";
 import { workIdSchema, workItemSchema } from "@loominal/protocol";
 import { z } from "zod";
-import type { WorkQueue } from "../../work/index.js";
+import type { WorkToolDeps } from "./work-tools.js";
 
-export function dlqDiscardTool({ work }: { work: WorkQueue }) {
+export function dlqDiscardTool({ work, ready }: WorkToolDeps) {
   return defineTool({
     name: "warp_dlq_discard",
     title: "Discard a dead letter",
@@ -14,6 +14,7 @@ export function dlqDiscardTool({ work }: { work: WorkQueue }) {
     output: z.object({ item: workItemSchema }),
     annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false },
     handler: async ({ workId }) => {
+      await ready();
       const item = await work.dlqDiscard(workId);
       return { data: { item }, text: `Work ${workId} (task ${item.taskId}) discarded.` };
     },

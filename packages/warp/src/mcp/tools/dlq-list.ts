@@ -1,9 +1,9 @@
 import { defineTool } from "@loominal/mcp-kit";
 import { nameToken, summarizeWork, workSummarySchema } from "@loominal/protocol";
 import { z } from "zod";
-import type { WorkQueue } from "../../work/index.js";
+import type { WorkToolDeps } from "./work-tools.js";
 
-export function dlqListTool({ work }: { work: WorkQueue }) {
+export function dlqListTool({ work, ready }: WorkToolDeps) {
   return defineTool({
     name: "warp_dlq_list",
     title: "List dead letters",
@@ -26,6 +26,7 @@ export function dlqListTool({ work }: { work: WorkQueue }) {
     }),
     annotations: { readOnlyHint: true },
     handler: async ({ capability, limit, cursor }) => {
+      await ready();
       const page = await work.dlqList({
         ...(capability ? { capability } : {}),
         ...(limit ? { limit } : {}),

@@ -1,9 +1,9 @@
 import { defineTool } from "@loominal/mcp-kit";
 import { workIdSchema, workItemSchema } from "@loominal/protocol";
 import { z } from "zod";
-import type { WorkQueue } from "../../work/index.js";
+import type { WorkToolDeps } from "./work-tools.js";
 
-export function dlqRetryTool({ work }: { work: WorkQueue }) {
+export function dlqRetryTool({ work, ready }: WorkToolDeps) {
   return defineTool({
     name: "warp_dlq_retry",
     title: "Retry a dead letter",
@@ -19,6 +19,7 @@ export function dlqRetryTool({ work }: { work: WorkQueue }) {
     output: z.object({ item: workItemSchema }),
     annotations: { readOnlyHint: false, idempotentHint: false },
     handler: async ({ workId, resetAttempts }) => {
+      await ready();
       const item = await work.dlqRetry(workId, { resetAttempts: resetAttempts ?? false });
       return {
         data: { item },

@@ -36,6 +36,6 @@ export function warpTools(deps: WarpToolDeps): ToolDefinition[] {
     registryDeregisterTool(deps),
     messagesSendDirectTool(deps),
     messagesReadDirectTool(deps),
-    ...workTools({ work: deps.warp.work }),
+    ...workTools({ work: deps.warp.work, ready: () => deps.warp.ready() }),
   ];
 }

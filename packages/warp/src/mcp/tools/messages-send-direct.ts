@@ -1,5 +1,5 @@
 import { defineTool } from "@loominal/mcp-kit";
-import { agentIdSchema, MESSAGE_MAX_CHARS, nameToken } from "@loominal/protocol";
+import { agentIdSchema, MESSAGE_MAX_CHARS, nameToken, projectIdSchema } from "@loominal/protocol";
 import { z } from "zod";
 import type { WarpToolDeps } from "./index.js";
 
@@ -8,7 +8,7 @@ export function messagesSendDirectTool({ warp }: WarpToolDeps) {
     name: "warp_messages_send_direct",
     title: "Send a direct message",
     description:
-      "Sends a message to one registered agent of this project (agentId from warp_registry_discover). It waits in their inbox until they read it, even if they are offline.",
+      "Sends a message to one registered agent (agentId from warp_registry_discover): an agent of this project, or one of another project registered with scope public (or personal, for agents of your user). It waits in their inbox until they read it, even if they are offline.",
     input: z.strictObject({
       agentId: agentIdSchema.describe("The recipient's agentId"),
       message: z.string().min(1).max(MESSAGE_MAX_CHARS),
@@ -16,20 +16,29 @@ export function messagesSendDirectTool({ warp }: WarpToolDeps) {
         .optional()
         .describe("A type the recipient can filter on (default 'text')"),
       metadata: z.record(z.string(), z.unknown()).optional().describe("Structured data for the recipient"),
+      projectId: projectIdSchema
+        .optional()
+        .describe("The recipient's project (default: yours, then any you may see)"),
     }),
     output: z.object({
       to: agentIdSchema,
+      projectId: projectIdSchema,
       seq: z.int().positive(),
       messageType: z.string(),
       sentAt: z.string(),
     }),
-    handler: async ({ agentId, message, messageType, metadata }) =>
+    handler: async ({ agentId, message, messageType, metadata, projectId }) =>
       warp.run(async () => {
         const sent = await warp.inbox.send(agentId, message, {
           ...(messageType !== undefined ? { messageType } : {}),
           ...(metadata !== undefined ? { metadata } : {}),
+          ...(projectId !== undefined ? { projectId } : {}),
         });
-        return { data: sent, text: `Sent ${sent.messageType} message to ${sent.to} (seq ${sent.seq}).` };
+        const where = sent.projectId === warp.projectId ? "" : ` in project ${sent.projectId}`;
+        return {
+          data: sent,
+          text: `Sent ${sent.messageType} message to ${sent.to}${where} (seq ${sent.seq}).`,
+        };
       }),
   });
 }

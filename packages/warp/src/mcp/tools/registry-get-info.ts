@@ -1,5 +1,5 @@
 import { defineTool } from "@loominal/mcp-kit";
-import { agentIdSchema, agentViewSchema } from "@loominal/protocol";
+import { agentIdSchema, agentViewSchema, projectIdSchema } from "@loominal/protocol";
 import { z } from "zod";
 import type { WarpToolDeps } from "./index.js";
 
@@ -8,16 +8,21 @@ export function registryGetInfoTool({ warp }: WarpToolDeps) {
     name: "warp_registry_get_info",
     title: "Agent details",
     description:
-      "Returns one registered agent of this project by agentId (as discover returns it), with its current status.",
-    input: z.strictObject({ agentId: agentIdSchema.describe("32 hex characters") }),
+      "Returns one registered agent by agentId (as discover returns it), with its current status: an agent of this project, or one of another project registered with scope public (or personal, for agents of your user). projectId picks the project when several have that agentId.",
+    input: z.strictObject({
+      agentId: agentIdSchema.describe("32 hex characters"),
+      projectId: projectIdSchema
+        .optional()
+        .describe("The agent's project (default: yours, then any you may see)"),
+    }),
     output: z.object({ agent: agentViewSchema }),
     annotations: { readOnlyHint: true },
-    handler: async ({ agentId }) =>
+    handler: async ({ agentId, projectId }) =>
       warp.run(async () => {
-        const agent = await warp.registry.getInfo(agentId);
+        const agent = await warp.registry.getInfo(agentId, projectId !== undefined ? { projectId } : {});
         return {
           data: { agent },
-          text: `${agent.handle} (${agent.agentType}) is ${agent.status}; last heartbeat ${agent.lastHeartbeat}; tasks ${agent.currentTaskCount}/${agent.maxConcurrentTasks}.`,
+          text: `${agent.handle} (${agent.agentType}${agent.projectId === warp.projectId ? "" : `, project ${agent.projectId}`}) is ${agent.status}; last heartbeat ${agent.lastHeartbeat}; tasks ${agent.currentTaskCount}/${agent.maxConcurrentTasks}.`,
         };
       }),
   });

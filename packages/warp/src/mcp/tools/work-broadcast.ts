@@ -1,9 +1,9 @@
 import { defineTool } from "@loominal/mcp-kit";
 import { workItemSchema, workOfferInputSchema } from "@loominal/protocol";
 import { z } from "zod";
-import type { WorkQueue } from "../../work/index.js";
+import type { WorkToolDeps } from "./work-tools.js";
 
-export function workBroadcastTool({ work }: { work: WorkQueue }) {
+export function workBroadcastTool({ work, ready }: WorkToolDeps) {
   return defineTool({
     name: "warp_work_broadcast",
     title: "Offer work",
@@ -13,6 +13,7 @@ export function workBroadcastTool({ work }: { work: WorkQueue }) {
     output: z.object({ workId: z.string(), item: workItemSchema }),
     annotations: { readOnlyHint: false, idempotentHint: false },
     handler: async (input) => {
+      await ready();
       const item = await work.offer(input);
       return {
         data: { workId: item.workId, item },

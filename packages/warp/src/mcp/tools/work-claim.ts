@@ -1,9 +1,9 @@
 import { defineTool } from "@loominal/mcp-kit";
 import { nameToken, workItemSchema } from "@loominal/protocol";
 import { z } from "zod";
-import type { WorkQueue } from "../../work/index.js";
+import type { WorkToolDeps } from "./work-tools.js";
 
-export function workClaimTool({ work }: { work: WorkQueue }) {
+export function workClaimTool({ work, ready }: WorkToolDeps) {
   return defineTool({
     name: "warp_work_claim",
     title: "Claim work",
@@ -22,6 +22,7 @@ export function workClaimTool({ work }: { work: WorkQueue }) {
     output: z.object({ claimed: z.boolean(), item: workItemSchema.optional() }),
     annotations: { readOnlyHint: false, idempotentHint: false },
     handler: async ({ capability, boundary, timeoutMs }) => {
+      await ready();
       const wait = timeoutMs ?? 5_000;
       const item = await work.claim({ capability, ...(boundary ? { boundary } : {}), timeoutMs: wait });
       if (!item) {

@@ -1,9 +1,9 @@
 import { defineTool } from "@loominal/mcp-kit";
 import { workIdSchema, workItemSchema, workResultSchema } from "@loominal/protocol";
 import { z } from "zod";
-import type { WorkQueue } from "../../work/index.js";
+import type { WorkToolDeps } from "./work-tools.js";
 
-export function workCompleteTool({ work }: { work: WorkQueue }) {
+export function workCompleteTool({ work, ready }: WorkToolDeps) {
   return defineTool({
     name: "warp_work_complete",
     title: "Complete claimed work",
@@ -16,6 +16,7 @@ export function workCompleteTool({ work }: { work: WorkQueue }) {
     output: z.object({ item: workItemSchema }),
     annotations: { readOnlyHint: false, idempotentHint: false },
     handler: async ({ workId, result }) => {
+      await ready();
       const item = await work.complete(workId, result);
       return {
         data: { item },

@@ -1,9 +1,9 @@
 import { defineTool } from "@loominal/mcp-kit";
 import { WORK_REASON_MAX, workIdSchema, workItemSchema } from "@loominal/protocol";
 import { z } from "zod";
-import type { WorkQueue } from "../../work/index.js";
+import type { WorkToolDeps } from "./work-tools.js";
 
-export function workFailTool({ work }: { work: WorkQueue }) {
+export function workFailTool({ work, ready }: WorkToolDeps) {
   return defineTool({
     name: "warp_work_fail",
     title: "Fail claimed work",
@@ -17,6 +17,7 @@ export function workFailTool({ work }: { work: WorkQueue }) {
     output: z.object({ item: workItemSchema, deadLettered: z.boolean() }),
     annotations: { readOnlyHint: false, idempotentHint: false },
     handler: async ({ workId, reason, retryable }) => {
+      await ready();
       const item = await work.fail(workId, reason, retryable ?? true);
       const dead = item.status === "dead";
       return {

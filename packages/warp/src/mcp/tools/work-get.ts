@@ -1,9 +1,10 @@
 import { defineTool } from "@loominal/mcp-kit";
 import { workIdSchema, workItemSchema } from "@loominal/protocol";
 import { z } from "zod";
-import { WorkNotFoundError, type WorkQueue } from "../../work/index.js";
+import { WorkNotFoundError } from "../../work/index.js";
+import type { WorkToolDeps } from "./work-tools.js";
 
-export function workGetTool({ work }: { work: WorkQueue }) {
+export function workGetTool({ work, ready }: WorkToolDeps) {
   return defineTool({
     name: "warp_work_get",
     title: "Get a work item",
@@ -13,6 +14,7 @@ export function workGetTool({ work }: { work: WorkQueue }) {
     output: z.object({ item: workItemSchema }),
     annotations: { readOnlyHint: true },
     handler: async ({ workId }) => {
+      await ready();
       const item = await work.get(workId);
       if (!item) throw new WorkNotFoundError(workId);
       const who =

@@ -7,9 +7,9 @@ import {
   workSummarySchema,
 } from "@loominal/protocol";
 import { z } from "zod";
-import type { WorkQueue } from "../../work/index.js";
+import type { WorkToolDeps } from "./work-tools.js";
 
-export function workListTool({ work }: { work: WorkQueue }) {
+export function workListTool({ work, ready }: WorkToolDeps) {
   return defineTool({
     name: "warp_work_list",
     title: "List work items",
@@ -30,6 +30,7 @@ export function workListTool({ work }: { work: WorkQueue }) {
     }),
     annotations: { readOnlyHint: true },
     handler: async ({ capability, boundary, status, limit, cursor }) => {
+      await ready();
       const page = await work.list({
         capability,
         ...(boundary ? { boundary } : {}),

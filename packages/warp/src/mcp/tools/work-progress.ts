@@ -1,9 +1,9 @@
 import { defineTool } from "@loominal/mcp-kit";
 import { WORK_NOTE_MAX, workIdSchema, workItemSchema } from "@loominal/protocol";
 import { z } from "zod";
-import type { WorkQueue } from "../../work/index.js";
+import type { WorkToolDeps } from "./work-tools.js";
 
-export function workProgressTool({ work }: { work: WorkQueue }) {
+export function workProgressTool({ work, ready }: WorkToolDeps) {
   return defineTool({
     name: "warp_work_progress",
     title: "Report progress on claimed work",
@@ -16,6 +16,7 @@ export function workProgressTool({ work }: { work: WorkQueue }) {
     output: z.object({ item: workItemSchema }),
     annotations: { readOnlyHint: false, idempotentHint: true },
     handler: async ({ workId, note }) => {
+      await ready();
       const item = await work.progress(workId, note);
       return {
         data: { item },

@@ -1,7 +1,7 @@
 import { defineTool } from "@loominal/mcp-kit";
 import { nameToken } from "@loominal/protocol";
 import { z } from "zod";
-import type { WorkQueue } from "../../work/index.js";
+import type { WorkToolDeps } from "./work-tools.js";
 
 const boundaryStatus = z.object({
   boundary: z.string(),
@@ -10,7 +10,7 @@ const boundaryStatus = z.object({
   waitingClaimers: z.int(),
 });
 
-export function workQueueStatusTool({ work }: { work: WorkQueue }) {
+export function workQueueStatusTool({ work, ready }: WorkToolDeps) {
   return defineTool({
     name: "warp_work_queue_status",
     title: "Work queue status",
@@ -32,6 +32,7 @@ export function workQueueStatusTool({ work }: { work: WorkQueue }) {
     }),
     annotations: { readOnlyHint: true },
     handler: async ({ capability }) => {
+      await ready();
       const status = await work.status(capability);
       const lines = status.capabilities.map(
         (c) => `- ${c.capability}: ${c.queued} queued, ${c.inFlight} in flight, ${c.dead} dead`,

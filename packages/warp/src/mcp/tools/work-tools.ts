@@ -14,6 +14,11 @@ import { workQueueStatusTool } from "./work-queue-status.js";
 
 export interface WorkToolDeps {
   work: WorkQueue;
+  /**
+   * Resolves once this process may act as its agent (NATS connected, identity claimed), so work is
+   * never offered, claimed or completed under an identity another live process holds.
+   */
+  ready: () => Promise<void>;
 }
 
 /** The work queue and dead-letter tools of Warp, in the order clients list them. */
