@@ -1,11 +1,24 @@
 // Shared helpers for benchmarks: a private nats-server, percentiles, bounded loops, JSON output.
+import { readFileSync } from "node:fs";
 import { NatsServer } from "@loominal/testkit";
 
 /** Starts a private nats-server (JetStream, temp store) unless NATS_URL is set. */
 export async function benchServer() {
   if (process.env.NATS_URL) return { url: process.env.NATS_URL, stop: async () => {} };
   const server = await NatsServer.start();
-  return { url: server.url, stop: () => server.stop() };
+  return { url: server.url, pid: server.pid, stop: () => server.stop() };
+}
+
+/** CPU time (user + system, µs) a process has used so far, from /proc; undefined where unavailable. */
+export function processCpuMicros(pid) {
+  if (pid === undefined) return undefined;
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+    // utime and stime, in clock ticks (100 per second on Linux).
+    return (Number(fields[11]) + Number(fields[12])) * 10_000;
+  } catch {
+    return undefined;
+  }
 }
 
 /** p50/p95/p99/max of a list of milliseconds, rounded to µs. */

@@ -13,7 +13,7 @@ import { Fabric } from "@loominal/fabric";
 import { spawnStdio } from "@loominal/mcp-kit";
 import { randomId, warpConfigSchema } from "@loominal/protocol";
 import { WorkQueue } from "@loominal/warp";
-import { benchServer, bounded, percentiles, report, since } from "./lib.mjs";
+import { benchServer, bounded, percentiles, processCpuMicros, report, since } from "./lib.mjs";
 
 const args = new Map();
 for (let i = 2; i < process.argv.length; i += 2)
@@ -51,10 +51,12 @@ if (process.argv[2] === "--claimer") {
     }
   };
   process.send?.("ready");
+  const cpuStart = process.cpuUsage();
   const ticker = setInterval(() => process.send?.({ completed }), 20);
   await Promise.all(Array.from({ length: Number(lanesArg) }, lane));
   clearInterval(ticker);
-  process.send?.({ completed, claimLat });
+  const cpu = process.cpuUsage(cpuStart);
+  process.send?.({ completed, claimLat, cpuMicros: cpu.user + cpu.system });
   await work.close();
   await fabric.close();
   process.exit(0);
@@ -66,6 +68,7 @@ const claimers = num("claimers", 2);
 const lanes = num("lanes", 32);
 const prefetch = num("prefetch", 256);
 const calls = num("calls", 2_000);
+const offerConcurrency = num("offer-concurrency", 256);
 const BIN = join(dirname(fileURLToPath(import.meta.url)), "..", "packages", "warp", "dist", "bin.js");
 const server = await benchServer();
 const self = fileURLToPath(import.meta.url);
@@ -95,19 +98,25 @@ try {
     children.push(child);
   }
   const offerLat = [];
+  const serverCpu0 = processCpuMicros(server.pid);
+  const offererCpu0 = process.cpuUsage();
   const t0 = performance.now();
-  const offered = await bounded({ count: items, maxMs: MAX_MS, concurrency: 64 }, async (i) => {
+  const offered = await bounded({ count: items, maxMs: MAX_MS, concurrency: offerConcurrency }, async (i) => {
     const s = performance.now();
     await work.offer({ taskId: `t${i}`, description: "bench item", capability: "bench" });
     offerLat.push(since(s));
   });
   const offerSecs = since(t0) / 1000;
+  const offererCpu = process.cpuUsage(offererCpu0);
   await Promise.race([done, new Promise((r) => setTimeout(r, MAX_MS))]);
   const secs = since(t0) / 1000;
   const exited = children.map((c) => new Promise((r) => c.once("exit", r)));
   for (const c of children) c.send("stop");
   await Promise.all(exited);
+  const serverCpu1 = processCpuMicros(server.pid);
   const completed = finals.reduce((a, f) => a + f.completed, 0);
+  const perItem = (micros) =>
+    micros === undefined || completed === 0 ? undefined : Math.round(micros / completed);
   const status = await work.status("bench");
   report("warp.work.offer-claim-complete", {
     items: offered,
@@ -121,6 +130,14 @@ try {
     offerLatencyMs: percentiles(offerLat),
     claimLatencyMs: percentiles(finals.flatMap((f) => f.claimLat)),
     leftQueued: status.capabilities[0]?.queued ?? 0,
+    // CPU time per completed item, µs: the offering process, each claimer process, and nats-server (a
+    // local one only; its figure includes the claimers' idle pulls after the last item).
+    cpuMicrosPerItem: {
+      offerer: perItem(offererCpu.user + offererCpu.system),
+      claimers: finals.map((f) => Math.round(f.cpuMicros / Math.max(1, f.completed))),
+      server:
+        serverCpu0 === undefined || serverCpu1 === undefined ? undefined : perItem(serverCpu1 - serverCpu0),
+    },
   });
   await work.close();
   await fabric.close();

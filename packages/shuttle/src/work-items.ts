@@ -5,6 +5,7 @@ import {
   type WorkEvent,
   type WorkItem,
 } from "@loominal/protocol";
+import { OFFER_NOT_QUEUED_REASON } from "@loominal/warp";
 
 /** Work ids tried per subtask before it is failed (a new one is used only when Warp dropped an offer). */
 export const MAX_OFFER_GENERATIONS = 16;
@@ -12,9 +13,9 @@ export const MAX_OFFER_GENERATIONS = 16;
 /**
  * Warp's `cancelReason` for an item it cancelled itself because the offer message could not be queued
  * (the ledger took the item, the stream did not). Offering the same id again only returns that item, so
- * Shuttle moves the subtask to its next work id. Must match packages/warp/src/work/queue.ts.
+ * Shuttle moves the subtask to its next work id.
  */
-export const WARP_UNQUEUED_REASON = "the offer could not be queued";
+export const WARP_UNQUEUED_REASON = OFFER_NOT_QUEUED_REASON;
 
 type WorkIdSource = Pick<OrchestrationRecord, "orchestrationId" | "createdAt">;
 

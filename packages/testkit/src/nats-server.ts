@@ -52,6 +52,25 @@ export interface NatsServerOptions {
 }
 
 /**
+ * Servers started by this process and still running. They are killed when this process exits, so a test
+ * run or a benchmark that ends early (an uncaught error, a failed assertion in a hook) leaves no
+ * nats-server behind.
+ */
+const live = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+function track(proc: ChildProcess): void {
+  live.add(proc);
+  proc.once("exit", () => live.delete(proc));
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.once("exit", () => {
+      for (const p of live) p.kill("SIGKILL");
+    });
+  }
+}
+
+/**
  * A real nats-server child process on loopback. Start one per test file (or per suite with a unique
  * projectId per test). `kill()` is SIGKILL; `restart()` brings it back on the same port and store.
  */
@@ -107,6 +126,7 @@ export class NatsServer {
     if (this.#options.jetstream !== false) args.push("-js", "-sd", this.storeDir);
     args.push(...(this.#options.args ?? []));
     const proc = spawn(natsServerBinary(), args, { stdio: ["ignore", "pipe", "pipe"] });
+    track(proc);
     this.#proc = proc;
     // A fresh log per process: readiness is read from it, so the last run's "Server is ready" must not
     // count, and a late line from the old process must not land in the new log.

@@ -23,6 +23,7 @@ export {
   type DeadLetterList,
   type DeadLetterListInput,
   newWorkId,
+  OFFER_NOT_QUEUED_REASON,
   type OfferInput,
   type QueueStatus,
   type WorkListFilter,

@@ -44,6 +44,13 @@ import { type DeliveredOffer, OfferPuller } from "./puller.js";
 
 export type WorkSettings = WarpConfig["work"];
 
+/**
+ * The `cancelReason` of an item the offerer cancelled itself because the ledger took it but the work
+ * stream did not: nobody will ever be offered it. A caller using idempotent `workId`s must offer such a
+ * task again under a new id.
+ */
+export const OFFER_NOT_QUEUED_REASON = "the offer could not be queued";
+
 export interface WorkQueueOptions {
   fabric: Fabric;
   projectId: string;
@@ -289,7 +296,7 @@ export class WorkQueue {
       } catch (err) {
         // Not queued: say so in the ledger rather than leave an item nobody will ever deliver.
         const at = iso(Date.now());
-        const reason = "the offer could not be queued";
+        const reason = OFFER_NOT_QUEUED_REASON;
         await ledger
           .transition(
             item.workId,
