@@ -707,20 +707,13 @@ export class WorkQueue {
       const now = iso(Date.now());
       let letterSeq: number | undefined;
       const entry = await ledger.transition(workId, (cur) => {
-        if (!cur || !this.#mayRead(cur)) throw new WorkNotFoundError(workId);
-        if (cur.status !== "dead")
-          throw new WorkTransitionError(
-            workId,
-            "retry",
-            cur.status,
-            "only items in the dead-letter queue can be retried",
-          );
-        letterSeq = cur.dead?.dlqSeq;
+        const dead = this.#deadItem(workId, cur, "retry");
+        letterSeq = dead.dead?.dlqSeq;
         return {
-          ...without(cur, "dead", "availableAt"),
+          ...without(dead, "dead", "availableAt"),
           status: "pending",
-          attempts: reset ? 0 : cur.attempts,
-          maxAttempts: reset ? this.settings.maxAttempts : Math.max(cur.maxAttempts, cur.attempts + 1),
+          attempts: reset ? 0 : dead.attempts,
+          maxAttempts: reset ? this.settings.maxAttempts : Math.max(dead.maxAttempts, dead.attempts + 1),
           updatedAt: now,
           lastTransition: transition(["retried"], this.agentId, now, {
             reason: reset ? "retried with attempts reset" : "retried with one more attempt",
@@ -758,6 +751,19 @@ export class WorkQueue {
     });
   }
 
+  /** The record of an item in the dead-letter queue that this agent may see, or the error saying why not. */
+  #deadItem(workId: string, cur: WorkItem | undefined, action: "retry" | "discard"): WorkItem {
+    if (!cur || !this.#mayRead(cur)) throw new WorkNotFoundError(workId);
+    if (cur.status !== "dead")
+      throw new WorkTransitionError(
+        workId,
+        action,
+        cur.status,
+        `only items in the dead-letter queue can be ${action === "retry" ? "retried" : "discarded"}`,
+      );
+    return cur;
+  }
+
   /** Drops a dead item for good (status discarded). */
   async dlqDiscard(workId: string): Promise<WorkItem> {
     checkWorkId(workId);
@@ -766,17 +772,10 @@ export class WorkQueue {
       const now = iso(Date.now());
       let letterSeq: number | undefined;
       const entry = await ledger.transition(workId, (cur) => {
-        if (!cur || !this.#mayRead(cur)) throw new WorkNotFoundError(workId);
-        if (cur.status !== "dead")
-          throw new WorkTransitionError(
-            workId,
-            "discard",
-            cur.status,
-            "only items in the dead-letter queue can be discarded",
-          );
-        letterSeq = cur.dead?.dlqSeq;
+        const dead = this.#deadItem(workId, cur, "discard");
+        letterSeq = dead.dead?.dlqSeq;
         return {
-          ...cur,
+          ...dead,
           status: "discarded",
           updatedAt: now,
           finishedAt: now,
