@@ -112,7 +112,7 @@ function toWire(messages: ConversationMessage[]): unknown[] {
             ...m.toolCalls.map((c) => ({ type: "tool_use", id: c.id, name: c.name, input: c.input })),
           ],
         };
-      case "tool":
+      default:
         return {
           role: "user",
           content: m.results.map((r) => ({

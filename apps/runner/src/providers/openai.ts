@@ -125,7 +125,7 @@ function toWire(messages: ConversationMessage[]): unknown[] {
               : {}),
           },
         ];
-      case "tool":
+      default:
         return m.results.map((r) => ({
           role: "tool",
           tool_call_id: r.id,
