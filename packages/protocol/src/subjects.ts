@@ -102,6 +102,19 @@ export const buckets = {
   runnerEvals: () => "runner-evals",
 } as const;
 
+/**
+ * TTL of the shared lease bucket `loom-leases`, in ms. On nats-server 2.9 a TTL belongs to the bucket
+ * (stream max_age, counted from each key's last write), so every user of the bucket opens it with this
+ * value; a lease holder renews well within it.
+ */
+export const LEASES_BUCKET_TTL_MS = 15_000;
+
+/** Keys of the shared `loom-leases` bucket; each starts with the project, as permissions require. */
+export const leaseKeys = {
+  /** The one process per project that runs work-queue maintenance (lapsed claims, stranded offers, retention). */
+  workMaintenance: (projectId: string) => `${p(projectId)}.work-maintenance`,
+} as const;
+
 export const keys = {
   /** Registry keys are `<projectId>.<agentId>` so one project's agents list with `keys("<p>.>")`. */
   registry: (projectId: string, agentId: string) => `${p(projectId)}.${assertAgentId(agentId)}`,
@@ -261,8 +274,8 @@ export function natsLayout(): LayoutRow[] {
     },
     {
       what: "leases",
-      subject: "key <name>",
-      store: `KV ${buckets.leases()} (bucket TTL)`,
+      subject: `key <p>.<name>, e.g. ${leaseKeys.workMaintenance(EX)}`,
+      store: `KV ${buckets.leases()} (bucket TTL ${LEASES_BUCKET_TTL_MS / 1000} s)`,
       retention: "singleton locks; expire when not renewed",
     },
     {
