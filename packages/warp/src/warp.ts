@@ -61,6 +61,8 @@ export class Warp {
       // A few offers ready for the next claim make a claim one ledger write instead of a pull and a
       // write, and let it take the highest priority of several; unclaimed ones go back within 5 s.
       prefetch: MCP_CLAIM_PREFETCH,
+      // Claims are checked against boundary policies as the type this agent registered with.
+      agentType: () => this.registry.agentType,
       logger,
     });
     // Claim the identity as soon as NATS is there, not at the first tool call.
