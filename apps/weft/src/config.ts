@@ -106,8 +106,6 @@ export const weftFileSchema = z.strictObject({
       loopIntervalMs: 2_000,
       spinUp: spinUpDefaultsSchema.parse({}),
     }),
-  /** Singleton loops run under a lease with this TTL; another instance takes over within it (ms). */
-  leaseTtlMs: ms(1_000).default(10_000),
   /** Targets created (if missing) at start. */
   targets: z.array(fileTargetSchema).default([]),
 });

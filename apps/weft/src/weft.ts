@@ -1,12 +1,5 @@
 import { createHash } from "node:crypto";
-import {
-  encodeJson,
-  ensureStream,
-  type Fabric,
-  Lease,
-  type Logger,
-  leaseBucket,
-} from "@loominal/fabric";
+import { encodeJson, ensureStream, type Fabric, Lease, type Logger, leaseBucket } from "@loominal/fabric";
 import {
   type AgentControlReply,
   agentControlReplySchema,
@@ -14,6 +7,7 @@ import {
   type BoundaryPolicy,
   buckets,
   DEFAULT_BOUNDARY,
+  LEASES_BUCKET_TTL_MS,
   LoominalError,
   randomId,
   type SpinUpRecord,
@@ -162,10 +156,7 @@ export class Weft {
       });
     }
     await this.#elect();
-    this.#electTimer = setInterval(
-      () => void this.#elect(),
-      Math.max(500, Math.floor(this.config.file.leaseTtlMs / 3)),
-    );
+    this.#electTimer = setInterval(() => void this.#elect(), Math.floor(LEASES_BUCKET_TTL_MS / 5));
     this.#electTimer.unref();
   }
 
@@ -586,11 +577,11 @@ export class Weft {
   async #elect(): Promise<void> {
     if (this.#stopped || this.#lease?.held) return;
     try {
-      const kv = await leaseBucket(this.fabric, buckets.leases(), this.config.file.leaseTtlMs);
+      const kv = await leaseBucket(this.fabric, buckets.leases(), LEASES_BUCKET_TTL_MS);
       const lease = await Lease.tryAcquire(kv, LEADER_LEASE, {
         holder: this.instanceId,
-        renewIntervalMs: Math.floor(this.config.file.leaseTtlMs / 3),
-        ttlMs: this.config.file.leaseTtlMs,
+        renewIntervalMs: Math.floor(LEASES_BUCKET_TTL_MS / 3),
+        ttlMs: LEASES_BUCKET_TTL_MS,
         logger: this.logger,
       });
       if (!lease) return;

@@ -44,11 +44,18 @@ describe("routing enforced at claim", () => {
     const unregistered = await queueAs(p, undefined);
     const copilot = await queueAs(p, "copilot-cli");
     const item = await claude.offer({ taskId: "t", description: "d", capability: "typescript", boundary });
-    await expect(claude.claim({ capability: "typescript", boundary, timeoutMs: 300 })).rejects.toMatchObject({ code: "forbidden" });
-    await expect(unregistered.claim({ capability: "typescript", boundary, timeoutMs: 300 })).rejects.toThrow(/register/);
+    await expect(claude.claim({ capability: "typescript", boundary, timeoutMs: 300 })).rejects.toMatchObject({
+      code: "forbidden",
+    });
+    await expect(unregistered.claim({ capability: "typescript", boundary, timeoutMs: 300 })).rejects.toThrow(
+      /register/,
+    );
     // Refused before pulling: nothing was delivered, so nothing bounces.
     const status = await claude.status("typescript");
-    expect(status.capabilities[0]?.boundaries.find((b) => b.boundary === boundary)).toMatchObject({ queued: 1, inFlight: 0 });
+    expect(status.capabilities[0]?.boundaries.find((b) => b.boundary === boundary)).toMatchObject({
+      queued: 1,
+      inFlight: 0,
+    });
     const claimed = await copilot.claim({ capability: "typescript", boundary, timeoutMs: 5_000 });
     expect(claimed?.workId).toBe(item.workId);
   });
@@ -57,7 +64,12 @@ describe("routing enforced at claim", () => {
     const p = uniqueProjectId();
     const claude = await queueAs(p, "claude-code");
     const copilot = await queueAs(p, "copilot-cli");
-    const item = await claude.offer({ taskId: "t", description: "d", capability: "go", requiredAgentType: "copilot-cli" });
+    const item = await claude.offer({
+      taskId: "t",
+      description: "d",
+      capability: "go",
+      requiredAgentType: "copilot-cli",
+    });
     expect(await claude.claim({ capability: "go", timeoutMs: 500 })).toBeUndefined();
     const claimed = await copilot.claim({ capability: "go", timeoutMs: 10_000 });
     expect(claimed?.workId).toBe(item.workId);
