@@ -1,4 +1,13 @@
 export {
+  AgentInstance,
+  type AgentInstanceOptions,
+  defaultLockDir,
+  IDENTITY_LEASE_TTL_MS,
+  IdentityInUseError,
+  MAX_INSTANCES,
+  processAlive,
+} from "./agent-instance.js";
+export {
   bucketName,
   type CasMutation,
   type CasOptions,
