@@ -263,9 +263,7 @@ export class Worker {
   }
 
   /** Runs the command through the shell with the item in env and as JSON on stdin. */
-  #runCommand(
-    running: Running,
-  ): Promise<{
+  #runCommand(running: Running): Promise<{
     code: number | null;
     signal: string | null;
     output: string;
