@@ -59,6 +59,7 @@ export function projectPermissions(u: ProjectUser): NatsPermissions {
     streams.inbox(p),
     streams.work(p),
     streams.dlq(p),
+    streams.weftEvents(p),
   ];
   const projectBuckets = [
     buckets.workLedger(p),
@@ -66,6 +67,7 @@ export function projectPermissions(u: ProjectUser): NatsPermissions {
     buckets.memoryEphemeral(p),
     buckets.shuttle(p),
     buckets.targets(p),
+    buckets.spinUps(p),
   ];
   const sharedBuckets = [
     buckets.registry(),
@@ -74,6 +76,7 @@ export function projectPermissions(u: ProjectUser): NatsPermissions {
     buckets.offerJournal(),
     buckets.memoryPublic(),
     buckets.leases(),
+    buckets.boundaries(),
     ...(u.userId ? [buckets.memoryPersonal()] : []),
   ];
   const keyPrefix = keys.registryPrefix(p).slice(0, -2);
