@@ -78,6 +78,8 @@ export {
   DEFAULT_BOUNDARY,
   keys,
   type LayoutRow,
+  LEASES_BUCKET_TTL_MS,
+  leaseKeys,
   natsLayout,
   natsLayoutMarkdown,
   streams,

@@ -59,6 +59,7 @@ export function projectPermissions(u: ProjectUser): NatsPermissions {
     streams.inbox(p),
     streams.work(p),
     streams.dlq(p),
+    streams.weftEvents(p),
   ];
   const projectBuckets = [
     buckets.workLedger(p),
@@ -66,13 +67,16 @@ export function projectPermissions(u: ProjectUser): NatsPermissions {
     buckets.memoryEphemeral(p),
     buckets.shuttle(p),
     buckets.targets(p),
+    buckets.spinUps(p),
   ];
   const sharedBuckets = [
     buckets.registry(),
     buckets.agentIdentities(),
     buckets.inboxLedger(),
+    buckets.offerJournal(),
     buckets.memoryPublic(),
     buckets.leases(),
+    buckets.boundaries(),
     ...(u.userId ? [buckets.memoryPersonal()] : []),
   ];
   const keyPrefix = keys.registryPrefix(p).slice(0, -2);
@@ -88,6 +92,7 @@ export function projectPermissions(u: ProjectUser): NatsPermissions {
     `$KV.${buckets.registry()}.${keyPrefix}.>`,
     `$KV.${buckets.agentIdentities()}.${keyPrefix}.>`,
     `$KV.${buckets.inboxLedger()}.${keyPrefix}.>`,
+    `$KV.${buckets.offerJournal()}.${keyPrefix}.>`,
     `$KV.${buckets.leases()}.${keyPrefix}.>`,
     `$KV.${buckets.memoryPublic()}.>`,
     ...(u.userId ? [`$KV.${buckets.memoryPersonal()}.u.${assertAgentId(u.userId)}.>`] : []),

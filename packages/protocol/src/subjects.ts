@@ -35,6 +35,10 @@ export const subjects = {
     `loom.${p(projectId)}.agent.${assertAgentId(agentId)}.control`,
   coordinator: (projectId: string, op: string) => `coord.${p(projectId)}.${assertNameToken(op, "name")}`,
   coordinatorAll: (projectId: string) => `coord.${p(projectId)}.>`,
+  /** Events Weft publishes for its SSE clients: `loom.<p>.events.<kind>` (agent, work, target, spinup). */
+  weftEvent: (projectId: string, kind: string) =>
+    `loom.${p(projectId)}.events.${assertNameToken(kind, "name")}`,
+  weftEventAll: (projectId: string) => `loom.${p(projectId)}.events.>`,
   /** Run requests waiting for a replica (work-queue stream runner_admit). */
   runnerAdmit: () => "runner.admit",
   /** The events of one run: `runner.events.<runId>`. */
@@ -56,6 +60,8 @@ export const streams = {
   inbox: (projectId: string) => `loom_${p(projectId)}_inbox`,
   work: (projectId: string) => `loom_${p(projectId)}_work`,
   dlq: (projectId: string) => `loom_${p(projectId)}_dlq`,
+  /** Weft's events of one project (agent, work, target, spin-up), replayed to SSE clients by sequence. */
+  weftEvents: (projectId: string) => `loom_${p(projectId)}_events`,
   runnerEvents: () => "runner_events",
   runnerAdmit: () => "runner_admit",
   runnerChannels: () => "runner_channels",
@@ -86,7 +92,16 @@ export const buckets = {
   memoryPublic: () => "loom-mem-public",
   shuttle: (projectId: string) => `loom-shuttle-${p(projectId)}`,
   targets: (projectId: string) => `loom-targets-${p(projectId)}`,
+  /** Spin-ups Weft made for a project and their state (key `<spinUpId>`). */
+  spinUps: (projectId: string) => `loom-spinups-${p(projectId)}`,
+  /** Routing policy per boundary (key `<boundary>`), written by Weft, read by every claimer. */
+  boundaries: () => "loom-boundaries",
   leases: () => "loom-leases",
+  /**
+   * Offers on their way from the ledger to the work stream, one key per offering process
+   * (`<p>.<token>`), so work maintenance can queue what an offerer that died in between left pending.
+   */
+  offerJournal: () => "loom-offer-journal",
   /** Who holds each agent identity (key `<p>.<agentId>`), so two live processes never share one inbox. */
   agentIdentities: () => "loom-agent-ids",
   /** Which direct messages each agent has read (key `<p>.<agentId>`), so each is returned once. */
@@ -102,6 +117,19 @@ export const buckets = {
   runnerEvals: () => "runner-evals",
 } as const;
 
+/**
+ * TTL of the shared lease bucket `loom-leases`, in ms. On nats-server 2.9 a TTL belongs to the bucket
+ * (stream max_age, counted from each key's last write), so every user of the bucket opens it with this
+ * value; a lease holder renews well within it.
+ */
+export const LEASES_BUCKET_TTL_MS = 15_000;
+
+/** Keys of the shared `loom-leases` bucket; each starts with the project, as permissions require. */
+export const leaseKeys = {
+  /** The one process per project that runs work-queue maintenance (lapsed claims, stranded offers, retention). */
+  workMaintenance: (projectId: string) => `${p(projectId)}.work-maintenance`,
+} as const;
+
 export const keys = {
   /** Registry keys are `<projectId>.<agentId>` so one project's agents list with `keys("<p>.>")`. */
   registry: (projectId: string, agentId: string) => `${p(projectId)}.${assertAgentId(agentId)}`,
@@ -109,6 +137,9 @@ export const keys = {
   /** Identity claims use the same `<projectId>.<agentId>` shape as registry keys. */
   agentIdentity: (projectId: string, agentId: string) => `${p(projectId)}.${assertAgentId(agentId)}`,
   inboxLedger: (projectId: string, agentId: string) => `${p(projectId)}.${assertAgentId(agentId)}`,
+  /** One offering process's journal: `<p>.<token>`, the token 32 hex, random per process. */
+  offerJournal: (projectId: string, token: string) => `${p(projectId)}.${assertAgentId(token)}`,
+  offerJournalPrefix: (projectId: string) => `${p(projectId)}.>`,
   /**
    * Memory keys start with their owner, so a reader lists only what it may read with `<prefix>.>`:
    * private `a.<agentId>.<category>.<memoryId>` (project bucket or its ephemeral twin), team
@@ -260,9 +291,33 @@ export function natsLayout(): LayoutRow[] {
       retention: "",
     },
     {
+      what: "spin-ups",
+      subject: "key <spinUpId>",
+      store: `KV ${buckets.spinUps(EX)}`,
+      retention: "starting → running | failed → stopped",
+    },
+    {
+      what: "boundary policies",
+      subject: "key <boundary>",
+      store: `KV ${buckets.boundaries()}`,
+      retention: "written by Weft from its config; read by every claimer",
+    },
+    {
+      what: "Weft events",
+      subject: subjects.weftEvent(EX, "work"),
+      store: `stream ${streams.weftEvents(EX)}`,
+      retention: "limits, 24 h; SSE resumes by sequence",
+    },
+    {
+      what: "offer journal",
+      subject: `key ${keys.offerJournal(EX, EXA)}`,
+      store: `KV ${buckets.offerJournal()}`,
+      retention: "offers between ledger write and publish, per offering process; removed by work maintenance",
+    },
+    {
       what: "leases",
-      subject: "key <name>",
-      store: `KV ${buckets.leases()} (bucket TTL)`,
+      subject: `key <p>.<name>, e.g. ${leaseKeys.workMaintenance(EX)}`,
+      store: `KV ${buckets.leases()} (bucket TTL ${LEASES_BUCKET_TTL_MS / 1000} s)`,
       retention: "singleton locks; expire when not renewed",
     },
     {

@@ -68,6 +68,18 @@ export const agentRecordSchema = z.object({
   lastHeartbeat: isoTime,
   /** The writer's heartbeat interval: an entry is offline once `3 × heartbeatIntervalMs` pass without one. */
   heartbeatIntervalMs: z.int().positive(),
+  /** The Weft spin-up that started this agent (`LOOMINAL_SPINUP_ID`), which its registration verifies. */
+  spinUpId: z
+    .string()
+    .regex(/^[0-9a-f]{32}$/)
+    .optional(),
+  /** When the agent last reported its task count (it had work until then), for idle shutdown. */
+  lastWorkAt: isoTime.optional(),
+  /** The spin-up target that started this agent (`LOOMINAL_TARGET_ID`). */
+  targetId: z
+    .string()
+    .regex(/^[0-9a-f]{32}$/)
+    .optional(),
 });
 export type AgentRecord = z.infer<typeof agentRecordSchema>;
 
@@ -110,9 +122,12 @@ export const directMessageViewSchema = z.object({
 /**
  * What one agent has read of its inbox: every message of its subject with a stream sequence ≤ `floor`
  * is read, and so are those in `consumed` (all above `floor`). KV `loom-inbox-ledger`, key `<p>.<agentId>`.
+ * `stream` is the creation time of the inbox stream the sequences belong to: a stream created again
+ * (deleted, or a server that lost its store) numbers from 1, so a ledger of another stream starts over.
  */
 export const inboxLedgerSchema = z.object({
   floor: z.int().min(0),
   consumed: z.array(z.int().positive()),
+  stream: z.string().optional(),
 });
 export type InboxLedger = z.infer<typeof inboxLedgerSchema>;

@@ -32,3 +32,4 @@ export {
   type WorkQueueOptions,
   type WorkSettings,
 } from "./queue.js";
+export { BOUNDARY_POLICY_BUCKET, BoundaryPolicies } from "./routing.js";

@@ -7,6 +7,7 @@ import {
   silentLogger,
 } from "@loominal/fabric";
 import {
+  assertAgentId,
   assertNameToken,
   type ClaimedWork,
   canRead,
@@ -20,7 +21,6 @@ import {
   subjects,
   type WarpConfig,
   type WorkEvent,
-  type WorkEventType,
   type WorkItem,
   type WorkOfferMessage,
   type WorkResult,
@@ -28,9 +28,20 @@ import {
   workIdSchema,
   workOfferInputSchema,
   workResultSchema,
+  workStatusSchema,
 } from "@loominal/protocol";
 import { AckPolicy, DeliverPolicy, JetStreamApiError, type JsMsg } from "@nats-io/jetstream";
 import type { z } from "zod";
+import {
+  claimRecord,
+  type Delivery,
+  type DeliveryDecision,
+  deadRecord,
+  decideDelivery,
+  expiredRecord,
+  iso,
+  without,
+} from "./decision.js";
 import { type DeadLetterPage, DeadLetterStore, dlqStreamSpec } from "./dlq.js";
 import {
   WorkClaimConflictError,
@@ -39,8 +50,11 @@ import {
   WorkTransitionError,
 } from "./errors.js";
 import { type EventWatch, transition, type WatchEventsOptions } from "./events.js";
+import { OfferJournal, STRANDED_AFTER_MS, strandedJournals } from "./journal.js";
 import { type LedgerEntry, WorkLedger } from "./ledger.js";
-import { type DeliveredOffer, OfferPuller } from "./puller.js";
+import { WorkMaintenance } from "./maintenance.js";
+import { type DeliveredOffer, decodeOffer, OfferPuller } from "./puller.js";
+import { BoundaryPolicies } from "./routing.js";
 
 export type WorkSettings = WarpConfig["work"];
 
@@ -72,6 +86,12 @@ export interface WorkQueueOptions {
   prefetchHoldMs?: number;
   /** How long an operation waits for a NATS connection before failing with nats_unavailable (ms). */
   connectTimeoutMs?: number;
+  /**
+   * The agent type claims are made as (undefined: not registered). When given, every claim is checked
+   * against the boundary's routing policy (KV `loom-boundaries`) and against an item's
+   * `requiredAgentType`. Without it claims are not checked (a process that only offers and reads).
+   */
+  agentType?: () => string | undefined;
 }
 
 export type OfferInput = z.input<typeof workOfferInputSchema> & {
@@ -148,11 +168,18 @@ const MIN_CLAIM_WAIT_MS = 200;
 const MAX_CLAIM_TIMEOUT_MS = 300_000;
 /** How long an offer this claimer may not take is kept from coming straight back to it. */
 const NOT_MINE_DELAY_MS = 500;
+const NOT_MINE_MAX_DELAY_MS = 30_000;
 const MAX_RETRY_BACKOFF_MS = 300_000;
 const DEFAULT_PREFETCH_HOLD_MS = 5_000;
 /** Tries of an offer publish, waiting for the connection between them. */
 const OFFER_PUBLISH_ATTEMPTS = 3;
 const NS_PER_MS = 1_000_000;
+/** How often the maintenance lease holder runs a pass (and others try to take the lease). */
+const DEFAULT_MAINTENANCE_INTERVAL_MS = 2_000;
+/** Pulls per consumer and pass, messages per pull, and how long a sweep pull waits. */
+const SWEEP_ROUNDS = 8;
+const SWEEP_BATCH = 16;
+const SWEEP_PULL_EXPIRES_MS = 1_000;
 
 /** A claim this process holds: the JetStream message (to ack, nak, extend) and the ledger state it wrote. */
 interface HeldClaim {
@@ -164,7 +191,7 @@ interface HeldClaim {
 /** Thrown inside a ledger mutation when an offer must not be claimed; says what to do with the message. */
 class OfferNotClaimable extends Error {
   constructor(
-    readonly action: "ack" | "term" | "leave" | "repair",
+    readonly action: "ack" | "term" | "leave" | "release" | "repair",
     readonly why: string,
   ) {
     super(why);
@@ -176,19 +203,17 @@ interface Setup {
   dlq: DeadLetterStore;
 }
 
-/** A new work id: 12 hex of the creation time in ms, then 20 random hex (sorts by age, unique). */
+let lastWorkId = "";
+
+/**
+ * A new work id: 12 hex of the creation time in ms, then 20 random hex (sorts by age, unique). Ids made
+ * by one process only grow, even within one millisecond, so its items list in the order it offered them.
+ */
 export function newWorkId(now = Date.now()): string {
-  return now.toString(16).padStart(12, "0").slice(-12) + randomId().slice(0, 20);
-}
-
-function iso(ms: number): string {
-  return new Date(ms).toISOString();
-}
-
-function without<T extends object, K extends keyof T>(obj: T, ...keys: K[]): Omit<T, K> {
-  const copy = { ...obj };
-  for (const k of keys) delete copy[k];
-  return copy;
+  let id = now.toString(16).padStart(12, "0").slice(-12) + randomId().slice(0, 20);
+  if (id <= lastWorkId) id = (BigInt(`0x${lastWorkId}`) + 1n).toString(16).padStart(32, "0").slice(-32);
+  lastWorkId = id;
+  return id;
 }
 
 function invalid(message: string): LoominalError {
@@ -228,7 +253,13 @@ export class WorkQueue {
   #connectTimeoutMs: number;
   #setup: Promise<Setup> | undefined;
   #pullers = new Map<string, Promise<OfferPuller>>();
+  #agentType: (() => string | undefined) | undefined;
+  #policies: BoundaryPolicies;
   #held = new Map<string, HeldClaim>();
+  #maintenance: WorkMaintenance | undefined;
+  #journal: OfferJournal;
+  /** A test hook: die at this point (to prove what survives a crash there). */
+  #crashAt = process.env.LOOMINAL_TEST_CRASH_AT;
   #closed = false;
 
   constructor(options: WorkQueueOptions) {
@@ -244,6 +275,14 @@ export class WorkQueue {
       Math.floor(options.prefetchHoldMs ?? Math.min(DEFAULT_PREFETCH_HOLD_MS, this.settings.ackWaitMs / 2)),
     );
     this.#connectTimeoutMs = options.connectTimeoutMs ?? 2_000;
+    this.#journal = new OfferJournal(
+      this.#fabric,
+      this.projectId,
+      `${this.agentId} pid ${process.pid}`,
+      this.#logger,
+    );
+    this.#agentType = options.agentType;
+    this.#policies = new BoundaryPolicies(this.#fabric);
   }
 
   /** Items this process currently holds claims on. */
@@ -271,6 +310,7 @@ export class WorkQueue {
       capability: o.capability,
       boundary: o.boundary ?? DEFAULT_BOUNDARY,
       priority: o.priority ?? 5,
+      ...(o.requiredAgentType !== undefined ? { requiredAgentType: o.requiredAgentType } : {}),
       ...(o.deadline !== undefined ? { deadline: o.deadline } : {}),
       ...(o.contextData !== undefined ? { contextData: o.contextData } : {}),
       scope: o.scope ?? "team",
@@ -284,42 +324,53 @@ export class WorkQueue {
     };
     return this.#guard(async () => {
       const { ledger } = await this.#ready();
-      let entry: LedgerEntry;
+      // Noted before the ledger write, so if this process dies before the publish, maintenance queues it.
+      await this.#journal.enter(item.workId);
       try {
-        entry = { item, revision: await ledger.create(item) };
-      } catch (err) {
-        if (workId === undefined || !isCasConflict(err)) throw err;
-        return this.#reoffer(ledger, item);
+        return await this.#offerNoted(ledger, item, workId !== undefined);
+      } finally {
+        this.#journal.leave(item.workId);
       }
-      try {
-        await this.#publishOfferDurably(entry);
-      } catch (err) {
-        // Not queued: say so in the ledger rather than leave an item nobody will ever deliver.
-        const at = iso(Date.now());
-        const reason = OFFER_NOT_QUEUED_REASON;
-        await ledger
-          .transition(
-            item.workId,
-            (cur) => ({
-              ...(cur ?? item),
-              status: "cancelled",
-              cancelReason: reason,
-              updatedAt: at,
-              finishedAt: at,
-              lastTransition: transition(["cancelled"], this.agentId, at, { reason }),
-            }),
-            entry,
-          )
-          .catch((cancelErr: unknown) =>
-            this.#logger.warn(
-              { workId: item.workId, err: String(cancelErr) },
-              "an offer that could not be queued is still pending in the ledger; offer it again with the same workId",
-            ),
-          );
-        throw err;
-      }
-      return item;
     });
+  }
+
+  async #offerNoted(ledger: WorkLedger, item: WorkItem, idempotent: boolean): Promise<WorkItem> {
+    let entry: LedgerEntry;
+    try {
+      entry = { item, revision: await ledger.create(item) };
+    } catch (err) {
+      if (!idempotent || !isCasConflict(err)) throw err;
+      return this.#reoffer(ledger, item);
+    }
+    if (this.#crashAt === "work-offer-before-publish") process.kill(process.pid, "SIGKILL");
+    try {
+      await this.#publishOfferDurably(entry);
+    } catch (err) {
+      // Not queued: say so in the ledger rather than leave an item nobody will ever deliver.
+      const at = iso(Date.now());
+      const reason = OFFER_NOT_QUEUED_REASON;
+      await ledger
+        .transition(
+          item.workId,
+          (cur) => ({
+            ...(cur ?? item),
+            status: "cancelled",
+            cancelReason: reason,
+            updatedAt: at,
+            finishedAt: at,
+            lastTransition: transition(["cancelled"], this.agentId, at, { reason }),
+          }),
+          entry,
+        )
+        .catch((cancelErr: unknown) =>
+          this.#logger.warn(
+            { workId: item.workId, err: String(cancelErr) },
+            "an offer that could not be queued is still pending in the ledger; offer it again with the same workId",
+          ),
+        );
+      throw err;
+    }
+    return item;
   }
 
   /**
@@ -361,6 +412,7 @@ export class WorkQueue {
     this.#assertOpen();
     return this.#guard(async () => {
       const setup = await this.#ready();
+      if (this.#agentType) await this.#policies.assertMayClaim(boundary, this.#agentType());
       const puller = await this.#puller(boundary, capability);
       const deadline = Date.now() + Math.max(timeoutMs, MIN_CLAIM_WAIT_MS);
       for (;;) {
@@ -581,6 +633,19 @@ export class WorkQueue {
         : typeof filter.status === "string"
           ? [filter.status]
           : filter.status;
+    if (statuses !== undefined) {
+      if (!Array.isArray(statuses) || statuses.length > workStatusSchema.options.length)
+        throw invalid(
+          `status must be at most ${workStatusSchema.options.length} of ${workStatusSchema.options.join(", ")}`,
+        );
+      for (const st of statuses)
+        if (!workStatusSchema.safeParse(st).success)
+          throw invalid(
+            `status ${JSON.stringify(String(st).slice(0, 40))} is not one of ${workStatusSchema.options.join(", ")}`,
+          );
+    }
+    if (filter.offeredBy !== undefined) assertAgentId(filter.offeredBy);
+    if (filter.claimedBy !== undefined) assertAgentId(filter.claimedBy);
     return this.#guard(async () => {
       const { ledger } = await this.#ready();
       const page = await ledger.page(
@@ -704,51 +769,99 @@ export class WorkQueue {
     const reset = options.resetAttempts ?? false;
     return this.#guard(async () => {
       const { ledger, dlq } = await this.#ready();
-      const now = iso(Date.now());
-      let letterSeq: number | undefined;
-      const entry = await ledger.transition(workId, (cur) => {
-        const dead = this.#deadItem(workId, cur, "retry");
-        letterSeq = dead.dead?.dlqSeq;
-        return {
-          ...without(dead, "dead", "availableAt"),
-          status: "pending",
-          attempts: reset ? 0 : dead.attempts,
-          maxAttempts: reset ? this.settings.maxAttempts : Math.max(dead.maxAttempts, dead.attempts + 1),
-          updatedAt: now,
-          lastTransition: transition(["retried"], this.agentId, now, {
-            reason: reset ? "retried with attempts reset" : "retried with one more attempt",
-          }),
-        };
-      });
+      await this.#journal.enter(workId);
       try {
-        await this.#publishOfferDurably(entry);
-      } catch (err) {
-        await ledger
-          .transition(
-            workId,
-            (cur) => ({
-              ...(cur ?? entry.item),
-              status: "dead",
-              dead: {
-                reason: "retry could not be queued",
-                at: now,
-                ...(letterSeq ? { dlqSeq: letterSeq } : {}),
-              },
-              lastTransition: transition([], this.agentId, iso(Date.now())),
-            }),
-            entry,
-          )
-          .catch((deadErr: unknown) =>
-            this.#logger.warn(
-              { workId, err: String(deadErr) },
-              "a DLQ retry that could not be queued is pending in the ledger; retry it again",
-            ),
-          );
-        throw err;
+        return await this.#retryNoted(ledger, dlq, workId, reset);
+      } finally {
+        this.#journal.leave(workId);
       }
-      if (letterSeq !== undefined) await dlq.remove(letterSeq);
-      return entry.item;
     });
+  }
+
+  async #retryNoted(
+    ledger: WorkLedger,
+    dlq: DeadLetterStore,
+    workId: string,
+    reset: boolean,
+  ): Promise<WorkItem> {
+    const now = iso(Date.now());
+    let letterSeq: number | undefined;
+    const entry = await ledger.transition(workId, (cur) => {
+      const dead = this.#deadItem(workId, cur, "retry");
+      letterSeq = dead.dead?.dlqSeq;
+      return {
+        ...without(dead, "dead", "availableAt"),
+        status: "pending",
+        attempts: reset ? 0 : dead.attempts,
+        maxAttempts: reset ? this.settings.maxAttempts : Math.max(dead.maxAttempts, dead.attempts + 1),
+        updatedAt: now,
+        lastTransition: transition(["retried"], this.agentId, now, {
+          reason: reset ? "retried with attempts reset" : "retried with one more attempt",
+        }),
+      };
+    });
+    try {
+      await this.#publishOfferDurably(entry);
+    } catch (err) {
+      await ledger
+        .transition(
+          workId,
+          (cur) => ({
+            ...(cur ?? entry.item),
+            status: "dead",
+            dead: {
+              reason: "retry could not be queued",
+              at: now,
+              ...(letterSeq ? { dlqSeq: letterSeq } : {}),
+            },
+            lastTransition: transition([], this.agentId, iso(Date.now())),
+          }),
+          entry,
+        )
+        .catch((deadErr: unknown) =>
+          this.#logger.warn(
+            { workId, err: String(deadErr) },
+            "a DLQ retry that could not be queued is pending in the ledger; retry it again",
+          ),
+        );
+      throw err;
+    }
+    if (letterSeq !== undefined) await dlq.remove(letterSeq);
+    return entry.item;
+  }
+
+  /**
+   * Queues the offers of journals that offerers left behind (they stopped between writing the ledger and
+   * publishing): each item still pending from that very write is published again. Its message id makes
+   * the publish a duplicate the stream drops if the first one did land within two minutes, and claimers
+   * ignore a later duplicate. Returns how many offers were published.
+   */
+  async repairStrandedOffers(strandedAfterMs = STRANDED_AFTER_MS): Promise<number> {
+    const { ledger } = await this.#ready();
+    let published = 0;
+    for (const journal of await strandedJournals(
+      this.#fabric,
+      this.projectId,
+      strandedAfterMs,
+      this.#logger,
+    )) {
+      for (const workId of journal.workIds) {
+        const r = workIdSchema.safeParse(workId);
+        if (!r.success) continue;
+        const entry = await ledger.get(r.data);
+        if (entry?.item.status !== "pending") continue;
+        const events = entry.item.lastTransition?.events ?? [];
+        if (!events.includes("offered") && !events.includes("retried")) continue;
+        await this.#publishOfferDurably(entry);
+        published++;
+        this.#logger.info(
+          { workId, offerer: journal.holder },
+          "queued an offer its offerer left pending in the ledger",
+        );
+      }
+      await journal.done();
+    }
+    return published;
   }
 
   /** The record of an item in the dead-letter queue that this agent may see, or the error saying why not. */
@@ -806,6 +919,8 @@ export class WorkQueue {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    await this.#maintenance?.stop();
+    await this.#journal.close().catch(() => undefined);
     const pullers = await Promise.allSettled(this.#pullers.values());
     for (const p of pullers) if (p.status === "fulfilled") await p.value.close();
     this.#pullers.clear();
@@ -977,108 +1092,41 @@ export class WorkQueue {
       msg.nak(NOT_MINE_DELAY_MS);
       return undefined;
     }
+    const required = offer.item.requiredAgentType;
+    if (required !== undefined && this.#agentType && this.#agentType() !== required) {
+      // For another agent type: hand it back, waiting longer each time it comes back to the wrong kind of
+      // claimer, so claimers that may not take it poll it at most every 30 s instead of spinning on it.
+      msg.nak(Math.min(NOT_MINE_MAX_DELAY_MS, NOT_MINE_DELAY_MS * 2 ** Math.min(6, msg.info.deliveryCount)));
+      return undefined;
+    }
     const workId = offer.workId;
     // The server's ack timer runs from delivery. A fresh delivery keeps that deadline (saves a message
     // per claim); one that waited in the prefetch buffer is extended to a full ack wait from now.
     const fresh = Date.now() - delivered.receivedAt < this.settings.ackWaitMs / 10;
-    const seq = msg.seq;
-    const deliveryCount = msg.info.deliveryCount;
+    const delivery: Delivery = { seq: msg.seq, deliveryCount: msg.info.deliveryCount };
     // Set by the mutation (its last run is the one that was written).
-    const result: { outcome: "claimed" | "taken-over" | "lapsed-dead" | "dead" } = { outcome: "claimed" };
+    let decided: DeliveryDecision | undefined;
     let entry: LedgerEntry;
     try {
       entry = await setup.ledger.transition(
         workId,
         (cur) => {
           const nowMs = Date.now();
-          if (!cur) throw new OfferNotClaimable("term", "no ledger record");
-          switch (cur.status) {
-            case "dead":
-              // Marked dead, but its dead letter was never recorded (the process that marked it stopped,
-              // or NATS failed, before the letter was stored): store it now.
-              if (cur.dead?.dlqSeq === undefined)
-                throw new OfferNotClaimable("repair", "dead letter missing");
-              throw new OfferNotClaimable("ack", `item is ${cur.status}`);
-            case "completed":
-            case "cancelled":
-            case "discarded":
-              // A message left behind (its ack was lost, or the item was finished elsewhere).
-              throw new OfferNotClaimable("ack", `item is ${cur.status}`);
-            case "claimed": {
-              const c = cur.claim;
-              // The server redelivers a message only once its ack deadline passed, so a newer delivery
-              // of the claimed message means the claim lapsed; another message of the same item is a
-              // duplicate unless the ledger's own deadline has passed too.
-              const lapsed = !c
-                ? true
-                : c.seq === seq
-                  ? deliveryCount > c.deliveryCount
-                  : Date.parse(c.expiresAt) <= nowMs;
-              if (!lapsed)
-                throw new OfferNotClaimable(c?.seq === seq ? "leave" : "ack", "held by a live claim");
-              if (cur.attempts >= cur.maxAttempts) {
-                result.outcome = "lapsed-dead";
-                return this.#deadRecord(
-                  cur,
-                  `claim lapsed ${cur.attempts} time(s) without completion`,
-                  nowMs,
-                  ["expired"],
-                  "the last claim lapsed",
-                );
-              }
-              result.outcome = "taken-over";
-              return this.#claimRecord(
-                cur,
-                seq,
-                deliveryCount,
-                nowMs,
-                fresh ? delivered.receivedAt : nowMs,
-                true,
-              );
-            }
-            case "pending":
-              if (cur.attempts >= cur.maxAttempts) {
-                result.outcome = "dead";
-                return this.#deadRecord(
-                  cur,
-                  `no attempts left (${cur.attempts} of ${cur.maxAttempts})`,
-                  nowMs,
-                  [],
-                );
-              }
-              result.outcome = "claimed";
-              return this.#claimRecord(
-                cur,
-                seq,
-                deliveryCount,
-                nowMs,
-                fresh ? delivered.receivedAt : nowMs,
-                false,
-              );
-          }
+          decided = decideDelivery(cur, delivery, nowMs, "claim");
+          return this.#recordOf(cur, decided, delivery, nowMs, fresh ? delivered.receivedAt : nowMs);
         },
         { item: offer.item, revision: offer.revision },
       );
     } catch (err) {
       if (err instanceof OfferNotClaimable) {
-        if (err.action === "repair") {
-          const dead = await setup.ledger.get(workId);
-          if (dead?.item.status === "dead") await this.#toDeadLetters(setup, dead);
-          msg.term();
-          return undefined;
-        }
-        if (err.action === "ack") msg.ack();
-        else if (err.action === "term") {
-          this.#logger.warn({ workId, why: err.why }, "dropping a work offer");
-          msg.term();
-        }
+        await this.#dispose(setup, msg, workId, err);
         return undefined;
       }
       // The claim could not be recorded: give the message back for another try.
       msg.nak();
       throw err;
     }
-    if (result.outcome === "dead" || result.outcome === "lapsed-dead") {
+    if (decided?.action === "dead") {
       await this.#toDeadLetters(setup, entry);
       msg.term();
       return undefined;
@@ -1091,56 +1139,161 @@ export class WorkQueue {
     return { ...entry.item, status: "claimed", claim };
   }
 
-  #claimRecord(
-    cur: WorkItem,
-    seq: number,
-    deliveryCount: number,
+  /** The record a decision writes, or OfferNotClaimable when it writes none. */
+  #recordOf(
+    cur: WorkItem | undefined,
+    d: DeliveryDecision,
+    delivery: Delivery,
     nowMs: number,
     timerFromMs: number,
-    tookOver: boolean,
   ): WorkItem {
-    const attempt = cur.attempts + 1;
-    return {
-      ...without(cur, "availableAt"),
-      status: "claimed",
-      attempts: attempt,
-      claim: {
-        agentId: this.agentId,
-        claimId: randomId(),
-        attempt,
-        claimedAt: iso(nowMs),
-        expiresAt: iso(timerFromMs + this.settings.ackWaitMs),
-        seq,
-        deliveryCount,
-      },
-      updatedAt: iso(nowMs),
-      lastTransition: tookOver
-        ? transition(["expired", "claimed"], this.agentId, iso(nowMs), {
-            reason: "the previous claim lapsed",
-          })
-        : transition(["claimed"], this.agentId, iso(nowMs)),
-    };
+    if (!cur) throw new OfferNotClaimable("term", "no ledger record");
+    switch (d.action) {
+      case "claim":
+        return claimRecord(
+          cur,
+          delivery,
+          this.agentId,
+          nowMs,
+          timerFromMs,
+          this.settings.ackWaitMs,
+          d.tookOver,
+        );
+      case "dead":
+        return deadRecord(cur, d.reason, this.agentId, nowMs, d.events, d.eventReason);
+      case "expire":
+        return expiredRecord(cur, this.agentId, nowMs);
+      default:
+        throw new OfferNotClaimable(d.action, d.why);
+    }
   }
 
-  #deadRecord(
-    cur: WorkItem,
-    reason: string,
-    nowMs: number,
-    events: WorkEventType[],
-    eventReason?: string,
-  ): WorkItem {
-    return {
-      ...without(cur, "availableAt"),
-      status: "dead",
-      dead: { reason, at: iso(nowMs) },
-      updatedAt: iso(nowMs),
-      lastTransition: transition(
-        events,
-        this.agentId,
-        iso(nowMs),
-        eventReason !== undefined ? { reason: eventReason } : {},
-      ),
-    };
+  /** Does with an offer message what a decision that writes nothing says. */
+  async #dispose(setup: Setup, msg: JsMsg, workId: string, err: OfferNotClaimable): Promise<void> {
+    switch (err.action) {
+      case "repair": {
+        const dead = await setup.ledger.get(workId);
+        if (dead?.item.status === "dead") await this.#toDeadLetters(setup, dead);
+        msg.term();
+        return;
+      }
+      case "ack":
+        msg.ack();
+        return;
+      case "term":
+        this.#logger.warn({ workId, why: err.why }, "dropping a work offer");
+        msg.term();
+        return;
+      case "release":
+        msg.nak();
+        return;
+      case "leave":
+        return;
+    }
+  }
+
+  /**
+   * Looks at one offer message on behalf of the maintenance sweep: a claim that lapsed goes back to the
+   * queue (or, on its last attempt, to the dead-letter queue); anything else is handed back or disposed
+   * of as a claimer would. Returns whether it moved a lapsed claim on.
+   */
+  async #sweepDelivery(setup: Setup, msg: JsMsg): Promise<boolean> {
+    const decoded = decodeOffer(msg);
+    if (!decoded.offer) {
+      this.#logger.warn(
+        { subject: msg.subject, seq: msg.seq, problem: decoded.problem },
+        "dropping an invalid work offer",
+      );
+      msg.term();
+      return false;
+    }
+    const workId = decoded.offer.workId;
+    const delivery: Delivery = { seq: msg.seq, deliveryCount: msg.info.deliveryCount };
+    let decided: DeliveryDecision | undefined;
+    let entry: LedgerEntry;
+    try {
+      entry = await setup.ledger.transition(workId, (cur) => {
+        const nowMs = Date.now();
+        decided = decideDelivery(cur, delivery, nowMs, "sweep");
+        return this.#recordOf(cur, decided, delivery, nowMs, nowMs);
+      });
+    } catch (err) {
+      if (err instanceof OfferNotClaimable) {
+        await this.#dispose(setup, msg, workId, err);
+        return false;
+      }
+      msg.nak();
+      throw err;
+    }
+    if (decided?.action === "dead") {
+      await this.#toDeadLetters(setup, entry);
+      msg.term();
+    } else msg.nak();
+    this.#logger.debug({ workId, action: decided?.action }, "maintenance moved a lapsed claim on");
+    return true;
+  }
+
+  /**
+   * Moves on claims that lapsed while no claimer was pulling: the server redelivers a message only to a
+   * pull, so without this an item whose only claimer died would show `claimed` until the next claim.
+   * For each consumer with unacknowledged messages and no waiting claimer it pulls what the server
+   * offers (redeliveries come first) and decides on each as the sweep: lapsed claims go back to
+   * `pending` (or dead on their last attempt); a pending offer pulled by the way is handed straight back.
+   */
+  async sweepLapsedClaims(signal?: AbortSignal): Promise<number> {
+    const setup = await this.#ready();
+    const jsm = await this.#fabric.jsm();
+    const stream = streams.work(this.projectId);
+    let moved = 0;
+    const idle = [];
+    for await (const ci of jsm.consumers.list(stream)) {
+      if (ci.num_ack_pending > 0 && ci.num_waiting === 0) idle.push(ci);
+    }
+    for (const ci of idle) {
+      const consumer = await this.#fabric.js.consumers.get(stream, ci.name);
+      for (let round = 0; round < SWEEP_ROUNDS && !signal?.aborted; round++) {
+        // With offers waiting, take one at a time so few are pulled by the way; redeliveries come first.
+        const max = ci.num_pending > 0 ? 1 : Math.min(SWEEP_BATCH, ci.num_ack_pending);
+        const messages = await consumer.fetch({ max_messages: max, expires: SWEEP_PULL_EXPIRES_MS });
+        let got = 0;
+        let lapsed = 0;
+        for await (const m of messages) {
+          got++;
+          if (await this.#sweepDelivery(setup, m)) lapsed++;
+        }
+        moved += lapsed;
+        if (lapsed === 0 || got < max) break;
+      }
+    }
+    return moved;
+  }
+
+  /**
+   * Starts this process's part in work maintenance: it takes the project's maintenance lease when free
+   * and, while it holds it, moves lapsed claims on every `intervalMs`. Stopped by `close()`.
+   */
+  startMaintenance(options: { intervalMs?: number; strandedAfterMs?: number } = {}): void {
+    if (this.#maintenance || this.#closed) return;
+    this.#maintenance = new WorkMaintenance({
+      fabric: this.#fabric,
+      projectId: this.projectId,
+      holder: `${this.agentId} pid ${process.pid}`,
+      intervalMs: options.intervalMs ?? DEFAULT_MAINTENANCE_INTERVAL_MS,
+      logger: this.#logger,
+      tasks: [
+        { name: "lapsed claims", run: (signal) => this.sweepLapsedClaims(signal).then(() => undefined) },
+        {
+          name: "stranded offers",
+          run: () => this.repairStrandedOffers(options.strandedAfterMs).then(() => undefined),
+        },
+      ],
+    });
+    this.#maintenance.start();
+  }
+
+  /** Whether this process runs the project's work maintenance now (holds its lease). */
+  get maintaining(): boolean {
+    return this.#maintenance?.holding === true;
   }
 
   /**
@@ -1194,7 +1347,8 @@ export class WorkQueue {
     held: HeldClaim | undefined,
     needMessage: boolean,
   ): { item: WorkItem; claim: NonNullable<WorkItem["claim"]> } {
-    if (!cur) throw new WorkNotFoundError(workId);
+    // An item the caller may not see does not exist for it, whatever it tries (as for `get`).
+    if (!cur || !this.#mayRead(cur)) throw new WorkNotFoundError(workId);
     const c = cur.claim;
     if (cur.status !== "claimed" || !c) {
       const whose =
