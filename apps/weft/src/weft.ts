@@ -649,6 +649,12 @@ export class Weft {
       if (s.status === "starting") await this.#checkStarting(projectId, s, now);
       else if (s.status === "running") await this.#checkRunning(projectId, s, targets, now);
     }
+    const healthEvery = this.config.file.defaults.healthCheckIntervalMs;
+    for (const t of targets) {
+      if (!t.enabled || healthEvery === 0) continue;
+      const checked = t.health.checkedAt ? Date.parse(t.health.checkedAt) : 0;
+      if (now - checked >= healthEvery) await this.testTarget(projectId, t.targetId).catch(() => undefined);
+    }
     if (targets.some((t) => t.enabled)) {
       const status = await project.work.status();
       for (const c of status.capabilities)
