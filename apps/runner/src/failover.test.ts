@@ -53,9 +53,6 @@ describe("replica failure and shutdown (separate processes, real NATS)", () => {
     );
     expect(ended[0]?.replica_id).toBe(victim.replicaId);
     await eventually(async () => expect(await cluster.quotaHeld()).toBe(0));
-    const stats = (await (await survivor.fetch("/v1/_concurrency/stats")).json()) as {
-      global: { active: number };
-    };
     await eventually(async () => {
       const s = (await (await survivor.fetch("/v1/_concurrency/stats")).json()) as {
         global: { active: number };
