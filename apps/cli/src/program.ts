@@ -5,6 +5,7 @@ import { registerNatsCommands } from "./commands/nats.js";
 import { registerNatsConfigCommand } from "./commands/nats-config.js";
 import { registerUpCommand } from "./commands/up.js";
 import { registerVersionCommand } from "./commands/version.js";
+import { registerWeftCommands } from "./commands/weft.js";
 import type { CliContext } from "./context.js";
 import { cliVersion } from "./version.js";
 
@@ -30,6 +31,7 @@ export function createProgram(ctx: CliContext, setExit: (code: number) => void =
   registerMcpConfigCommand(program, ctx);
   registerNatsConfigCommand(program, ctx);
   registerVersionCommand(program, ctx);
+  registerWeftCommands(program, ctx);
   for (const command of program.commands) command.exitOverride();
   return program;
 }

@@ -9,9 +9,11 @@ export {
 } from "./agent-instance.js";
 export {
   bucketName,
+  CAS_KNOWN_KEYS_MAX,
   type CasMutation,
   type CasOptions,
   type CasResult,
+  casCacheStats,
   casUpdate,
   entryValue,
   forgetRevision,
@@ -35,8 +37,6 @@ export {
   Fabric,
   type FabricOptions,
   type FabricState,
-  isAuthError,
-  isUnavailableError,
 } from "./connection.js";
 export { type EnvTable, type EnvValues, type EnvVarSpec, envTableMarkdown, parseEnv } from "./env.js";
 export {
@@ -44,6 +44,8 @@ export {
   type ConfigDifference,
   ConfigMismatchError,
   InvalidMessageError,
+  isAuthError,
+  isUnavailableError,
   LeaseHeldError,
   NatsAuthError,
   NatsUnavailableError,
@@ -73,6 +75,8 @@ export {
   SECRET_KEYS,
   silentLogger,
 } from "./logger.js";
+export { LruMap } from "./lru.js";
+export { KeyedSerialQueue } from "./serial.js";
 export { GracefulShutdown, type GracefulShutdownOptions } from "./shutdown.js";
 export {
   type BucketSpec,
@@ -86,6 +90,7 @@ export {
   type StreamSpec,
   streamDifferences,
   streamInfo,
+  streamVanished,
   withBucket,
   withStream,
 } from "./streams.js";
