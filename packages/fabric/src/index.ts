@@ -37,6 +37,7 @@ export {
   Fabric,
   type FabricOptions,
   type FabricState,
+  OUTAGE_GRACE_MS,
 } from "./connection.js";
 export { type EnvTable, type EnvValues, type EnvVarSpec, envTableMarkdown, parseEnv } from "./env.js";
 export {

@@ -278,7 +278,7 @@ export class MemoryStore {
 
   async #kv(role: BucketRole): Promise<KV> {
     if (this.#closed) throw new LoominalError("invalid_transition", "this memory store is closed");
-    await this.#fabric.ready(this.#readyTimeoutMs);
+    await this.#fabric.readyForCall(this.#readyTimeoutMs);
     // ensureBucket remembers what it verified (per connection, forgotten after a reconnect).
     const kv = await ensureBucket(this.#fabric, this.#bucketSpec(role));
     this.#opened.add(role);

@@ -19,21 +19,21 @@ export function handleGetTool({ warp }: WarpToolDeps) {
       registered: z.boolean(),
     }),
     annotations: { readOnlyHint: true },
-    handler: async () =>
-      warp.run(async () => {
-        const id = warp.identity;
-        const registered = warp.registry.registered;
-        return {
-          data: {
-            agentId: id.agentId,
-            handle: id.handle,
-            projectId: id.projectId,
-            agentName: id.agentName,
-            instance: id.instance,
-            registered,
-          },
-          text: `You are ${id.handle} (agentId ${id.agentId}) in project ${id.projectId}; ${registered ? "registered" : "not registered"}.`,
-        };
-      }),
+    // Answered from this process alone: it works while NATS is down.
+    handler: async () => {
+      const id = warp.identity;
+      const registered = warp.registry.registered;
+      return {
+        data: {
+          agentId: id.agentId,
+          handle: id.handle,
+          projectId: id.projectId,
+          agentName: id.agentName,
+          instance: id.instance,
+          registered,
+        },
+        text: `You are ${id.handle} (agentId ${id.agentId}) in project ${id.projectId}; ${registered ? "registered" : "not registered"}.`,
+      };
+    },
   });
 }
