@@ -62,7 +62,9 @@ async function streamRun(url, body) {
 }
 
 const server = await benchServer();
-const replicas = await Promise.all(Array.from({ length: REPLICAS }, (_, i) => startReplica(server.url, `bench-${i + 1}`)));
+const replicas = await Promise.all(
+  Array.from({ length: REPLICAS }, (_, i) => startReplica(server.url, `bench-${i + 1}`)),
+);
 const fabric = await Fabric.connect({ nats: { servers: [server.url] } });
 const memory = await fabric.kvm.open(buckets.runnerMemory());
 const evals = await fabric.kvm.open(buckets.runnerEvals());
@@ -80,7 +82,11 @@ await Promise.all(
     const start = performance.now();
     const runs = await Promise.all(
       ["mock-researcher", "mock-editor", "mock-evaluator"].map((agent, j) =>
-        streamRun(replicas[(i + j) % replicas.length].url, { agent, prompt: `Your circuit_id is ${c}.`, user_id: user }),
+        streamRun(replicas[(i + j) % replicas.length].url, {
+          agent,
+          prompt: `Your circuit_id is ${c}.`,
+          user_id: user,
+        }),
       ),
     );
     const ms = since(start);
@@ -89,7 +95,9 @@ await Promise.all(
       return;
     }
     const present = await Promise.all(
-      ["research", "research-edited", "research-scored"].map((k) => memory.get(keys.runnerMemory("user", user, `${c}-${k}`))),
+      ["research", "research-edited", "research-scored"].map((k) =>
+        memory.get(keys.runnerMemory("user", user, `${c}-${k}`)),
+      ),
     );
     let evaluated = false;
     for await (const _ of await evals.keys(keys.runnerEvaluationsPrefix(runs[1].runId))) evaluated = true;
@@ -119,7 +127,12 @@ if (REPLICAS >= 2) {
     const res = await fetch(`${replicas[0].url}/v1/runs`, {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ agent: "mock-generic", prompt: "[loop]", user_id: `cancel-${i}`, stream: false }),
+      body: JSON.stringify({
+        agent: "mock-generic",
+        prompt: "[loop]",
+        user_id: `cancel-${i}`,
+        stream: false,
+      }),
     });
     const { run_id } = await res.json();
     let owner;
@@ -145,7 +158,12 @@ if (REPLICAS >= 2) {
     const res = await fetch(`${victim.url}/v1/runs`, {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ agent: "mock-generic", prompt: "[loop]", user_id: `victim-${i}`, stream: false }),
+      body: JSON.stringify({
+        agent: "mock-generic",
+        prompt: "[loop]",
+        user_id: `victim-${i}`,
+        stream: false,
+      }),
     });
     ids.push((await res.json()).run_id);
   }
@@ -159,7 +177,9 @@ if (REPLICAS >= 2) {
   victim.proc.kill("SIGKILL");
   let reapedMs;
   while (since(k0) < 60_000) {
-    const runs = await Promise.all(owned.map(async (id) => (await fetch(`${replicas[0].url}/v1/runs/${id}`)).json()));
+    const runs = await Promise.all(
+      owned.map(async (id) => (await fetch(`${replicas[0].url}/v1/runs/${id}`)).json()),
+    );
     if (runs.every((r) => r.status === "failed" && r.stop_reason === "replica_died")) {
       reapedMs = since(k0);
       break;
