@@ -180,6 +180,9 @@ const DEFAULT_MAINTENANCE_INTERVAL_MS = 2_000;
 const SWEEP_ROUNDS = 8;
 const SWEEP_BATCH = 16;
 const SWEEP_PULL_EXPIRES_MS = 1_000;
+/** How often maintenance removes finished items past their retention. */
+const RETENTION_PASS_MS = 60_000;
+const DAY_MS = 86_400_000;
 
 /** A claim this process holds: the JetStream message (to ack, nak, extend) and the ledger state it wrote. */
 interface HeldClaim {
@@ -619,14 +622,18 @@ export class WorkQueue {
     );
   }
 
-  /** Items of the ledger, newest first, filtered; page with `nextCursor`. */
+  /**
+   * Items of the ledger, most recently written first, filtered; page with `nextCursor`. A page costs in
+   * proportion to the ledger writes it scans, not to the ledger's size (see WorkLedger.page).
+   */
   async list(filter: WorkListFilter = {}): Promise<WorkListPage> {
     const limit = filter.limit ?? 50;
     if (!Number.isInteger(limit) || limit < 1 || limit > 100)
       throw invalid("limit must be an integer from 1 to 100");
     if (filter.capability !== undefined) assertNameToken(filter.capability, "capability");
     if (filter.boundary !== undefined) assertNameToken(filter.boundary, "boundary");
-    if (filter.cursor !== undefined) checkWorkId(filter.cursor);
+    if (filter.cursor !== undefined && !/^[1-9][0-9]{0,15}$/.test(filter.cursor))
+      throw invalid("cursor must be the nextCursor of a previous list result");
     const statuses =
       filter.status === undefined
         ? undefined
@@ -828,6 +835,24 @@ export class WorkQueue {
     }
     if (letterSeq !== undefined) await dlq.remove(letterSeq);
     return entry.item;
+  }
+
+  /**
+   * Removes from the ledger the items that finished more than `work.retentionDays` ago (dead items once
+   * their dead letters expired too), at most `maxItems` per call. Returns how many it removed.
+   */
+  async purgeFinishedItems(signal?: AbortSignal, maxItems = 10_000): Promise<number> {
+    const { ledger } = await this.#ready();
+    const now = Date.now();
+    const keepMs = this.settings.retentionDays * DAY_MS;
+    const removed = await ledger.purgeFinished(
+      now - keepMs,
+      now - Math.max(keepMs, this.settings.dlqMaxAgeMs),
+      maxItems,
+      signal,
+    );
+    if (removed > 0) this.#logger.info({ removed }, "removed finished work items past their retention");
+    return removed;
   }
 
   /**
@@ -1282,6 +1307,11 @@ export class WorkQueue {
       logger: this.#logger,
       tasks: [
         { name: "lapsed claims", run: (signal) => this.sweepLapsedClaims(signal).then(() => undefined) },
+        {
+          name: "retention",
+          everyMs: RETENTION_PASS_MS,
+          run: (signal) => this.purgeFinishedItems(signal).then(() => undefined),
+        },
         {
           name: "stranded offers",
           run: () => this.repairStrandedOffers(options.strandedAfterMs).then(() => undefined),
