@@ -76,3 +76,13 @@ describe("runner configuration", () => {
     for (const h of ["0.0.0.0", "10.0.0.1", "::", "example.com"]) expect(isLoopbackHost(h)).toBe(false);
   });
 });
+
+describe("docs", () => {
+  it("docs/runner.md lists every variable with its default", async () => {
+    const { readFileSync } = await import("node:fs");
+    const { envTableMarkdown } = await import("@loominal/fabric");
+    const { RUNNER_ENV } = await import("./env.js");
+    const doc = readFileSync(new URL("../../../docs/runner.md", import.meta.url), "utf8");
+    expect(doc).toContain(envTableMarkdown(RUNNER_ENV));
+  });
+});
