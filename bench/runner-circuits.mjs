@@ -65,6 +65,7 @@ const server = await benchServer();
 const replicas = await Promise.all(
   Array.from({ length: REPLICAS }, (_, i) => startReplica(server.url, `bench-${i + 1}`)),
 );
+process.stderr.write(`# replicas: ${replicas.map((r) => r.url).join(" ")}\n`);
 const fabric = await Fabric.connect({ nats: { servers: [server.url] } });
 const memory = await fabric.kvm.open(buckets.runnerMemory());
 const evals = await fabric.kvm.open(buckets.runnerEvals());

@@ -36,6 +36,9 @@ const pauseCodec = jsonCodec(pauseRecordSchema);
 const cancelRequestCodec = jsonCodec(z.object({ run_id: z.string(), reason: z.string() }));
 const cancelReplyCodec = jsonCodec(z.object({ ok: z.boolean() }));
 
+/** How often the reaper walks every admitted run even when no replica has disappeared (ms). */
+const FULL_SWEEP_MS = 30_000;
+
 /** JetStream API error: the stream is at max_msgs with discard new. */
 const JS_MAX_MESSAGES = 10077;
 
@@ -110,6 +113,9 @@ export class RunnerService {
   #pullLoop: Promise<void> | undefined;
   #reaper: Lease | undefined;
   #reaping = false;
+  /** Replicas alive at the reaper's last look, and when it last walked every admitted run. */
+  #knownLive = new Set<string>();
+  #lastFullSweep = 0;
   /** Requests taken but not yet executing (between delivery and the record's move to running). */
   #starting = 0;
 
@@ -844,6 +850,7 @@ export class RunnerService {
         });
         if (!this.#reaper) return;
         this.#log.info({ replica: this.replicaId }, "this replica is now the reaper");
+        this.#lastFullSweep = 0;
       }
       await this.#sweep(this.#reaper.signal);
     } finally {
@@ -851,26 +858,37 @@ export class RunnerService {
     }
   }
 
-  /** One pass: every admitted run whose replica is dead is failed; slots of ended or vanished runs are freed. */
+  /**
+   * One pass. Each interval the reaper only lists the live replicas; it walks every admitted run when a
+   * replica has disappeared since its last look, when it has just become the reaper, and every 30 s (for
+   * replicas that came and went between two looks, and slots whose run ended without freeing them). The
+   * walk fails every running run whose replica is dead and frees the slots of ended or vanished runs.
+   */
   async #sweep(signal: AbortSignal): Promise<void> {
     const live = new Set((await this.replicas()).map((r) => r.replica_id));
     live.add(this.replicaId);
+    const lost = [...this.#knownLive].some((id) => !live.has(id));
+    this.#knownLive = live;
+    if (!lost && Date.now() - this.#lastFullSweep < FULL_SWEEP_MS) return;
+    this.#lastFullSweep = Date.now();
     for (const quota of await this.quotas.all()) {
-      for (const [runId, acceptedBy] of Object.entries(quota.runs)) {
-        if (signal.aborted) return;
-        const record = await this.runs.get(runId);
-        if (!record) {
-          if (!live.has(acceptedBy)) await this.quotas.release(quota.user_id, [runId]);
-          continue;
-        }
-        if (TERMINAL.has(record.status)) {
-          await this.#releaseSlots(record);
-          continue;
-        }
-        if (record.status === "running" && !live.has(record.replica_id)) {
-          await this.failRun(record, "replica_died", `replica ${record.replica_id} stopped heartbeating`);
-        }
-      }
+      if (signal.aborted) return;
+      await Promise.all(
+        Object.entries(quota.runs).map(async ([runId, acceptedBy]) => {
+          const record = await this.runs.get(runId);
+          if (!record) {
+            if (!live.has(acceptedBy)) await this.quotas.release(quota.user_id, [runId]);
+            return;
+          }
+          if (TERMINAL.has(record.status)) {
+            await this.#releaseSlots(record);
+            return;
+          }
+          if (record.status === "running" && !live.has(record.replica_id)) {
+            await this.failRun(record, "replica_died", `replica ${record.replica_id} stopped heartbeating`);
+          }
+        }),
+      );
     }
   }
 
