@@ -1,6 +1,6 @@
 import { statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { NatsServer, tempDir, uniqueProjectId } from "@loominal/testkit";
+import { eventually, NatsServer, tempDir, uniqueProjectId } from "@loominal/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { OPERATIONS } from "./api.js";
 import { openApiPath } from "./openapi.js";
@@ -222,6 +222,33 @@ describe("targets, agents, stats, channels", () => {
     expect((await admin("POST", `/api/targets/${id}/enable?projectId=${p2}`)).body.enabled).toBe(true);
     expect((await admin("DELETE", `/api/targets/${id}?projectId=${p2}`)).body.deleted).toBe(true);
     expect((await admin("GET", `/api/targets/${id}?projectId=${p2}`)).status).toBe(404);
+  });
+
+  it("the leader checks each enabled target's health by itself", async () => {
+    const admin = client(weft.url, ADMIN);
+    const p = uniqueProjectId();
+    const base = { mechanism: "local", agentType: "claude-code", capabilities: ["ts"] };
+    await admin("POST", `/api/targets?projectId=${p}`, {
+      ...base,
+      name: "good",
+      config: { command: "/bin/true" },
+    });
+    await admin("POST", `/api/targets?projectId=${p}`, {
+      ...base,
+      name: "bad",
+      config: { command: "/no/such/agent" },
+    });
+    await eventually(
+      async () => {
+        const t = (await admin("GET", `/api/targets?projectId=${p}`)).body.targets as Array<{
+          name: string;
+          health: { status: string };
+        }>;
+        expect(t.find((x) => x.name === "good")?.health.status).toBe("healthy");
+        expect(t.find((x) => x.name === "bad")?.health.status).toBe("unhealthy");
+      },
+      { timeoutMs: 20_000, intervalMs: 250 },
+    );
   });
 
   it("lists agents, 404s an unknown one, and reports stats per project and across projects", async () => {

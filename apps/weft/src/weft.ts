@@ -649,6 +649,12 @@ export class Weft {
       if (s.status === "starting") await this.#checkStarting(projectId, s, now);
       else if (s.status === "running") await this.#checkRunning(projectId, s, targets, now);
     }
+    const healthEvery = this.config.file.defaults.healthCheckIntervalMs;
+    for (const t of targets) {
+      if (!t.enabled || healthEvery === 0) continue;
+      const checked = t.health.checkedAt ? Date.parse(t.health.checkedAt) : 0;
+      if (now - checked >= healthEvery) await this.testTarget(projectId, t.targetId).catch(() => undefined);
+    }
     if (targets.some((t) => t.enabled)) {
       const status = await project.work.status();
       for (const c of status.capabilities)
@@ -963,6 +969,15 @@ export class Weft {
     const free = eligible.reduce((n, a) => n + Math.max(0, a.maxConcurrentTasks - a.currentTaskCount), 0);
     if (free > 0) return undefined;
     const project = this.project(projectId);
+    // Targets first (read at most once a second): a project without a fitting target needs nothing more.
+    const targets = (await project.targets.listCached(1_000)).filter(
+      (t) =>
+        t.capabilities.includes(capability) &&
+        (t.boundaries.length === 0 || t.boundaries.includes(boundary)) &&
+        agentTypeAllowed(policy, t.agentType) &&
+        (need.requiredAgentType === undefined || t.agentType === need.requiredAgentType),
+    );
+    if (targets.length === 0) return undefined;
     const spinUps = await project.spinUps.list();
     const starting = spinUps.filter(
       (s) => s.status === "starting" && s.capability === capability && s.boundary === boundary,
@@ -970,13 +985,6 @@ export class Weft {
     // An agent on its way is the answer to this need: one spin-up per need, however many items wait.
     // Busy eligible agents with work still queued start one more (within maxConcurrent and cooldown).
     if (starting.length > 0) return undefined;
-    const targets = (await project.targets.list()).filter(
-      (t) =>
-        t.capabilities.includes(capability) &&
-        (t.boundaries.length === 0 || t.boundaries.includes(boundary)) &&
-        agentTypeAllowed(policy, t.agentType) &&
-        (need.requiredAgentType === undefined || t.agentType === need.requiredAgentType),
-    );
     const preferred = need.preferredAgentType ?? policy?.preferredAgentType;
     targets.sort((a, b) => {
       const pa = a.agentType === preferred ? 0 : 1;
