@@ -28,7 +28,9 @@ const TOKEN = randomId();
 const WEFT_BIN = join(dirname(fileURLToPath(import.meta.url)), "..", "apps", "weft", "dist", "bin.js");
 
 async function startWeft(natsUrl, cwd) {
-  const proc = spawn(process.execPath, [WEFT_BIN, "serve"], {
+  // BENCH_WEFT_NODE_ARGS: extra node arguments for the Weft process, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p".
+  const nodeArgs = (process.env.BENCH_WEFT_NODE_ARGS ?? "").split(" ").filter(Boolean);
+  const proc = spawn(process.execPath, [...nodeArgs, WEFT_BIN, "serve"], {
     cwd,
     env: {
       ...process.env,

@@ -851,26 +851,31 @@ export class RunnerService {
     }
   }
 
-  /** One pass: every admitted run whose replica is dead is failed; slots of ended or vanished runs are freed. */
+  /**
+   * One pass over every admitted run (the quota sets): a running run whose replica is dead is failed;
+   * the slots of ended runs, and of runs whose record a dead replica never wrote, are freed.
+   */
   async #sweep(signal: AbortSignal): Promise<void> {
     const live = new Set((await this.replicas()).map((r) => r.replica_id));
     live.add(this.replicaId);
     for (const quota of await this.quotas.all()) {
-      for (const [runId, acceptedBy] of Object.entries(quota.runs)) {
-        if (signal.aborted) return;
-        const record = await this.runs.get(runId);
-        if (!record) {
-          if (!live.has(acceptedBy)) await this.quotas.release(quota.user_id, [runId]);
-          continue;
-        }
-        if (TERMINAL.has(record.status)) {
-          await this.#releaseSlots(record);
-          continue;
-        }
-        if (record.status === "running" && !live.has(record.replica_id)) {
-          await this.failRun(record, "replica_died", `replica ${record.replica_id} stopped heartbeating`);
-        }
-      }
+      if (signal.aborted) return;
+      await Promise.all(
+        Object.entries(quota.runs).map(async ([runId, acceptedBy]) => {
+          const record = await this.runs.get(runId);
+          if (!record) {
+            if (!live.has(acceptedBy)) await this.quotas.release(quota.user_id, [runId]);
+            return;
+          }
+          if (TERMINAL.has(record.status)) {
+            await this.#releaseSlots(record);
+            return;
+          }
+          if (record.status === "running" && !live.has(record.replica_id)) {
+            await this.failRun(record, "replica_died", `replica ${record.replica_id} stopped heartbeating`);
+          }
+        }),
+      );
     }
   }
 

@@ -2,13 +2,18 @@ import {
   encodeJson,
   ensureStream,
   type Fabric,
+  forgetStream,
   isCasConflict,
   type Logger,
+  mayMeanStreamMissing,
   silentLogger,
+  streamInfo,
+  streamVanished,
 } from "@loominal/fabric";
 import {
   assertAgentId,
   assertNameToken,
+  buckets,
   type ClaimedWork,
   canRead,
   consumers,
@@ -416,12 +421,16 @@ export class WorkQueue {
     return this.#guard(async () => {
       const setup = await this.#ready();
       if (this.#agentType) await this.#policies.assertMayClaim(boundary, this.#agentType());
-      const puller = await this.#puller(boundary, capability);
       const deadline = Date.now() + Math.max(timeoutMs, MIN_CLAIM_WAIT_MS);
       for (;;) {
+        // Taken afresh each round: a puller whose consumer vanished is replaced meanwhile.
+        const puller = await this.#puller(boundary, capability);
         const delivered = await puller.take(deadline - Date.now());
-        if (!delivered) return undefined;
-        const claimed = await this.#tryClaim(setup, delivered);
+        if (!delivered) {
+          if (puller.closed && !this.#closed && Date.now() < deadline) continue;
+          return undefined;
+        }
+        const claimed = await this.#tryClaim(await this.#ready(), delivered);
         if (claimed) return claimed;
         if (Date.now() >= deadline) return undefined;
       }
@@ -961,7 +970,7 @@ export class WorkQueue {
 
   async #guard<T>(run: () => Promise<T>): Promise<T> {
     try {
-      return await run();
+      return await this.#recovering(run);
     } catch (err) {
       // While nats-server starts or stops, JetStream answers "not enabled" and requests in flight
       // fail with "connection disconnected": both mean "not there right now", not a refusal.
@@ -971,6 +980,61 @@ export class WorkQueue {
       )
         throw this.#fabric.unavailable(err);
       throw this.#fabric.mapError(err);
+    }
+  }
+
+  /**
+   * Runs `run`; if it failed because the work stream, the dead-letter stream or the ledger bucket is gone
+   * (deleted, or a server that lost its store), forgets the setup so the next call creates them again,
+   * and runs it once more.
+   */
+  async #recovering<T>(run: () => Promise<T>): Promise<T> {
+    try {
+      return await run();
+    } catch (err) {
+      if (!mayMeanStreamMissing(err) || !this.#fabric.isConnected) throw err;
+      if (!(await this.#forgetVanished(err).catch(() => false))) throw err;
+      return run();
+    }
+  }
+
+  /** Whether one of the queue's streams vanished; if so, its setup and pullers are dropped. */
+  async #forgetVanished(err: unknown): Promise<boolean> {
+    const names = [
+      streams.work(this.projectId),
+      streams.dlq(this.projectId),
+      `KV_${buckets.workLedger(this.projectId)}`,
+    ];
+    const gone = await Promise.all(names.map((n) => streamVanished(this.#fabric, n, err)));
+    if (!gone.some(Boolean)) return false;
+    this.#setup = undefined;
+    // The consumers went with the work stream: pull through new ones.
+    this.#dropPullers();
+    return true;
+  }
+
+  #dropPullers(): void {
+    const pullers = [...this.#pullers.values()];
+    this.#pullers.clear();
+    for (const p of pullers) p.then((x) => x.close()).catch(() => undefined);
+  }
+
+  /** A pull failed: if the work stream or the consumer is gone, drop the puller so claims make anew. */
+  async #onPullError(key: string, consumerName: string, err: unknown): Promise<void> {
+    if (this.#closed || !this.#fabric.isConnected) return;
+    if (await this.#forgetVanished(err).catch(() => false)) return;
+    const jsm = await this.#fabric.jsm();
+    const missing = await jsm.consumers.info(streams.work(this.projectId), consumerName).then(
+      () => false,
+      (e: unknown) => e instanceof JetStreamApiError && (e.code === 10014 || e.code === 10059),
+    );
+    if (!missing) return;
+    const p = this.#pullers.get(key);
+    this.#pullers.delete(key);
+    p?.then((x) => x.close()).catch(() => undefined);
+    if (await streamInfo(jsm, streams.work(this.projectId)).then((i) => i === undefined)) {
+      forgetStream(this.#fabric, streams.work(this.projectId));
+      this.#setup = undefined;
     }
   }
 
@@ -1057,6 +1121,8 @@ export class WorkQueue {
       prefetch: this.#prefetch,
       staleAfterMs: Math.min(this.#prefetchHoldMs, Math.floor(this.settings.ackWaitMs / 2)),
       logger: this.#logger,
+      onPullError: (err) =>
+        void this.#onPullError(`${boundary}\u0000${capability}`, name, err).catch(() => undefined),
     });
   }
 
@@ -1076,6 +1142,8 @@ export class WorkQueue {
         return;
       } catch (err) {
         if (attempt >= OFFER_PUBLISH_ATTEMPTS) throw err;
+        // A work stream that vanished is created again before the next try.
+        if (await this.#forgetVanished(err).catch(() => false)) await this.#ready();
         this.#logger.debug(
           { workId: item.workId, attempt, err: String(err) },
           "offer publish failed; retrying",
