@@ -1,5 +1,5 @@
 import { defineTool } from "@loominal/mcp-kit";
-import { agentIdSchema, projectIdSchema } from "@loominal/protocol";
+import { agentIdSchema, isLoominalError, projectIdSchema } from "@loominal/protocol";
 import { z } from "zod";
 import type { WarpToolDeps } from "./index.js";
 
@@ -19,8 +19,12 @@ export function handleGetTool({ warp }: WarpToolDeps) {
       registered: z.boolean(),
     }),
     annotations: { readOnlyHint: true },
-    // Answered from this process alone: it works while NATS is down.
     handler: async () => {
+      // With NATS, the identity is established first (a restarted agent gets its handle back); without
+      // it, the answer comes from this process alone.
+      await warp.ready().catch((err: unknown) => {
+        if (!isLoominalError(err) || err.code !== "nats_unavailable") throw err;
+      });
       const id = warp.identity;
       const registered = warp.registry.registered;
       return {
