@@ -153,10 +153,9 @@ if (REPLICAS >= 2) {
   report("runner-cancel-cross-replica", { samples: cancelMs.length, cancelMs: percentiles(cancelMs) });
 
   // 3. kill -9 a replica with runs on it: time until the reaper has failed them all.
-  const victim = replicas[replicas.length - 1];
   const ids = [];
-  for (let i = 0; i < 5; i++) {
-    const res = await fetch(`${victim.url}/v1/runs`, {
+  for (let i = 0; i < 10; i++) {
+    const res = await fetch(`${replicas[i % replicas.length].url}/v1/runs`, {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify({
@@ -169,17 +168,23 @@ if (REPLICAS >= 2) {
     ids.push((await res.json()).run_id);
   }
   await new Promise((r) => setTimeout(r, 500));
-  const owned = [];
+  const byReplica = new Map();
   for (const id of ids) {
     const run = await (await fetch(`${replicas[0].url}/v1/runs/${id}`)).json();
-    if (run.status === "running" && run.replica_id === victim.id) owned.push(id);
+    if (run.status === "running")
+      byReplica.set(run.replica_id, [...(byReplica.get(run.replica_id) ?? []), id]);
   }
+  const victim = replicas.reduce((a, b) =>
+    (byReplica.get(b.id) ?? []).length > (byReplica.get(a.id) ?? []).length ? b : a,
+  );
+  const observer = replicas.find((r) => r !== victim);
+  const owned = byReplica.get(victim.id) ?? [];
   const k0 = performance.now();
   victim.proc.kill("SIGKILL");
   let reapedMs;
   while (since(k0) < 60_000) {
     const runs = await Promise.all(
-      owned.map(async (id) => (await fetch(`${replicas[0].url}/v1/runs/${id}`)).json()),
+      owned.map(async (id) => (await fetch(`${observer.url}/v1/runs/${id}`)).json()),
     );
     if (runs.every((r) => r.status === "failed" && r.stop_reason === "replica_died")) {
       reapedMs = since(k0);

@@ -194,6 +194,25 @@ describe("runner HTTP API (one replica process)", () => {
     expect((await r.fetch("/v1/runs/nope", { headers: auth })).status).toBe(400);
   });
 
+  it("a run past its run_timeout_seconds fails with stop reason run_timeout", async () => {
+    const res = await json(
+      await post({
+        agent: "slow",
+        prompt: "[loop]",
+        user_id: "timeout",
+        run_timeout_seconds: 1,
+        stream: false,
+      }),
+    );
+    const run = await eventually(async () => {
+      const r2 = await json(await r.fetch(`/v1/runs/${String(res.run_id)}`, { headers: auth }));
+      expect(r2.status).toBe("failed");
+      return r2;
+    });
+    expect(run).toMatchObject({ stop_reason: "run_timeout", run_timeout_seconds: 1 });
+    expect(await cluster.quotaHeld()).toBe(0);
+  });
+
   it("a client that disconnects from the stream cancels its run", async () => {
     const ac = new AbortController();
     const res = await post({ agent: "slow", prompt: "[loop]", user_id: "leaver" }, {});

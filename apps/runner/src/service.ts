@@ -36,9 +36,6 @@ const pauseCodec = jsonCodec(pauseRecordSchema);
 const cancelRequestCodec = jsonCodec(z.object({ run_id: z.string(), reason: z.string() }));
 const cancelReplyCodec = jsonCodec(z.object({ ok: z.boolean() }));
 
-/** How often the reaper walks every admitted run even when no replica has disappeared (ms). */
-const FULL_SWEEP_MS = 30_000;
-
 /** JetStream API error: the stream is at max_msgs with discard new. */
 const JS_MAX_MESSAGES = 10077;
 
@@ -113,9 +110,6 @@ export class RunnerService {
   #pullLoop: Promise<void> | undefined;
   #reaper: Lease | undefined;
   #reaping = false;
-  /** Replicas alive at the reaper's last look, and when it last walked every admitted run. */
-  #knownLive = new Set<string>();
-  #lastFullSweep = 0;
   /** Requests taken but not yet executing (between delivery and the record's move to running). */
   #starting = 0;
 
@@ -850,7 +844,6 @@ export class RunnerService {
         });
         if (!this.#reaper) return;
         this.#log.info({ replica: this.replicaId }, "this replica is now the reaper");
-        this.#lastFullSweep = 0;
       }
       await this.#sweep(this.#reaper.signal);
     } finally {
@@ -859,18 +852,12 @@ export class RunnerService {
   }
 
   /**
-   * One pass. Each interval the reaper only lists the live replicas; it walks every admitted run when a
-   * replica has disappeared since its last look, when it has just become the reaper, and every 30 s (for
-   * replicas that came and went between two looks, and slots whose run ended without freeing them). The
-   * walk fails every running run whose replica is dead and frees the slots of ended or vanished runs.
+   * One pass over every admitted run (the quota sets): a running run whose replica is dead is failed;
+   * the slots of ended runs, and of runs whose record a dead replica never wrote, are freed.
    */
   async #sweep(signal: AbortSignal): Promise<void> {
     const live = new Set((await this.replicas()).map((r) => r.replica_id));
     live.add(this.replicaId);
-    const lost = [...this.#knownLive].some((id) => !live.has(id));
-    this.#knownLive = live;
-    if (!lost && Date.now() - this.#lastFullSweep < FULL_SWEEP_MS) return;
-    this.#lastFullSweep = Date.now();
     for (const quota of await this.quotas.all()) {
       if (signal.aborted) return;
       await Promise.all(
