@@ -41,6 +41,13 @@ export const rememberInputSchema = z.strictObject({
   tags: tagsSchema.optional().describe("Up to 20 tags, stored lower-case."),
   priority: memoryPrioritySchema.optional().describe("1 (most important) to 3 (least). Default 2."),
   relatedTo: relatedToSchema.optional().describe("Ids of related memories."),
+  idempotencyKey: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,64}$/, "1–64 letters, digits, '_' or '-'")
+    .optional()
+    .describe(
+      "Your own key for this memory (1–64 letters, digits, '_' or '-'). Remembering again with the same key (say, a retry after nats_unavailable) stores nothing new and answers with the memory stored the first time (duplicate: true).",
+    ),
 });
 export type RememberInput = z.input<typeof rememberInputSchema>;
 export type RememberFields = z.output<typeof rememberInputSchema>;

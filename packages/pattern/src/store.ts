@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import {
   type BucketSpec,
   type EnvTable,
@@ -104,6 +105,19 @@ export interface MemoryStoreOptions {
 export interface WriteResult {
   memory: Memory;
   warnings: string[];
+  /** The idempotency key was used before: `memory` is the one stored then, and nothing was written. */
+  duplicate?: boolean;
+}
+
+/**
+ * The memory id an idempotency key stands for: the same agent's retry with the same key names the same
+ * memory (and so the same KV key), which cannot be stored twice.
+ */
+export function memoryIdForKey(identity: { projectId: string; agentId: string }, key: string): string {
+  return createHash("sha256")
+    .update(`${identity.projectId}\u0000${identity.agentId}\u0000${key}`)
+    .digest("hex")
+    .slice(0, 32);
 }
 
 export type BulkOutcome<T> = ({ ok: true } & T) | { ok: false; error: { code: string; message: string } };
@@ -484,7 +498,7 @@ export class MemoryStore {
     const now = new Date().toISOString();
     return {
       v: 1,
-      id: randomId(),
+      id: fields.idempotencyKey ? memoryIdForKey(this.identity, fields.idempotencyKey) : randomId(),
       scope,
       category,
       content: fields.content,
@@ -502,7 +516,14 @@ export class MemoryStore {
    * an invalid pair is rejected with the list of valid ones.
    */
   remember(input: RememberInput): Promise<WriteResult> {
-    return this.#guard(async () => this.#create(this.#newRecord(input)));
+    return this.#guard(async () => {
+      const record = this.#newRecord(input);
+      if (input.idempotencyKey) {
+        const [earlier] = await this.#locate(record.id);
+        if (earlier) return { memory: earlier.record, warnings: [], duplicate: true };
+      }
+      return this.#create(record);
+    });
   }
 
   async #create(record: MemoryRecord): Promise<WriteResult> {

@@ -47,6 +47,7 @@ describe("tool list", () => {
       expect(Object.keys(props).sort()).toEqual([
         "category",
         "content",
+        "idempotencyKey",
         "priority",
         "relatedTo",
         "scope",
@@ -185,6 +186,29 @@ describe("pattern_remember and its shortcuts", () => {
       expect((pem.warnings as string[])[0]).toContain("private key");
       const clean = await a.ok("pattern_remember", { content: "the password rules are in docs/security.md" });
       expect(clean.warnings).toEqual([]);
+    } finally {
+      await a.close();
+    }
+  });
+});
+
+describe("pattern_remember with an idempotency key", () => {
+  it("stores a retried remember once and says it is a duplicate", async () => {
+    const a = await openAgent(nats.url, { projectId: uniqueProjectId(), agentName: "alice" });
+    try {
+      const args = { content: "retry me", category: "longterm", idempotencyKey: "note-1" };
+      const first = await a.ok("pattern_remember", args);
+      const again = await a.ok("pattern_remember", args);
+      expect(memoryOf(again).id).toBe(memoryOf(first).id);
+      expect(first.duplicate).toBeUndefined();
+      expect(again.duplicate).toBe(true);
+      const other = await a.ok("pattern_remember", { ...args, idempotencyKey: "note-2" });
+      expect(memoryOf(other).id).not.toBe(memoryOf(first).id);
+      const found = await a.ok("pattern_search", { query: "retry" });
+      expect((found.results as unknown[]).length).toBe(2);
+      expect((await a.fails("pattern_remember", { content: "x", idempotencyKey: "no spaces" })).code).toBe(
+        "invalid_input",
+      );
     } finally {
       await a.close();
     }

@@ -142,6 +142,34 @@ describe("channels", () => {
     }
   });
 
+  it("a send retried with the same idempotency key is stored once", async () => {
+    const p = uniqueProjectId();
+    const a = projectConfig(nats.url, p, { env: { LOOMINAL_AGENT_NAME: "alice" } });
+    const b = projectConfig(nats.url, p, { env: { LOOMINAL_AGENT_NAME: "bob" }, dir: a.dir });
+    const wa = await openWarp(a.config, locks.path);
+    const wb = await openWarp(b.config, locks.path);
+    try {
+      const first = await wa.warp.channels.send("roadmap", "ship it", "team", { idempotencyKey: "k-1" });
+      const retry = await wa.warp.channels.send("roadmap", "ship it", "team", { idempotencyKey: "k-1" });
+      expect(first.duplicate).toBe(false);
+      expect(retry).toMatchObject({ seq: first.seq, duplicate: true });
+      // Another agent's key of the same text is its own.
+      const other = await wb.warp.channels.send("roadmap", "ship it", "team", { idempotencyKey: "k-1" });
+      expect(other.duplicate).toBe(false);
+      const plain = await wa.warp.channels.send("roadmap", "ship it");
+      expect(plain.duplicate).toBe(false);
+      const page = await wb.warp.channels.read("roadmap", { limit: 10 });
+      expect(page.messages.map((m) => m.seq)).toEqual([first.seq, other.seq, plain.seq]);
+      await expect(
+        wa.warp.channels.send("roadmap", "x", "team", { idempotencyKey: "no spaces" }),
+      ).rejects.toMatchObject({ code: "invalid_input" });
+    } finally {
+      await wa.close();
+      await wb.close();
+      a.cleanup();
+    }
+  });
+
   it("private messages are hidden from every reader but their sender", async () => {
     const p = uniqueProjectId();
     const a = projectConfig(nats.url, p, {

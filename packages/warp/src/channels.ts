@@ -64,6 +64,8 @@ export interface SentChannelMessage {
   seq: number;
   scope: Scope;
   sentAt: string;
+  /** A message with the same idempotency key was stored already; `seq` is that message's. */
+  duplicate: boolean;
 }
 
 export interface ReadChannelMessage {
@@ -182,8 +184,17 @@ export class Channels {
     return ensureStream(this.#fabric, channelStreamSpec(this.info(channel)), "update");
   }
 
-  /** Publishes a message to a channel and waits for JetStream to store it. */
-  async send(channel: string, message: string, scope: Scope = "team"): Promise<SentChannelMessage> {
+  /**
+   * Publishes a message to a channel and waits for JetStream to store it. With an `idempotencyKey`, the
+   * message carries `Nats-Msg-Id: <agentId>:<key>`, so a retry within the stream's duplicate window (one
+   * whose first attempt was stored although its answer was lost) is not stored twice.
+   */
+  async send(
+    channel: string,
+    message: string,
+    scope: Scope = "team",
+    options: { idempotencyKey?: string } = {},
+  ): Promise<SentChannelMessage> {
     const info = this.info(channel);
     if (typeof message !== "string" || message.length === 0 || message.length > MESSAGE_MAX_CHARS)
       throw new LoominalError("invalid_input", `message must be 1–${MESSAGE_MAX_CHARS} characters`);
@@ -203,12 +214,19 @@ export class Channels {
       message,
       sentAt: new Date().toISOString(),
     };
+    const key = options.idempotencyKey;
+    if (key !== undefined && !/^[A-Za-z0-9_-]{1,64}$/.test(key))
+      throw new LoominalError("invalid_input", "idempotencyKey must be 1–64 letters, digits, '_' or '-'");
     const ack = await this.#recovering(info, async () => {
       await this.ensure(channel);
-      return this.#fabric.js.publish(info.subject, encoder.encode(JSON.stringify(record)));
+      return this.#fabric.js.publish(
+        info.subject,
+        encoder.encode(JSON.stringify(record)),
+        key === undefined ? undefined : { msgID: `${id.agentId}:${key}` },
+      );
     });
     this.#noteTail(channel, ack.seq);
-    return { channel, seq: ack.seq, scope, sentAt: record.sentAt };
+    return { channel, seq: ack.seq, scope, sentAt: record.sentAt, duplicate: ack.duplicate === true };
   }
 
   /**

@@ -21,6 +21,10 @@ export const recalledMemoryOutput = memoryOutput.extend({
 export const writeOutput = z.object({
   memory: memoryOutput,
   warnings: z.array(z.string()).describe("Set when the content looks like a secret; act on it."),
+  duplicate: z
+    .boolean()
+    .optional()
+    .describe("true when the idempotencyKey was used before: memory is the one stored then."),
 });
 
 export const errorOutput = z.object({ code: z.string(), message: z.string() });

@@ -12,7 +12,12 @@ export function rememberTool(deps: PatternToolDeps) {
     input: rememberInputSchema,
     output: writeOutput,
     handler: async (input) => {
-      const { memory, warnings } = await deps.store.remember(input);
+      const { memory, warnings, duplicate } = await deps.store.remember(input);
+      if (duplicate)
+        return {
+          data: { memory, warnings, duplicate: true },
+          text: `Already remembered with this idempotencyKey as ${memory.id}; nothing new was stored.`,
+        };
       return { data: { memory, warnings }, text: describeWrite("Remembered", memory, warnings) };
     },
   });

@@ -13,17 +13,32 @@ export function channelsSendTool({ warp }: WarpToolDeps) {
       channel: nameToken("channel").describe("Channel name, see warp_channels_list"),
       message: z.string().min(1).max(MESSAGE_MAX_CHARS).describe("The message text"),
       scope: scopeSchema.optional().describe("Who may read it (default team)"),
+      idempotencyKey: z
+        .string()
+        .regex(/^[A-Za-z0-9_-]{1,64}$/, "1–64 letters, digits, '_' or '-'")
+        .optional()
+        .describe(
+          "Your own key for this message (1–64 letters, digits, '_' or '-'). Retrying a send with the same key (say after nats_unavailable) within the channel's duplicate window (2 minutes, or the channel's max age if shorter) stores it once and answers with the first copy's seq and duplicate: true.",
+        ),
     }),
     output: z.object({
       channel: z.string(),
       seq: z.int().positive(),
       scope: scopeSchema,
       sentAt: z.string(),
+      duplicate: z.boolean().describe("true when a message with this idempotencyKey was stored already"),
     }),
-    handler: async ({ channel, message, scope }) =>
+    handler: async ({ channel, message, scope, idempotencyKey }) =>
       warp.run(async () => {
-        const sent = await warp.channels.send(channel, message, scope ?? "team");
-        return { data: sent, text: `Sent to #${sent.channel} (seq ${sent.seq}, ${sent.scope}).` };
+        const sent = await warp.channels.send(channel, message, scope ?? "team", {
+          ...(idempotencyKey ? { idempotencyKey } : {}),
+        });
+        return {
+          data: sent,
+          text: sent.duplicate
+            ? `Already sent to #${sent.channel} with this idempotencyKey (seq ${sent.seq}); not stored again.`
+            : `Sent to #${sent.channel} (seq ${sent.seq}, ${sent.scope}).`,
+        };
       }),
   });
 }
