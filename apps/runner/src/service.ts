@@ -19,7 +19,7 @@ import {
   runRequestSchema,
   TERMINAL,
 } from "./cluster/records.js";
-import { LockStore, lockKeysOf, PauseStore, QuotaStore, RunStore } from "./cluster/state.js";
+import { LockStore, listKeys, lockKeysOf, PauseStore, QuotaStore, RunStore } from "./cluster/state.js";
 import { openStores, type RunnerStores } from "./cluster/stores.js";
 import type { RunnerConfig } from "./env.js";
 import { type ChainEntry, type EmitEvent, type LoopResult, RunStop, runAgentLoop } from "./loop.js";
@@ -805,9 +805,7 @@ export class RunnerService {
   /** Heartbeats of the live replicas (a missing key is a dead replica). */
   async replicas(): Promise<Heartbeat[]> {
     const out: Heartbeat[] = [];
-    const found = new Set<string>();
-    for await (const k of await this.#stores.replicas.keys(keys.runnerReplicasPrefix())) found.add(k);
-    const list = [...found];
+    const list = await listKeys(this.#stores.replicas, keys.runnerReplicasPrefix());
     await Promise.all(
       list.map(async (k) => {
         const e = await this.#stores.replicas.get(k);
