@@ -1,4 +1,4 @@
-import { writeFileSync } from "node:fs";
+import { mkdirSync, realpathSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tempDir } from "@loominal/testkit";
 import { afterEach, describe, expect, it } from "vitest";
@@ -44,6 +44,32 @@ describe("loadConfig", () => {
     expect(fromEnv.agentName).toBe("envy");
     expect(fromEnv.agentId).not.toBe(fromFile.agentId);
     expect(fromEnv.nats.servers).toEqual(["nats://127.0.0.1:6000", "nats://127.0.0.1:6001"]);
+  });
+
+  it("takes the project from the nearest .loominal.json, else the git root, else the directory", () => {
+    const root = project();
+    const repo = join(root, "repo");
+    mkdirSync(join(repo, ".git"), { recursive: true });
+    mkdirSync(join(repo, "packages", "api", "src"), { recursive: true });
+    const sub = join(repo, "packages", "api", "src");
+    const atRoot = loadConfig({ cwd: repo, env: {} });
+    const inSub = loadConfig({ cwd: sub, env: {} });
+    expect(inSub.projectDir).toBe(realpathSync(repo));
+    expect(inSub.projectId).toBe(atRoot.projectId);
+    expect(inSub.agentId).toBe(atRoot.agentId);
+    // A .loominal.json on the way up wins over the git root.
+    writeFileSync(join(repo, "packages", ".loominal.json"), JSON.stringify({ projectId: "packages-only" }));
+    expect(loadConfig({ cwd: sub, env: {} })).toMatchObject({
+      projectDir: realpathSync(join(repo, "packages")),
+      projectId: "packages-only",
+    });
+    // One above the repository does not: the repository is the boundary.
+    writeFileSync(join(root, ".loominal.json"), JSON.stringify({ projectId: "outside" }));
+    expect(loadConfig({ cwd: repo, env: {} }).projectId).toBe(atRoot.projectId);
+    // Outside any repository and without a project file: the directory itself.
+    const plain = join(project(), "a", "b");
+    mkdirSync(plain, { recursive: true });
+    expect(loadConfig({ cwd: plain, env: {} }).projectDir).toBe(realpathSync(plain));
   });
 
   it("uses LOOMINAL_PROJECT_DIR for the project", () => {

@@ -38,6 +38,9 @@ export interface FabricOptions {
 
 export type FabricState = "connecting" | "connected" | "reconnecting" | "closed";
 
+/** How long an interruption may last before `readyForCall` stops waiting for the connection to come back. */
+export const OUTAGE_GRACE_MS = 1_500;
+
 /**
  * One NATS connection with JetStream and KV handles. The only place Loominal opens a NATS connection.
  *
@@ -59,6 +62,8 @@ export class Fabric {
   #resolveConnected!: (nc: NatsConnection) => void;
   #rejectConnected!: (err: Error) => void;
   #reconnectAttempt = 0;
+  /** When the connection was last lost (or the first attempt failed); undefined while connected. */
+  #downSince: number | undefined;
   #stateListeners = new Set<(state: FabricState) => void>();
 
   private constructor(options: FabricOptions) {
@@ -157,6 +162,23 @@ export class Fabric {
     }
   }
 
+  /** How long NATS has been unreachable (ms), or undefined while connected or before a first attempt failed. */
+  get downForMs(): number | undefined {
+    return this.#downSince === undefined ? undefined : Date.now() - this.#downSince;
+  }
+
+  /**
+   * `ready` for a caller that answers someone (an MCP tool): waits up to `timeoutMs` for a connection being
+   * made or coming back from a short interruption, but fails at once with NatsUnavailableError while an
+   * outage has lasted `graceMs` or more, instead of making every call wait out its timeout.
+   */
+  async readyForCall(timeoutMs: number, graceMs = OUTAGE_GRACE_MS): Promise<NatsConnection> {
+    if (this.#nc && this.#state === "connected") return this.#nc;
+    const down = this.downForMs;
+    if (down !== undefined && down >= graceMs) throw this.unavailable();
+    return this.ready(timeoutMs);
+  }
+
   /** A NatsUnavailableError describing the current state. */
   unavailable(cause?: unknown): NatsUnavailableError {
     const reason = cause
@@ -197,6 +219,8 @@ export class Fabric {
 
   #setState(state: FabricState): void {
     if (this.#state === state || this.#state === "closed") return;
+    if (state === "connected") this.#downSince = undefined;
+    else if (this.#state === "connected") this.#downSince = Date.now();
     this.#state = state;
     for (const l of this.#stateListeners) l(state);
   }
@@ -224,6 +248,7 @@ export class Fabric {
           this.#lastError = describeError(err);
           this.logger.warn({ url: this.url, err: this.#lastError }, "NATS not reachable yet; retrying");
         }
+        this.#downSince ??= Date.now();
         await sleep(delay);
         delay = Math.min(max, delay * 2);
       }

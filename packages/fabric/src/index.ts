@@ -1,4 +1,13 @@
 export {
+  AgentInstance,
+  type AgentInstanceOptions,
+  defaultLockDir,
+  IDENTITY_LEASE_TTL_MS,
+  IdentityInUseError,
+  MAX_INSTANCES,
+  processAlive,
+} from "./agent-instance.js";
+export {
   bucketName,
   CAS_KNOWN_KEYS_MAX,
   type CasMutation,
@@ -28,6 +37,7 @@ export {
   Fabric,
   type FabricOptions,
   type FabricState,
+  OUTAGE_GRACE_MS,
 } from "./connection.js";
 export { type EnvTable, type EnvValues, type EnvVarSpec, envTableMarkdown, parseEnv } from "./env.js";
 export {

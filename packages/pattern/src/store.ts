@@ -1,5 +1,6 @@
 import {
   type BucketSpec,
+  type EnvTable,
   ensureBucket,
   type Fabric,
   forgetBucket,
@@ -8,6 +9,7 @@ import {
   type Logger,
   type LoominalConfig,
   mayMeanStreamMissing,
+  parseEnv,
   silentLogger,
   streamInfo,
 } from "@loominal/fabric";
@@ -26,6 +28,7 @@ import {
   type Scope,
 } from "@loominal/protocol";
 import type { KV } from "@nats-io/kv";
+import { z } from "zod";
 import {
   type BucketRole,
   candidateLocations,
@@ -275,7 +278,7 @@ export class MemoryStore {
 
   async #kv(role: BucketRole): Promise<KV> {
     if (this.#closed) throw new LoominalError("invalid_transition", "this memory store is closed");
-    await this.#fabric.ready(this.#readyTimeoutMs);
+    await this.#fabric.readyForCall(this.#readyTimeoutMs);
     // ensureBucket remembers what it verified (per connection, forgotten after a reconnect).
     const kv = await ensureBucket(this.#fabric, this.#bucketSpec(role));
     this.#opened.add(role);
@@ -928,16 +931,21 @@ export class MemoryStore {
  * `LOOMINAL_PATTERN_MAX_PUBLIC_MEMORIES` (a positive integer), or undefined when unset. Throws
  * ConfigError naming the variable for any other value.
  */
+/** The Pattern server's environment variables (parsed with the fabric's `parseEnv`). */
+export const PATTERN_ENV = {
+  LOOMINAL_PATTERN_MAX_PUBLIC_MEMORIES: {
+    schema: z.coerce
+      .number()
+      .int("must be a whole number")
+      .min(1, "must be at least 1")
+      .max(Number.MAX_SAFE_INTEGER)
+      .optional(),
+    description: `how many public memories one view keeps (a positive integer, default ${DEFAULT_MAX_PUBLIC_MEMORIES})`,
+  },
+} satisfies EnvTable;
+
 export function maxPublicMemoriesFromEnv(env: Record<string, string | undefined>): number | undefined {
-  const raw = env.LOOMINAL_PATTERN_MAX_PUBLIC_MEMORIES?.trim();
-  if (!raw) return undefined;
-  const n = /^\d+$/.test(raw) ? Number(raw) : Number.NaN;
-  if (!Number.isSafeInteger(n) || n < 1) {
-    throw new ConfigError(
-      `LOOMINAL_PATTERN_MAX_PUBLIC_MEMORIES is ${JSON.stringify(raw)}; set it to a positive integer (default ${DEFAULT_MAX_PUBLIC_MEMORIES})`,
-    );
-  }
-  return n;
+  return parseEnv(PATTERN_ENV, env).LOOMINAL_PATTERN_MAX_PUBLIC_MEMORIES;
 }
 
 /** Live core memories in the personal view written before stream sequence `before`. */
