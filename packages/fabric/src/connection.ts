@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { inboxPrefixFor, LoominalError, nameTokenProblem } from "@loominal/protocol";
 import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import {
@@ -18,7 +19,7 @@ import {
 } from "@nats-io/transport-node";
 import type { NatsSettings } from "./config.js";
 import { redactUrl } from "./config.js";
-import { NatsAuthError, NatsUnavailableError } from "./errors.js";
+import { isPermissionViolation, NatsAuthError, NatsPermissionError, NatsUnavailableError } from "./errors.js";
 import { featuresOf, type ServerFeatures } from "./features.js";
 import { type Logger, silentLogger } from "./logger.js";
 
@@ -155,7 +156,11 @@ export class Fabric {
 
   /** Maps errors meaning "NATS is not there" to NatsUnavailableError; returns others unchanged. */
   mapError(err: unknown): unknown {
-    if (err instanceof NatsUnavailableError) return err;
+    if (err instanceof NatsUnavailableError || err instanceof LoominalError) return err;
+    if (isPermissionViolation(err)) {
+      const subject = /"([^"]+)"/.exec((err as Error).message)?.[1];
+      return new NatsPermissionError(subject ? `a request on ${subject}` : "a request", { cause: err });
+    }
     if (isUnavailableError(err)) return this.unavailable(err);
     return err;
   }
@@ -263,6 +268,8 @@ export class Fabric {
       pingInterval: 10_000,
       timeout: 2_000,
     };
+    const inboxPrefix = s.inboxPrefix ?? derivedInboxPrefix(s.user);
+    if (inboxPrefix !== undefined) opts.inboxPrefix = inboxPrefix;
     const auth: Authenticator[] = [];
     if (s.credsFile) auth.push(credsAuthenticator(readFileSync(s.credsFile)));
     if (s.user) auth.push(usernamePasswordAuthenticator(s.user, s.password ?? ""));
@@ -277,6 +284,13 @@ export class Fabric {
     }
     return opts;
   }
+}
+
+/** `_INBOX_<user>` for a user name that is a subject token (what `loominal nats-config` grants), else none. */
+function derivedInboxPrefix(user: string | undefined): string | undefined {
+  return user !== undefined && nameTokenProblem(user, "name") === undefined
+    ? inboxPrefixFor(user)
+    : undefined;
 }
 
 /** Whether an error means the server answered but refused the credentials (or their absence). */

@@ -35,9 +35,12 @@ export {
   type ConfigDifference,
   ConfigMismatchError,
   InvalidMessageError,
+  isPermissionViolation,
   LeaseHeldError,
   NatsAuthError,
+  NatsPermissionError,
   NatsUnavailableError,
+  NotProvisionedError,
   UnsupportedServerError,
 } from "./errors.js";
 export {
@@ -50,7 +53,7 @@ export {
   type ServerVersion,
   versionAtLeast,
 } from "./features.js";
-export { Lease, type LeaseOptions, type LeaseRecord, leaseBucket } from "./lease.js";
+export { Lease, type LeaseOptions, type LeaseRecord, leaseBucket, leaseBucketSpec } from "./lease.js";
 export {
   createLogger,
   LOG_LEVELS,
@@ -74,6 +77,8 @@ export {
   JS_STREAM_NOT_FOUND,
   type MismatchPolicy,
   mayMeanStreamMissing,
+  type ProvisionResult,
+  provision,
   type StreamSpec,
   streamDifferences,
   streamInfo,

@@ -31,4 +31,5 @@ export {
   WorkQueue,
   type WorkQueueOptions,
   type WorkSettings,
+  workStreamSpec,
 } from "./queue.js";

@@ -4,6 +4,7 @@ import {
   type Fabric,
   isCasConflict,
   type Logger,
+  type StreamSpec,
   silentLogger,
 } from "@loominal/fabric";
 import {
@@ -857,12 +858,7 @@ export class WorkQueue {
   }
 
   #workStreamSpec() {
-    return {
-      name: streams.work(this.projectId),
-      subjects: [subjects.workAll(this.projectId)],
-      retention: "workqueue" as const,
-      duplicateWindowMs: 120_000,
-    };
+    return workStreamSpec(this.projectId);
   }
 
   #puller(boundary: string, capability: string): Promise<OfferPuller> {
@@ -1227,4 +1223,14 @@ export class WorkQueue {
     }
     return { item: cur, claim: c };
   }
+}
+
+/** The work-offer stream of a project (work-queue retention: an acked offer is gone). */
+export function workStreamSpec(projectId: string): StreamSpec {
+  return {
+    name: streams.work(projectId),
+    subjects: [subjects.workAll(projectId)],
+    retention: "workqueue",
+    duplicateWindowMs: 120_000,
+  };
 }
