@@ -10,7 +10,7 @@ import { buckets, consumers, keys, streams, subjects } from "./subjects.js";
  * bucket) write into one stream, bucket, consumer or key. KV buckets are streams named `KV_<bucket>`, so
  * they share the stream namespace.
  */
-type Arg = "project" | "token" | "agent";
+type Arg = "project" | "token" | "agent" | "text" | "rid";
 interface Family {
   namespace: string;
   name: string;
@@ -35,6 +35,8 @@ const bucketFamilies: Array<[string, Arg[], (...a: string[]) => string]> = [
   ["runnerReplicas", [], () => buckets.runnerReplicas()],
   ["runnerState", [], () => buckets.runnerState()],
   ["runnerLocks", [], () => buckets.runnerLocks()],
+  ["runnerMemory", [], () => buckets.runnerMemory()],
+  ["runnerEvals", [], () => buckets.runnerEvals()],
 ];
 
 const FAMILIES: Family[] = [
@@ -57,6 +59,63 @@ const FAMILIES: Family[] = [
   { namespace: "stream", name: "dlq", args: ["project"], build: (p) => streams.dlq(p) },
   { namespace: "stream", name: "runnerEvents", args: [], build: () => streams.runnerEvents() },
   { namespace: "stream", name: "runnerAdmit", args: [], build: () => streams.runnerAdmit() },
+  { namespace: "stream", name: "runnerChannels", args: [], build: () => streams.runnerChannels() },
+  { namespace: "consumer", name: "runnerAdmit", args: [], build: () => consumers.runnerAdmit() },
+  { namespace: "subject", name: "runnerAdmit", args: [], build: () => subjects.runnerAdmit() },
+  { namespace: "subject", name: "runnerEvents", args: ["agent"], build: (r) => subjects.runnerEvents(r) },
+  { namespace: "subject", name: "runnerCancel", args: ["token"], build: (r) => subjects.runnerCancel(r) },
+  {
+    namespace: "subject",
+    name: "runnerChannel",
+    args: ["text", "text"],
+    build: (s, t) => subjects.runnerChannel(s, t),
+  },
+  // Runner keys: one namespace per runner bucket.
+  { namespace: "key:runner-runs", name: "runnerRun", args: ["rid"], build: (r) => keys.runnerRun(r) },
+  { namespace: "key:runner-quotas", name: "runnerQuota", args: ["text"], build: (u) => keys.runnerQuota(u) },
+  {
+    namespace: "key:runner-replicas",
+    name: "runnerReplica",
+    args: ["token"],
+    build: (r) => keys.runnerReplica(r),
+  },
+  {
+    namespace: "key:runner-replicas",
+    name: "runnerReaperLease",
+    args: [],
+    build: () => keys.runnerReaperLease(),
+  },
+  { namespace: "key:runner-state", name: "runnerPause", args: [], build: () => keys.runnerPause() },
+  {
+    namespace: "key:runner-locks",
+    name: "runnerSessionLock",
+    args: ["text"],
+    build: (s) => keys.runnerSessionLock(s),
+  },
+  {
+    namespace: "key:runner-locks",
+    name: "runnerAgentIdLock",
+    args: ["token"],
+    build: (a) => keys.runnerAgentIdLock(a),
+  },
+  {
+    namespace: "key:runner-memory",
+    name: "runnerMemory",
+    args: ["text", "text"],
+    build: (o, k) => keys.runnerMemory("user", o, k),
+  },
+  {
+    namespace: "key:runner-memory",
+    name: "runnerMemory:tenant",
+    args: ["text", "text"],
+    build: (o, k) => keys.runnerMemory("tenant", o, k),
+  },
+  {
+    namespace: "key:runner-evals",
+    name: "runnerEvaluation",
+    args: ["rid", "agent"],
+    build: (r, e) => keys.runnerEvaluation(r, e),
+  },
   { namespace: "consumer", name: "work", args: ["token", "token"], build: (b, c) => consumers.work(b, c) },
   {
     namespace: "subject",
@@ -141,6 +200,14 @@ const PATTERNS = new Set([
   "keys.memoryTeamPrefix",
   "keys.memoryPersonalPrefix",
   "keys.memoryPublicPrefix",
+  "subjects.runnerEventsAll",
+  "subjects.runnerCancelAll",
+  "subjects.runnerChannelAll",
+  "keys.runnerUserRunsPrefix",
+  "keys.runnerRunsPrefix",
+  "keys.runnerQuotasPrefix",
+  "keys.runnerReplicasPrefix",
+  "keys.runnerEvaluationsPrefix",
 ]);
 
 // Small alphabets and the names of shared things, so that near-collisions are drawn often.
@@ -173,7 +240,23 @@ const agentArb = fc.oneof(
   fc.constantFrom("0123456789abcdef0123456789abcdef", "fedcba9876543210fedcba9876543210"),
   fc.stringMatching(/^[0-9a-f]{32}$/),
 );
-const argArb: Record<Arg, fc.Arbitrary<string>> = { project: projectArb, token: tokenArb, agent: agentArb };
+// Free-form ids (user, session, topic, memory key), including dots, wildcards and non-ASCII.
+const textArb = fc.oneof(
+  fc.constantFrom("a", "a.b", "a>", "*", "user-1", "user_1", "ü", "a/b"),
+  fc.string({ minLength: 0, maxLength: 12 }),
+);
+// Run ids: 32 hex whose first 16 often repeat (two runs of one user).
+const ridArb = fc.oneof(
+  agentArb,
+  fc.stringMatching(/^[0-9a-f]{16}$/).map((s) => `0123456789abcdef${s}`),
+);
+const argArb: Record<Arg, fc.Arbitrary<string>> = {
+  project: projectArb,
+  token: tokenArb,
+  agent: agentArb,
+  text: textArb,
+  rid: ridArb,
+};
 
 const inputArb = fc.oneof(
   ...FAMILIES.map((family) =>

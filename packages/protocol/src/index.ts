@@ -58,6 +58,16 @@ export {
 } from "./permissions.js";
 export * from "./records/index.js";
 export {
+  assertReplicaId,
+  assertRunId,
+  assertRunnerAgentId,
+  RUN_ID_RE,
+  RUNNER_AGENT_ID_RE,
+  RUNNER_TEXT_MAX,
+  runnerTextToken,
+  runnerUserToken,
+} from "./runner-names.js";
+export {
   canRead,
   DEFAULT_READ_SCOPES,
   type Owner,
@@ -72,6 +82,8 @@ export {
   DEFAULT_BOUNDARY,
   keys,
   type LayoutRow,
+  LEASES_BUCKET_TTL_MS,
+  leaseKeys,
   natsLayout,
   natsLayoutMarkdown,
   streams,

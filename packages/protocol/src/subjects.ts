@@ -1,5 +1,12 @@
 import { InvalidNameError } from "./errors.js";
 import { assertAgentId, assertNameToken, assertProjectId } from "./names.js";
+import {
+  assertReplicaId,
+  assertRunId,
+  assertRunnerAgentId,
+  runnerTextToken,
+  runnerUserToken,
+} from "./runner-names.js";
 
 /**
  * Every NATS subject, stream, consumer and bucket name Loominal uses, in one place.
@@ -28,6 +35,18 @@ export const subjects = {
     `loom.${p(projectId)}.agent.${assertAgentId(agentId)}.control`,
   coordinator: (projectId: string, op: string) => `coord.${p(projectId)}.${assertNameToken(op, "name")}`,
   coordinatorAll: (projectId: string) => `coord.${p(projectId)}.>`,
+  /** Run requests waiting for a replica (work-queue stream runner_admit). */
+  runnerAdmit: () => "runner.admit",
+  /** The events of one run: `runner.events.<runId>`. */
+  runnerEvents: (runId: string) => `runner.events.${assertRunId(runId)}`,
+  runnerEventsAll: () => "runner.events.>",
+  /** Cancel requests to the replica that owns a run (core request/reply). */
+  runnerCancel: (replicaId: string) => `runner.cancel.${assertReplicaId(replicaId)}`,
+  runnerCancelAll: () => "runner.cancel.>",
+  /** Agent-tool channel messages: `runner.chan.<scope token>.<topic token>` (scope = tenant or user). */
+  runnerChannel: (scope: string, topic: string) =>
+    `runner.chan.${runnerTextToken(scope, "scope")}.${runnerTextToken(topic, "topic")}`,
+  runnerChannelAll: () => "runner.chan.>",
 } as const;
 
 export const streams = {
@@ -39,6 +58,7 @@ export const streams = {
   dlq: (projectId: string) => `loom_${p(projectId)}_dlq`,
   runnerEvents: () => "runner_events",
   runnerAdmit: () => "runner_admit",
+  runnerChannels: () => "runner_channels",
 } as const;
 
 export const consumers = {
@@ -53,6 +73,8 @@ export const consumers = {
     const b = assertNameToken(boundary, "boundary");
     return `work_${b}_${assertNameToken(capability, "capability")}_${b.length}`;
   },
+  /** The one durable consumer every runner replica pulls run requests through. */
+  runnerAdmit: () => "runner_admit_pull",
 } as const;
 
 export const buckets = {
@@ -74,6 +96,23 @@ export const buckets = {
   runnerReplicas: () => "runner-replicas",
   runnerState: () => "runner-state",
   runnerLocks: () => "runner-locks",
+  /** Agent-tool memory (memory_set / memory_get), per user or tenant. */
+  runnerMemory: () => "runner-memory",
+  /** Evaluations submitted against runs (evaluation_submit). */
+  runnerEvals: () => "runner-evals",
+} as const;
+
+/**
+ * TTL of the shared lease bucket `loom-leases`, in ms. On nats-server 2.9 a TTL belongs to the bucket
+ * (stream max_age, counted from each key's last write), so every user of the bucket opens it with this
+ * value; a lease holder renews well within it.
+ */
+export const LEASES_BUCKET_TTL_MS = 15_000;
+
+/** Keys of the shared `loom-leases` bucket; each starts with the project, as permissions require. */
+export const leaseKeys = {
+  /** The one process per project that runs work-queue maintenance (lapsed claims, stranded offers, retention). */
+  workMaintenance: (projectId: string) => `${p(projectId)}.work-maintenance`,
 } as const;
 
 export const keys = {
@@ -103,6 +142,30 @@ export const keys = {
     `p.${assertAgentId(userId)}.${assertNameToken(category, "category")}.${memoryIdToken(memoryId)}`,
   /** Every public memory (`p.>`), or those one user wrote (`p.<userId>.>`). */
   memoryPublicPrefix: (userId?: string) => (userId === undefined ? "p.>" : `p.${assertAgentId(userId)}.>`),
+  /** Run record in runner-runs: `r.<user token>.<runId>` (the run id starts with the user token). */
+  runnerRun: (runId: string) => `r.${assertRunId(runId).slice(0, 16)}.${runId}`,
+  runnerUserRunsPrefix: (userId: string) => `r.${runnerUserToken(userId)}.>`,
+  runnerRunsPrefix: () => "r.>",
+  /** A user's admitted runs (queued or running) in runner-quotas. */
+  runnerQuota: (userId: string) => `u.${runnerTextToken(userId, "user_id")}`,
+  runnerQuotasPrefix: () => "u.>",
+  /** Heartbeat of one replica in runner-replicas (bucket TTL). */
+  runnerReplica: (replicaId: string) => `replica.${assertReplicaId(replicaId)}`,
+  runnerReplicasPrefix: () => "replica.>",
+  /** The reaper's singleton lease, in runner-replicas (same TTL). */
+  runnerReaperLease: () => "lease.reaper",
+  /** The cluster's pause state in runner-state. */
+  runnerPause: () => "pause",
+  /** Session lock and agent_id claim in runner-locks (bucket TTL, refreshed while the run lives). */
+  runnerSessionLock: (sessionId: string) => `session.${runnerTextToken(sessionId, "session_id")}`,
+  runnerAgentIdLock: (agentId: string) => `agent.${assertRunnerAgentId(agentId)}`,
+  /** Memory in runner-memory: `<u|t>.<owner token>.<key token>`. */
+  runnerMemory: (scope: "user" | "tenant", owner: string, key: string) =>
+    `${scope === "user" ? "u" : "t"}.${runnerTextToken(owner, scope === "user" ? "user_id" : "tenant_id")}.${runnerTextToken(key, "key")}`,
+  /** One evaluation in runner-evals: `<runId>.<evaluationId>`. */
+  runnerEvaluation: (runId: string, evaluationId: string) =>
+    `${assertRunId(runId)}.${assertAgentId(evaluationId)}`,
+  runnerEvaluationsPrefix: (runId: string) => `${assertRunId(runId)}.>`,
 } as const;
 
 /** Memory ids have the agentId format (32 hex); checked here so no dot or wildcard reaches a key. */
@@ -213,15 +276,57 @@ export function natsLayout(): LayoutRow[] {
     },
     {
       what: "leases",
-      subject: "key <name>",
-      store: `KV ${buckets.leases()} (bucket TTL)`,
+      subject: `key <p>.<name>, e.g. ${leaseKeys.workMaintenance(EX)}`,
+      store: `KV ${buckets.leases()} (bucket TTL ${LEASES_BUCKET_TTL_MS / 1000} s)`,
       retention: "singleton locks; expire when not renewed",
     },
     {
-      what: "runner",
-      subject: "see Runner",
-      store: `KV ${buckets.runnerRuns()}, ${buckets.runnerQuotas()}, ${buckets.runnerReplicas()} (bucket TTL), ${buckets.runnerState()}, ${buckets.runnerLocks()}; stream ${streams.runnerEvents()}; work-queue stream ${streams.runnerAdmit()}`,
+      what: "runner: admission",
+      subject: subjects.runnerAdmit(),
+      store: `work-queue stream ${streams.runnerAdmit()}, durable consumer ${consumers.runnerAdmit()}`,
+      retention: "max ack pending = the cluster-wide run cap; max msgs = cap + queue, discard new",
+    },
+    {
+      what: "runner: run records",
+      subject: `key ${keys.runnerRun(EXA)}`,
+      store: `KV ${buckets.runnerRuns()}`,
+      retention: "terminal state written once by CAS",
+    },
+    {
+      what: "runner: run events",
+      subject: subjects.runnerEvents(EXA),
+      store: `stream ${streams.runnerEvents()}`,
+      retention: "limits, max age (RUNNER_EVENTS_MAX_AGE_MS)",
+    },
+    {
+      what: "runner: per-user quota",
+      subject: "key u.<base64url user_id>",
+      store: `KV ${buckets.runnerQuotas()}`,
+      retention: "the user's admitted run ids; CAS, never above the cap",
+    },
+    {
+      what: "runner: replicas and reaper",
+      subject: `key ${keys.runnerReplica("replica-1")}, ${keys.runnerReaperLease()}`,
+      store: `KV ${buckets.runnerReplicas()} (bucket TTL)`,
+      retention: "heartbeats; missing key means dead",
+    },
+    {
+      what: "runner: cancel",
+      subject: subjects.runnerCancel("replica-1"),
+      store: "core request/reply",
       retention: "",
+    },
+    {
+      what: "runner: pause, locks",
+      subject: `key ${keys.runnerPause()} · session.<base64url id>, agent.<agent_id>`,
+      store: `KV ${buckets.runnerState()}, ${buckets.runnerLocks()} (bucket TTL)`,
+      retention: "CAS transitions; locks refreshed while their run lives",
+    },
+    {
+      what: "runner: agent tools",
+      subject: "runner.chan.<scope>.<topic> · key <u|t>.<owner>.<key> · key <runId>.<evaluationId>",
+      store: `stream ${streams.runnerChannels()}; KV ${buckets.runnerMemory()}, ${buckets.runnerEvals()}`,
+      retention: "channels: limits, max age",
     },
   ];
 }

@@ -301,7 +301,7 @@ export class Channels {
         skippedInvalid: 0,
       };
     }
-    const pulled = await this.#pullPage(jsm, info, cached.lastSeq + 1, added);
+    const pulled = await this.#pullPage(jsm, info, cached.lastSeq + 1, added, state.last_seq);
     this.#noteTail(info.name, pulled.nextSeq - 1);
     const fresh = this.#visible(info, pulled.messages);
     const messages = [...kept, ...fresh.messages].slice(-cached.limit);
@@ -505,12 +505,22 @@ export class Channels {
     if (seq > (this.#tails.get(channel) ?? 0)) this.#tails.set(channel, seq);
   }
 
-  /** Pulls up to `limit` raw messages from `start` on, reusing a read consumer already positioned there. */
+  /**
+   * Pulls up to `limit` raw messages from `start` on, reusing a read consumer already positioned there.
+   *
+   * The server tells an existing consumer about a newly stored message asynchronously, after it has
+   * acknowledged the publish, so a reused consumer may answer "no messages" (or stop early) although the
+   * stream already holds more. A short answer from a reused consumer is therefore checked against the
+   * stream's last sequence (`storedLast` when the caller just read it, else one stream-info request), and
+   * when the stream holds more the page is read with a fresh consumer, whose pending count the server
+   * computes from the store when it creates it.
+   */
   async #pullPage(
     jsm: JetStreamManager,
     info: ChannelInfo,
     start: number,
     limit: number,
+    storedLast?: number,
   ): Promise<{ messages: PulledMessage[]; nextSeq: number; hasMore: boolean }> {
     const nc = this.#fabric.nc;
     const cached = this.#readers.get(info.name);
@@ -519,7 +529,14 @@ export class Channels {
       this.#readers.delete(info.name);
       try {
         const messages = await pullBatch(nc, info.stream, cached.name, limit, PULL_TIMEOUT_MS);
-        return this.#afterPull(info, cached.name, start, messages);
+        if (messages.length >= limit) return this.#afterPull(info, cached.name, start, messages);
+        const last = storedLast ?? (await jsm.streams.info(info.stream)).state.last_seq;
+        const delivered = messages[messages.length - 1]?.streamSeq ?? start - 1;
+        if (delivered >= last) return this.#afterPull(info, cached.name, start, messages);
+        this.#logger.debug(
+          { channel: info.name, delivered, storedLast: last },
+          "reused read consumer had not seen the newest messages yet; reading with a fresh one",
+        );
       } catch (err) {
         // The server removed it, or it failed: fall back to a fresh consumer.
         this.#logger.debug({ err: String(err) }, "cached read consumer unusable; creating a new one");

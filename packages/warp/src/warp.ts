@@ -7,9 +7,6 @@ import { Inbox } from "./inbox.js";
 import { Registry } from "./registry.js";
 import { WorkQueue } from "./work/index.js";
 
-/** Offers an agent's process holds ready for its next claims (see WorkQueueOptions.prefetch). */
-const MCP_CLAIM_PREFETCH = 8;
-
 /** How long a caller waits for NATS by default before getting "NATS unreachable". */
 export const DEFAULT_READY_TIMEOUT_MS = 2_000;
 
@@ -20,6 +17,17 @@ export interface WarpOpenOptions {
   logger?: Logger;
   /** Where per-host identity lock files live (default `<tmpdir>/loominal-agents`). */
   lockDir?: string;
+  /**
+   * Offers this process fetches ahead of its claims, per boundary+capability (default 1: none). Only a
+   * process that claims in a loop (the worker CLI) should set more: prefetched offers are held away
+   * from every other claimer until claimed or handed back.
+   */
+  workPrefetch?: number;
+  /**
+   * Take part in work maintenance (default true): the one process per project holding its lease moves
+   * lapsed claims on, repairs stranded offers and drops finished items after the retention.
+   */
+  workMaintenance?: boolean;
 }
 
 /**
@@ -58,9 +66,7 @@ export class Warp {
       agentId: identity.agentId,
       userId: identity.userId,
       settings: warp.work,
-      // A few offers ready for the next claim make a claim one ledger write instead of a pull and a
-      // write, and let it take the highest priority of several; unclaimed ones go back within 5 s.
-      prefetch: MCP_CLAIM_PREFETCH,
+      ...(options.workPrefetch !== undefined ? { prefetch: options.workPrefetch } : {}),
       logger,
     });
     // Claim the identity as soon as NATS is there, not at the first tool call.
@@ -79,6 +85,7 @@ export class Warp {
     });
     const warp = new Warp(options, identity, logger);
     warp.registry.startReaper();
+    if (options.workMaintenance !== false) warp.work.startMaintenance();
     if (options.fabric.isConnected) warp.#establishInBackground();
     return warp;
   }

@@ -4,6 +4,12 @@ import type { Consumer, ConsumerMessages, JsMsg } from "@nats-io/jetstream";
 
 const codec: JsonCodec<WorkOfferMessage> = jsonCodec(workOfferMessageSchema);
 
+/** Decodes an offer message; `offer` is undefined (and `problem` says why) when it is invalid. */
+export function decodeOffer(msg: JsMsg): { offer: WorkOfferMessage | undefined; problem?: string } {
+  const r = codec.safeDecode(msg.data, msg.subject);
+  return r.ok ? { offer: r.value } : { offer: undefined, problem: r.error.message };
+}
+
 /** nats.js refuses pull requests that expire sooner than this. */
 const MIN_PULL_EXPIRES_MS = 1_000;
 const MAX_PULL_EXPIRES_MS = 30_000;

@@ -263,5 +263,25 @@ describe("work queue lifecycle", () => {
     await expect(q.get("nope")).rejects.toMatchObject({ code: "invalid_input" });
     expect(await q.get(randomId())).toBeUndefined();
     await expect(q.complete(randomId(), "x")).rejects.toMatchObject({ code: "not_found" });
+    await expect(q.list({ status: Array(100_000).fill("pending") })).rejects.toMatchObject({
+      code: "invalid_input",
+    });
+    await expect(q.list({ status: ["pending", "nope" as "pending"] })).rejects.toMatchObject({
+      code: "invalid_input",
+    });
+    await expect(q.list({ offeredBy: "a.b" })).rejects.toMatchObject({ code: "invalid_name" });
+  });
+
+  it("answers not_found, as get does, when another agent acts on a private item it cannot see", async () => {
+    const projectId = uniqueProjectId();
+    const owner = await agent({ projectId });
+    const stranger = await agent({ projectId });
+    const item = await owner.offer(offer("mine", { scope: "private" }));
+    expect((await owner.claim({ capability: "typescript", timeoutMs: 2_000 }))?.workId).toBe(item.workId);
+    expect(await stranger.get(item.workId)).toBeUndefined();
+    await expect(stranger.complete(item.workId, "x")).rejects.toMatchObject({ code: "not_found" });
+    await expect(stranger.fail(item.workId, "x")).rejects.toMatchObject({ code: "not_found" });
+    await expect(stranger.progress(item.workId)).rejects.toMatchObject({ code: "not_found" });
+    expect((await owner.complete(item.workId, "ok")).status).toBe("completed");
   });
 });

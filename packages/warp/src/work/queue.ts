@@ -8,6 +8,7 @@ import {
   silentLogger,
 } from "@loominal/fabric";
 import {
+  assertAgentId,
   assertNameToken,
   type ClaimedWork,
   canRead,
@@ -21,7 +22,6 @@ import {
   subjects,
   type WarpConfig,
   type WorkEvent,
-  type WorkEventType,
   type WorkItem,
   type WorkOfferMessage,
   type WorkResult,
@@ -29,9 +29,20 @@ import {
   workIdSchema,
   workOfferInputSchema,
   workResultSchema,
+  workStatusSchema,
 } from "@loominal/protocol";
 import { AckPolicy, DeliverPolicy, JetStreamApiError, type JsMsg } from "@nats-io/jetstream";
 import type { z } from "zod";
+import {
+  claimRecord,
+  type Delivery,
+  type DeliveryDecision,
+  deadRecord,
+  decideDelivery,
+  expiredRecord,
+  iso,
+  without,
+} from "./decision.js";
 import { type DeadLetterPage, DeadLetterStore, dlqStreamSpec } from "./dlq.js";
 import {
   WorkClaimConflictError,
@@ -41,7 +52,8 @@ import {
 } from "./errors.js";
 import { type EventWatch, transition, type WatchEventsOptions } from "./events.js";
 import { type LedgerEntry, WorkLedger } from "./ledger.js";
-import { type DeliveredOffer, OfferPuller } from "./puller.js";
+import { WorkMaintenance } from "./maintenance.js";
+import { type DeliveredOffer, decodeOffer, OfferPuller } from "./puller.js";
 
 export type WorkSettings = WarpConfig["work"];
 
@@ -154,6 +166,12 @@ const DEFAULT_PREFETCH_HOLD_MS = 5_000;
 /** Tries of an offer publish, waiting for the connection between them. */
 const OFFER_PUBLISH_ATTEMPTS = 3;
 const NS_PER_MS = 1_000_000;
+/** How often the maintenance lease holder runs a pass (and others try to take the lease). */
+const DEFAULT_MAINTENANCE_INTERVAL_MS = 2_000;
+/** Pulls per consumer and pass, messages per pull, and how long a sweep pull waits. */
+const SWEEP_ROUNDS = 8;
+const SWEEP_BATCH = 16;
+const SWEEP_PULL_EXPIRES_MS = 1_000;
 
 /** A claim this process holds: the JetStream message (to ack, nak, extend) and the ledger state it wrote. */
 interface HeldClaim {
@@ -165,7 +183,7 @@ interface HeldClaim {
 /** Thrown inside a ledger mutation when an offer must not be claimed; says what to do with the message. */
 class OfferNotClaimable extends Error {
   constructor(
-    readonly action: "ack" | "term" | "leave" | "repair",
+    readonly action: "ack" | "term" | "leave" | "release" | "repair",
     readonly why: string,
   ) {
     super(why);
@@ -177,19 +195,17 @@ interface Setup {
   dlq: DeadLetterStore;
 }
 
-/** A new work id: 12 hex of the creation time in ms, then 20 random hex (sorts by age, unique). */
+let lastWorkId = "";
+
+/**
+ * A new work id: 12 hex of the creation time in ms, then 20 random hex (sorts by age, unique). Ids made
+ * by one process only grow, even within one millisecond, so its items list in the order it offered them.
+ */
 export function newWorkId(now = Date.now()): string {
-  return now.toString(16).padStart(12, "0").slice(-12) + randomId().slice(0, 20);
-}
-
-function iso(ms: number): string {
-  return new Date(ms).toISOString();
-}
-
-function without<T extends object, K extends keyof T>(obj: T, ...keys: K[]): Omit<T, K> {
-  const copy = { ...obj };
-  for (const k of keys) delete copy[k];
-  return copy;
+  let id = now.toString(16).padStart(12, "0").slice(-12) + randomId().slice(0, 20);
+  if (id <= lastWorkId) id = (BigInt(`0x${lastWorkId}`) + 1n).toString(16).padStart(32, "0").slice(-32);
+  lastWorkId = id;
+  return id;
 }
 
 function invalid(message: string): LoominalError {
@@ -230,6 +246,7 @@ export class WorkQueue {
   #setup: Promise<Setup> | undefined;
   #pullers = new Map<string, Promise<OfferPuller>>();
   #held = new Map<string, HeldClaim>();
+  #maintenance: WorkMaintenance | undefined;
   #closed = false;
 
   constructor(options: WorkQueueOptions) {
@@ -582,6 +599,19 @@ export class WorkQueue {
         : typeof filter.status === "string"
           ? [filter.status]
           : filter.status;
+    if (statuses !== undefined) {
+      if (!Array.isArray(statuses) || statuses.length > workStatusSchema.options.length)
+        throw invalid(
+          `status must be at most ${workStatusSchema.options.length} of ${workStatusSchema.options.join(", ")}`,
+        );
+      for (const st of statuses)
+        if (!workStatusSchema.safeParse(st).success)
+          throw invalid(
+            `status ${JSON.stringify(String(st).slice(0, 40))} is not one of ${workStatusSchema.options.join(", ")}`,
+          );
+    }
+    if (filter.offeredBy !== undefined) assertAgentId(filter.offeredBy);
+    if (filter.claimedBy !== undefined) assertAgentId(filter.claimedBy);
     return this.#guard(async () => {
       const { ledger } = await this.#ready();
       const page = await ledger.page(
@@ -807,6 +837,7 @@ export class WorkQueue {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    await this.#maintenance?.stop();
     const pullers = await Promise.allSettled(this.#pullers.values());
     for (const p of pullers) if (p.status === "fulfilled") await p.value.close();
     this.#pullers.clear();
@@ -977,104 +1008,30 @@ export class WorkQueue {
     // The server's ack timer runs from delivery. A fresh delivery keeps that deadline (saves a message
     // per claim); one that waited in the prefetch buffer is extended to a full ack wait from now.
     const fresh = Date.now() - delivered.receivedAt < this.settings.ackWaitMs / 10;
-    const seq = msg.seq;
-    const deliveryCount = msg.info.deliveryCount;
+    const delivery: Delivery = { seq: msg.seq, deliveryCount: msg.info.deliveryCount };
     // Set by the mutation (its last run is the one that was written).
-    const result: { outcome: "claimed" | "taken-over" | "lapsed-dead" | "dead" } = { outcome: "claimed" };
+    let decided: DeliveryDecision | undefined;
     let entry: LedgerEntry;
     try {
       entry = await setup.ledger.transition(
         workId,
         (cur) => {
           const nowMs = Date.now();
-          if (!cur) throw new OfferNotClaimable("term", "no ledger record");
-          switch (cur.status) {
-            case "dead":
-              // Marked dead, but its dead letter was never recorded (the process that marked it stopped,
-              // or NATS failed, before the letter was stored): store it now.
-              if (cur.dead?.dlqSeq === undefined)
-                throw new OfferNotClaimable("repair", "dead letter missing");
-              throw new OfferNotClaimable("ack", `item is ${cur.status}`);
-            case "completed":
-            case "cancelled":
-            case "discarded":
-              // A message left behind (its ack was lost, or the item was finished elsewhere).
-              throw new OfferNotClaimable("ack", `item is ${cur.status}`);
-            case "claimed": {
-              const c = cur.claim;
-              // The server redelivers a message only once its ack deadline passed, so a newer delivery
-              // of the claimed message means the claim lapsed; another message of the same item is a
-              // duplicate unless the ledger's own deadline has passed too.
-              const lapsed = !c
-                ? true
-                : c.seq === seq
-                  ? deliveryCount > c.deliveryCount
-                  : Date.parse(c.expiresAt) <= nowMs;
-              if (!lapsed)
-                throw new OfferNotClaimable(c?.seq === seq ? "leave" : "ack", "held by a live claim");
-              if (cur.attempts >= cur.maxAttempts) {
-                result.outcome = "lapsed-dead";
-                return this.#deadRecord(
-                  cur,
-                  `claim lapsed ${cur.attempts} time(s) without completion`,
-                  nowMs,
-                  ["expired"],
-                  "the last claim lapsed",
-                );
-              }
-              result.outcome = "taken-over";
-              return this.#claimRecord(
-                cur,
-                seq,
-                deliveryCount,
-                nowMs,
-                fresh ? delivered.receivedAt : nowMs,
-                true,
-              );
-            }
-            case "pending":
-              if (cur.attempts >= cur.maxAttempts) {
-                result.outcome = "dead";
-                return this.#deadRecord(
-                  cur,
-                  `no attempts left (${cur.attempts} of ${cur.maxAttempts})`,
-                  nowMs,
-                  [],
-                );
-              }
-              result.outcome = "claimed";
-              return this.#claimRecord(
-                cur,
-                seq,
-                deliveryCount,
-                nowMs,
-                fresh ? delivered.receivedAt : nowMs,
-                false,
-              );
-          }
+          decided = decideDelivery(cur, delivery, nowMs, "claim");
+          return this.#recordOf(cur, decided, delivery, nowMs, fresh ? delivered.receivedAt : nowMs);
         },
         { item: offer.item, revision: offer.revision },
       );
     } catch (err) {
       if (err instanceof OfferNotClaimable) {
-        if (err.action === "repair") {
-          const dead = await setup.ledger.get(workId);
-          if (dead?.item.status === "dead") await this.#toDeadLetters(setup, dead);
-          msg.term();
-          return undefined;
-        }
-        if (err.action === "ack") msg.ack();
-        else if (err.action === "term") {
-          this.#logger.warn({ workId, why: err.why }, "dropping a work offer");
-          msg.term();
-        }
+        await this.#dispose(setup, msg, workId, err);
         return undefined;
       }
       // The claim could not be recorded: give the message back for another try.
       msg.nak();
       throw err;
     }
-    if (result.outcome === "dead" || result.outcome === "lapsed-dead") {
+    if (decided?.action === "dead") {
       await this.#toDeadLetters(setup, entry);
       msg.term();
       return undefined;
@@ -1087,56 +1044,157 @@ export class WorkQueue {
     return { ...entry.item, status: "claimed", claim };
   }
 
-  #claimRecord(
-    cur: WorkItem,
-    seq: number,
-    deliveryCount: number,
+  /** The record a decision writes, or OfferNotClaimable when it writes none. */
+  #recordOf(
+    cur: WorkItem | undefined,
+    d: DeliveryDecision,
+    delivery: Delivery,
     nowMs: number,
     timerFromMs: number,
-    tookOver: boolean,
   ): WorkItem {
-    const attempt = cur.attempts + 1;
-    return {
-      ...without(cur, "availableAt"),
-      status: "claimed",
-      attempts: attempt,
-      claim: {
-        agentId: this.agentId,
-        claimId: randomId(),
-        attempt,
-        claimedAt: iso(nowMs),
-        expiresAt: iso(timerFromMs + this.settings.ackWaitMs),
-        seq,
-        deliveryCount,
-      },
-      updatedAt: iso(nowMs),
-      lastTransition: tookOver
-        ? transition(["expired", "claimed"], this.agentId, iso(nowMs), {
-            reason: "the previous claim lapsed",
-          })
-        : transition(["claimed"], this.agentId, iso(nowMs)),
-    };
+    if (!cur) throw new OfferNotClaimable("term", "no ledger record");
+    switch (d.action) {
+      case "claim":
+        return claimRecord(
+          cur,
+          delivery,
+          this.agentId,
+          nowMs,
+          timerFromMs,
+          this.settings.ackWaitMs,
+          d.tookOver,
+        );
+      case "dead":
+        return deadRecord(cur, d.reason, this.agentId, nowMs, d.events, d.eventReason);
+      case "expire":
+        return expiredRecord(cur, this.agentId, nowMs);
+      default:
+        throw new OfferNotClaimable(d.action, d.why);
+    }
   }
 
-  #deadRecord(
-    cur: WorkItem,
-    reason: string,
-    nowMs: number,
-    events: WorkEventType[],
-    eventReason?: string,
-  ): WorkItem {
-    return {
-      ...without(cur, "availableAt"),
-      status: "dead",
-      dead: { reason, at: iso(nowMs) },
-      updatedAt: iso(nowMs),
-      lastTransition: transition(
-        events,
-        this.agentId,
-        iso(nowMs),
-        eventReason !== undefined ? { reason: eventReason } : {},
-      ),
-    };
+  /** Does with an offer message what a decision that writes nothing says. */
+  async #dispose(setup: Setup, msg: JsMsg, workId: string, err: OfferNotClaimable): Promise<void> {
+    switch (err.action) {
+      case "repair": {
+        const dead = await setup.ledger.get(workId);
+        if (dead?.item.status === "dead") await this.#toDeadLetters(setup, dead);
+        msg.term();
+        return;
+      }
+      case "ack":
+        msg.ack();
+        return;
+      case "term":
+        this.#logger.warn({ workId, why: err.why }, "dropping a work offer");
+        msg.term();
+        return;
+      case "release":
+        msg.nak();
+        return;
+      case "leave":
+        return;
+    }
+  }
+
+  /**
+   * Looks at one offer message on behalf of the maintenance sweep: a claim that lapsed goes back to the
+   * queue (or, on its last attempt, to the dead-letter queue); anything else is handed back or disposed
+   * of as a claimer would. Returns whether it moved a lapsed claim on.
+   */
+  async #sweepDelivery(setup: Setup, msg: JsMsg): Promise<boolean> {
+    const decoded = decodeOffer(msg);
+    if (!decoded.offer) {
+      this.#logger.warn(
+        { subject: msg.subject, seq: msg.seq, problem: decoded.problem },
+        "dropping an invalid work offer",
+      );
+      msg.term();
+      return false;
+    }
+    const workId = decoded.offer.workId;
+    const delivery: Delivery = { seq: msg.seq, deliveryCount: msg.info.deliveryCount };
+    let decided: DeliveryDecision | undefined;
+    let entry: LedgerEntry;
+    try {
+      entry = await setup.ledger.transition(workId, (cur) => {
+        const nowMs = Date.now();
+        decided = decideDelivery(cur, delivery, nowMs, "sweep");
+        return this.#recordOf(cur, decided, delivery, nowMs, nowMs);
+      });
+    } catch (err) {
+      if (err instanceof OfferNotClaimable) {
+        await this.#dispose(setup, msg, workId, err);
+        return false;
+      }
+      msg.nak();
+      throw err;
+    }
+    if (decided?.action === "dead") {
+      await this.#toDeadLetters(setup, entry);
+      msg.term();
+    } else msg.nak();
+    this.#logger.debug({ workId, action: decided?.action }, "maintenance moved a lapsed claim on");
+    return true;
+  }
+
+  /**
+   * Moves on claims that lapsed while no claimer was pulling: the server redelivers a message only to a
+   * pull, so without this an item whose only claimer died would show `claimed` until the next claim.
+   * For each consumer with unacknowledged messages and no waiting claimer it pulls what the server
+   * offers (redeliveries come first) and decides on each as the sweep: lapsed claims go back to
+   * `pending` (or dead on their last attempt); a pending offer pulled by the way is handed straight back.
+   */
+  async sweepLapsedClaims(signal?: AbortSignal): Promise<number> {
+    const setup = await this.#ready();
+    const jsm = await this.#fabric.jsm();
+    const stream = streams.work(this.projectId);
+    let moved = 0;
+    const idle = [];
+    for await (const ci of jsm.consumers.list(stream)) {
+      if (ci.num_ack_pending > 0 && ci.num_waiting === 0) idle.push(ci);
+    }
+    for (const ci of idle) {
+      const consumer = await this.#fabric.js.consumers.get(stream, ci.name);
+      for (let round = 0; round < SWEEP_ROUNDS && !signal?.aborted; round++) {
+        // With offers waiting, take one at a time so few are pulled by the way; redeliveries come first.
+        const max = ci.num_pending > 0 ? 1 : Math.min(SWEEP_BATCH, ci.num_ack_pending);
+        const messages = await consumer.fetch({ max_messages: max, expires: SWEEP_PULL_EXPIRES_MS });
+        let got = 0;
+        let lapsed = 0;
+        for await (const m of messages) {
+          got++;
+          if (await this.#sweepDelivery(setup, m)) lapsed++;
+        }
+        moved += lapsed;
+        if (lapsed === 0 || got < max) break;
+      }
+    }
+    return moved;
+  }
+
+  /**
+   * Starts this process's part in work maintenance: it takes the project's maintenance lease when free
+   * and, while it holds it, moves lapsed claims on every `intervalMs`. Stopped by `close()`.
+   */
+  startMaintenance(options: { intervalMs?: number } = {}): void {
+    if (this.#maintenance || this.#closed) return;
+    this.#maintenance = new WorkMaintenance({
+      fabric: this.#fabric,
+      projectId: this.projectId,
+      holder: `${this.agentId} pid ${process.pid}`,
+      intervalMs: options.intervalMs ?? DEFAULT_MAINTENANCE_INTERVAL_MS,
+      logger: this.#logger,
+      tasks: [
+        { name: "lapsed claims", run: (signal) => this.sweepLapsedClaims(signal).then(() => undefined) },
+      ],
+    });
+    this.#maintenance.start();
+  }
+
+  /** Whether this process runs the project's work maintenance now (holds its lease). */
+  get maintaining(): boolean {
+    return this.#maintenance?.holding === true;
   }
 
   /**
@@ -1190,7 +1248,8 @@ export class WorkQueue {
     held: HeldClaim | undefined,
     needMessage: boolean,
   ): { item: WorkItem; claim: NonNullable<WorkItem["claim"]> } {
-    if (!cur) throw new WorkNotFoundError(workId);
+    // An item the caller may not see does not exist for it, whatever it tries (as for `get`).
+    if (!cur || !this.#mayRead(cur)) throw new WorkNotFoundError(workId);
     const c = cur.claim;
     if (cur.status !== "claimed" || !c) {
       const whose =

@@ -18,7 +18,12 @@ export function workListTool({ work, ready }: WorkToolDeps) {
     input: z.strictObject({
       capability: nameToken("capability").describe("Capability of the items"),
       boundary: nameToken("boundary").optional().describe("Only this boundary"),
-      status: z.array(workStatusSchema).min(1).optional().describe("Only items in these states"),
+      status: z
+        .array(workStatusSchema)
+        .min(1)
+        .max(workStatusSchema.options.length)
+        .optional()
+        .describe("Only items in these states"),
       limit: z.int().min(1).max(100).optional().describe("Items per page (default 50)"),
       cursor: workIdSchema.optional().describe("nextCursor of the previous page"),
     }),

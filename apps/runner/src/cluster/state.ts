@@ -1,0 +1,248 @@
+import { casUpdate, entryValue, forgetRevision, isCasConflict, jsonCodec } from "@loominal/fabric";
+import { keys } from "@loominal/protocol";
+import type { KV } from "@nats-io/kv";
+import {
+  type LockRecord,
+  lockRecordSchema,
+  type PauseRecord,
+  pauseRecordSchema,
+  type QuotaRecord,
+  quotaRecordSchema,
+  type RunRecord,
+  type RunStatus,
+  runRecordSchema,
+  TERMINAL,
+} from "./records.js";
+
+export const runCodec = jsonCodec(runRecordSchema);
+export const quotaCodec = jsonCodec(quotaRecordSchema);
+export const pauseCodec = jsonCodec(pauseRecordSchema);
+export const lockCodec = jsonCodec(lockRecordSchema);
+
+/** Which status may follow which. Terminal states have no successor: the first writer wins. */
+const NEXT: Record<RunStatus, readonly RunStatus[]> = {
+  queued: ["running", "cancelled", "failed"],
+  running: ["completed", "failed", "cancelled"],
+  completed: [],
+  failed: [],
+  cancelled: [],
+};
+
+/** Run records in runner-runs. */
+export class RunStore {
+  readonly kv: KV;
+  constructor(kv: KV) {
+    this.kv = kv;
+  }
+
+  async get(runId: string): Promise<RunRecord | undefined> {
+    return entryValue(await this.kv.get(keys.runnerRun(runId)), runCodec, `run ${runId}`).value;
+  }
+
+  /** Creates the record; false when it exists already (another replica wrote it first). */
+  async create(record: RunRecord): Promise<boolean> {
+    try {
+      await this.kv.create(keys.runnerRun(record.run_id), runCodec.encode(record));
+      return true;
+    } catch (err) {
+      if (isCasConflict(err)) return false;
+      throw err;
+    }
+  }
+
+  /**
+   * Moves the run to `status` by compare-and-set when that transition is allowed from its current
+   * status (and `guard`, when given, accepts the current record). Returns the record written, or
+   * undefined when the run was already elsewhere (for a terminal state: someone else wrote it first).
+   */
+  async transition(
+    runId: string,
+    status: RunStatus,
+    patch: Partial<RunRecord>,
+    guard?: (current: RunRecord) => boolean,
+  ): Promise<RunRecord | undefined> {
+    const key = keys.runnerRun(runId);
+    const r = await casUpdate(this.kv, key, runCodec, (current) => {
+      if (!current || !NEXT[current.status].includes(status)) return undefined;
+      if (guard && !guard(current)) return undefined;
+      return { ...current, ...patch, status };
+    });
+    if (TERMINAL.has(status)) forgetRevision(this.kv, key);
+    return r.changed ? r.value : undefined;
+  }
+
+  /** Updates fields of a non-terminal run (usage, progress) without changing its status. */
+  async patch(runId: string, patch: Partial<RunRecord>): Promise<void> {
+    await casUpdate(this.kv, keys.runnerRun(runId), runCodec, (current) =>
+      current && !TERMINAL.has(current.status) ? { ...current, ...patch, status: current.status } : undefined,
+    );
+  }
+
+  /** The user's runs, newest first (at most `limit`). */
+  async listByUser(userId: string, limit: number): Promise<RunRecord[]> {
+    const ids: string[] = [];
+    for await (const k of await this.kv.keys(keys.runnerUserRunsPrefix(userId))) ids.push(k);
+    const records = await Promise.all(
+      ids.map(async (k) => entryValue(await this.kv.get(k), runCodec, k).value),
+    );
+    return records
+      .filter((r): r is RunRecord => r !== undefined && r.user_id === userId)
+      .sort((a, b) => b.created_at.localeCompare(a.created_at))
+      .slice(0, limit);
+  }
+}
+
+export type QuotaAdmission = { admitted: true } | { admitted: false; active: number };
+
+/** Per-user admission in runner-quotas: the set of admitted run ids per user, changed only by CAS. */
+export class QuotaStore {
+  readonly kv: KV;
+  constructor(kv: KV) {
+    this.kv = kv;
+  }
+
+  /** Adds the run to the user's set unless the set already holds `cap` runs. */
+  async acquire(userId: string, runId: string, replicaId: string, cap: number): Promise<QuotaAdmission> {
+    let full = 0;
+    await casUpdate(this.kv, keys.runnerQuota(userId), quotaCodec, (current) => {
+      const runs = { ...(current?.runs ?? {}) };
+      if (runs[runId] !== undefined) return undefined;
+      if (Object.keys(runs).length >= cap) {
+        full = Object.keys(runs).length;
+        return undefined;
+      }
+      full = 0;
+      runs[runId] = replicaId;
+      return { user_id: userId, runs };
+    });
+    return full > 0 ? { admitted: false, active: full } : { admitted: true };
+  }
+
+  /** Removes runs from the user's set (idempotent). */
+  async release(userId: string, runIds: string[]): Promise<void> {
+    await casUpdate(this.kv, keys.runnerQuota(userId), quotaCodec, (current) => {
+      if (!current || runIds.every((id) => current.runs[id] === undefined)) return undefined;
+      const runs = { ...current.runs };
+      for (const id of runIds) delete runs[id];
+      return { user_id: userId, runs };
+    });
+  }
+
+  async get(userId: string): Promise<QuotaRecord | undefined> {
+    return entryValue(await this.kv.get(keys.runnerQuota(userId)), quotaCodec, `quota of ${userId}`).value;
+  }
+
+  /** Every user's set (for stats and the reaper). */
+  async all(): Promise<QuotaRecord[]> {
+    const out: QuotaRecord[] = [];
+    const list: string[] = [];
+    for await (const k of await this.kv.keys(keys.runnerQuotasPrefix())) list.push(k);
+    await Promise.all(
+      list.map(async (k) => {
+        const v = entryValue(await this.kv.get(k), quotaCodec, k).value;
+        if (v && Object.keys(v.runs).length > 0) out.push(v);
+      }),
+    );
+    return out;
+  }
+}
+
+/** Session locks and agent_id claims in runner-locks (a TTL bucket: a lock whose run stops refreshing it expires). */
+export class LockStore {
+  readonly kv: KV;
+  constructor(kv: KV) {
+    this.kv = kv;
+  }
+
+  /** Takes the lock for the run; false when another run holds it. */
+  async take(key: string, runId: string, replicaId: string): Promise<boolean> {
+    const value: LockRecord = { run_id: runId, replica_id: replicaId, at: new Date().toISOString() };
+    try {
+      await this.kv.create(key, lockCodec.encode(value));
+      return true;
+    } catch (err) {
+      if (!isCasConflict(err)) throw err;
+    }
+    // Held: by this very run (a retry), or by a run that already ended without releasing it?
+    const entry = await this.kv.get(key);
+    const current = entry?.operation === "PUT" ? lockCodec.safeDecode(entry.value, key) : undefined;
+    if (current?.ok && current.value.run_id === runId) return true;
+    return false;
+  }
+
+  /** Rewrites the lock so its TTL starts again, if the run still holds it. */
+  async refresh(key: string, runId: string, replicaId: string): Promise<void> {
+    const entry = await this.kv.get(key);
+    if (entry?.operation !== "PUT") return;
+    const current = lockCodec.safeDecode(entry.value, key);
+    if (!current.ok || current.value.run_id !== runId) return;
+    await this.kv
+      .update(
+        key,
+        lockCodec.encode({ run_id: runId, replica_id: replicaId, at: new Date().toISOString() }),
+        entry.revision,
+      )
+      .catch((err: unknown) => {
+        if (!isCasConflict(err)) throw err;
+      });
+  }
+
+  /** Deletes the lock if this run holds it. */
+  async release(key: string, runId: string): Promise<void> {
+    const entry = await this.kv.get(key);
+    if (entry?.operation !== "PUT") return;
+    const current = lockCodec.safeDecode(entry.value, key);
+    if (!current.ok || current.value.run_id !== runId) return;
+    await this.kv.delete(key, { previousSeq: entry.revision }).catch((err: unknown) => {
+      if (!isCasConflict(err)) throw err;
+    });
+  }
+
+  async holder(key: string): Promise<LockRecord | undefined> {
+    const entry = await this.kv.get(key);
+    if (entry?.operation !== "PUT") return undefined;
+    const current = lockCodec.safeDecode(entry.value, key);
+    return current.ok ? current.value : undefined;
+  }
+}
+
+/** Locks a run holds, as keys of runner-locks. */
+export function lockKeysOf(run: { session_id: string | null; agent_id: string | null }): string[] {
+  return [
+    ...(run.session_id !== null ? [keys.runnerSessionLock(run.session_id)] : []),
+    ...(run.agent_id !== null ? [keys.runnerAgentIdLock(run.agent_id)] : []),
+  ];
+}
+
+export type PauseTransition =
+  | { ok: true; record: PauseRecord }
+  | { ok: false; current: PauseRecord["state"] };
+
+/** The pause flag in runner-state, changed by CAS. */
+export class PauseStore {
+  readonly kv: KV;
+  constructor(kv: KV) {
+    this.kv = kv;
+  }
+
+  async get(): Promise<PauseRecord> {
+    const v = entryValue(await this.kv.get(keys.runnerPause()), pauseCodec, "pause").value;
+    return v ?? { state: "running", since: new Date(0).toISOString(), by: "" };
+  }
+
+  /** running → pausing (to: "pausing") or pausing → running (to: "running"); any other is refused. */
+  async set(to: PauseRecord["state"], by: string): Promise<PauseTransition> {
+    let refused: PauseRecord["state"] | undefined;
+    const r = await casUpdate(this.kv, keys.runnerPause(), pauseCodec, (current) => {
+      const from = current?.state ?? "running";
+      if (from === to) {
+        refused = from;
+        return undefined;
+      }
+      refused = undefined;
+      return { state: to, since: new Date().toISOString(), by };
+    });
+    if (refused !== undefined || !r.value) return { ok: false, current: refused ?? "running" };
+    return { ok: true, record: r.value };
+  }
+}

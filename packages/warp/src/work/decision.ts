@@ -1,0 +1,156 @@
+import { randomId, type WorkEventType, type WorkItem } from "@loominal/protocol";
+import { transition } from "./events.js";
+
+/** One delivery of an offer message, as the server reported it. */
+export interface Delivery {
+  /** The message's stream sequence. */
+  seq: number;
+  /** How many times the server has delivered it (1 the first time). */
+  deliveryCount: number;
+}
+
+/**
+ * Who looks at a delivered offer: a claimer (which takes the item when it may) or the maintenance sweep
+ * (which never claims: it only moves lapsed claims on, and hands pending offers back).
+ */
+export type DeliveryRole = "claim" | "sweep";
+
+/**
+ * What to do with one delivered offer, given the item's ledger record. Decisions that write the ledger
+ * are `claim`, `dead`, `expire`; the others say what to do with the message alone:
+ * `ack` (a leftover: the item is finished or held under another message), `term` (garbage: no record),
+ * `leave` (a live claim holds this very message: let its ack timer run), `release` (a pending item the
+ * sweep may not take: hand it back at once), `repair` (dead, but its dead letter was never stored).
+ */
+export type DeliveryDecision =
+  | { action: "claim"; tookOver: boolean }
+  | { action: "dead"; reason: string; events: WorkEventType[]; eventReason?: string }
+  | { action: "expire" }
+  | { action: "ack" | "term" | "leave" | "release" | "repair"; why: string };
+
+/**
+ * The claim decision, as a pure function of the ledger record, the delivery and the time. The server
+ * redelivers a message only once its ack deadline passed, so a newer delivery of the message a claim
+ * holds means that claim lapsed; another message of the same item is a duplicate unless the ledger's own
+ * deadline passed too.
+ */
+export function decideDelivery(
+  cur: WorkItem | undefined,
+  delivery: Delivery,
+  nowMs: number,
+  role: DeliveryRole,
+): DeliveryDecision {
+  if (!cur) return { action: "term", why: "no ledger record" };
+  switch (cur.status) {
+    case "dead":
+      // Marked dead, but the process that marked it stopped (or NATS failed) before the letter was stored.
+      if (cur.dead?.dlqSeq === undefined) return { action: "repair", why: "dead letter missing" };
+      return { action: "ack", why: "item is dead" };
+    case "completed":
+    case "cancelled":
+    case "discarded":
+      return { action: "ack", why: `item is ${cur.status}` };
+    case "claimed": {
+      const c = cur.claim;
+      const lapsed = !c
+        ? true
+        : c.seq === delivery.seq
+          ? delivery.deliveryCount > c.deliveryCount
+          : Date.parse(c.expiresAt) <= nowMs;
+      if (!lapsed) return { action: c?.seq === delivery.seq ? "leave" : "ack", why: "held by a live claim" };
+      if (cur.attempts >= cur.maxAttempts)
+        return {
+          action: "dead",
+          reason: `claim lapsed ${cur.attempts} time(s) without completion`,
+          events: ["expired"],
+          eventReason: "the last claim lapsed",
+        };
+      return role === "claim" ? { action: "claim", tookOver: true } : { action: "expire" };
+    }
+    case "pending":
+      if (cur.attempts >= cur.maxAttempts)
+        return {
+          action: "dead",
+          reason: `no attempts left (${cur.attempts} of ${cur.maxAttempts})`,
+          events: [],
+        };
+      return role === "claim"
+        ? { action: "claim", tookOver: false }
+        : { action: "release", why: "pending: left for a claimer" };
+  }
+}
+
+export function iso(ms: number): string {
+  return new Date(ms).toISOString();
+}
+
+export function without<T extends object, K extends keyof T>(obj: T, ...keys: K[]): Omit<T, K> {
+  const copy = { ...obj };
+  for (const k of keys) delete copy[k];
+  return copy;
+}
+
+/** The record of a claim by `agentId` taking `cur` through this delivery. */
+export function claimRecord(
+  cur: WorkItem,
+  delivery: Delivery,
+  agentId: string,
+  nowMs: number,
+  /** When the claim's ack timer started (the delivery, or now if the offer waited in a buffer). */
+  timerFromMs: number,
+  ackWaitMs: number,
+  tookOver: boolean,
+): WorkItem {
+  const attempt = cur.attempts + 1;
+  return {
+    ...without(cur, "availableAt"),
+    status: "claimed",
+    attempts: attempt,
+    claim: {
+      agentId,
+      claimId: randomId(),
+      attempt,
+      claimedAt: iso(nowMs),
+      expiresAt: iso(timerFromMs + ackWaitMs),
+      seq: delivery.seq,
+      deliveryCount: delivery.deliveryCount,
+    },
+    updatedAt: iso(nowMs),
+    lastTransition: tookOver
+      ? transition(["expired", "claimed"], agentId, iso(nowMs), { reason: "the previous claim lapsed" })
+      : transition(["claimed"], agentId, iso(nowMs)),
+  };
+}
+
+/** The record of `cur` marked dead (its dead letter is stored next, and recorded in `dead.dlqSeq`). */
+export function deadRecord(
+  cur: WorkItem,
+  reason: string,
+  agentId: string,
+  nowMs: number,
+  events: WorkEventType[],
+  eventReason?: string,
+): WorkItem {
+  return {
+    ...without(cur, "availableAt"),
+    status: "dead",
+    dead: { reason, at: iso(nowMs) },
+    updatedAt: iso(nowMs),
+    lastTransition: transition(
+      events,
+      agentId,
+      iso(nowMs),
+      eventReason !== undefined ? { reason: eventReason } : {},
+    ),
+  };
+}
+
+/** The record of a lapsed claim with attempts left, back in the queue (what the sweep writes). */
+export function expiredRecord(cur: WorkItem, agentId: string, nowMs: number): WorkItem {
+  return {
+    ...without(cur, "claim", "availableAt"),
+    status: "pending",
+    updatedAt: iso(nowMs),
+    lastTransition: transition(["expired"], agentId, iso(nowMs), { reason: "the claim lapsed" }),
+  };
+}

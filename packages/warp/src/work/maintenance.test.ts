@@ -1,0 +1,105 @@
+import { Fabric } from "@loominal/fabric";
+import { randomId, type WarpConfig, type WorkEvent, warpConfigSchema } from "@loominal/protocol";
+import { eventually, NatsServer, uniqueProjectId } from "@loominal/testkit";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { WorkQueue } from "./index.js";
+
+let server: NatsServer;
+const fabrics: Fabric[] = [];
+const queues: WorkQueue[] = [];
+
+beforeAll(async () => {
+  server = await NatsServer.start();
+});
+
+afterAll(async () => {
+  for (const q of queues) await q.close();
+  for (const f of fabrics) await f.close();
+  await server?.stop();
+});
+
+async function agent(projectId: string, work: Partial<WarpConfig["work"]> = {}): Promise<WorkQueue> {
+  const fabric = await Fabric.connect({ nats: { servers: [server.url] } });
+  fabrics.push(fabric);
+  const q = new WorkQueue({
+    fabric,
+    projectId,
+    agentId: randomId(),
+    userId: randomId(),
+    settings: { ...warpConfigSchema.parse({}).work, ackWaitMs: 1_000, retryBackoffMs: 50, ...work },
+  });
+  queues.push(q);
+  return q;
+}
+
+const offer = (taskId: string) => ({ taskId, description: `do ${taskId}`, capability: "typescript" });
+
+describe("work maintenance", () => {
+  it("dead-letters a claim that lapses on its last attempt without any claim traffic", async () => {
+    const projectId = uniqueProjectId();
+    const offerer = await agent(projectId, { maxAttempts: 1 });
+    const worker = await agent(projectId, { maxAttempts: 1 });
+    const item = await offerer.offer(offer("abandoned"));
+    expect((await worker.claim({ capability: "typescript", timeoutMs: 2_000 }))?.workId).toBe(item.workId);
+    // The only worker stops without completing; nobody claims any more.
+    await worker.close();
+    const events: WorkEvent[] = [];
+    const watch = await offerer.watchEvents((e) => void events.push(e), { workIds: [item.workId] });
+    offerer.startMaintenance({ intervalMs: 200 });
+    await eventually(async () => expect((await offerer.get(item.workId))?.status).toBe("dead"), {
+      timeoutMs: 10_000,
+    });
+    expect(offerer.maintaining).toBe(true);
+    await eventually(async () =>
+      expect((await offerer.dlqList({})).letters.map((l) => l.workId)).toEqual([item.workId]),
+    );
+    expect((await offerer.get(item.workId))?.dead?.reason).toContain("lapsed");
+    await eventually(() => expect(events.flatMap((e) => e.type)).toEqual(["expired", "dead"]));
+    await watch.stop();
+    // The message is gone from the queue.
+    await eventually(async () =>
+      expect((await offerer.status("typescript")).capabilities[0]).toMatchObject({ queued: 0, inFlight: 0 }),
+    );
+  });
+
+  it("puts a lapsed claim with attempts left back to pending, and a claimer then takes it", async () => {
+    const projectId = uniqueProjectId();
+    const offerer = await agent(projectId, { maxAttempts: 3 });
+    const worker = await agent(projectId, { maxAttempts: 3 });
+    const item = await offerer.offer(offer("resumable"));
+    await offerer.offer(offer("waiting behind it"));
+    expect((await worker.claim({ capability: "typescript", timeoutMs: 2_000 }))?.workId).toBe(item.workId);
+    await worker.close();
+    offerer.startMaintenance({ intervalMs: 200 });
+    await eventually(
+      async () => {
+        const now = await offerer.get(item.workId);
+        expect(now).toMatchObject({ status: "pending", attempts: 1 });
+        expect(now?.claim).toBeUndefined();
+        expect(now?.lastTransition?.events).toEqual(["expired"]);
+      },
+      { timeoutMs: 10_000 },
+    );
+    const next = await agent(projectId, { maxAttempts: 3 });
+    const got = new Set<string>();
+    for (let i = 0; i < 2; i++) {
+      const c = await next.claim({ capability: "typescript", timeoutMs: 3_000 });
+      if (c) got.add(c.workId);
+    }
+    expect(got.has(item.workId)).toBe(true);
+    expect((await next.get(item.workId))?.attempts).toBe(2);
+  });
+
+  it("runs in one process per project at a time, and another takes over when it stops", async () => {
+    const projectId = uniqueProjectId();
+    const a = await agent(projectId);
+    const b = await agent(projectId);
+    a.startMaintenance({ intervalMs: 100 });
+    await eventually(() => expect(a.maintaining).toBe(true));
+    b.startMaintenance({ intervalMs: 100 });
+    await new Promise((r) => setTimeout(r, 400));
+    expect(b.maintaining).toBe(false);
+    await a.close();
+    await eventually(() => expect(b.maintaining).toBe(true));
+  });
+});
