@@ -1,5 +1,12 @@
 import { type BucketSpec, leaseBucketSpec, type StreamSpec } from "@loominal/fabric";
-import { assertProjectId, buckets, streams, subjects, type WarpConfig } from "@loominal/protocol";
+import {
+  assertProjectId,
+  buckets,
+  LEASES_BUCKET_TTL_MS,
+  streams,
+  subjects,
+  type WarpConfig,
+} from "@loominal/protocol";
 import { channelStreamSpec } from "./channels.js";
 import { IDENTITY_LEASE_TTL_MS } from "./identity.js";
 import { INBOX_LEDGER_BUCKET, inboxStreamSpec } from "./inbox.js";
@@ -32,6 +39,8 @@ export function warpProvisionSpecs(
       REGISTRY_BUCKET,
       INBOX_LEDGER_BUCKET,
       leaseBucketSpec(buckets.agentIdentities(), IDENTITY_LEASE_TTL_MS),
+      // Work maintenance runs under a lease here (`<p>.work-maintenance`).
+      leaseBucketSpec(buckets.leases(), LEASES_BUCKET_TTL_MS),
     ],
   };
 }
