@@ -1,8 +1,14 @@
 import { existsSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { spawnStdio, type TestClient } from "@loominal/mcp-kit";
-import { eventually, NatsServer, tempDir, uniqueProjectId } from "@loominal/testkit";
+import {
+  eventually,
+  NatsServer,
+  spawnStdio,
+  type TestClient,
+  tempDir,
+  uniqueProjectId,
+} from "@loominal/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 const here = dirname(fileURLToPath(import.meta.url));

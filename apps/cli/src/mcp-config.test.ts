@@ -1,6 +1,5 @@
 import { isAbsolute } from "node:path";
-import { spawnStdio } from "@loominal/mcp-kit";
-import { NatsServer, tempDir } from "@loominal/testkit";
+import { NatsServer, spawnStdio, tempDir } from "@loominal/testkit";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { runCli } from "./cli.test-helper.js";
 import { cliVersion } from "./version.js";

@@ -7,12 +7,20 @@ export interface ToolErrorBody {
   error: { code: ErrorCode; message: string; details?: Record<string, unknown> };
 }
 
-/** What an error result looks like on the wire. */
+/** The `_meta` key under which an error result carries its `{ code, message, details? }`. */
+export const TOOL_ERROR_META_KEY = "loominal/error";
+
+/**
+ * What an error result looks like on the wire. It carries no `structuredContent`: that is checked against
+ * the tool's output schema (v1 SDK clients throw `-32602` when it does not match, so the agent would never
+ * see the reason). The code and message are in the text (`<code>: <message>`, then the details as JSON),
+ * which every client shows, and the same body is in `_meta["loominal/error"]` for programs.
+ */
 export interface ToolErrorResult {
   [key: string]: unknown;
   isError: true;
   content: Array<{ type: "text"; text: string }>;
-  structuredContent: Record<string, unknown> & ToolErrorBody;
+  _meta: { [TOOL_ERROR_META_KEY]: ToolErrorBody["error"] };
 }
 
 /** Formats zod issues as "field: problem; field: problem" so an agent sees which argument to fix. */
@@ -75,9 +83,10 @@ export function toolErrorResult(err: unknown, context: ToolErrorContext = {}): T
     );
     body = { code: "internal", message: `unexpected error: ${message}; this is a bug, please report it` };
   }
+  const details = body.details ? `\ndetails: ${JSON.stringify(body.details)}` : "";
   return {
     isError: true,
-    content: [{ type: "text", text: `${body.code}: ${body.message}` }],
-    structuredContent: { error: body },
+    content: [{ type: "text", text: `${body.code}: ${body.message}${details}` }],
+    _meta: { [TOOL_ERROR_META_KEY]: body },
   };
 }

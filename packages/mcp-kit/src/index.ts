@@ -1,14 +1,7 @@
 export type { McpServer } from "@modelcontextprotocol/server";
 export {
-  connectInMemory,
-  type ListedTool,
-  type SpawnOptions,
-  spawnStdio,
-  type TestClient,
-  type ToolCallOutcome,
-} from "./client.js";
-export {
   describeIssues,
+  TOOL_ERROR_META_KEY,
   type ToolErrorBody,
   type ToolErrorContext,
   type ToolErrorResult,

@@ -1,9 +1,9 @@
 import { fileURLToPath } from "node:url";
 import { silentLogger } from "@loominal/fabric";
 import { LoominalError } from "@loominal/protocol";
+import { connectInMemory, spawnStdio, type TestClient } from "@loominal/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
-import { connectInMemory, spawnStdio, type TestClient } from "./client.js";
 import { createToolServer, defineTool } from "./tool.js";
 
 const add = defineTool({
@@ -28,11 +28,12 @@ const failing = defineTool({
   },
 });
 
-describe("defineTool through an in-memory MCP client", () => {
+describe.each(["v2", "v1"] as const)("defineTool through an in-memory %s MCP client", (sdk) => {
   let client: TestClient;
   beforeAll(async () => {
     client = await connectInMemory(
       createToolServer({ name: "t", version: "1.0.0", logger: silentLogger() }, [add, failing]),
+      { sdk },
     );
   });
   afterAll(async () => {
@@ -52,30 +53,32 @@ describe("defineTool through an in-memory MCP client", () => {
 
   it("returns structuredContent and a short text", async () => {
     const r = await client.call("add", { a: 2, b: 3 });
-    expect(r).toEqual({ isError: false, structured: { sum: 5 }, text: "2 + 3 = 5" });
+    expect(r).toEqual({ isError: false, structured: { sum: 5 }, text: "2 + 3 = 5", error: undefined });
   });
 
   it("answers bad input with invalid_input naming each field", async () => {
     const r = await client.call("add", { a: "two", b: -1 });
     expect(r.isError).toBe(true);
-    const err = (r.structured as { error: { code: string; message: string } }).error;
-    expect(err.code).toBe("invalid_input");
-    expect(err.message).toMatch(/a: /);
-    expect(err.message).toMatch(/b: /);
+    expect(r.error?.code).toBe("invalid_input");
+    expect(r.error?.message).toMatch(/a: /);
+    expect(r.error?.message).toMatch(/b: /);
     expect(r.text).toMatch(/^invalid_input: /);
   });
 
   it("maps a Loominal error to its code, message and details", async () => {
     const r = await client.call("failing", { kind: "loominal" });
-    expect(r.isError).toBe(true);
-    expect(r.structured).toEqual({
+    // No structuredContent on an error: it would break the tool's output schema, and v1 clients reject that.
+    expect(r).toEqual({
+      isError: true,
+      structured: undefined,
+      text: 'not_found: no such thing; list them first\ndetails: {"id":"x"}',
       error: { code: "not_found", message: "no such thing; list them first", details: { id: "x" } },
     });
   });
 
   it("reports any other error as internal without a stack", async () => {
     const r = await client.call("failing", { kind: "plain" });
-    expect((r.structured as { error: { code: string } }).error.code).toBe("internal");
+    expect(r.error?.code).toBe("internal");
     expect(r.text).toContain("boom");
     expect(r.text).not.toMatch(/at .*\.ts:\d+/);
   });
@@ -87,11 +90,12 @@ describe("defineTool through an in-memory MCP client", () => {
   });
 });
 
-describe("a server spawned over stdio", () => {
+describe.each(["v2", "v1"] as const)("a server spawned over stdio, with a %s client", (sdk) => {
   it("lists tools, answers calls and maps errors", async () => {
     const client = await spawnStdio({
       command: process.execPath,
       args: [fileURLToPath(new URL("../fixtures/echo-server.mjs", import.meta.url))],
+      sdk,
     });
     try {
       expect((await client.listTools()).map((t) => t.name).sort()).toEqual(["echo", "refuse"]);
@@ -99,9 +103,8 @@ describe("a server spawned over stdio", () => {
       expect(r.structured?.message).toBe("hi");
       expect(r.structured?.pid).not.toBe(process.pid);
       const denied = await client.call("refuse", {});
-      expect(denied.structured).toEqual({
-        error: { code: "forbidden", message: "not allowed; ask the owner" },
-      });
+      expect(denied.error).toEqual({ code: "forbidden", message: "not allowed; ask the owner" });
+      expect(denied.text).toBe("forbidden: not allowed; ask the owner");
     } finally {
       await client.close();
     }

@@ -39,11 +39,13 @@ export interface ToolDefinition {
   call(args: unknown, context?: { logger?: Logger }): Promise<CallResult>;
 }
 
+/** A successful result (with `structuredContent`) or an error result (see `ToolErrorResult`). */
 export interface CallResult {
   [key: string]: unknown;
   isError?: boolean;
   content: Array<{ type: "text"; text: string }>;
-  structuredContent: Record<string, unknown>;
+  structuredContent?: Record<string, unknown>;
+  _meta?: Record<string, unknown>;
 }
 
 /**

@@ -1,8 +1,7 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Fabric, type LoominalConfig, loadConfig } from "@loominal/fabric";
-import { connectInMemory, type TestClient, type ToolCallOutcome } from "@loominal/mcp-kit";
-import { tempDir } from "@loominal/testkit";
+import { connectInMemory, type TestClient, type ToolCallOutcome, tempDir } from "@loominal/testkit";
 import { expect } from "vitest";
 import { createPatternServer } from "./mcp/server.js";
 import { MemoryStore } from "./store.js";
@@ -27,6 +26,8 @@ export interface AgentOptions {
   /** Project directory to share with another agent; default: a fresh one. */
   dir?: string;
   pattern?: { ephemeralTtlMs?: number; maxCoreMemories?: number };
+  /** The MCP client library generation (default v2). */
+  sdk?: "v1" | "v2";
 }
 
 /** One agent with its own NATS connection, memory store and in-memory MCP client, configured like the bin. */
@@ -50,7 +51,9 @@ export async function openAgent(natsUrl: string, options: AgentOptions): Promise
   });
   const fabric = await Fabric.connect({ nats: config.nats });
   const store = MemoryStore.fromConfig(fabric, config);
-  const client = await connectInMemory(createPatternServer({ store, projectDir: config.projectDir }));
+  const client = await connectInMemory(createPatternServer({ store, projectDir: config.projectDir }), {
+    sdk: options.sdk ?? "v2",
+  });
   const call = async (name: string, args: Record<string, unknown> = {}): Promise<ToolCallOutcome> =>
     client.call(name, args);
   return {
@@ -68,9 +71,9 @@ export async function openAgent(natsUrl: string, options: AgentOptions): Promise
     async fails(name, args) {
       const r = await call(name, args);
       if (!r.isError) throw new Error(`${name} succeeded but should have failed: ${r.text}`);
-      const body = (r.structured as { error?: { code: string; message: string } } | undefined)?.error;
-      if (!body) throw new Error(`${name} error without a structured body: ${r.text}`);
-      return body;
+      if (r.structured) throw new Error(`${name} error carries structuredContent: ${r.text}`);
+      if (!r.error) throw new Error(`${name} error without its code in _meta: ${r.text}`);
+      return r.error;
     },
     async close() {
       await client.close();

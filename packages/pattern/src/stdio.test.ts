@@ -2,8 +2,14 @@ import { spawn } from "node:child_process";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Fabric, loadConfig } from "@loominal/fabric";
-import { connectInMemory, spawnStdio } from "@loominal/mcp-kit";
-import { freePort, NatsServer, tempDir, uniqueProjectId } from "@loominal/testkit";
+import {
+  connectInMemory,
+  freePort,
+  NatsServer,
+  spawnStdio,
+  tempDir,
+  uniqueProjectId,
+} from "@loominal/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createPatternServer } from "./mcp/server.js";
 import { field } from "./pattern.test-helper.js";
@@ -121,7 +127,7 @@ describe("without NATS", () => {
       expect(await client.listTools()).toHaveLength(15);
       const r = await client.call("pattern_remember", { content: "x" });
       expect(r.isError).toBe(true);
-      expect(field<{ code: string }>(r, "error").code).toBe("nats_unavailable");
+      expect(r.error?.code).toBe("nats_unavailable");
       expect(r.text).toContain(`NATS unreachable at nats://127.0.0.1:${port}`);
       const h = await client.call("pattern_health", {});
       expect(h.isError).toBe(false);

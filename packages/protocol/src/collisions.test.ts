@@ -27,6 +27,8 @@ const bucketFamilies: Array<[string, Arg[], (...a: string[]) => string]> = [
   ["memoryPublic", [], () => buckets.memoryPublic()],
   ["shuttle", ["project"], (p) => buckets.shuttle(p)],
   ["targets", ["project"], (p) => buckets.targets(p)],
+  ["spinUps", ["project"], (p) => buckets.spinUps(p)],
+  ["boundaries", [], () => buckets.boundaries()],
   ["leases", [], () => buckets.leases()],
   ["agentIdentities", [], () => buckets.agentIdentities()],
   ["inboxLedger", [], () => buckets.inboxLedger()],
@@ -57,6 +59,7 @@ const FAMILIES: Family[] = [
   { namespace: "stream", name: "inbox", args: ["project"], build: (p) => streams.inbox(p) },
   { namespace: "stream", name: "work", args: ["project"], build: (p) => streams.work(p) },
   { namespace: "stream", name: "dlq", args: ["project"], build: (p) => streams.dlq(p) },
+  { namespace: "stream", name: "weftEvents", args: ["project"], build: (p) => streams.weftEvents(p) },
   { namespace: "stream", name: "runnerEvents", args: [], build: () => streams.runnerEvents() },
   { namespace: "stream", name: "runnerAdmit", args: [], build: () => streams.runnerAdmit() },
   { namespace: "stream", name: "runnerChannels", args: [], build: () => streams.runnerChannels() },
@@ -143,6 +146,12 @@ const FAMILIES: Family[] = [
     args: ["project", "token"],
     build: (p, op) => subjects.coordinator(p, op),
   },
+  {
+    namespace: "subject",
+    name: "weftEvent",
+    args: ["project", "token"],
+    build: (p, k) => subjects.weftEvent(p, k),
+  },
   // Keys: each bucket is its own namespace; the memory key families share the memory buckets.
   {
     namespace: "key:registry",
@@ -195,6 +204,7 @@ const PATTERNS = new Set([
   "subjects.workAll",
   "subjects.dlqAll",
   "subjects.coordinatorAll",
+  "subjects.weftEventAll",
   "keys.registryPrefix",
   "keys.memoryPrivatePrefix",
   "keys.memoryTeamPrefix",

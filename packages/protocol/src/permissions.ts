@@ -115,7 +115,7 @@ export function projectBucketNames(projectId: string): string[] {
  *   own dead-letter stream;
  * - in the shared buckets, reads and writes only under its own keys: registry (reads all, writes
  *   `<p>.…`), agent identities and inbox read-ledger (`<p>.…`), leases (`<p>.…`), personal memory
- *   (`u.<userId>.…`), public memory (reads all, writes `p.<userId>.…`).
+ *   (`u.<userId>.…`), public memory (reads all, writes `p.<userId>.…`), boundary policies (reads all).
  * Shared buckets not named here (the Runner's, a coordinator's) need a service or admin user.
  */
 export function projectPermissions(u: ProjectUser): NatsPermissions {
@@ -131,6 +131,7 @@ export function projectPermissions(u: ProjectUser): NatsPermissions {
   const leases = buckets.leases();
   const personal = buckets.memoryPersonal();
   const publicMemory = buckets.memoryPublic();
+  const boundaryPolicies = buckets.boundaries();
 
   const publish = [
     "$JS.API.INFO",
@@ -150,6 +151,8 @@ export function projectPermissions(u: ProjectUser): NatsPermissions {
     ...sharedBucketRead(leases, [projectKeys]),
     `$KV.${leases}.${projectKeys}`,
     ...sharedBucketRead(publicMemory, [">"]),
+    // Routing policy per boundary: written by the coordinator (a service user), read by every claimer.
+    ...sharedBucketRead(boundaryPolicies, [">"]),
     ...(userId
       ? [
           `$KV.${publicMemory}.${keys.memoryPublicPrefix(userId)}`,

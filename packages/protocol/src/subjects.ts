@@ -35,6 +35,10 @@ export const subjects = {
     `loom.${p(projectId)}.agent.${assertAgentId(agentId)}.control`,
   coordinator: (projectId: string, op: string) => `coord.${p(projectId)}.${assertNameToken(op, "name")}`,
   coordinatorAll: (projectId: string) => `coord.${p(projectId)}.>`,
+  /** Events Weft publishes for its SSE clients: `loom.<p>.events.<kind>` (agent, work, target, spinup). */
+  weftEvent: (projectId: string, kind: string) =>
+    `loom.${p(projectId)}.events.${assertNameToken(kind, "name")}`,
+  weftEventAll: (projectId: string) => `loom.${p(projectId)}.events.>`,
   /** Run requests waiting for a replica (work-queue stream runner_admit). */
   runnerAdmit: () => "runner.admit",
   /** The events of one run: `runner.events.<runId>`. */
@@ -56,6 +60,8 @@ export const streams = {
   inbox: (projectId: string) => `loom_${p(projectId)}_inbox`,
   work: (projectId: string) => `loom_${p(projectId)}_work`,
   dlq: (projectId: string) => `loom_${p(projectId)}_dlq`,
+  /** Weft's events of one project (agent, work, target, spin-up), replayed to SSE clients by sequence. */
+  weftEvents: (projectId: string) => `loom_${p(projectId)}_events`,
   runnerEvents: () => "runner_events",
   runnerAdmit: () => "runner_admit",
   runnerChannels: () => "runner_channels",
@@ -86,6 +92,10 @@ export const buckets = {
   memoryPublic: () => "loom-mem-public",
   shuttle: (projectId: string) => `loom-shuttle-${p(projectId)}`,
   targets: (projectId: string) => `loom-targets-${p(projectId)}`,
+  /** Spin-ups Weft made for a project and their state (key `<spinUpId>`). */
+  spinUps: (projectId: string) => `loom-spinups-${p(projectId)}`,
+  /** Routing policy per boundary (key `<boundary>`), written by Weft, read by every claimer. */
+  boundaries: () => "loom-boundaries",
   leases: () => "loom-leases",
   /** Who holds each agent identity (key `<p>.<agentId>`), so two live processes never share one inbox. */
   agentIdentities: () => "loom-agent-ids",
@@ -273,6 +283,24 @@ export function natsLayout(): LayoutRow[] {
       subject: "key <targetId>",
       store: `KV ${buckets.targets(EX)}`,
       retention: "",
+    },
+    {
+      what: "spin-ups",
+      subject: "key <spinUpId>",
+      store: `KV ${buckets.spinUps(EX)}`,
+      retention: "starting → running | failed → stopped",
+    },
+    {
+      what: "boundary policies",
+      subject: "key <boundary>",
+      store: `KV ${buckets.boundaries()}`,
+      retention: "written by Weft from its config; read by every claimer",
+    },
+    {
+      what: "Weft events",
+      subject: subjects.weftEvent(EX, "work"),
+      store: `stream ${streams.weftEvents(EX)}`,
+      retention: "limits, 24 h; SSE resumes by sequence",
     },
     {
       what: "leases",

@@ -3,9 +3,14 @@ import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Fabric, loadConfig, silentLogger } from "@loominal/fabric";
-import { connectInMemory, type TestClient, type ToolCallOutcome } from "@loominal/mcp-kit";
 import { type OrchestrationRecord, orchestrationRecordSchema } from "@loominal/protocol";
-import { tempDir, uniqueProjectId } from "@loominal/testkit";
+import {
+  connectInMemory,
+  type TestClient,
+  type ToolCallOutcome,
+  tempDir,
+  uniqueProjectId,
+} from "@loominal/testkit";
 import { WorkQueue } from "@loominal/warp";
 import { createShuttleServer } from "./mcp/server.js";
 import { type OpenedShuttle, openShuttle, resolveWorkDir } from "./open.js";
@@ -63,13 +68,16 @@ export interface ShuttleUnderTest {
 export async function startShuttle(
   project: TestProject,
   natsUrl = project.natsUrl,
+  options: { sdk?: "v1" | "v2" } = {},
 ): Promise<ShuttleUnderTest> {
   const config = loadConfig({
     cwd: project.dir,
     env: { NATS_URL: natsUrl, LOOMINAL_AGENT_NAME: "parent" },
   });
   const opened = await openShuttle({ config, env: {}, reconcileIntervalMs: 1_000 });
-  const client = await connectInMemory(createShuttleServer({ shuttle: opened.shuttle }));
+  const client = await connectInMemory(createShuttleServer({ shuttle: opened.shuttle }), {
+    sdk: options.sdk ?? "v2",
+  });
   return {
     client,
     opened,

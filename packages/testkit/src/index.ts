@@ -1,6 +1,18 @@
 export { NatsCluster } from "./cluster.js";
 export { type EventuallyOptions, eventually, sleep, tempDir, uniqueProjectId } from "./helpers.js";
 export {
+  connectInMemory,
+  type ListedTool,
+  type McpClientOptions,
+  type McpSdk,
+  type SpawnOptions,
+  spawnStdio,
+  type TestClient,
+  TOOL_ERROR_META_KEY,
+  type ToolCallError,
+  type ToolCallOutcome,
+} from "./mcp.js";
+export {
   freePort,
   NatsServer,
   type NatsServerOptions,

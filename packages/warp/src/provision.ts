@@ -14,6 +14,7 @@ import { REGISTRY_BUCKET } from "./registry.js";
 import { dlqStreamSpec } from "./work/dlq.js";
 import { LEDGER_HISTORY } from "./work/ledger.js";
 import { workStreamSpec } from "./work/queue.js";
+import { BOUNDARY_POLICY_BUCKET } from "./work/routing.js";
 
 /**
  * Every stream and bucket Warp uses for one project, with the configuration Warp ensures: what
@@ -41,6 +42,7 @@ export function warpProvisionSpecs(
       leaseBucketSpec(buckets.agentIdentities(), IDENTITY_LEASE_TTL_MS),
       // Work maintenance runs under a lease here (`<p>.work-maintenance`).
       leaseBucketSpec(buckets.leases(), LEASES_BUCKET_TTL_MS),
+      BOUNDARY_POLICY_BUCKET,
     ],
   };
 }

@@ -58,6 +58,10 @@ export interface RegisterInput {
   boundaries?: string[];
   scope?: Scope;
   maxConcurrentTasks?: number;
+  /** The spin-up that started this process (`LOOMINAL_SPINUP_ID`); Weft counts a spin-up done when it sees it. */
+  spinUpId?: string;
+  /** The spin-up target that started this process (`LOOMINAL_TARGET_ID`). */
+  targetId?: string;
 }
 
 export interface PresenceUpdate {
@@ -115,6 +119,7 @@ export class Registry {
   /** What this agent last reported, so a heartbeat restores it after a reaper marked the entry offline. */
   #reported: { status: "online" | "busy" } | undefined;
   #closed = false;
+  #agentType: string | undefined;
 
   constructor(options: RegistryOptions) {
     this.#fabric = options.fabric;
@@ -125,6 +130,11 @@ export class Registry {
 
   get heartbeatIntervalMs(): number {
     return this.#intervalMs;
+  }
+
+  /** The agent type this process registered with, if it did (claims are checked against boundary policies with it). */
+  get agentType(): string | undefined {
+    return this.registered ? this.#agentType : undefined;
   }
 
   /** Whether this process registered (and has not deregistered) its agent. */
@@ -154,6 +164,12 @@ export class Registry {
         "invalid_input",
         `scope must be one of private, personal, team, public; got ${String(scope)}`,
       );
+    for (const [field, value] of [
+      ["spinUpId", input.spinUpId],
+      ["targetId", input.targetId],
+    ] as const)
+      if (value !== undefined && !/^[0-9a-f]{32}$/.test(value))
+        throw new LoominalError("invalid_input", `${field} must be 32 lower-case hex characters`);
     const id = this.#identity;
     const kv = await this.#kv();
     const now = new Date().toISOString();
@@ -174,7 +190,10 @@ export class Registry {
       registeredAt: now,
       lastHeartbeat: now,
       heartbeatIntervalMs: this.#intervalMs,
+      ...(input.spinUpId !== undefined ? { spinUpId: input.spinUpId } : {}),
+      ...(input.targetId !== undefined ? { targetId: input.targetId } : {}),
     }));
+    this.#agentType = agentType;
     this.#reported = { status: "online" };
     this.#startHeartbeat();
     return this.#view(r.value);
@@ -192,7 +211,9 @@ export class Registry {
     const r = await this.#rewrite((cur) => ({
       ...cur,
       ...(update.status ? { status: update.status } : {}),
-      ...(update.currentTaskCount !== undefined ? { currentTaskCount: update.currentTaskCount } : {}),
+      ...(update.currentTaskCount !== undefined
+        ? { currentTaskCount: update.currentTaskCount, lastWorkAt: new Date().toISOString() }
+        : {}),
       ...(capabilities ? { capabilities } : {}),
     }));
     if (update.status) this.#reported = { status: update.status };

@@ -66,6 +66,8 @@ export class Warp {
       agentId: identity.agentId,
       userId: identity.userId,
       settings: warp.work,
+      // Claims are checked against boundary policies as the type this agent registered with.
+      agentType: () => this.registry.agentType,
       ...(options.workPrefetch !== undefined ? { prefetch: options.workPrefetch } : {}),
       logger,
     });

@@ -1,4 +1,5 @@
 export * from "./memory.js";
 export * from "./messaging.js";
 export * from "./shuttle.js";
+export * from "./weft.js";
 export * from "./work.js";

@@ -68,6 +68,18 @@ export const agentRecordSchema = z.object({
   lastHeartbeat: isoTime,
   /** The writer's heartbeat interval: an entry is offline once `3 × heartbeatIntervalMs` pass without one. */
   heartbeatIntervalMs: z.int().positive(),
+  /** The Weft spin-up that started this agent (`LOOMINAL_SPINUP_ID`), which its registration verifies. */
+  spinUpId: z
+    .string()
+    .regex(/^[0-9a-f]{32}$/)
+    .optional(),
+  /** When the agent last reported its task count (it had work until then), for idle shutdown. */
+  lastWorkAt: isoTime.optional(),
+  /** The spin-up target that started this agent (`LOOMINAL_TARGET_ID`). */
+  targetId: z
+    .string()
+    .regex(/^[0-9a-f]{32}$/)
+    .optional(),
 });
 export type AgentRecord = z.infer<typeof agentRecordSchema>;
 

@@ -127,6 +127,8 @@ export const workItemSchema = z.object({
   capability: z.string(),
   boundary: z.string(),
   priority: z.int().min(1).max(10),
+  /** Only an agent registered with this type may claim the item. */
+  requiredAgentType: nameToken("agent type").optional(),
   deadline: isoDate.optional(),
   contextData: jsonObjectSchema.optional(),
   scope: scopeSchema,
@@ -219,6 +221,9 @@ export const workOfferInputSchema = z.strictObject({
   capability: nameToken("capability").describe("Capability a claimer must have, e.g. typescript"),
   boundary: nameToken("boundary").optional().describe("Boundary the work belongs to (default: default)"),
   priority: z.int().min(1).max(10).optional().describe("1 (lowest) to 10 (highest); default 5"),
+  requiredAgentType: nameToken("agent type")
+    .optional()
+    .describe("Only an agent registered with this type may claim it (e.g. copilot-cli)"),
   deadline: isoDate.optional().describe("ISO 8601 time by which the work should be done (informational)"),
   contextData: workContextSchema.optional().describe("Free-form JSON object for the claimer (≤ 64 KiB)"),
   scope: scopeSchema

@@ -1,7 +1,6 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { spawnStdio } from "@loominal/mcp-kit";
-import { NatsServer } from "@loominal/testkit";
+import { NatsServer, spawnStdio } from "@loominal/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BIN, makeProject } from "../orchestration.test-helper.js";
 

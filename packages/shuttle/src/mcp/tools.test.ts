@@ -68,7 +68,7 @@ describe("shuttle tools", () => {
       subtasks: [sub("a"), sub("b", ["nope"])],
     });
     expect(unknown.isError).toBe(true);
-    expect(unknown.structured).toMatchObject({ error: { code: "invalid_input" } });
+    expect(unknown.error?.code).toBe("invalid_input");
     expect(unknown.text).toContain('subtask "b" depends on "nope", which is not in the plan');
 
     const cycle = await s.client.call("shuttle_assess_task", {
@@ -84,7 +84,7 @@ describe("shuttle tools", () => {
 
     const badName = await s.client.call("shuttle_assess_task", { task: "t", subtasks: [sub("A b")] });
     expect(badName.isError).toBe(true);
-    expect(badName.structured).toMatchObject({ error: { code: "invalid_input" } });
+    expect(badName.error?.code).toBe("invalid_input");
     expect(badName.text).toContain("subtasks.0.id");
 
     const list = await callOk(s.client, "shuttle_list_orchestrations", {});
@@ -124,18 +124,18 @@ describe("shuttle tools", () => {
     const orchestrationId = String(plan.orchestrationId);
     const skip = await s.client.call("shuttle_checkpoint", { orchestrationId, phase: "collection" });
     expect(skip.isError).toBe(true);
-    expect(skip.structured).toMatchObject({ error: { code: "invalid_transition" } });
+    expect(skip.error?.code).toBe("invalid_transition");
     expect(skip.text).toContain("from assessment the next phase can be spawning, failed, cancelled");
 
     const early = await s.client.call("shuttle_synthesize_results", { orchestrationId });
     expect(early.isError).toBe(true);
-    expect(early.structured).toMatchObject({ error: { code: "invalid_transition" } });
+    expect(early.error?.code).toBe("invalid_transition");
 
     const noted = await callOk(s.client, "shuttle_checkpoint", { orchestrationId, note: "thinking" });
     expect(noted.checkpoint).toMatchObject({ phase: "assessment", note: "thinking" });
 
     const missing = await s.client.call("shuttle_get_state", { orchestrationId: "0".repeat(32) });
-    expect(missing.structured).toMatchObject({ error: { code: "not_found" } });
+    expect(missing.error?.code).toBe("not_found");
   });
 
   it("cancels outstanding work items", async () => {
@@ -170,7 +170,7 @@ describe("shuttle tools", () => {
     expect(state.subtasks.map((x) => x.status)).toEqual(["cancelled", "cancelled"]);
     expect(state.history.map((h) => h.to)).toEqual(["assessment", "spawning", "execution", "cancelled"]);
     const again = await s.client.call("shuttle_cancel", { orchestrationId });
-    expect(again.structured).toMatchObject({ error: { code: "invalid_transition" } });
+    expect(again.error?.code).toBe("invalid_transition");
     // A final orchestration with nothing left to cancel gives its driver lock up.
     expect(existsSync(join(state.directory, "driver.json"))).toBe(false);
     expect(s.opened.shuttle.drivers.holds(orchestrationId)).toBe(false);
@@ -187,7 +187,7 @@ describe("shuttle tools", () => {
     expect(list.count).toBe(1);
     const spawn = await s.client.call("shuttle_spawn_subagents", { orchestrationId });
     expect(spawn.isError).toBe(true);
-    expect(spawn.structured).toMatchObject({ error: { code: "nats_unavailable" } });
+    expect(spawn.error?.code).toBe("nats_unavailable");
     expect(spawn.text).toContain(`NATS unreachable at ${deadUrl}`);
     const after = recordOf(await callOk(s.client, "shuttle_get_state", { orchestrationId }));
     expect(after.phase).toBe("assessment");
@@ -203,7 +203,7 @@ describe("shuttle tools", () => {
       note: "mine",
     });
     expect(out.isError).toBe(true);
-    expect(out.structured).toMatchObject({ error: { code: "conflict" } });
+    expect(out.error?.code).toBe("conflict");
     expect(out.text).toContain(`pid ${process.pid}`);
     const read = await callOk(other.client, "shuttle_get_state", {
       orchestrationId: String(plan.orchestrationId),
@@ -228,7 +228,7 @@ describe("shuttle tools", () => {
     await callOk(s.client, "shuttle_checkpoint", { orchestrationId, phase: "synthesis" });
     const complete = await s.client.call("shuttle_checkpoint", { orchestrationId, phase: "complete" });
     expect(complete.isError).toBe(true);
-    expect(complete.structured).toMatchObject({ error: { code: "invalid_transition" } });
+    expect(complete.error?.code).toBe("invalid_transition");
     expect(complete.text).toContain("shuttle_synthesize_results");
     const synth = await callOk(s.client, "shuttle_synthesize_results", { orchestrationId });
     expect(synth.phase).toBe("failed");
@@ -372,7 +372,7 @@ describe("shuttle tools", () => {
     });
     const out = await s.client.call("shuttle_checkpoint", { orchestrationId, note: "still mine?" });
     expect(out.isError).toBe(true);
-    expect(out.structured).toMatchObject({ error: { code: "conflict" } });
+    expect(out.error?.code).toBe("conflict");
     expect(out.text).toContain(`pid ${other.pid}`);
   });
 });

@@ -1,6 +1,13 @@
 import { Fabric, type LoominalConfig } from "@loominal/fabric";
-import { connectInMemory, type TestClient } from "@loominal/mcp-kit";
-import { eventually, freePort, NatsServer, tempDir, uniqueProjectId } from "@loominal/testkit";
+import {
+  connectInMemory,
+  eventually,
+  freePort,
+  NatsServer,
+  type TestClient,
+  tempDir,
+  uniqueProjectId,
+} from "@loominal/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Warp } from "../warp.js";
 import { projectConfig } from "../warp.test-helper.js";
@@ -58,8 +65,9 @@ async function ok(client: TestClient, name: string, args: Record<string, unknown
 async function fails(client: TestClient, name: string, args: Record<string, unknown>, code: string) {
   const r = await client.call(name, args);
   expect(r.isError, `${name} ${JSON.stringify(args)} should fail: ${r.text}`).toBe(true);
-  const error = (r.structured as { error: { code: string; message: string } }).error;
-  expect(error.code, r.text).toBe(code);
+  expect(r.structured, "an error result carries no structuredContent").toBeUndefined();
+  const error = r.error as { code: string; message: string };
+  expect(error?.code, r.text).toBe(code);
   expect(r.text.startsWith(`${code}:`)).toBe(true);
   return error.message;
 }

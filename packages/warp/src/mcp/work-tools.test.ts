@@ -1,7 +1,7 @@
 import { Fabric } from "@loominal/fabric";
-import { connectInMemory, createToolServer, type TestClient } from "@loominal/mcp-kit";
+import { createToolServer } from "@loominal/mcp-kit";
 import { randomId, warpConfigSchema } from "@loominal/protocol";
-import { freePort, NatsServer, uniqueProjectId } from "@loominal/testkit";
+import { connectInMemory, freePort, NatsServer, type TestClient, uniqueProjectId } from "@loominal/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WorkQueue } from "../work/index.js";
 import { workTools } from "./tools/work-tools.js";
@@ -65,12 +65,9 @@ function structured<T = Record<string, unknown>>(outcome: {
   return outcome.structured as T;
 }
 
-function errorCode(outcome: {
-  isError: boolean;
-  structured: Record<string, unknown> | undefined;
-}): string | undefined {
+function errorCode(outcome: { isError: boolean; error?: { code: string } | undefined }): string | undefined {
   expect(outcome.isError).toBe(true);
-  return (outcome.structured?.error as { code?: string } | undefined)?.code;
+  return outcome.error?.code;
 }
 
 interface Item {

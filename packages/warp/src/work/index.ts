@@ -33,3 +33,4 @@ export {
   type WorkSettings,
   workStreamSpec,
 } from "./queue.js";
+export { BOUNDARY_POLICY_BUCKET, BoundaryPolicies } from "./routing.js";

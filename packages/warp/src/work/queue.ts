@@ -54,6 +54,7 @@ import { type EventWatch, transition, type WatchEventsOptions } from "./events.j
 import { type LedgerEntry, WorkLedger } from "./ledger.js";
 import { WorkMaintenance } from "./maintenance.js";
 import { type DeliveredOffer, decodeOffer, OfferPuller } from "./puller.js";
+import { BoundaryPolicies } from "./routing.js";
 
 export type WorkSettings = WarpConfig["work"];
 
@@ -85,6 +86,12 @@ export interface WorkQueueOptions {
   prefetchHoldMs?: number;
   /** How long an operation waits for a NATS connection before failing with nats_unavailable (ms). */
   connectTimeoutMs?: number;
+  /**
+   * The agent type claims are made as (undefined: not registered). When given, every claim is checked
+   * against the boundary's routing policy (KV `loom-boundaries`) and against an item's
+   * `requiredAgentType`. Without it claims are not checked (a process that only offers and reads).
+   */
+  agentType?: () => string | undefined;
 }
 
 export type OfferInput = z.input<typeof workOfferInputSchema> & {
@@ -161,6 +168,7 @@ const MIN_CLAIM_WAIT_MS = 200;
 const MAX_CLAIM_TIMEOUT_MS = 300_000;
 /** How long an offer this claimer may not take is kept from coming straight back to it. */
 const NOT_MINE_DELAY_MS = 500;
+const NOT_MINE_MAX_DELAY_MS = 30_000;
 const MAX_RETRY_BACKOFF_MS = 300_000;
 const DEFAULT_PREFETCH_HOLD_MS = 5_000;
 /** Tries of an offer publish, waiting for the connection between them. */
@@ -245,6 +253,8 @@ export class WorkQueue {
   #connectTimeoutMs: number;
   #setup: Promise<Setup> | undefined;
   #pullers = new Map<string, Promise<OfferPuller>>();
+  #agentType: (() => string | undefined) | undefined;
+  #policies: BoundaryPolicies;
   #held = new Map<string, HeldClaim>();
   #maintenance: WorkMaintenance | undefined;
   #closed = false;
@@ -262,6 +272,8 @@ export class WorkQueue {
       Math.floor(options.prefetchHoldMs ?? Math.min(DEFAULT_PREFETCH_HOLD_MS, this.settings.ackWaitMs / 2)),
     );
     this.#connectTimeoutMs = options.connectTimeoutMs ?? 2_000;
+    this.#agentType = options.agentType;
+    this.#policies = new BoundaryPolicies(this.#fabric);
   }
 
   /** Items this process currently holds claims on. */
@@ -289,6 +301,7 @@ export class WorkQueue {
       capability: o.capability,
       boundary: o.boundary ?? DEFAULT_BOUNDARY,
       priority: o.priority ?? 5,
+      ...(o.requiredAgentType !== undefined ? { requiredAgentType: o.requiredAgentType } : {}),
       ...(o.deadline !== undefined ? { deadline: o.deadline } : {}),
       ...(o.contextData !== undefined ? { contextData: o.contextData } : {}),
       scope: o.scope ?? "team",
@@ -379,6 +392,7 @@ export class WorkQueue {
     this.#assertOpen();
     return this.#guard(async () => {
       const setup = await this.#ready();
+      if (this.#agentType) await this.#policies.assertMayClaim(boundary, this.#agentType());
       const puller = await this.#puller(boundary, capability);
       const deadline = Date.now() + Math.max(timeoutMs, MIN_CLAIM_WAIT_MS);
       for (;;) {
@@ -1002,6 +1016,13 @@ export class WorkQueue {
     ) {
       // Not for this agent: hand it back unconsumed, a little later so it does not bounce straight back.
       msg.nak(NOT_MINE_DELAY_MS);
+      return undefined;
+    }
+    const required = offer.item.requiredAgentType;
+    if (required !== undefined && this.#agentType && this.#agentType() !== required) {
+      // For another agent type: hand it back, waiting longer each time it comes back to the wrong kind of
+      // claimer, so claimers that may not take it poll it at most every 30 s instead of spinning on it.
+      msg.nak(Math.min(NOT_MINE_MAX_DELAY_MS, NOT_MINE_DELAY_MS * 2 ** Math.min(6, msg.info.deliveryCount)));
       return undefined;
     }
     const workId = offer.workId;

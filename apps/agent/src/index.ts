@@ -1,0 +1,2 @@
+export { type AgentOptions, parseDuration, resolveOptions } from "./options.js";
+export { RETRYABLE_EXIT_CODE, type StopReason, Worker } from "./worker.js";

@@ -1,0 +1,115 @@
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Logger } from "@loominal/fabric";
+import type { ApiToken } from "./config.js";
+import { WeftHttpError } from "./errors.js";
+
+/** The file a Weft with no configured token writes its generated admin token to (mode 0600). */
+export const TOKEN_FILE = "weft-token";
+
+/** Who is calling: an admin, or a token limited to some projects. */
+export type Principal = { kind: "admin" } | { kind: "project"; projects: readonly string[] };
+
+/**
+ * The tokens Weft accepts. With none configured it generates an admin token (or reuses the one it
+ * generated before), writes it to `<dataDir>/weft-token` with mode 0600 and logs the path, never the
+ * token: Weft never runs without auth.
+ */
+export function resolveTokens(
+  configured: ApiToken[],
+  dataDir: string,
+  logger: Logger,
+): { tokens: ApiToken[]; tokenFile?: string } {
+  if (configured.length > 0) return { tokens: configured };
+  const path = join(dataDir, TOKEN_FILE);
+  let token: string | undefined;
+  if (existsSync(path)) {
+    const existing = readFileSync(path, "utf8").trim();
+    if (existing.length >= 16) token = existing;
+  }
+  if (!token) {
+    token = randomBytes(24).toString("hex");
+    mkdirSync(dataDir, { recursive: true });
+    writeFileSync(path, `${token}\n`, { mode: 0o600 });
+  }
+  chmodSync(path, 0o600);
+  logger.info(
+    { tokenFile: path },
+    "WEFT_API_TOKENS is not set: generated an admin token; read it from this file",
+  );
+  return { tokens: [{ kind: "admin", token }], tokenFile: path };
+}
+
+/** Compares tokens through their SHA-256 digests so the time taken says nothing about either. */
+function digest(value: string): Buffer {
+  return createHash("sha256").update(value, "utf8").digest();
+}
+
+/** Checks bearer tokens in constant time against every configured token. */
+export class TokenAuthenticator {
+  #tokens: Array<{ digest: Buffer; principal: Principal }>;
+
+  constructor(tokens: ApiToken[]) {
+    this.#tokens = tokens.map((t) => ({
+      digest: digest(t.token),
+      principal: t.kind === "admin" ? { kind: "admin" } : { kind: "project", projects: [...t.projects] },
+    }));
+  }
+
+  /** The principal of a token, or undefined. Every configured token is compared, whatever matches. */
+  authenticate(token: string): Principal | undefined {
+    const given = digest(token);
+    let found: Principal | undefined;
+    for (const t of this.#tokens) if (timingSafeEqual(given, t.digest) && !found) found = t.principal;
+    return found;
+  }
+
+  /** The principal of an `Authorization: Bearer …` header; throws 401 otherwise. */
+  fromHeader(header: string | undefined): Principal {
+    const m = header === undefined ? null : /^Bearer\s+(\S+)\s*$/i.exec(header);
+    if (!m?.[1])
+      throw new WeftHttpError(
+        401,
+        "unauthorized",
+        "send Authorization: Bearer <token> (see WEFT_API_TOKENS)",
+      );
+    const principal = this.authenticate(m[1]);
+    if (!principal)
+      throw new WeftHttpError(401, "unauthorized", "the bearer token is not one this Weft accepts");
+    return principal;
+  }
+}
+
+/**
+ * The project a request acts on: `?projectId=` (validated by the caller), or the only project of a
+ * token limited to exactly one. Throws 400 when none can be chosen, 403 when the token may not use it.
+ */
+export function projectFor(principal: Principal, requested: string | undefined): string {
+  if (requested === undefined) {
+    if (principal.kind === "project" && principal.projects.length === 1 && principal.projects[0])
+      return principal.projects[0];
+    throw new WeftHttpError(400, "invalid_input", "projectId is required: pass ?projectId=<project>", {
+      field: "projectId",
+    });
+  }
+  assertProjectAccess(principal, requested);
+  return requested;
+}
+
+export function assertProjectAccess(principal: Principal, projectId: string): void {
+  if (principal.kind === "project" && !principal.projects.includes(projectId))
+    throw new WeftHttpError(403, "forbidden", `this token may not act on project ${projectId}`, {
+      projectId,
+    });
+}
+
+/** Target mutations (they run commands on Weft's host) need an admin token. */
+export function assertAdmin(principal: Principal, action: string): void {
+  if (principal.kind !== "admin")
+    throw new WeftHttpError(
+      403,
+      "forbidden",
+      `${action} needs an admin token; project tokens may not ${action}`,
+    );
+}

@@ -1,0 +1,233 @@
+import type { Server } from "node:http";
+import type { Logger } from "@loominal/fabric";
+import { isLoominalError, projectIdSchema, weftEventSchema } from "@loominal/protocol";
+import { DeliverPolicy } from "@nats-io/jetstream";
+import express, { type NextFunction, type Request, type Response } from "express";
+import type { z } from "zod";
+import { OPERATIONS, type Operation } from "./api.js";
+import {
+  assertAdmin,
+  assertProjectAccess,
+  type Principal,
+  projectFor,
+  type TokenAuthenticator,
+} from "./auth.js";
+import { STATUS_OF, WeftHttpError } from "./errors.js";
+import { openApiDocument } from "./openapi.js";
+import type { Weft } from "./weft.js";
+
+/** Largest request body, in bytes; bigger ones get 413. */
+export const MAX_BODY_BYTES = 1024 * 1024;
+
+/** Parses one part of a request; a 400 names every field that is wrong. */
+export function parsePart<S extends z.ZodType>(
+  schema: S,
+  value: unknown,
+  where: "params" | "query" | "body",
+): z.infer<S> {
+  const r = schema.safeParse(value ?? {});
+  if (r.success) return r.data;
+  const issues = r.error.issues.map((i) => ({ field: i.path.join(".") || where, message: i.message }));
+  const first = issues[0];
+  throw new WeftHttpError(
+    400,
+    "invalid_input",
+    `invalid ${where}: ${issues.map((i) => `${i.field}: ${i.message}`).join("; ")}`,
+    { where, field: first?.field, issues },
+  );
+}
+
+/** Runs one operation for a caller: auth checks, project choice, validation, handler. */
+export async function runOperation(
+  weft: Weft,
+  op: Operation,
+  principal: Principal,
+  raw: { params: unknown; query: unknown; body: unknown },
+): Promise<{ status: number; body: unknown }> {
+  const params = op.params ? parsePart(op.params, raw.params, "params") : {};
+  const query = op.query ? parsePart(op.query, raw.query, "query") : {};
+  const body = op.body ? parsePart(op.body, raw.body, "body") : {};
+  const requested = (query as { projectId?: string }).projectId;
+  let projectId: string | undefined;
+  if (op.crossProject && requested === undefined && principal.kind === "admin") projectId = undefined;
+  else projectId = projectFor(principal, requested);
+  if (op.admin) assertAdmin(principal, op.admin);
+  const r = await op.handler({ weft, principal, projectId }, { params, query, body });
+  return { status: r.status ?? 200, body: r.body };
+}
+
+/** The express app: auth on every route but /health, errors as `{ error: { code, message, details } }`. */
+export function createApp(weft: Weft, auth: TokenAuthenticator, logger: Logger): express.Express {
+  const app = express();
+  app.disable("x-powered-by");
+  app.set("query parser", "simple");
+
+  app.use((req, res, next) => {
+    const end = weft.metrics.requestSeconds.startTimer({ method: req.method });
+    res.on("finish", () =>
+      end({ route: (req.route?.path as string | undefined) ?? "unmatched", status: String(res.statusCode) }),
+    );
+    next();
+  });
+
+  app.get("/health", (_req, res) => {
+    res.json({
+      status: weft.fabric.isConnected ? "ok" : "degraded",
+      nats: weft.fabric.state,
+      leader: weft.isLeader,
+      instance: weft.instanceId,
+      timestamp: new Date().toISOString(),
+    });
+  });
+
+  app.use((req, res, next) => {
+    res.locals.principal = auth.fromHeader(req.header("authorization"));
+    next();
+  });
+  app.use(express.json({ limit: MAX_BODY_BYTES }));
+
+  app.get("/metrics", async (_req, res) => {
+    for (const p of weft.registry.projects()) {
+      weft.metrics.agentsOnline.set(
+        { project: p },
+        weft.registry.agents(p).filter((a) => a.status !== "offline").length,
+      );
+    }
+    res.set("content-type", weft.metrics.registry.contentType);
+    res.send(await weft.metrics.registry.metrics());
+  });
+
+  app.get("/api/openapi.json", (_req, res) => {
+    res.json(openApiDocument());
+  });
+
+  for (const op of OPERATIONS) {
+    app[op.method](op.path, async (req: Request, res: Response) => {
+      const r = await runOperation(weft, op, res.locals.principal as Principal, {
+        params: req.params,
+        query: req.query,
+        body: req.body,
+      });
+      res.status(r.status).json(r.body);
+    });
+  }
+
+  app.get("/api/events", async (req, res) => {
+    const principal = res.locals.principal as Principal;
+    const q = parsePart(
+      projectIdSchema.optional().transform((v) => ({ projectId: v })),
+      (req.query as Record<string, unknown>).projectId,
+      "query",
+    );
+    const projectId = projectFor(principal, q.projectId);
+    assertProjectAccess(principal, projectId);
+    await streamEvents(weft, projectId, req, res, logger);
+  });
+
+  app.use((_req, _res, next) =>
+    next(new WeftHttpError(404, "not_found", "no such route; see /api/openapi.json")),
+  );
+
+  app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
+    const { status, body } = errorBody(err);
+    if (status >= 500)
+      logger.error({ err: err instanceof Error ? err.message : String(err) }, "request failed");
+    if (!res.headersSent) res.status(status).json(body);
+  });
+  return app;
+}
+
+/** The one place errors become HTTP responses. */
+export function errorBody(err: unknown): {
+  status: number;
+  body: { error: { code: string; message: string; details?: unknown } };
+} {
+  if (err instanceof WeftHttpError)
+    return {
+      status: err.status,
+      body: {
+        error: { code: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) },
+      },
+    };
+  if (isLoominalError(err)) {
+    const status = STATUS_OF[err.code] ?? 500;
+    return {
+      status,
+      body: {
+        error: { code: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) },
+      },
+    };
+  }
+  const e = err as { type?: string; status?: number; message?: string };
+  if (e?.type === "entity.too.large")
+    return {
+      status: 413,
+      body: {
+        error: {
+          code: "payload_too_large",
+          message: `request bodies are limited to ${MAX_BODY_BYTES} bytes`,
+        },
+      },
+    };
+  if (e?.type === "entity.parse.failed")
+    return {
+      status: 400,
+      body: {
+        error: {
+          code: "invalid_input",
+          message: `the body is not valid JSON: ${e.message ?? ""}`,
+          details: { field: "body" },
+        },
+      },
+    };
+  return { status: 500, body: { error: { code: "internal", message: "internal error; see Weft's log" } } };
+}
+
+/**
+ * Server-sent events of one project (agent, work, target and spin-up events) from the project's
+ * event stream; each event's id is its stream sequence, so a client reconnecting with `Last-Event-ID`
+ * gets what it missed.
+ */
+async function streamEvents(
+  weft: Weft,
+  projectId: string,
+  req: Request,
+  res: Response,
+  logger: Logger,
+): Promise<void> {
+  const last = Number.parseInt(req.header("last-event-id") ?? "", 10);
+  await weft.ensureEventStream(projectId);
+  const consumer = await weft.fabric.js.consumers.get(weft.eventStreamName(projectId), {
+    ...(Number.isFinite(last) && last > 0
+      ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: last + 1 }
+      : { deliver_policy: DeliverPolicy.New }),
+  });
+  res.status(200).set({
+    "content-type": "text/event-stream",
+    "cache-control": "no-cache",
+    connection: "keep-alive",
+  });
+  res.flushHeaders();
+  res.write(": connected\n\n");
+  const messages = await consumer.consume();
+  const heartbeat = setInterval(() => res.write(": keep-alive\n\n"), 15_000);
+  req.on("close", () => {
+    clearInterval(heartbeat);
+    void messages.close();
+  });
+  try {
+    for await (const m of messages) {
+      const r = weftEventSchema.safeParse(m.json());
+      if (!r.success) continue;
+      res.write(`id: ${m.seq}\nevent: ${r.data.kind}\ndata: ${JSON.stringify(r.data)}\n\n`);
+    }
+  } catch (err) {
+    logger.debug({ err: String(err) }, "event stream ended");
+  }
+}
+
+export function listen(app: express.Express, port: number, host: string): Promise<Server> {
+  return new Promise((resolve, reject) => {
+    const server = app.listen(port, host, (err?: Error) => (err ? reject(err) : resolve(server)));
+  });
+}

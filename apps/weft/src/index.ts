@@ -1,0 +1,20 @@
+export { OPERATIONS, type Operation, submitWorkSchema } from "./api.js";
+export { type Principal, projectFor, TOKEN_FILE, TokenAuthenticator } from "./auth.js";
+export {
+  type ApiToken,
+  loadWeftConfig,
+  parseTokens,
+  readConfigFile,
+  WEFT_ENV,
+  type WeftConfig,
+  weftFileSchema,
+} from "./config.js";
+export { createApp, MAX_BODY_BYTES } from "./http.js";
+export { createWeftMcpServer, mcpOperations, natsRequester, toolName, WEFT_MCP_NAME } from "./mcp/server.js";
+export { LocalMechanism, localConfigSchema } from "./mechanisms/local.js";
+export type { HealthResult, Mechanism, MechanismHandle, StartRequest } from "./mechanisms/types.js";
+export { WeftMetrics } from "./metrics.js";
+export { COORD_QUEUE, type CoordReply, serveCoordinatorApi } from "./nats-api.js";
+export { openApiDocument, openApiPath } from "./openapi.js";
+export { type RunningWeft, startWeft } from "./serve.js";
+export { WEFT_AGENT_ID, Weft } from "./weft.js";

@@ -1,0 +1,306 @@
+import { statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { NatsServer, tempDir, uniqueProjectId } from "@loominal/testkit";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { OPERATIONS } from "./api.js";
+import { openApiPath } from "./openapi.js";
+import {
+  client,
+  readToken,
+  startWeftProcess,
+  type WeftProcess,
+  weftStartFailure,
+} from "./weft.test-helper.js";
+
+const ADMIN = "admin-token-0123456789abcdef";
+const LIMITED = "limited-token-0123456789abcdef";
+const p1 = uniqueProjectId();
+const p2 = uniqueProjectId();
+
+let nats: NatsServer;
+let weft: WeftProcess;
+let dir: { path: string; cleanup: () => void };
+
+beforeAll(async () => {
+  nats = await NatsServer.start();
+  dir = tempDir("weft-rest-");
+  weft = await startWeftProcess({
+    cwd: dir.path,
+    env: { NATS_URL: nats.url, WEFT_API_TOKENS: `${ADMIN},${LIMITED}:${p1}` },
+  });
+});
+
+afterAll(async () => {
+  await weft?.stop();
+  await nats?.stop({ removeStore: true });
+  dir?.cleanup();
+});
+
+describe("auth", () => {
+  it("serves /health without a token and everything else only with one", async () => {
+    const anon = client(weft.url);
+    expect((await anon("GET", "/health")).status).toBe(200);
+    const none = await anon("GET", `/api/work?projectId=${p1}`);
+    expect(none.status).toBe(401);
+    expect(none.body.error.code).toBe("unauthorized");
+    expect(
+      (await client(weft.url, "wrong-token-0123456789abcdef")("GET", `/api/work?projectId=${p1}`)).status,
+    ).toBe(401);
+    expect((await anon("GET", "/metrics")).status).toBe(401);
+    expect((await anon("GET", "/api/openapi.json")).status).toBe(401);
+  });
+
+  it("limits a project token to its projects and keeps it off target mutations", async () => {
+    const limited = client(weft.url, LIMITED);
+    // Its only project is the default.
+    expect((await limited("GET", "/api/work")).status).toBe(200);
+    const other = await limited("GET", `/api/work?projectId=${p2}`);
+    expect(other.status).toBe(403);
+    expect(other.body.error.code).toBe("forbidden");
+    const create = await limited("POST", `/api/targets?projectId=${p1}`, {
+      name: "t1",
+      mechanism: "local",
+      agentType: "claude-code",
+      capabilities: ["typescript"],
+      config: { command: "/bin/true" },
+    });
+    expect(create.status).toBe(403);
+    expect(create.body.error.message).toMatch(/admin token/);
+    // Reading targets is fine.
+    expect((await limited("GET", "/api/targets")).status).toBe(200);
+    // Stats across projects are for admins: a project token gets its own project.
+    const stats = await limited("GET", "/api/stats");
+    expect(stats.status).toBe(200);
+    expect(stats.body.projectId).toBe(p1);
+  });
+
+  it("requires projectId from an admin token", async () => {
+    const r = await client(weft.url, ADMIN)("GET", "/api/work");
+    expect(r.status).toBe(400);
+    expect(r.body.error.details.field).toBe("projectId");
+  });
+});
+
+describe("validation", () => {
+  it("answers 400 naming the field", async () => {
+    const admin = client(weft.url, ADMIN);
+    const r = await admin("POST", `/api/work?projectId=${p1}`, {
+      description: "x",
+      capability: "Type Script",
+    });
+    expect(r.status).toBe(400);
+    expect(r.body.error.code).toBe("invalid_input");
+    expect(r.body.error.details.field).toBe("capability");
+    const extra = await admin("POST", `/api/work?projectId=${p1}`, {
+      description: "x",
+      capability: "ts",
+      colour: "red",
+    });
+    expect(extra.status).toBe(400);
+    expect(extra.body.error.message).toMatch(/colour/);
+    const bad = await admin("GET", `/api/work/not-an-id?projectId=${p1}`);
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.details.field).toBe("workId");
+    const json = await admin("POST", `/api/work?projectId=${p1}`, "{not json");
+    expect(json.status).toBe(400);
+  });
+
+  it("answers 413 for a body over 1 MiB", async () => {
+    const r = await client(weft.url, ADMIN)("POST", `/api/work?projectId=${p1}`, {
+      description: "x".repeat(1024 * 1024 + 10),
+      capability: "ts",
+    });
+    expect(r.status).toBe(413);
+    expect(r.body.error.code).toBe("payload_too_large");
+  });
+
+  it("answers 404 for an unknown route", async () => {
+    const r = await client(weft.url, ADMIN)("GET", "/api/nothing-here");
+    expect(r.status).toBe(404);
+    expect(r.body.error.code).toBe("not_found");
+  });
+});
+
+describe("work", () => {
+  it("submits, lists, gets, cancels and batch-cancels", async () => {
+    const admin = client(weft.url, ADMIN);
+    const sub = await admin("POST", `/api/work?projectId=${p1}`, {
+      description: "write the parser",
+      capability: "typescript",
+      priority: 7,
+      taskId: "parser",
+    });
+    expect(sub.status).toBe(201);
+    expect(sub.body.status).toBe("pending");
+    expect(sub.body.spinUp).toBeNull();
+    const workId = sub.body.workId as string;
+    // Idempotent with a workId.
+    const again = await admin("POST", `/api/work?projectId=${p1}`, {
+      description: "write the parser",
+      capability: "typescript",
+      taskId: "parser",
+      workId,
+    });
+    expect(again.status).toBe(201);
+    expect(again.body.workId).toBe(workId);
+
+    const list = await admin("GET", `/api/work?projectId=${p1}&status=pending&capability=typescript`);
+    expect(list.status).toBe(200);
+    expect(list.body.workItems.map((w: { workId: string }) => w.workId)).toContain(workId);
+    expect(list.body.workItems.filter((w: { workId: string }) => w.workId === workId)).toHaveLength(1);
+
+    const got = await admin("GET", `/api/work/${workId}?projectId=${p1}`);
+    expect(got.body.priority).toBe(7);
+    // Another project does not see it.
+    expect((await admin("GET", `/api/work/${workId}?projectId=${p2}`)).status).toBe(404);
+
+    const cancel = await admin("POST", `/api/work/${workId}/cancel?projectId=${p1}`, {
+      reason: "not needed",
+    });
+    expect(cancel.status).toBe(200);
+    expect(cancel.body.status).toBe("cancelled");
+    const twice = await admin("POST", `/api/work/${workId}/cancel?projectId=${p1}`, {});
+    expect(twice.status).toBe(409);
+
+    const a = (
+      await admin("POST", `/api/work?projectId=${p1}`, { description: "a", capability: "typescript" })
+    ).body.workId;
+    const b = (
+      await admin("POST", `/api/work?projectId=${p1}`, { description: "b", capability: "typescript" })
+    ).body.workId;
+    const batch = await admin("POST", `/api/work/cancel-batch?projectId=${p1}`, { workIds: [a, b, workId] });
+    expect(batch.body.cancelled).toBe(2);
+    expect(batch.body.results.find((r: { workId: string }) => r.workId === workId).success).toBe(false);
+  });
+
+  it("rejects a requiredAgentType the boundary policy forbids", async () => {
+    // With no config file only `default` has a policy, which accepts every type: anything goes there.
+    const admin = client(weft.url, ADMIN);
+    const r = await admin("POST", `/api/work?projectId=${p1}`, {
+      description: "x",
+      capability: "ts",
+      requiredAgentType: "copilot-cli",
+    });
+    expect(r.status).toBe(201);
+    expect(r.body.item.requiredAgentType).toBe("copilot-cli");
+  });
+});
+
+describe("targets, agents, stats, channels", () => {
+  it("creates, reads, updates, tests, disables, enables and deletes a target", async () => {
+    const admin = client(weft.url, ADMIN);
+    const body = {
+      name: "builder",
+      mechanism: "local",
+      agentType: "claude-code",
+      capabilities: ["typescript"],
+      config: { command: "/bin/true", args: [] },
+      cooldownMs: 0,
+    };
+    const created = await admin("POST", `/api/targets?projectId=${p2}`, body);
+    expect(created.status).toBe(201);
+    const id = created.body.targetId as string;
+    expect((await admin("POST", `/api/targets?projectId=${p2}`, body)).status).toBe(409);
+    const badConfig = await admin("POST", `/api/targets?projectId=${p2}`, {
+      ...body,
+      name: "b2",
+      config: { args: [] },
+    });
+    expect(badConfig.status).toBe(400);
+    expect(badConfig.body.error.message).toMatch(/config\.command/);
+    expect((await admin("GET", `/api/targets/builder?projectId=${p2}`)).body.targetId).toBe(id);
+    expect((await admin("GET", `/api/targets/${id}?projectId=${p2}`)).body.name).toBe("builder");
+    expect((await admin("GET", `/api/targets?projectId=${p2}`)).body.count).toBe(1);
+    const upd = await admin("PUT", `/api/targets/${id}?projectId=${p2}`, { maxConcurrent: 2 });
+    expect(upd.body.maxConcurrent).toBe(2);
+    const test = await admin("POST", `/api/targets/${id}/test?projectId=${p2}`);
+    expect(test.body.ok).toBe(true);
+    expect(test.body.target.health.status).toBe("healthy");
+    expect((await admin("POST", `/api/targets/${id}/disable?projectId=${p2}`)).body.enabled).toBe(false);
+    const refused = await admin("POST", `/api/targets/${id}/spin-up?projectId=${p2}`, {});
+    expect(refused.status).toBe(409);
+    expect((await admin("POST", `/api/targets/${id}/enable?projectId=${p2}`)).body.enabled).toBe(true);
+    expect((await admin("DELETE", `/api/targets/${id}?projectId=${p2}`)).body.deleted).toBe(true);
+    expect((await admin("GET", `/api/targets/${id}?projectId=${p2}`)).status).toBe(404);
+  });
+
+  it("lists agents, 404s an unknown one, and reports stats per project and across projects", async () => {
+    const admin = client(weft.url, ADMIN);
+    const agents = await admin("GET", `/api/agents?projectId=${p1}`);
+    expect(agents.status).toBe(200);
+    expect(agents.body.agents).toEqual([]);
+    expect((await admin("GET", `/api/agents/${"a".repeat(32)}?projectId=${p1}`)).status).toBe(404);
+    const shut = await admin("POST", `/api/agents/shutdown-batch?projectId=${p1}`, { agentIds: [] });
+    expect(shut.body.results).toEqual([]);
+    const stats = await admin("GET", `/api/stats?projectId=${p1}`);
+    expect(stats.body.projectId).toBe(p1);
+    expect(stats.body.work.queued).toBeGreaterThanOrEqual(1);
+    const all = await admin("GET", "/api/stats");
+    expect(all.body.projects.map((s: { projectId: string }) => s.projectId)).toEqual(
+      expect.arrayContaining([p1]),
+    );
+    expect((await admin("GET", `/api/spin-ups?projectId=${p1}`)).body.spinUps).toEqual([]);
+    expect((await admin("GET", `/api/channels?projectId=${p1}`)).body.channels).toEqual([]);
+    expect((await admin("GET", `/api/channels/roadmap/messages?projectId=${p1}`)).status).toBe(404);
+  });
+
+  it("serves Prometheus metrics", async () => {
+    const r = await client(weft.url, ADMIN)("GET", "/metrics");
+    expect(r.status).toBe(200);
+    expect(r.body).toMatch(/weft_work_submitted_total \d+/);
+    expect(r.body).toMatch(/weft_http_request_duration_seconds_bucket/);
+    expect(r.body).toMatch(/weft_leader 1/);
+  });
+});
+
+describe("OpenAPI", () => {
+  it("documents every route the API serves", async () => {
+    const doc = (await client(weft.url, ADMIN)("GET", "/api/openapi.json")).body;
+    expect(doc.openapi).toBe("3.1.0");
+    const documented = new Set<string>();
+    for (const [path, methods] of Object.entries(doc.paths as Record<string, Record<string, unknown>>))
+      for (const m of Object.keys(methods)) documented.add(`${m} ${path}`);
+    for (const op of OPERATIONS) expect(documented).toContain(`${op.method} ${openApiPath(op.path)}`);
+    for (const extra of ["get /health", "get /metrics", "get /api/openapi.json", "get /api/events"])
+      expect(documented).toContain(extra);
+    const submit = doc.paths["/api/work"].post;
+    expect(submit.requestBody.content["application/json"].schema.properties.capability).toBeDefined();
+  });
+});
+
+describe("startup", () => {
+  it("generates a token file with mode 0600 when no token is configured, and logs its path only", async () => {
+    const d = tempDir("weft-token-");
+    const w = await startWeftProcess({ cwd: d.path, env: { NATS_URL: nats.url, WEFT_API_TOKENS: "" } });
+    try {
+      const file = join(d.path, ".loominal", "weft-token");
+      expect(statSync(file).mode & 0o777).toBe(0o600);
+      const token = readToken(file);
+      expect(w.output()).toContain(file);
+      expect(w.output()).not.toContain(token);
+      expect((await client(w.url, token)("GET", `/api/work?projectId=${p1}`)).status).toBe(200);
+      expect((await client(w.url)("GET", `/api/work?projectId=${p1}`)).status).toBe(401);
+    } finally {
+      await w.stop();
+      d.cleanup();
+    }
+  });
+
+  it("stops at start naming a bad variable or a bad file field", async () => {
+    const env = await weftStartFailure({ cwd: dir.path, env: { NATS_URL: nats.url, WEFT_PORT: "http" } });
+    expect(env.code).not.toBe(0);
+    expect(env.output).toMatch(/WEFT_PORT/);
+    const short = await weftStartFailure({
+      cwd: dir.path,
+      env: { NATS_URL: nats.url, WEFT_API_TOKENS: "short" },
+    });
+    expect(short.output).toMatch(/WEFT_API_TOKENS entry 1/);
+    expect(short.output).not.toMatch(/short[^e]/);
+    const file = join(dir.path, "bad.yaml");
+    writeFileSync(file, "boundaries:\n  - name: Corporate\n");
+    const bad = await weftStartFailure({ cwd: dir.path, env: { NATS_URL: nats.url, WEFT_CONFIG: file } });
+    expect(bad.code).not.toBe(0);
+    expect(bad.output).toContain(file);
+    expect(bad.output).toMatch(/boundaries\.0\.name/);
+  });
+});

@@ -1,0 +1,60 @@
+import type { Server } from "node:http";
+import { createLogger, Fabric, type Logger } from "@loominal/fabric";
+import { resolveTokens, TokenAuthenticator } from "./auth.js";
+import { loadWeftConfig, type WeftConfig } from "./config.js";
+import { createApp, listen } from "./http.js";
+import { WeftMetrics } from "./metrics.js";
+import { serveCoordinatorApi } from "./nats-api.js";
+import { Weft } from "./weft.js";
+
+export interface RunningWeft {
+  weft: Weft;
+  server: Server;
+  /** The port the REST API listens on. */
+  port: number;
+  tokenFile: string | undefined;
+  stop(): Promise<void>;
+}
+
+/** Starts Weft: NATS, the coordinator, the NATS API and the REST API. */
+export async function startWeft(
+  options: { config?: WeftConfig; logger?: Logger } = {},
+): Promise<RunningWeft> {
+  const config = options.config ?? loadWeftConfig();
+  const logger = options.logger ?? createLogger({ name: "weft", destination: "stdout" });
+  const { tokens, tokenFile } = resolveTokens(config.tokens, config.dataDir, logger);
+  const fabric = await Fabric.connect({ nats: config.nats, logger, name: `weft ${config.instanceId}` });
+  const weft = new Weft({ config, fabric, logger, metrics: new WeftMetrics() });
+  await weft.start();
+  const sub = serveCoordinatorApi(weft, logger);
+  const app = createApp(weft, new TokenAuthenticator(tokens), logger);
+  const server = await listen(app, config.port, config.host);
+  const address = server.address();
+  const port = typeof address === "object" && address ? address.port : config.port;
+  logger.info(
+    {
+      instance: config.instanceId,
+      url: `http://${config.host}:${port}`,
+      nats: fabric.url,
+      configFile: config.configFile ?? null,
+    },
+    "weft listening",
+  );
+  let stopping: Promise<void> | undefined;
+  return {
+    weft,
+    server,
+    port,
+    tokenFile,
+    stop() {
+      stopping ??= (async () => {
+        server.closeAllConnections();
+        await new Promise<void>((r) => server.close(() => r()));
+        sub.unsubscribe();
+        await weft.stop();
+        await fabric.close();
+      })();
+      return stopping;
+    },
+  };
+}

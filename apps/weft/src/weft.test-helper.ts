@@ -1,0 +1,138 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const here = dirname(fileURLToPath(import.meta.url));
+/** The built `weft` bin (tests run it as a process, as an operator would). */
+export const WEFT_BIN = join(here, "..", "dist", "bin.js");
+/** The built `loominal-agent` bin. */
+export const AGENT_BIN = join(here, "..", "..", "agent", "dist", "bin.js");
+
+export interface WeftProcess {
+  proc: ChildProcess;
+  url: string;
+  port: number;
+  /** Everything it logged so far. */
+  output(): string;
+  /** Exits with SIGTERM and waits. */
+  stop(): Promise<void>;
+  /** SIGKILL and wait. */
+  kill(): Promise<void>;
+}
+
+const live = new Set<ChildProcess>();
+process.once("exit", () => {
+  for (const p of live) p.kill("SIGKILL");
+});
+
+/** Starts `weft serve` and resolves once it listens (WEFT_PORT=0 unless given). */
+export async function startWeftProcess(options: {
+  env: Record<string, string>;
+  cwd: string;
+}): Promise<WeftProcess> {
+  const proc = spawn(process.execPath, [WEFT_BIN, "serve"], {
+    cwd: options.cwd,
+    env: { ...process.env, WEFT_PORT: "0", LOOMINAL_LOG_LEVEL: "debug", ...options.env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  live.add(proc);
+  let out = "";
+  proc.stdout?.on("data", (d: Buffer) => {
+    out += d.toString();
+  });
+  proc.stderr?.on("data", (d: Buffer) => {
+    out += d.toString();
+  });
+  const exited = new Promise<number | null>((r) =>
+    proc.once("exit", (code) => {
+      live.delete(proc);
+      r(code);
+    }),
+  );
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`weft did not start within 30 s:\n${out}`)), 30_000);
+    const check = () => {
+      const m = /"url":"(http:\/\/[^"]+)"[^\n]*"msg":"weft listening"/.exec(out);
+      if (m?.[1]) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    };
+    proc.stdout?.on("data", check);
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`weft exited with ${code} before listening:\n${out}`));
+    });
+  });
+  const port = Number(new URL(url).port);
+  return {
+    proc,
+    url,
+    port,
+    output: () => out,
+    async stop() {
+      if (proc.exitCode !== null) return;
+      proc.kill("SIGTERM");
+      await exited;
+    },
+    async kill() {
+      if (proc.exitCode !== null) return;
+      proc.kill("SIGKILL");
+      await exited;
+    },
+  };
+}
+
+/** Runs `weft serve` expecting it to fail at start; resolves with its exit code and output. */
+export async function weftStartFailure(options: {
+  env: Record<string, string>;
+  cwd: string;
+}): Promise<{ code: number | null; output: string }> {
+  const proc = spawn(process.execPath, [WEFT_BIN, "serve"], {
+    cwd: options.cwd,
+    env: { ...process.env, WEFT_PORT: "0", ...options.env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  live.add(proc);
+  let out = "";
+  proc.stdout?.on("data", (d: Buffer) => {
+    out += d.toString();
+  });
+  proc.stderr?.on("data", (d: Buffer) => {
+    out += d.toString();
+  });
+  const timer = setTimeout(() => proc.kill("SIGKILL"), 20_000);
+  const code = await new Promise<number | null>((r) => proc.once("exit", r));
+  clearTimeout(timer);
+  live.delete(proc);
+  return { code, output: out };
+}
+
+/** A JSON HTTP client for one Weft with one token. */
+export function client(baseUrl: string, token?: string) {
+  return async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
+    const res = await fetch(`${baseUrl}${path}`, {
+      method,
+      headers: {
+        ...(token ? { authorization: `Bearer ${token}` } : {}),
+        ...(body !== undefined ? { "content-type": "application/json" } : {}),
+        ...headers,
+      },
+      ...(body !== undefined ? { body: typeof body === "string" ? body : JSON.stringify(body) } : {}),
+    });
+    const text = await res.text();
+    // biome-ignore lint/suspicious/noExplicitAny: tests assert on the shape they expect
+    let json: any;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      json = text;
+    }
+    return { status: res.status, body: json, headers: res.headers };
+  };
+}
+
+export function readToken(path: string): string {
+  return readFileSync(path, "utf8").trim();
+}
