@@ -935,7 +935,8 @@ export class Weft {
       LOOMINAL_CAPABILITY: target.capabilities.join(","),
       LOOMINAL_BOUNDARY: boundary,
       LOOMINAL_AGENT_TYPE: target.agentType,
-      LOOMINAL_IDLE_TIMEOUT: `${target.idleTimeoutMs}ms`,
+      // The agent's own idle timeout is a backstop for when no Weft is left to shut it down.
+      LOOMINAL_IDLE_TIMEOUT: `${2 * target.idleTimeoutMs + this.config.file.defaults.shutdownGraceMs}ms`,
     };
     try {
       const handle = await this.mechanism(target.mechanism).start({ spinUpId, target, env });
