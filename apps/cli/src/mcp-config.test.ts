@@ -21,7 +21,7 @@ afterAll(async () => {
 });
 
 describe("loominal mcp-config", () => {
-  test("prints a .mcp.json with the three servers: absolute node and bin paths, NATS_URL", async () => {
+  test("prints a .mcp.json with the four servers: absolute node and bin paths, NATS_URL", async () => {
     const run = await runCli(["mcp-config"], {
       cwd: project.path,
       env: { NATS_URL: "nats://127.0.0.1:4333" },
@@ -37,14 +37,19 @@ describe("loominal mcp-config", () => {
       "loominal-pattern",
       "loominal-shuttle",
       "loominal-warp",
+      "loominal-weft",
     ]);
     for (const [name, entry] of Object.entries(config.mcpServers)) {
       const part = name.replace("loominal-", "");
       expect(entry.type).toBe("stdio");
       expect(isAbsolute(entry.command)).toBe(true);
-      expect(entry.args).toHaveLength(1);
       expect(isAbsolute(entry.args[0] ?? "")).toBe(true);
-      expect(entry.args[0]).toMatch(new RegExp(`/packages/${part}/dist/bin\\.js$`));
+      if (part === "weft") {
+        expect(entry.args).toEqual([expect.stringMatching(/\/apps\/weft\/dist\/bin\.js$/), "mcp"]);
+      } else {
+        expect(entry.args).toHaveLength(1);
+        expect(entry.args[0]).toMatch(new RegExp(`/packages/${part}/dist/bin\\.js$`));
+      }
       expect(entry.env).toEqual({ NATS_URL: "nats://127.0.0.1:4333" });
     }
   });

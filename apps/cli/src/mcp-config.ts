@@ -5,9 +5,11 @@ import { LoominalError } from "@loominal/protocol";
 
 /** The MCP servers a project adds to Claude Code: bin name and package directory in the workspace. */
 export const MCP_SERVERS = [
-  { name: "loominal-warp", packageDir: "packages/warp" },
-  { name: "loominal-pattern", packageDir: "packages/pattern" },
-  { name: "loominal-shuttle", packageDir: "packages/shuttle" },
+  { name: "loominal-warp", packageDir: "packages/warp", bin: "loominal-warp", args: [] },
+  { name: "loominal-pattern", packageDir: "packages/pattern", bin: "loominal-pattern", args: [] },
+  { name: "loominal-shuttle", packageDir: "packages/shuttle", bin: "loominal-shuttle", args: [] },
+  // A thin client of a running Weft (`weft serve`) over NATS.
+  { name: "loominal-weft", packageDir: "apps/weft", bin: "weft", args: ["mcp"] },
 ] as const;
 
 export type McpServerName = (typeof MCP_SERVERS)[number]["name"];
@@ -31,7 +33,7 @@ export interface McpConfigResult {
 }
 
 /**
- * The `.mcp.json` content for the three MCP servers: the node running this CLI and the absolute path of
+ * The `.mcp.json` content for the four MCP servers: the node running this CLI and the absolute path of
  * each built bin, so the config works whatever PATH or directory Claude Code starts them with.
  * `env` must hold no secrets: it is printed and usually committed.
  */
@@ -40,9 +42,14 @@ export function buildMcpConfig(env: Record<string, string>): McpConfigResult {
   const missing: string[] = [];
   const entries: Partial<Record<McpServerName, McpServerEntry>> = {};
   for (const server of MCP_SERVERS) {
-    const bin = binPath(join(root, server.packageDir), server.name);
+    const bin = binPath(join(root, server.packageDir), server.bin);
     if (!existsSync(bin)) missing.push(bin);
-    entries[server.name] = { type: "stdio", command: process.execPath, args: [bin], env: { ...env } };
+    entries[server.name] = {
+      type: "stdio",
+      command: process.execPath,
+      args: [bin, ...server.args],
+      env: { ...env },
+    };
   }
   return { config: { mcpServers: entries as Record<McpServerName, McpServerEntry> }, missing };
 }

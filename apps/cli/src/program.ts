@@ -6,6 +6,7 @@ import { registerNatsConfigCommand } from "./commands/nats-config.js";
 import { registerNatsProvisionCommand } from "./commands/nats-provision.js";
 import { registerUpCommand } from "./commands/up.js";
 import { registerVersionCommand } from "./commands/version.js";
+import { registerWeftCommands } from "./commands/weft.js";
 import type { CliContext } from "./context.js";
 import { cliVersion } from "./version.js";
 
@@ -32,6 +33,7 @@ export function createProgram(ctx: CliContext, setExit: (code: number) => void =
   registerNatsConfigCommand(program, ctx);
   registerNatsProvisionCommand(program, ctx);
   registerVersionCommand(program, ctx);
+  registerWeftCommands(program, ctx);
   for (const command of program.commands) command.exitOverride();
   return program;
 }

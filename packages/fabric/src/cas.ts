@@ -2,6 +2,8 @@ import { JetStreamApiError } from "@nats-io/jetstream";
 import type { KV, KvEntry } from "@nats-io/kv";
 import type { JsonCodec } from "./codec.js";
 import { CasConflictError } from "./errors.js";
+import { LruMap } from "./lru.js";
+import { KeyedSerialQueue } from "./serial.js";
 
 /** nats-server answers 10071 both for "wrong last sequence" (update) and "key exists" (create). */
 export const JS_WRONG_LAST_SEQUENCE = 10071;
@@ -35,24 +37,32 @@ export type CasMutation<T> = (
   revision: number,
 ) => T | undefined | Promise<T | undefined>;
 
-interface KeyState {
-  tail: Promise<unknown>;
-  /** Last revision and value this process wrote or read; saves a get on the next update. */
-  known?: { revision: number; value: unknown };
+/** Last revision and value this process wrote or read of a key; saves a get on the next update. */
+interface Known {
+  revision: number;
+  value: unknown;
 }
 
-const keyStates = new WeakMap<KV, Map<string, KeyState>>();
+/** Per KV handle: the per-key queue of updates, and what this process knows of recently used keys. */
+interface HandleState {
+  queue: KeyedSerialQueue<string>;
+  known: LruMap<string, Known>;
+}
 
-function stateOf(kv: KV, key: string): KeyState {
-  let m = keyStates.get(kv);
-  if (!m) {
-    m = new Map();
-    keyStates.set(kv, m);
-  }
-  let s = m.get(key);
+/**
+ * How many keys' revisions `casUpdate` remembers per KV handle. Beyond it the key used longest ago is
+ * forgotten, which costs that key one get on its next update. The per-key queues hold only keys with an
+ * update in flight, so memory stays bounded however many keys a long-lived process touches.
+ */
+export const CAS_KNOWN_KEYS_MAX = 10_000;
+
+const handleStates = new WeakMap<KV, HandleState>();
+
+function stateOf(kv: KV): HandleState {
+  let s = handleStates.get(kv);
   if (!s) {
-    s = { tail: Promise.resolve() };
-    m.set(key, s);
+    s = { queue: new KeyedSerialQueue(), known: new LruMap(CAS_KNOWN_KEYS_MAX) };
+    handleStates.set(kv, s);
   }
   return s;
 }
@@ -63,7 +73,8 @@ function stateOf(kv: KV, key: string): KeyState {
  * Updates of the same key through the same KV handle are queued in-process, so one process never
  * races itself; across processes a conflict (10071) re-reads and retries with jittered exponential
  * backoff, at most `maxAttempts` times, then throws CasConflictError. The revision returned by the
- * last write is reused, so an uncontended update costs one round trip.
+ * last write is reused (for the `CAS_KNOWN_KEYS_MAX` keys used most recently), so an uncontended
+ * update costs one round trip.
  */
 export function casUpdate<T>(
   kv: KV,
@@ -72,13 +83,14 @@ export function casUpdate<T>(
   mutate: CasMutation<T>,
   options: CasOptions = {},
 ): Promise<CasResult<T>> {
-  const state = stateOf(kv, key);
-  const run = state.tail.then(
-    () => casLoop(kv, key, codec, mutate, options, state),
-    () => casLoop(kv, key, codec, mutate, options, state),
-  );
-  state.tail = run.catch(() => undefined);
-  return run;
+  const state = stateOf(kv);
+  return state.queue.run(key, () => casLoop(kv, key, codec, mutate, options, state.known));
+}
+
+/** How many keys of this KV handle casUpdate remembers a revision for, and how many have updates queued. */
+export function casCacheStats(kv: KV): { knownKeys: number; queuedKeys: number } {
+  const s = handleStates.get(kv);
+  return { knownKeys: s?.known.size ?? 0, queuedKeys: s?.queue.size ?? 0 };
 }
 
 async function casLoop<T>(
@@ -87,34 +99,34 @@ async function casLoop<T>(
   codec: JsonCodec<T>,
   mutate: CasMutation<T>,
   options: CasOptions,
-  state: KeyState,
+  cache: LruMap<string, Known>,
 ): Promise<CasResult<T>> {
   const maxAttempts = options.maxAttempts ?? 64;
   const base = options.baseDelayMs ?? 1;
   const maxDelay = options.maxDelayMs ?? 100;
-  let known = state.known as { revision: number; value: T | undefined } | undefined;
+  let known = cache.get(key) as { revision: number; value: T | undefined } | undefined;
   let lastErr: unknown;
   for (let attempt = 0; attempt < maxAttempts; attempt++) {
     if (!known) known = await read(kv, key, codec);
     const next = await mutate(known.value, known.revision);
     if (next === undefined) {
-      state.known = known;
+      cache.set(key, known);
       return { value: known.value, revision: known.revision, changed: false };
     }
     try {
       const data = codec.encode(next);
       const revision =
         known.revision === 0 ? await kv.create(key, data) : await kv.update(key, data, known.revision);
-      state.known = { revision, value: next };
+      cache.set(key, { revision, value: next });
       return { value: next, revision, changed: true };
     } catch (err) {
       if (!isCasConflict(err)) {
-        state.known = undefined;
+        cache.delete(key);
         throw err;
       }
       lastErr = err;
       known = undefined;
-      state.known = undefined;
+      cache.delete(key);
       const ceiling = Math.min(maxDelay, base * 2 ** Math.min(attempt, 16));
       await new Promise((r) => setTimeout(r, Math.random() * ceiling));
     }
@@ -145,9 +157,12 @@ export function entryValue<T>(
   return { revision: entry.revision, value: codec.decode(entry.value, where) };
 }
 
-/** Forgets what this process knows of a key's revision (after a delete done elsewhere, for example). */
+/**
+ * Forgets what this process knows of a key's revision (after a delete done elsewhere, for example).
+ * Updates of the key already queued stay queued and still run one at a time.
+ */
 export function forgetRevision(kv: KV, key: string): void {
-  keyStates.get(kv)?.delete(key);
+  handleStates.get(kv)?.known.delete(key);
 }
 
 /** The bucket name behind a KV handle (for messages). */

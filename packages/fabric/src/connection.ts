@@ -4,22 +4,24 @@ import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManage
 import { Kvm } from "@nats-io/kv";
 import {
   type Authenticator,
-  AuthorizationError,
-  ClosedConnectionError,
   type ConnectionOptions,
   connect,
   credsAuthenticator,
   type NatsConnection,
-  NoRespondersError,
-  RequestError,
-  TimeoutError,
   tokenAuthenticator,
-  UserAuthenticationExpiredError,
   usernamePasswordAuthenticator,
 } from "@nats-io/transport-node";
 import type { NatsSettings } from "./config.js";
 import { redactUrl } from "./config.js";
-import { isPermissionViolation, NatsAuthError, NatsPermissionError, NatsUnavailableError } from "./errors.js";
+import {
+  describeUnavailable,
+  isAuthError,
+  isPermissionViolation,
+  isUnavailableError,
+  NatsAuthError,
+  NatsPermissionError,
+  NatsUnavailableError,
+} from "./errors.js";
 import { featuresOf, type ServerFeatures } from "./features.js";
 import { type Logger, silentLogger } from "./logger.js";
 
@@ -129,18 +131,30 @@ export class Fabric {
     return featuresOf(this.nc.info?.version ?? "0.0.0");
   }
 
-  /** Resolves when connected; rejects with NatsUnavailableError after `timeoutMs` or when closed. */
+  /**
+   * Resolves when connected; rejects with NatsUnavailableError after `timeoutMs` or when closed.
+   * While reconnecting it waits for the connection to come back: a request sent while disconnected is
+   * buffered by the client and its answer is lost across the reconnect, so it would only time out.
+   */
   async ready(timeoutMs = 0): Promise<NatsConnection> {
-    if (this.#nc && this.#state !== "connecting" && this.#state !== "closed") return this.#nc;
-    if (timeoutMs <= 0) throw this.unavailable();
+    if (this.#nc && this.#state === "connected") return this.#nc;
+    if (timeoutMs <= 0 || this.#state === "closed") throw this.unavailable();
     let timer: NodeJS.Timeout | undefined;
+    let stopListening: (() => void) | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(this.unavailable()), timeoutMs);
     });
+    const back = new Promise<NatsConnection>((resolve, reject) => {
+      stopListening = this.onStateChange((state) => {
+        if (state === "connected" && this.#nc) resolve(this.#nc);
+        else if (state === "closed") reject(this.unavailable());
+      });
+    });
     try {
-      return await Promise.race([this.#connected, timeout]);
+      return await Promise.race([this.#state === "connecting" ? this.#connected : back, timeout]);
     } finally {
       clearTimeout(timer);
+      stopListening?.();
     }
   }
 
@@ -293,38 +307,8 @@ function derivedInboxPrefix(user: string | undefined): string | undefined {
     : undefined;
 }
 
-/** Whether an error means the server answered but refused the credentials (or their absence). */
-export function isAuthError(err: unknown): boolean {
-  if (err instanceof NatsAuthError) return true;
-  if (err instanceof AuthorizationError || err instanceof UserAuthenticationExpiredError) return true;
-  return (
-    err instanceof Error && /authorization violation|authentication (timeout|expired)/i.test(err.message)
-  );
-}
-
-/** Whether an error means NATS (or JetStream) did not answer, as opposed to refusing the request. */
-export function isUnavailableError(err: unknown): boolean {
-  if (err instanceof NatsUnavailableError) return true;
-  if (isAuthError(err)) return false;
-  if (err instanceof TimeoutError || err instanceof ClosedConnectionError || err instanceof NoRespondersError)
-    return true;
-  if (err instanceof RequestError)
-    return isUnavailableError(err.cause) || /timeout|no responders/i.test(err.message);
-  if (err instanceof Error) {
-    if (
-      "code" in err &&
-      typeof err.code === "string" &&
-      /ECONNREFUSED|CONNECTION_REFUSED|ECONNRESET/.test(err.code)
-    )
-      return true;
-    if (/connection (closed|refused)|CONNECTION_REFUSED|timeout|TIMEOUT/i.test(err.message)) return true;
-  }
-  return false;
-}
-
 function describeError(err: unknown): string {
-  if (err instanceof Error) return err.message || err.name;
-  return String(err);
+  return describeUnavailable(err);
 }
 
 function sleep(ms: number): Promise<void> {

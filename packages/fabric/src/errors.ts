@@ -1,4 +1,13 @@
 import { LoominalError } from "@loominal/protocol";
+import {
+  AuthorizationError,
+  ClosedConnectionError,
+  DrainingConnectionError,
+  NoRespondersError,
+  RequestError,
+  TimeoutError,
+  UserAuthenticationExpiredError,
+} from "@nats-io/transport-node";
 
 /** NATS cannot be reached (not yet connected, reconnecting, or a request timed out). */
 export class NatsUnavailableError extends LoominalError {
@@ -130,4 +139,65 @@ export function isPermissionViolation(err: unknown): boolean {
     if (e instanceof NatsPermissionError || /permissions violation/i.test(e.message)) return true;
   }
   return false;
+}
+
+/** Whether an error means the server answered but refused the credentials (or their absence). */
+export function isAuthError(err: unknown): boolean {
+  if (err instanceof NatsAuthError) return true;
+  if (err instanceof AuthorizationError || err instanceof UserAuthenticationExpiredError) return true;
+  return (
+    err instanceof Error && /authorization violation|authentication (timeout|expired)/i.test(err.message)
+  );
+}
+
+/**
+ * Whether an error means NATS (or JetStream) is not there right now, as opposed to refusing the
+ * request. The one classifier every Loominal surface uses, so an outage is always `nats_unavailable`:
+ *
+ * - no connection: never connected, closed, draining, refused or reset;
+ * - a request that got no answer: timeout, no responders;
+ * - a request cut by a disconnect ("connection disconnected", what nats.js gives a request or flush in
+ *   flight when the server goes away);
+ * - JetStream not answering (`JetStreamNotEnabled`, matched by name: nats.js does not export the
+ *   class): nats.js reports a JetStream API request nobody
+ *   answered this way, which is what a restarting server does until its store is loaded.
+ *
+ * Credentials refused is never "unavailable" (see isAuthError): retrying will not help.
+ */
+export function isUnavailableError(err: unknown): boolean {
+  if (err instanceof NatsUnavailableError) return true;
+  if (err instanceof LoominalError) return err.code === "nats_unavailable";
+  if (isAuthError(err)) return false;
+  if (
+    err instanceof TimeoutError ||
+    err instanceof ClosedConnectionError ||
+    err instanceof DrainingConnectionError ||
+    err instanceof NoRespondersError
+  )
+    return true;
+  if (err instanceof RequestError)
+    return (
+      isUnavailableError(err.cause) ||
+      /timeout|no responders|connection (disconnected|closed)/i.test(err.message)
+    );
+  if (err instanceof Error) {
+    if (err.name === "JetStreamNotEnabled" || err.name === "TimeoutError") return true;
+    if (
+      "code" in err &&
+      typeof err.code === "string" &&
+      /ECONNREFUSED|CONNECTION_REFUSED|ECONNRESET|EPIPE/.test(err.code)
+    )
+      return true;
+    if (/connection (closed|refused|disconnected)|CONNECTION_REFUSED|timeout|TIMEOUT/i.test(err.message))
+      return true;
+  }
+  return false;
+}
+
+/** The reason an unavailable error gives, worded so that the reader knows what is going on. */
+export function describeUnavailable(err: unknown): string {
+  if (err instanceof Error && err.name === "JetStreamNotEnabled")
+    return `JetStream did not answer (${err.message}): the server is starting, or runs without JetStream (start it with -js)`;
+  if (err instanceof Error) return err.message || err.name;
+  return String(err);
 }

@@ -1,8 +1,10 @@
 export {
   bucketName,
+  CAS_KNOWN_KEYS_MAX,
   type CasMutation,
   type CasOptions,
   type CasResult,
+  casCacheStats,
   casUpdate,
   entryValue,
   forgetRevision,
@@ -26,8 +28,6 @@ export {
   Fabric,
   type FabricOptions,
   type FabricState,
-  isAuthError,
-  isUnavailableError,
 } from "./connection.js";
 export { type EnvTable, type EnvValues, type EnvVarSpec, envTableMarkdown, parseEnv } from "./env.js";
 export {
@@ -35,7 +35,9 @@ export {
   type ConfigDifference,
   ConfigMismatchError,
   InvalidMessageError,
+  isAuthError,
   isPermissionViolation,
+  isUnavailableError,
   LeaseHeldError,
   NatsAuthError,
   NatsPermissionError,
@@ -67,6 +69,8 @@ export {
   SECRET_KEYS,
   silentLogger,
 } from "./logger.js";
+export { LruMap } from "./lru.js";
+export { KeyedSerialQueue } from "./serial.js";
 export { GracefulShutdown, type GracefulShutdownOptions } from "./shutdown.js";
 export {
   type BucketSpec,
@@ -82,6 +86,7 @@ export {
   type StreamSpec,
   streamDifferences,
   streamInfo,
+  streamVanished,
   withBucket,
   withStream,
 } from "./streams.js";

@@ -199,6 +199,20 @@ export function mayMeanStreamMissing(err: unknown): boolean {
 export const JS_STREAM_NOT_FOUND = 10059;
 
 /**
+ * After `err`, whether the stream `name` is gone: true (and this connection's memory of it forgotten, so
+ * the next ensure creates it again) when `err` may mean a missing stream and the server confirms it.
+ * For code that cannot use withStream / withBucket (several streams, or its own caches to reset).
+ */
+export async function streamVanished(fabric: Fabric, name: string, err: unknown): Promise<boolean> {
+  if (!mayMeanStreamMissing(err)) return false;
+  if (await streamInfo(await fabric.jsm(), name)) return false;
+  fabric.logger.warn({ stream: name }, "stream is missing; it will be created again");
+  forgetStream(fabric, name);
+  if (name.startsWith("KV_")) caches.get(fabric)?.buckets.delete(name.slice(3));
+  return true;
+}
+
+/**
  * Runs `operation` on an ensured stream. If it fails in a way that may mean the stream is gone (deleted,
  * or a server that lost its store) and the stream is indeed missing, the stream is created again and the
  * operation retried once. Any other failure is rethrown as it was.
@@ -213,9 +227,7 @@ export async function withStream<T>(
   try {
     return await operation(info);
   } catch (err) {
-    if (!mayMeanStreamMissing(err) || (await streamInfo(await fabric.jsm(), spec.name))) throw err;
-    fabric.logger.warn({ stream: spec.name }, "stream is missing; creating it again");
-    forgetStream(fabric, spec.name);
+    if (!(await streamVanished(fabric, spec.name, err))) throw err;
     return operation(await ensureStream(fabric, spec, policy));
   }
 }
@@ -230,9 +242,7 @@ export async function withBucket<T>(
   try {
     return await operation(kv);
   } catch (err) {
-    if (!mayMeanStreamMissing(err) || (await streamInfo(await fabric.jsm(), `KV_${spec.name}`))) throw err;
-    fabric.logger.warn({ bucket: spec.name }, "bucket is missing; creating it again");
-    forgetBucket(fabric, spec.name);
+    if (!(await streamVanished(fabric, `KV_${spec.name}`, err))) throw err;
     return operation(await ensureBucket(fabric, spec));
   }
 }

@@ -2,10 +2,12 @@ import {
   type BucketSpec,
   ensureBucket,
   type Fabric,
+  forgetBucket,
   isCasConflict,
   jsonCodec,
   type Logger,
   type LoominalConfig,
+  mayMeanStreamMissing,
   silentLogger,
   streamInfo,
 } from "@loominal/fabric";
@@ -207,7 +209,8 @@ export class MemoryStore {
   #fabric: Fabric;
   #logger: Logger;
   #readyTimeoutMs: number;
-  #buckets = new Map<BucketRole, Promise<KV>>();
+  /** Roles whose bucket this store has opened: what `#recover` checks after a failure. */
+  #opened = new Set<BucketRole>();
   #views = new Map<string, MemoryView>();
   #closed = false;
 
@@ -273,22 +276,49 @@ export class MemoryStore {
   async #kv(role: BucketRole): Promise<KV> {
     if (this.#closed) throw new LoominalError("invalid_transition", "this memory store is closed");
     await this.#fabric.ready(this.#readyTimeoutMs);
-    let p = this.#buckets.get(role);
-    if (!p) {
-      p = ensureBucket(this.#fabric, this.#bucketSpec(role));
-      this.#buckets.set(role, p);
-      p.catch(() => this.#buckets.delete(role));
-    }
-    return p;
+    // ensureBucket remembers what it verified (per connection, forgotten after a reconnect).
+    const kv = await ensureBucket(this.#fabric, this.#bucketSpec(role));
+    this.#opened.add(role);
+    return kv;
   }
 
-  /** Runs `op`, reporting "NATS not there" errors as nats_unavailable. */
+  /**
+   * Runs `op`, reporting "NATS not there" errors as nats_unavailable. When it fails in a way that may
+   * mean a bucket vanished (deleted, or a server restarted with an empty store) and one this store uses
+   * is indeed gone, the bucket is created again, the views over it restarted, and `op` retried once.
+   */
   async #guard<T>(op: () => Promise<T>): Promise<T> {
+    try {
+      return await op();
+    } catch (err) {
+      if (!mayMeanStreamMissing(err) || !(await this.#recover().catch(() => false)))
+        throw this.#fabric.mapError(err);
+    }
     try {
       return await op();
     } catch (err) {
       throw this.#fabric.mapError(err);
     }
+  }
+
+  /** Forgets the buckets (and stops the views) that no longer exist; true when there was one. */
+  async #recover(): Promise<boolean> {
+    const jsm = await this.#fabric.jsm();
+    let missing = false;
+    for (const role of this.#opened) {
+      const name = this.bucketName(role);
+      if (await streamInfo(jsm, `KV_${name}`)) continue;
+      missing = true;
+      this.#logger.warn({ bucket: name }, "memory bucket is missing; creating it again");
+      this.#opened.delete(role);
+      forgetBucket(this.#fabric, name);
+      for (const [id, view] of this.#views) {
+        if (view.bucket !== name) continue;
+        this.#views.delete(id);
+        await view.stop();
+      }
+    }
+    return missing;
   }
 
   async #view(role: BucketRole, prefix: string): Promise<MemoryView> {

@@ -32,6 +32,7 @@ const bucketFamilies: Array<[string, Arg[], (...a: string[]) => string]> = [
   ["leases", [], () => buckets.leases()],
   ["agentIdentities", [], () => buckets.agentIdentities()],
   ["inboxLedger", [], () => buckets.inboxLedger()],
+  ["offerJournal", [], () => buckets.offerJournal()],
   ["runnerRuns", [], () => buckets.runnerRuns()],
   ["runnerQuotas", [], () => buckets.runnerQuotas()],
   ["runnerReplicas", [], () => buckets.runnerReplicas()],
@@ -166,6 +167,12 @@ const FAMILIES: Family[] = [
     build: (p, a) => keys.agentIdentity(p, a),
   },
   {
+    namespace: "key:offer-journal",
+    name: "offerJournal",
+    args: ["project", "agent"],
+    build: (p, a) => keys.offerJournal(p, a),
+  },
+  {
     namespace: "key:inbox-ledger",
     name: "inboxLedger",
     args: ["project", "agent"],
@@ -206,6 +213,7 @@ const PATTERNS = new Set([
   "subjects.coordinatorAll",
   "subjects.weftEventAll",
   "keys.registryPrefix",
+  "keys.offerJournalPrefix",
   "keys.memoryPrivatePrefix",
   "keys.memoryTeamPrefix",
   "keys.memoryPersonalPrefix",

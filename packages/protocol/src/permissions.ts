@@ -129,6 +129,7 @@ export function projectPermissions(u: ProjectUser): NatsPermissions {
   const identities = buckets.agentIdentities();
   const inboxLedger = buckets.inboxLedger();
   const leases = buckets.leases();
+  const offerJournal = buckets.offerJournal();
   const personal = buckets.memoryPersonal();
   const publicMemory = buckets.memoryPublic();
   const boundaryPolicies = buckets.boundaries();
@@ -148,6 +149,8 @@ export function projectPermissions(u: ProjectUser): NatsPermissions {
     `$KV.${identities}.${projectKeys}`,
     ...sharedBucketRead(inboxLedger, [projectKeys]),
     `$KV.${inboxLedger}.${projectKeys}`,
+    ...sharedBucketRead(offerJournal, [projectKeys]),
+    `$KV.${offerJournal}.${projectKeys}`,
     ...sharedBucketRead(leases, [projectKeys]),
     `$KV.${leases}.${projectKeys}`,
     ...sharedBucketRead(publicMemory, [">"]),

@@ -97,6 +97,11 @@ export const buckets = {
   /** Routing policy per boundary (key `<boundary>`), written by Weft, read by every claimer. */
   boundaries: () => "loom-boundaries",
   leases: () => "loom-leases",
+  /**
+   * Offers on their way from the ledger to the work stream, one key per offering process
+   * (`<p>.<token>`), so work maintenance can queue what an offerer that died in between left pending.
+   */
+  offerJournal: () => "loom-offer-journal",
   /** Who holds each agent identity (key `<p>.<agentId>`), so two live processes never share one inbox. */
   agentIdentities: () => "loom-agent-ids",
   /** Which direct messages each agent has read (key `<p>.<agentId>`), so each is returned once. */
@@ -132,6 +137,9 @@ export const keys = {
   /** Identity claims use the same `<projectId>.<agentId>` shape as registry keys. */
   agentIdentity: (projectId: string, agentId: string) => `${p(projectId)}.${assertAgentId(agentId)}`,
   inboxLedger: (projectId: string, agentId: string) => `${p(projectId)}.${assertAgentId(agentId)}`,
+  /** One offering process's journal: `<p>.<token>`, the token 32 hex, random per process. */
+  offerJournal: (projectId: string, token: string) => `${p(projectId)}.${assertAgentId(token)}`,
+  offerJournalPrefix: (projectId: string) => `${p(projectId)}.>`,
   /**
    * Memory keys start with their owner, so a reader lists only what it may read with `<prefix>.>`:
    * private `a.<agentId>.<category>.<memoryId>` (project bucket or its ephemeral twin), team
@@ -301,6 +309,12 @@ export function natsLayout(): LayoutRow[] {
       subject: subjects.weftEvent(EX, "work"),
       store: `stream ${streams.weftEvents(EX)}`,
       retention: "limits, 24 h; SSE resumes by sequence",
+    },
+    {
+      what: "offer journal",
+      subject: `key ${keys.offerJournal(EX, EXA)}`,
+      store: `KV ${buckets.offerJournal()}`,
+      retention: "offers between ledger write and publish, per offering process; removed by work maintenance",
     },
     {
       what: "leases",

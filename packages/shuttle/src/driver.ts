@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
+import { KeyedSerialQueue } from "@loominal/fabric";
 import { z } from "zod";
 import type { WorkDir } from "./paths.js";
 
@@ -63,7 +64,7 @@ export class DriverLocks {
   #workDir: WorkDir;
   #held = new Set<string>();
   #lockText: string;
-  #queues = new Map<string, Promise<unknown>>();
+  #queue = new KeyedSerialQueue<string>();
 
   constructor(workDir: WorkDir) {
     this.#workDir = workDir;
@@ -219,14 +220,7 @@ export class DriverLocks {
   }
 
   #serial<T>(orchestrationId: string, run: () => Promise<T>): Promise<T> {
-    const tail = this.#queues.get(orchestrationId) ?? Promise.resolve();
-    const next = tail.then(run, run);
-    const settled = next.catch(() => undefined);
-    this.#queues.set(orchestrationId, settled);
-    void settled.then(() => {
-      if (this.#queues.get(orchestrationId) === settled) this.#queues.delete(orchestrationId);
-    });
-    return next;
+    return this.#queue.run(orchestrationId, run);
   }
 }
 

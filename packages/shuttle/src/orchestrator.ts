@@ -1,4 +1,10 @@
-import { type Fabric, isUnavailableError, type Logger, silentLogger } from "@loominal/fabric";
+import {
+  type Fabric,
+  isUnavailableError,
+  KeyedSerialQueue,
+  type Logger,
+  silentLogger,
+} from "@loominal/fabric";
 import {
   AGENT_ID_RE,
   FINAL_SUBTASK_STATUSES,
@@ -202,7 +208,7 @@ export class Shuttle {
   #natsWaitMs: number;
   #boundary: string | undefined;
   /** Per orchestration, the tail of its queue of mutations: one write at a time, in order. */
-  #tails = new Map<string, Promise<unknown>>();
+  #mutations = new KeyedSerialQueue<string>();
   /** Work item → subtask, for every subtask of an orchestration this process drives. */
   #byWork = new Map<string, { orchestrationId: string; subtaskId: string }>();
   /** Orchestrations this process drives that are still spawning or executing. */
@@ -260,7 +266,7 @@ export class Shuttle {
     await this.#watch?.stop();
     this.#watch = undefined;
     await this.#ticking;
-    await Promise.allSettled([...this.#tails.values()]);
+    await this.#mutations.idle();
     await this.drivers.close();
     this.store.close();
   }
@@ -1150,8 +1156,7 @@ export class Shuttle {
       commit: Commit,
     ) => Promise<OrchestrationRecord> | OrchestrationRecord,
   ): Promise<OrchestrationRecord> {
-    const tail = this.#tails.get(orchestrationId) ?? Promise.resolve();
-    const run = tail.then(async () => {
+    const run = this.#mutations.run(orchestrationId, async () => {
       const lock = await this.drivers.acquire(orchestrationId);
       if (!lock.ok) {
         this.#stopDriving(orchestrationId);
@@ -1174,14 +1179,10 @@ export class Shuttle {
           await this.drivers.release(orchestrationId);
       }
     });
-    const settled = run.catch(() => {
+    run.catch(() => {
       // What this process believed applied may not have been saved: learn it from the ledger again.
       for (const [workId, ref] of this.#byWork)
         if (ref.orchestrationId === orchestrationId) this.#applied.forget(workId);
-    });
-    this.#tails.set(orchestrationId, settled);
-    void settled.then(() => {
-      if (this.#tails.get(orchestrationId) === settled) this.#tails.delete(orchestrationId);
     });
     return run;
   }

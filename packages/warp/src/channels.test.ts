@@ -45,6 +45,35 @@ async function spyOnJetStream(stream: string) {
 }
 
 describe("channels", () => {
+  it("a channel stream deleted under a running server is created again by the next send or read", async () => {
+    const p = uniqueProjectId();
+    const a = projectConfig(nats.url, p, { env: { LOOMINAL_AGENT_NAME: "alice" } });
+    const b = projectConfig(nats.url, p, { env: { LOOMINAL_AGENT_NAME: "bob" }, dir: a.dir });
+    const wa = await openWarp(a.config, locks.path);
+    const wb = await openWarp(b.config, locks.path);
+    try {
+      for (let i = 0; i < 5; i++) await wa.warp.channels.send("roadmap", `m${i}`);
+      expect((await wb.warp.channels.read("roadmap", { limit: 2 })).messages.map((m) => m.message)).toEqual([
+        "m3",
+        "m4",
+      ]);
+      const jsm = await wa.fabric.jsm();
+      await jsm.streams.delete(streams.channel(p, "roadmap"));
+      await wa.warp.channels.send("roadmap", "after the delete");
+      const newest = await wb.warp.channels.read("roadmap", { limit: 2 });
+      expect(newest.messages.map((m) => m.message)).toEqual(["after the delete"]);
+      await jsm.streams.delete(streams.channel(p, "roadmap"));
+      expect((await wb.warp.channels.read("roadmap")).messages).toEqual([]);
+      expect((await wb.warp.channels.read("roadmap", { cursor: 1 })).messages).toEqual([]);
+      await wa.warp.channels.send("roadmap", "again");
+      expect((await wb.warp.channels.read("roadmap")).messages.map((m) => m.message)).toEqual(["again"]);
+    } finally {
+      await wa.close();
+      await wb.close();
+      a.cleanup();
+    }
+  });
+
   it("a sent message is read back by another agent, oldest first, with a cursor that follows the channel", async () => {
     const p = uniqueProjectId();
     const a = projectConfig(nats.url, p, { env: { LOOMINAL_AGENT_NAME: "alice" } });

@@ -1,4 +1,11 @@
-import { ensureStream, type Fabric, jsonCodec, type Logger, type StreamSpec } from "@loominal/fabric";
+import {
+  ensureStream,
+  type Fabric,
+  jsonCodec,
+  type Logger,
+  type StreamSpec,
+  streamVanished,
+} from "@loominal/fabric";
 import {
   assertNameToken,
   type ChannelConfig,
@@ -185,7 +192,6 @@ export class Channels {
         "invalid_input",
         `scope must be one of private, personal, team, public; got ${String(scope)}`,
       );
-    await this.ensure(channel);
     const id = this.#identity;
     const record: ChannelMessage = {
       channel,
@@ -197,7 +203,10 @@ export class Channels {
       message,
       sentAt: new Date().toISOString(),
     };
-    const ack = await this.#fabric.js.publish(info.subject, encoder.encode(JSON.stringify(record)));
+    const ack = await this.#recovering(info, async () => {
+      await this.ensure(channel);
+      return this.#fabric.js.publish(info.subject, encoder.encode(JSON.stringify(record)));
+    });
     this.#noteTail(channel, ack.seq);
     return { channel, seq: ack.seq, scope, sentAt: record.sentAt };
   }
@@ -221,14 +230,33 @@ export class Channels {
         "invalid_input",
         "cursor must be a positive integer (a nextCursor from an earlier read)",
       );
-    await this.ensure(channel);
-    const jsm = await this.#fabric.jsm();
-    if (options.cursor === undefined) return this.#readNewest(jsm, info, limit);
+    const cursor = options.cursor;
+    return this.#recovering(info, async () => {
+      await this.ensure(channel);
+      const jsm = await this.#fabric.jsm();
+      if (cursor === undefined) return this.#readNewest(jsm, info, limit);
+      const pulled = await this.#pullPage(jsm, info, cursor, limit);
+      this.#noteTail(info.name, pulled.nextSeq - 1);
+      const { messages, skippedInvalid } = this.#visible(info, pulled.messages);
+      return { channel, messages, nextCursor: pulled.nextSeq, hasMore: pulled.hasMore, skippedInvalid };
+    });
+  }
 
-    const pulled = await this.#pullPage(jsm, info, options.cursor, limit);
-    this.#noteTail(info.name, pulled.nextSeq - 1);
-    const { messages, skippedInvalid } = this.#visible(info, pulled.messages);
-    return { channel, messages, nextCursor: pulled.nextSeq, hasMore: pulled.hasMore, skippedInvalid };
+  /**
+   * Runs `op`; if it failed because the channel's stream vanished (deleted, or a server that lost its
+   * store), forgets what this process knew of it (the cached newest page and its consumer, the last
+   * sequence), creates it again and retries once.
+   */
+  async #recovering<T>(info: ChannelInfo, op: () => Promise<T>): Promise<T> {
+    try {
+      return await op();
+    } catch (err) {
+      if (!(await streamVanished(this.#fabric, info.stream, err))) throw err;
+      this.#pages.delete(info.name);
+      this.#tails.delete(info.name);
+      this.#readers.delete(info.name);
+      return op();
+    }
   }
 
   /**

@@ -39,6 +39,28 @@ async function pair() {
 }
 
 describe("direct messages", () => {
+  it("an inbox stream deleted under a running server is created again; later messages are read", async () => {
+    const { alice, bob, close } = await pair();
+    try {
+      for (const m of ["one", "two", "three"]) await alice.inbox.send(bob.agentId, m);
+      expect((await bob.inbox.read()).messages.map((m) => m.message)).toEqual(["one", "two", "three"]);
+      const jsm = await bob.fabric.jsm();
+      await jsm.streams.delete(bob.inbox.stream);
+      // The new stream numbers from 1 again, below the reader's floor: the reader must notice.
+      await alice.inbox.send(bob.agentId, "after the delete");
+      const after = await bob.inbox.read();
+      expect(after.messages.map((m) => m.message)).toEqual(["after the delete"]);
+      expect((await bob.inbox.read()).messages).toEqual([]);
+      // And a read that is first to find the stream gone creates it too.
+      await jsm.streams.delete(bob.inbox.stream);
+      expect((await bob.inbox.read()).messages).toEqual([]);
+      await alice.inbox.send(bob.agentId, "later");
+      expect((await bob.inbox.read()).messages.map((m) => m.message)).toEqual(["later"]);
+    } finally {
+      await close();
+    }
+  });
+
   it("each message is returned exactly once, across reads with different filters", async () => {
     const { alice, bob, carol, close } = await pair();
     try {

@@ -6,10 +6,12 @@ import {
   type Fabric,
   isCasConflict,
   jsonCodec,
+  KeyedSerialQueue,
   type Logger,
   NatsPermissionError,
   type StreamSpec,
   streamInfo,
+  streamVanished,
 } from "@loominal/fabric";
 import {
   assertAgentId,
@@ -120,7 +122,7 @@ export class Inbox {
   /** The ledger as this process last wrote or read it; a stale one costs one conflict and a re-read. */
   #ledger: { revision: number; value: InboxLedger } | undefined;
   /** Reads of this inbox run one at a time. */
-  #tail: Promise<unknown> = Promise.resolve();
+  #reads = new KeyedSerialQueue<"read">();
 
   constructor(options: InboxOptions) {
     this.#fabric = options.fabric;
@@ -167,7 +169,6 @@ export class Inbox {
       options.projectId !== undefined ? { projectId: options.projectId } : {},
     );
     const projectId = recipient.projectId;
-    await this.#ensureInboxOf(projectId);
     const id = this.#identity;
     const record: DirectMessage = {
       from: id.agentId,
@@ -180,10 +181,22 @@ export class Inbox {
       ...(options.metadata !== undefined ? { metadata: options.metadata } : {}),
       sentAt: new Date().toISOString(),
     };
-    const ack = await this.#fabric.js.publish(
-      subjects.inbox(projectId, toAgentId),
-      encoder.encode(JSON.stringify(record)),
-    );
+    const publish = async () => {
+      await this.#ensureInboxOf(projectId);
+      return this.#fabric.js.publish(
+        subjects.inbox(projectId, toAgentId),
+        encoder.encode(JSON.stringify(record)),
+      );
+    };
+    let ack: Awaited<ReturnType<typeof publish>>;
+    try {
+      ack = await publish();
+    } catch (err) {
+      // The inbox stream vanished (deleted, or a server that lost its store): create it again, once.
+      if (!(await streamVanished(this.#fabric, streams.inbox(projectId), err))) throw err;
+      this.#otherInboxes.delete(projectId);
+      ack = await publish();
+    }
     return { to: toAgentId, projectId, seq: ack.seq, messageType, sentAt: record.sentAt };
   }
 
@@ -233,19 +246,30 @@ export class Inbox {
     } catch (err) {
       return Promise.reject(err);
     }
-    const run = this.#tail.then(
-      () => this.#read(limit, filter),
-      () => this.#read(limit, filter),
-    );
-    this.#tail = run.catch(() => undefined);
-    return run;
+    return this.#reads.run("read", () => this.#read(limit, filter));
   }
 
   async #read(limit: number, filter: DirectReadFilter): Promise<DirectReadResult> {
+    try {
+      return await this.#readOnce(limit, filter);
+    } catch (err) {
+      // The inbox stream or the ledger bucket vanished: create what is missing and read once more.
+      const stream = await streamVanished(this.#fabric, this.stream, err);
+      const ledger = await streamVanished(this.#fabric, `KV_${INBOX_LEDGER_BUCKET.name}`, err);
+      if (!stream && !ledger) throw err;
+      this.#ledger = undefined;
+      return this.#readOnce(limit, filter);
+    }
+  }
+
+  async #readOnce(limit: number, filter: DirectReadFilter): Promise<DirectReadResult> {
     await this.ensure();
+    // Read fresh (not the ensured copy): its creation time tells whether the ledger's sequences still apply.
+    const info = await (await this.#fabric.jsm()).streams.info(this.stream);
     const kv = await this.#ledgerKv();
     const key = keys.inboxLedger(this.#identity.projectId, this.#identity.agentId);
     let ledger = this.#ledger ?? (await this.#loadLedger(kv, key));
+    ledger = this.#ofStream(ledger, info.created, info.state.last_seq);
     const { messages: pulled, skippedInvalid } = await this.#pullFrom(ledger.value.floor + 1);
 
     for (let attempt = 0; attempt < LEDGER_ATTEMPTS; attempt++) {
@@ -262,11 +286,14 @@ export class Inbox {
         return { messages: [], remaining: unread.length, skippedInvalid };
       }
       for (const m of chosen) consumed.add(m.seq);
-      const next = compactLedger(
-        ledger.value.floor,
-        consumed,
-        pulled.map((m) => m.seq),
-      );
+      const next: InboxLedger = {
+        ...compactLedger(
+          ledger.value.floor,
+          consumed,
+          pulled.map((m) => m.seq),
+        ),
+        stream: info.created,
+      };
       try {
         const data = ledgerCodec.encode(next);
         const revision =
@@ -277,10 +304,31 @@ export class Inbox {
         this.#ledger = undefined;
         if (!isCasConflict(err)) throw err;
         // Someone else recorded reads meanwhile: choose again against what they recorded.
-        ledger = await this.#loadLedger(kv, key);
+        ledger = this.#ofStream(await this.#loadLedger(kv, key), info.created, info.state.last_seq);
       }
     }
     throw new LoominalError("conflict", "the inbox ledger kept changing during this read; read again");
+  }
+
+  /**
+   * The ledger as it applies to the stream created at `created`: one written for an earlier stream of
+   * the same name (or, for a ledger that does not say, one whose floor is past the stream's last
+   * sequence) starts over, since the new stream numbers its messages from 1.
+   */
+  #ofStream(
+    ledger: { revision: number; value: InboxLedger },
+    created: string,
+    lastSeq: number,
+  ): { revision: number; value: InboxLedger } {
+    const other =
+      ledger.value.stream !== undefined ? ledger.value.stream !== created : ledger.value.floor > lastSeq;
+    if (!other) return ledger;
+    if (ledger.value.floor > 0 || ledger.value.consumed.length > 0)
+      this.#logger.warn(
+        { stream: this.stream, floor: ledger.value.floor },
+        "the inbox stream was created again; the read ledger starts over",
+      );
+    return { revision: ledger.revision, value: { floor: 0, consumed: [], stream: created } };
   }
 
   #ledgerKv(): Promise<KV> {

@@ -43,6 +43,7 @@ export function warpProvisionSpecs(
       // Work maintenance runs under a lease here (`<p>.work-maintenance`).
       leaseBucketSpec(buckets.leases(), LEASES_BUCKET_TTL_MS),
       BOUNDARY_POLICY_BUCKET,
+      { name: buckets.offerJournal(), history: 1 },
     ],
   };
 }

@@ -18,6 +18,34 @@ afterAll(async () => {
 const fast = { warp: { heartbeatIntervalMs: 400 } };
 
 describe("registry", () => {
+  it("a registry bucket deleted under a running server is created again and refilled by heartbeats", async () => {
+    const own = await NatsServer.start();
+    const p = uniqueProjectId();
+    const a = projectConfig(own.url, p, { env: { LOOMINAL_AGENT_NAME: "alice" }, file: fast });
+    const b = projectConfig(own.url, p, { env: { LOOMINAL_AGENT_NAME: "bob" }, dir: a.dir });
+    const wa = await openWarp(a.config, locks.path);
+    const wb = await openWarp(b.config, locks.path);
+    try {
+      await wa.warp.registry.register({ agentType: "claude-code", capabilities: ["typescript"] });
+      expect((await wb.warp.registry.discover()).agents.map((x) => x.handle)).toEqual(["alice"]);
+      await (await wb.fabric.jsm()).streams.delete(`KV_${REGISTRY_BUCKET.name}`);
+      // The next read creates the bucket again (empty); alice's next heartbeat writes her entry back.
+      expect((await wb.warp.registry.discover()).agents).toEqual([]);
+      await eventually(async () => {
+        const found = await wb.warp.registry.discover({ capability: "typescript" });
+        expect(found.agents.map((x) => x.handle)).toEqual(["alice"]);
+      });
+      expect(wa.warp.registry.registered).toBe(true);
+      await wa.warp.registry.updatePresence({ status: "busy" });
+      expect((await wb.warp.registry.getInfo(wa.warp.agentId)).status).toBe("busy");
+    } finally {
+      await wa.close();
+      await wb.close();
+      a.cleanup();
+      await own.stop();
+    }
+  });
+
   it("discovers registered agents by type, capability, boundary and status", async () => {
     const p = uniqueProjectId();
     const a = projectConfig(nats.url, p, { env: { LOOMINAL_AGENT_NAME: "alice" } });

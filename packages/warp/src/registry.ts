@@ -6,6 +6,7 @@ import {
   forgetRevision,
   jsonCodec,
   type Logger,
+  streamVanished,
 } from "@loominal/fabric";
 import {
   type AgentRecord,
@@ -118,6 +119,8 @@ export class Registry {
   #reaper: NodeJS.Timeout | undefined;
   /** What this agent last reported, so a heartbeat restores it after a reaper marked the entry offline. */
   #reported: { status: "online" | "busy" } | undefined;
+  /** This agent's entry as this process last wrote or read it: what is written back if the bucket vanishes. */
+  #last: AgentRecord | undefined;
   #closed = false;
   #agentType: string | undefined;
 
@@ -146,6 +149,28 @@ export class Registry {
     return ensureBucket(this.#fabric, REGISTRY_BUCKET);
   }
 
+  /**
+   * Runs `op`; if it failed because the registry bucket vanished (deleted, or a server that lost its
+   * store), creates the bucket again, writes this agent's own entry back (when registered) and retries
+   * once, so heartbeats and reads carry on instead of failing until a restart.
+   */
+  async #recovering<T>(op: () => Promise<T>): Promise<T> {
+    try {
+      return await op();
+    } catch (err) {
+      if (!(await streamVanished(this.#fabric, `KV_${REGISTRY_BUCKET.name}`, err))) throw err;
+    }
+    const last = this.#last;
+    if (last && this.#reported) {
+      const kv = await this.#kv();
+      const now = new Date().toISOString();
+      await casUpdate(kv, this.#key, codec, (cur) =>
+        cur ? undefined : { ...last, status: this.#reported?.status ?? last.status, lastHeartbeat: now },
+      );
+    }
+    return op();
+  }
+
   get #key(): string {
     return keys.registry(this.#identity.projectId, this.#identity.agentId);
   }
@@ -171,28 +196,30 @@ export class Registry {
       if (value !== undefined && !/^[0-9a-f]{32}$/.test(value))
         throw new LoominalError("invalid_input", `${field} must be 32 lower-case hex characters`);
     const id = this.#identity;
-    const kv = await this.#kv();
     const now = new Date().toISOString();
-    const r = await casUpdate(kv, this.#key, codec, (current) => ({
-      agentId: id.agentId,
-      projectId: id.projectId,
-      userId: id.userId,
-      handle: id.handle,
-      agentType,
-      capabilities,
-      boundaries,
-      scope,
-      status: "online" as const,
-      currentTaskCount: current?.agentId === id.agentId ? current.currentTaskCount : 0,
-      maxConcurrentTasks,
-      hostname: id.hostname,
-      pid: process.pid,
-      registeredAt: now,
-      lastHeartbeat: now,
-      heartbeatIntervalMs: this.#intervalMs,
-      ...(input.spinUpId !== undefined ? { spinUpId: input.spinUpId } : {}),
-      ...(input.targetId !== undefined ? { targetId: input.targetId } : {}),
-    }));
+    const write = async () =>
+      casUpdate(await this.#kv(), this.#key, codec, (current) => ({
+        agentId: id.agentId,
+        projectId: id.projectId,
+        userId: id.userId,
+        handle: id.handle,
+        agentType,
+        capabilities,
+        boundaries,
+        scope,
+        status: "online" as const,
+        currentTaskCount: current?.agentId === id.agentId ? current.currentTaskCount : 0,
+        maxConcurrentTasks,
+        hostname: id.hostname,
+        pid: process.pid,
+        registeredAt: now,
+        lastHeartbeat: now,
+        heartbeatIntervalMs: this.#intervalMs,
+        ...(input.spinUpId !== undefined ? { spinUpId: input.spinUpId } : {}),
+        ...(input.targetId !== undefined ? { targetId: input.targetId } : {}),
+      }));
+    const r = await this.#recovering(write);
+    this.#last = r.value;
     this.#agentType = agentType;
     this.#reported = { status: "online" };
     this.#startHeartbeat();
@@ -231,14 +258,21 @@ export class Registry {
     if (!this.registered) throw new NotRegisteredError(this.#identity.agentId, "deregister");
     this.#stopHeartbeat();
     this.#reported = undefined;
-    const kv = await this.#kv();
-    await kv.delete(this.#key);
-    forgetRevision(kv, this.#key);
+    this.#last = undefined;
+    await this.#recovering(async () => {
+      const kv = await this.#kv();
+      await kv.delete(this.#key);
+      forgetRevision(kv, this.#key);
+    });
     return { agentId: this.#identity.agentId };
   }
 
   /** This agent's own entry, if any (for example left by an earlier run of the same identity). */
   async own(): Promise<AgentRecord | undefined> {
+    return this.#recovering(() => this.#own());
+  }
+
+  async #own(): Promise<AgentRecord | undefined> {
     const kv = await this.#kv();
     const e = await kv.get(this.#key);
     if (e?.operation !== "PUT") return undefined;
@@ -278,7 +312,11 @@ export class Registry {
   }
 
   /** The registry entry under `<projectId>.<agentId>`, if there is a valid one. */
-  async #entry(projectId: string, agentId: string): Promise<AgentRecord | undefined> {
+  #entry(projectId: string, agentId: string): Promise<AgentRecord | undefined> {
+    return this.#recovering(() => this.#entryOnce(projectId, agentId));
+  }
+
+  async #entryOnce(projectId: string, agentId: string): Promise<AgentRecord | undefined> {
     const kv = await this.#kv();
     const key = keys.registry(projectId, agentId);
     const e = await kv.get(key);
@@ -337,7 +375,11 @@ export class Registry {
   }
 
   /** Marks every entry of this project whose heartbeats stopped as offline. Returns how many it marked. */
-  async reapOnce(): Promise<number> {
+  reapOnce(): Promise<number> {
+    return this.#recovering(() => this.#reapOnce());
+  }
+
+  async #reapOnce(): Promise<number> {
     const kv = await this.#kv();
     const entries = await this.#scan(keys.registryPrefix(this.#identity.projectId));
     const now = Date.now();
@@ -422,14 +464,19 @@ export class Registry {
 
   /** Compare-and-set on this agent's entry; NotRegisteredError when it is gone. */
   async #rewrite(change: (current: AgentRecord) => AgentRecord): Promise<AgentRecord> {
-    const kv = await this.#kv();
     let missing = false;
-    const r = await casUpdate(kv, this.#key, codec, (cur) => {
-      missing = cur === undefined;
-      return cur ? change(cur) : undefined;
-    });
+    const r = await this.#recovering(async () =>
+      casUpdate(await this.#kv(), this.#key, codec, (cur, revision) => {
+        // Revision 0: the key never existed in this bucket, so the bucket was created again (by this
+        // process or another); a deregistration leaves a delete marker instead. Write the entry back.
+        const base = cur ?? (revision === 0 && this.#reported ? this.#last : undefined);
+        missing = base === undefined;
+        return base ? change(base) : undefined;
+      }),
+    );
     if (missing || !r.value)
       throw new NotRegisteredError(this.#identity.agentId, "update its registry entry");
+    this.#last = r.value;
     return r.value;
   }
 
@@ -452,7 +499,11 @@ export class Registry {
    * for one agent in every project) in one pull: an ephemeral consumer on the bucket's stream delivering
    * the last message per subject.
    */
-  async #scan(keyFilter: string): Promise<Array<{ key: string; record: AgentRecord }>> {
+  #scan(keyFilter: string): Promise<Array<{ key: string; record: AgentRecord }>> {
+    return this.#recovering(() => this.#scanOnce(keyFilter));
+  }
+
+  async #scanOnce(keyFilter: string): Promise<Array<{ key: string; record: AgentRecord }>> {
     await this.#kv();
     const stream = `KV_${REGISTRY_BUCKET.name}`;
     const prefix = `$KV.${REGISTRY_BUCKET.name}.`;

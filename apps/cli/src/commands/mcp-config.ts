@@ -8,7 +8,7 @@ export function registerMcpConfigCommand(program: Command, ctx: CliContext): voi
   program
     .command("mcp-config")
     .description(
-      "print a .mcp.json for Claude Code with loominal-warp, loominal-pattern and loominal-shuttle " +
+      "print a .mcp.json for Claude Code with loominal-warp, loominal-pattern, loominal-shuttle and loominal-weft " +
         "(absolute paths to the built servers, NATS_URL)",
     )
     .action(() => {

@@ -122,9 +122,12 @@ export const directMessageViewSchema = z.object({
 /**
  * What one agent has read of its inbox: every message of its subject with a stream sequence ≤ `floor`
  * is read, and so are those in `consumed` (all above `floor`). KV `loom-inbox-ledger`, key `<p>.<agentId>`.
+ * `stream` is the creation time of the inbox stream the sequences belong to: a stream created again
+ * (deleted, or a server that lost its store) numbers from 1, so a ledger of another stream starts over.
  */
 export const inboxLedgerSchema = z.object({
   floor: z.int().min(0),
   consumed: z.array(z.int().positive()),
+  stream: z.string().optional(),
 });
 export type InboxLedger = z.infer<typeof inboxLedgerSchema>;

@@ -1,8 +1,19 @@
+import { spawn } from "node:child_process";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { Fabric } from "@loominal/fabric";
 import { randomId, type WarpConfig, type WorkEvent, warpConfigSchema } from "@loominal/protocol";
 import { eventually, NatsServer, uniqueProjectId } from "@loominal/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WorkQueue } from "./index.js";
+
+const FIXTURE = join(
+  dirname(fileURLToPath(import.meta.url)),
+  "..",
+  "..",
+  "test-fixtures",
+  "offer-and-crash.mjs",
+);
 
 let server: NatsServer;
 const fabrics: Fabric[] = [];
@@ -101,5 +112,56 @@ describe("work maintenance", () => {
     expect(b.maintaining).toBe(false);
     await a.close();
     await eventually(() => expect(b.maintaining).toBe(true));
+  });
+});
+
+describe("stranded offers", () => {
+  it("an offer whose offerer died between the ledger write and the publish is queued by maintenance", async () => {
+    const projectId = uniqueProjectId();
+    const child = spawn(process.execPath, [FIXTURE, server.url, projectId], {
+      env: { ...process.env, LOOMINAL_TEST_CRASH_AT: "work-offer-before-publish" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stderr = "";
+    child.stderr.on("data", (b: Buffer) => {
+      stderr += b.toString();
+    });
+    const exit = await new Promise<NodeJS.Signals | number | null>((resolve) =>
+      child.on("exit", (code, signal) => resolve(signal ?? code)),
+    );
+    expect(exit, stderr).toBe("SIGKILL");
+
+    const q = await agent(projectId);
+    const pending = await q.list({ status: "pending" });
+    expect(pending.items.map((i) => i.taskId)).toEqual(["stranded"]);
+    const workId = pending.items[0]?.workId ?? "";
+    // Nobody was ever offered it.
+    expect(await q.claim({ capability: "typescript", timeoutMs: 300 })).toBeUndefined();
+
+    q.startMaintenance({ intervalMs: 100, strandedAfterMs: 300 });
+    const claimed = await eventually(
+      async () => {
+        const c = await q.claim({ capability: "typescript", timeoutMs: 500 });
+        expect(c?.workId).toBe(workId);
+        return c;
+      },
+      { timeoutMs: 10_000 },
+    );
+    expect(claimed?.attempts).toBe(1);
+    await q.complete(workId, "done");
+  });
+
+  it("publishing an offer again that had been queued after all delivers it once", async () => {
+    const projectId = uniqueProjectId();
+    const q = await agent(projectId);
+    const item = await q.offer(offer("fine"));
+    // Right after the offer its journal still names it: a repair now publishes it a second time.
+    expect(await q.repairStrandedOffers(0)).toBe(1);
+    expect((await q.claim({ capability: "typescript", timeoutMs: 2_000 }))?.workId).toBe(item.workId);
+    await q.complete(item.workId, "once");
+    expect(await q.claim({ capability: "typescript", timeoutMs: 500 })).toBeUndefined();
+    // Once the journal has settled it names nothing, and is removed.
+    await new Promise((r) => setTimeout(r, 600));
+    expect(await q.repairStrandedOffers(0)).toBe(0);
   });
 });

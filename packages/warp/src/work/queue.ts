@@ -51,6 +51,7 @@ import {
   WorkTransitionError,
 } from "./errors.js";
 import { type EventWatch, transition, type WatchEventsOptions } from "./events.js";
+import { OfferJournal, STRANDED_AFTER_MS, strandedJournals } from "./journal.js";
 import { type LedgerEntry, WorkLedger } from "./ledger.js";
 import { WorkMaintenance } from "./maintenance.js";
 import { type DeliveredOffer, decodeOffer, OfferPuller } from "./puller.js";
@@ -257,6 +258,9 @@ export class WorkQueue {
   #policies: BoundaryPolicies;
   #held = new Map<string, HeldClaim>();
   #maintenance: WorkMaintenance | undefined;
+  #journal: OfferJournal;
+  /** A test hook: die at this point (to prove what survives a crash there). */
+  #crashAt = process.env.LOOMINAL_TEST_CRASH_AT;
   #closed = false;
 
   constructor(options: WorkQueueOptions) {
@@ -272,6 +276,12 @@ export class WorkQueue {
       Math.floor(options.prefetchHoldMs ?? Math.min(DEFAULT_PREFETCH_HOLD_MS, this.settings.ackWaitMs / 2)),
     );
     this.#connectTimeoutMs = options.connectTimeoutMs ?? 2_000;
+    this.#journal = new OfferJournal(
+      this.#fabric,
+      this.projectId,
+      `${this.agentId} pid ${process.pid}`,
+      this.#logger,
+    );
     this.#agentType = options.agentType;
     this.#policies = new BoundaryPolicies(this.#fabric);
   }
@@ -315,42 +325,53 @@ export class WorkQueue {
     };
     return this.#guard(async () => {
       const { ledger } = await this.#ready();
-      let entry: LedgerEntry;
+      // Noted before the ledger write, so if this process dies before the publish, maintenance queues it.
+      await this.#journal.enter(item.workId);
       try {
-        entry = { item, revision: await ledger.create(item) };
-      } catch (err) {
-        if (workId === undefined || !isCasConflict(err)) throw err;
-        return this.#reoffer(ledger, item);
+        return await this.#offerNoted(ledger, item, workId !== undefined);
+      } finally {
+        this.#journal.leave(item.workId);
       }
-      try {
-        await this.#publishOfferDurably(entry);
-      } catch (err) {
-        // Not queued: say so in the ledger rather than leave an item nobody will ever deliver.
-        const at = iso(Date.now());
-        const reason = OFFER_NOT_QUEUED_REASON;
-        await ledger
-          .transition(
-            item.workId,
-            (cur) => ({
-              ...(cur ?? item),
-              status: "cancelled",
-              cancelReason: reason,
-              updatedAt: at,
-              finishedAt: at,
-              lastTransition: transition(["cancelled"], this.agentId, at, { reason }),
-            }),
-            entry,
-          )
-          .catch((cancelErr: unknown) =>
-            this.#logger.warn(
-              { workId: item.workId, err: String(cancelErr) },
-              "an offer that could not be queued is still pending in the ledger; offer it again with the same workId",
-            ),
-          );
-        throw err;
-      }
-      return item;
     });
+  }
+
+  async #offerNoted(ledger: WorkLedger, item: WorkItem, idempotent: boolean): Promise<WorkItem> {
+    let entry: LedgerEntry;
+    try {
+      entry = { item, revision: await ledger.create(item) };
+    } catch (err) {
+      if (!idempotent || !isCasConflict(err)) throw err;
+      return this.#reoffer(ledger, item);
+    }
+    if (this.#crashAt === "work-offer-before-publish") process.kill(process.pid, "SIGKILL");
+    try {
+      await this.#publishOfferDurably(entry);
+    } catch (err) {
+      // Not queued: say so in the ledger rather than leave an item nobody will ever deliver.
+      const at = iso(Date.now());
+      const reason = OFFER_NOT_QUEUED_REASON;
+      await ledger
+        .transition(
+          item.workId,
+          (cur) => ({
+            ...(cur ?? item),
+            status: "cancelled",
+            cancelReason: reason,
+            updatedAt: at,
+            finishedAt: at,
+            lastTransition: transition(["cancelled"], this.agentId, at, { reason }),
+          }),
+          entry,
+        )
+        .catch((cancelErr: unknown) =>
+          this.#logger.warn(
+            { workId: item.workId, err: String(cancelErr) },
+            "an offer that could not be queued is still pending in the ledger; offer it again with the same workId",
+          ),
+        );
+      throw err;
+    }
+    return item;
   }
 
   /**
@@ -749,51 +770,99 @@ export class WorkQueue {
     const reset = options.resetAttempts ?? false;
     return this.#guard(async () => {
       const { ledger, dlq } = await this.#ready();
-      const now = iso(Date.now());
-      let letterSeq: number | undefined;
-      const entry = await ledger.transition(workId, (cur) => {
-        const dead = this.#deadItem(workId, cur, "retry");
-        letterSeq = dead.dead?.dlqSeq;
-        return {
-          ...without(dead, "dead", "availableAt"),
-          status: "pending",
-          attempts: reset ? 0 : dead.attempts,
-          maxAttempts: reset ? this.settings.maxAttempts : Math.max(dead.maxAttempts, dead.attempts + 1),
-          updatedAt: now,
-          lastTransition: transition(["retried"], this.agentId, now, {
-            reason: reset ? "retried with attempts reset" : "retried with one more attempt",
-          }),
-        };
-      });
+      await this.#journal.enter(workId);
       try {
-        await this.#publishOfferDurably(entry);
-      } catch (err) {
-        await ledger
-          .transition(
-            workId,
-            (cur) => ({
-              ...(cur ?? entry.item),
-              status: "dead",
-              dead: {
-                reason: "retry could not be queued",
-                at: now,
-                ...(letterSeq ? { dlqSeq: letterSeq } : {}),
-              },
-              lastTransition: transition([], this.agentId, iso(Date.now())),
-            }),
-            entry,
-          )
-          .catch((deadErr: unknown) =>
-            this.#logger.warn(
-              { workId, err: String(deadErr) },
-              "a DLQ retry that could not be queued is pending in the ledger; retry it again",
-            ),
-          );
-        throw err;
+        return await this.#retryNoted(ledger, dlq, workId, reset);
+      } finally {
+        this.#journal.leave(workId);
       }
-      if (letterSeq !== undefined) await dlq.remove(letterSeq);
-      return entry.item;
     });
+  }
+
+  async #retryNoted(
+    ledger: WorkLedger,
+    dlq: DeadLetterStore,
+    workId: string,
+    reset: boolean,
+  ): Promise<WorkItem> {
+    const now = iso(Date.now());
+    let letterSeq: number | undefined;
+    const entry = await ledger.transition(workId, (cur) => {
+      const dead = this.#deadItem(workId, cur, "retry");
+      letterSeq = dead.dead?.dlqSeq;
+      return {
+        ...without(dead, "dead", "availableAt"),
+        status: "pending",
+        attempts: reset ? 0 : dead.attempts,
+        maxAttempts: reset ? this.settings.maxAttempts : Math.max(dead.maxAttempts, dead.attempts + 1),
+        updatedAt: now,
+        lastTransition: transition(["retried"], this.agentId, now, {
+          reason: reset ? "retried with attempts reset" : "retried with one more attempt",
+        }),
+      };
+    });
+    try {
+      await this.#publishOfferDurably(entry);
+    } catch (err) {
+      await ledger
+        .transition(
+          workId,
+          (cur) => ({
+            ...(cur ?? entry.item),
+            status: "dead",
+            dead: {
+              reason: "retry could not be queued",
+              at: now,
+              ...(letterSeq ? { dlqSeq: letterSeq } : {}),
+            },
+            lastTransition: transition([], this.agentId, iso(Date.now())),
+          }),
+          entry,
+        )
+        .catch((deadErr: unknown) =>
+          this.#logger.warn(
+            { workId, err: String(deadErr) },
+            "a DLQ retry that could not be queued is pending in the ledger; retry it again",
+          ),
+        );
+      throw err;
+    }
+    if (letterSeq !== undefined) await dlq.remove(letterSeq);
+    return entry.item;
+  }
+
+  /**
+   * Queues the offers of journals that offerers left behind (they stopped between writing the ledger and
+   * publishing): each item still pending from that very write is published again. Its message id makes
+   * the publish a duplicate the stream drops if the first one did land within two minutes, and claimers
+   * ignore a later duplicate. Returns how many offers were published.
+   */
+  async repairStrandedOffers(strandedAfterMs = STRANDED_AFTER_MS): Promise<number> {
+    const { ledger } = await this.#ready();
+    let published = 0;
+    for (const journal of await strandedJournals(
+      this.#fabric,
+      this.projectId,
+      strandedAfterMs,
+      this.#logger,
+    )) {
+      for (const workId of journal.workIds) {
+        const r = workIdSchema.safeParse(workId);
+        if (!r.success) continue;
+        const entry = await ledger.get(r.data);
+        if (entry?.item.status !== "pending") continue;
+        const events = entry.item.lastTransition?.events ?? [];
+        if (!events.includes("offered") && !events.includes("retried")) continue;
+        await this.#publishOfferDurably(entry);
+        published++;
+        this.#logger.info(
+          { workId, offerer: journal.holder },
+          "queued an offer its offerer left pending in the ledger",
+        );
+      }
+      await journal.done();
+    }
+    return published;
   }
 
   /** The record of an item in the dead-letter queue that this agent may see, or the error saying why not. */
@@ -852,6 +921,7 @@ export class WorkQueue {
     if (this.#closed) return;
     this.#closed = true;
     await this.#maintenance?.stop();
+    await this.#journal.close().catch(() => undefined);
     const pullers = await Promise.allSettled(this.#pullers.values());
     for (const p of pullers) if (p.status === "fulfilled") await p.value.close();
     this.#pullers.clear();
@@ -1198,7 +1268,7 @@ export class WorkQueue {
    * Starts this process's part in work maintenance: it takes the project's maintenance lease when free
    * and, while it holds it, moves lapsed claims on every `intervalMs`. Stopped by `close()`.
    */
-  startMaintenance(options: { intervalMs?: number } = {}): void {
+  startMaintenance(options: { intervalMs?: number; strandedAfterMs?: number } = {}): void {
     if (this.#maintenance || this.#closed) return;
     this.#maintenance = new WorkMaintenance({
       fabric: this.#fabric,
@@ -1208,6 +1278,10 @@ export class WorkQueue {
       logger: this.#logger,
       tasks: [
         { name: "lapsed claims", run: (signal) => this.sweepLapsedClaims(signal).then(() => undefined) },
+        {
+          name: "stranded offers",
+          run: () => this.repairStrandedOffers(options.strandedAfterMs).then(() => undefined),
+        },
       ],
     });
     this.#maintenance.start();

@@ -1,0 +1,123 @@
+import { NatsServer, uniqueProjectId } from "@loominal/testkit";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { z } from "zod";
+import { CAS_KNOWN_KEYS_MAX, casCacheStats, casUpdate, forgetRevision } from "./cas.js";
+import { jsonCodec } from "./codec.js";
+import { Fabric } from "./connection.js";
+import { LruMap } from "./lru.js";
+import { KeyedSerialQueue } from "./serial.js";
+import { ensureBucket } from "./streams.js";
+
+let server: NatsServer;
+let fabric: Fabric;
+const counter = jsonCodec(z.object({ n: z.int() }));
+
+beforeAll(async () => {
+  server = await NatsServer.start();
+  fabric = await Fabric.connect({ nats: { servers: [server.url] } });
+});
+afterAll(async () => {
+  await fabric.close();
+  await server.stop();
+});
+
+function gate(): { open: () => void; opened: Promise<void> } {
+  let open: () => void = () => undefined;
+  const opened = new Promise<void>((r) => {
+    open = r;
+  });
+  return { open, opened };
+}
+
+describe("casUpdate's per-key queue and revision cache", () => {
+  it("keeps updates of a key one at a time when forgetRevision is called while one waits", async () => {
+    const kv = await ensureBucket(fabric, { name: `casq-${uniqueProjectId()}` });
+    const log: string[] = [];
+    let running = 0;
+    let overlapped = false;
+    const step = (name: string, wait?: Promise<void>) => async (cur: { n: number } | undefined) => {
+      running++;
+      if (running > 1) overlapped = true;
+      log.push(`${name} start`);
+      if (wait) await wait;
+      log.push(`${name} end`);
+      running--;
+      return { n: (cur?.n ?? 0) + 1 };
+    };
+    const first = gate();
+    const a = casUpdate(kv, "k", counter, step("a", first.opened));
+    const b = casUpdate(kv, "k", counter, step("b"));
+    // Let `a` reach its mutation, then forget the key while `b` waits behind it.
+    await new Promise((r) => setTimeout(r, 50));
+    forgetRevision(kv, "k");
+    const c = casUpdate(kv, "k", counter, step("c"));
+    await new Promise((r) => setTimeout(r, 50));
+    first.open();
+    const results = await Promise.all([a, b, c]);
+    expect(overlapped).toBe(false);
+    expect(log).toEqual(["a start", "a end", "b start", "b end", "c start", "c end"]);
+    expect(results.map((r) => r.value?.n)).toEqual([1, 2, 3]);
+  });
+
+  it("remembers revisions of at most CAS_KNOWN_KEYS_MAX keys, and holds no queue for idle keys", async () => {
+    const kv = await ensureBucket(fabric, { name: `casl-${uniqueProjectId()}` });
+    const keys = CAS_KNOWN_KEYS_MAX + 100;
+    const chunk = 250;
+    for (let i = 0; i < keys; i += chunk) {
+      await Promise.all(
+        Array.from({ length: Math.min(chunk, keys - i) }, (_, j) =>
+          casUpdate(kv, `k${i + j}`, counter, () => ({ n: 1 })),
+        ),
+      );
+    }
+    expect(casCacheStats(kv)).toEqual({ knownKeys: CAS_KNOWN_KEYS_MAX, queuedKeys: 0 });
+    // A key forgotten by the bound is read again and updated correctly.
+    const again = await casUpdate(kv, "k0", counter, (cur) => ({ n: (cur?.n ?? 0) + 1 }));
+    expect(again.value?.n).toBe(2);
+  });
+});
+
+describe("KeyedSerialQueue", () => {
+  it("runs tasks of one key in order, other keys concurrently, and survives a failing task", async () => {
+    const q = new KeyedSerialQueue();
+    const order: string[] = [];
+    const hold = gate();
+    const a1 = q.run("a", async () => {
+      await hold.opened;
+      order.push("a1");
+    });
+    const a2 = q.run("a", async () => {
+      order.push("a2");
+      throw new Error("a2 failed");
+    });
+    const a3 = q.run("a", () => {
+      order.push("a3");
+      return 3;
+    });
+    const b1 = q.run("b", () => {
+      order.push("b1");
+    });
+    await b1;
+    expect(order).toEqual(["b1"]);
+    expect(q.busy("a")).toBe(true);
+    hold.open();
+    await a1;
+    await expect(a2).rejects.toThrow("a2 failed");
+    await expect(a3).resolves.toBe(3);
+    expect(order).toEqual(["b1", "a1", "a2", "a3"]);
+    await new Promise((r) => setTimeout(r, 0));
+    expect(q.size).toBe(0);
+  });
+});
+
+describe("LruMap", () => {
+  it("drops the entry used longest ago when full", () => {
+    const m = new LruMap<string, number>(2);
+    m.set("a", 1).set("b", 2);
+    expect(m.get("a")).toBe(1);
+    m.set("c", 3);
+    expect(m.has("b")).toBe(false);
+    expect([m.get("a"), m.get("c"), m.size]).toEqual([1, 3, 2]);
+    expect(() => new LruMap(0)).toThrow(/positive integer/);
+  });
+});
