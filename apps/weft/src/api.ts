@@ -255,7 +255,10 @@ export const OPERATIONS: Operation[] = [
         .regex(/^[0-9a-f]{32}$/)
         .optional()
         .describe("claimed by this agent"),
-      cursor: workIdSchema.optional(),
+      cursor: z
+        .string()
+        .regex(/^[1-9][0-9]{0,15}$/, "the nextCursor of a previous page")
+        .optional(),
       limit: limit(100, 50),
     }),
     handler: async ({ weft, projectId }, { query }) => {

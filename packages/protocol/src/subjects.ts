@@ -241,7 +241,8 @@ export function natsLayout(): LayoutRow[] {
       what: "work ledger",
       subject: "key <workId>",
       store: `KV ${buckets.workLedger(EX)}`,
-      retention: "state of every item; transitions by CAS; history 16",
+      retention:
+        "state of every item; transitions by CAS; history 4; finished items removed after work.retentionDays",
     },
     {
       what: "work events",

@@ -67,6 +67,11 @@ export interface WatchEventsOptions {
    * then new ones — what a coordinator rebuilding its view wants.
    */
   deliverFrom?: "new" | "all" | "latest";
+  /**
+   * Start at this ledger revision (the `revision` of a work event), whatever `deliverFrom` says: a
+   * follower that stopped resumes after the last event it handled, and nothing written since is missed.
+   */
+  fromRevision?: number;
 }
 
 export interface EventWatch {
@@ -93,7 +98,14 @@ export async function watchLedgerEvents(
       : options.deliverFrom === "latest"
         ? KvWatchInclude.LastValue
         : KvWatchInclude.UpdatesOnly;
-  const entries = await kv.watch({ key: only ?? ">", include, ignoreDeletes: true });
+  const from = options.fromRevision;
+  const entries = await kv.watch({
+    key: only ?? ">",
+    ...(from !== undefined && from > 0
+      ? { include: KvWatchInclude.AllHistory, resumeFromRevision: from }
+      : { include }),
+    ignoreDeletes: true,
+  });
   const done = (async () => {
     for await (const e of entries) {
       if (e.operation !== "PUT") continue;
