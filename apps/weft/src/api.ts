@@ -493,6 +493,19 @@ export const OPERATIONS: Operation[] = [
     },
   },
   {
+    id: "statsByProject",
+    method: "get",
+    path: "/api/stats/projects",
+    summary: "Totals per project across every project Weft knows (admin)",
+    admin: "read stats across projects",
+    crossProject: true,
+    handler: async ({ weft }) => {
+      const projects = await weft.knownProjects();
+      const per = await Promise.all(projects.map((p) => weft.stats(p)));
+      return { body: { projects: per, count: per.length } };
+    },
+  },
+  {
     id: "listChannels",
     op: "channels-list",
     method: "get",

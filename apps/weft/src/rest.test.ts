@@ -262,6 +262,11 @@ describe("targets, agents, stats, channels", () => {
     const stats = await admin("GET", `/api/stats?projectId=${p1}`);
     expect(stats.body.projectId).toBe(p1);
     expect(stats.body.work.queued).toBeGreaterThanOrEqual(1);
+    const byProject = await admin("GET", "/api/stats/projects");
+    expect(byProject.body.projects.map((s: { projectId: string }) => s.projectId)).toEqual(
+      expect.arrayContaining([p1]),
+    );
+    expect((await client(weft.url, LIMITED)("GET", "/api/stats/projects")).status).toBe(403);
     const all = await admin("GET", "/api/stats");
     expect(all.body.projects.map((s: { projectId: string }) => s.projectId)).toEqual(
       expect.arrayContaining([p1]),
@@ -277,6 +282,7 @@ describe("targets, agents, stats, channels", () => {
     expect(r.body).toMatch(/weft_work_submitted_total \d+/);
     expect(r.body).toMatch(/weft_http_request_duration_seconds_bucket/);
     expect(r.body).toMatch(/weft_leader 1/);
+    expect(r.body).toMatch(new RegExp(`weft_work_items\\{project="${p1}",status="queued"\\} \\d+`));
   });
 });
 

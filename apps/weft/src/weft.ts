@@ -9,6 +9,7 @@ import {
   DEFAULT_BOUNDARY,
   LEASES_BUCKET_TTL_MS,
   LoominalError,
+  leaseKeys,
   randomId,
   type SpinUpRecord,
   streams,
@@ -36,7 +37,7 @@ import { SpinUpStore, TargetStore } from "./stores.js";
 
 /** The identity Weft writes into the work ledger (offeredBy, transitions): the same for every instance. */
 export const WEFT_AGENT_ID = createHash("sha256").update("loominal-weft").digest("hex").slice(0, 32);
-const LEADER_LEASE = "weft.leader";
+const LEADER_LEASE = leaseKeys.weftLeader();
 /** Weft only offers, reads and cancels; the claimers' settings govern claims. */
 const WORK_SETTINGS = warpConfigSchema.parse({}).work;
 /** How long a control request (ping, shutdown) waits for the agent's answer. */
@@ -211,6 +212,11 @@ export class Weft {
       this.#projects.set(projectId, p);
     }
     return p;
+  }
+
+  /** Projects this instance has served or followed since it started. */
+  servedProjects(): string[] {
+    return [...this.#projects.keys()].sort();
   }
 
   mechanism(name: string): Mechanism {

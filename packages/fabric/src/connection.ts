@@ -17,10 +17,12 @@ import {
   describeUnavailable,
   isAuthError,
   isPermissionViolation,
+  isStorageFullError,
   isUnavailableError,
   NatsAuthError,
   NatsPermissionError,
   NatsUnavailableError,
+  StorageFullError,
 } from "./errors.js";
 import { featuresOf, type ServerFeatures } from "./features.js";
 import { type Logger, silentLogger } from "./logger.js";
@@ -176,6 +178,8 @@ export class Fabric {
       return new NatsPermissionError(subject ? `a request on ${subject}` : "a request", { cause: err });
     }
     if (isUnavailableError(err)) return this.unavailable(err);
+    if (isStorageFullError(err) && !(err instanceof StorageFullError))
+      return new StorageFullError({ cause: err });
     return err;
   }
 

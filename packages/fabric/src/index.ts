@@ -37,12 +37,15 @@ export {
   InvalidMessageError,
   isAuthError,
   isPermissionViolation,
+  isStorageFullError,
   isUnavailableError,
+  JS_INSUFFICIENT_RESOURCES,
   LeaseHeldError,
   NatsAuthError,
   NatsPermissionError,
   NatsUnavailableError,
   NotProvisionedError,
+  StorageFullError,
   UnsupportedServerError,
 } from "./errors.js";
 export {

@@ -9,6 +9,8 @@ import {
 import { type KV, KvWatchInclude } from "@nats-io/kv";
 
 const codec = jsonCodec(workItemSchema);
+/** Ledger keys that are work items (the ledger also holds a storage reserve). */
+const WORK_ID = /^[0-9a-f]{32}$/;
 
 export interface WorkEventDetails {
   note?: string;
@@ -108,7 +110,7 @@ export async function watchLedgerEvents(
   });
   const done = (async () => {
     for await (const e of entries) {
-      if (e.operation !== "PUT") continue;
+      if (e.operation !== "PUT" || !WORK_ID.test(e.key)) continue;
       if (ids && !ids.has(e.key)) continue;
       const r = codec.safeDecode(e.value, `${e.bucket}/${e.key}`);
       if (!r.ok) {

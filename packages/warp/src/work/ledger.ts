@@ -6,6 +6,7 @@ import {
   forgetBucket,
   forgetRevision,
   isCasConflict,
+  isStorageFullError,
   type JsonCodec,
   jsonCodec,
   type Logger,
@@ -58,6 +59,8 @@ const FIRST_WINDOW = 128;
 const SCAN_IDLE_MS = 2_000;
 const WORK_ID = /^[0-9a-f]{32}$/;
 const TERMINAL: ReadonlySet<WorkStatus> = new Set(["completed", "cancelled", "discarded"]);
+/** The ledger key holding the storage reserve (not a work id, so lists and watches skip it). */
+const RESERVE_KEY = "storage-reserve";
 
 /** One ledger write as the stream holds it: where, and of which key. */
 interface WriteRef {
@@ -134,6 +137,63 @@ export class WorkLedger {
    * lost race it falls back to fabric's casUpdate, which re-reads and retries with backoff.
    */
   async transition(workId: string, mutate: LedgerMutation, known?: LedgerEntry): Promise<LedgerEntry> {
+    try {
+      return await this.#transition(workId, mutate, known);
+    } catch (err) {
+      // Work already accepted must be able to finish when the store is full: give up the reserve, once.
+      if (!isStorageFullError(err) || !(await this.releaseReserve())) throw err;
+      return this.#transition(workId, mutate);
+    }
+  }
+
+  /**
+   * Whether the storage reserve is in place: a value of `bytes` kept in the ledger so that, when the
+   * JetStream store fills up, deleting it leaves room for claims and completions of work already
+   * accepted while new offers are refused.
+   */
+  async hasReserve(): Promise<boolean> {
+    const jsm = await this.#fabric.jsm();
+    const subject = `${this.#prefix}${RESERVE_KEY}`;
+    const info = await jsm.streams.info(this.#stream, { subjects_filter: subject });
+    return (info.state.subjects?.[subject] ?? 0) > 0;
+  }
+
+  /** Writes the storage reserve; false when the store has no room for it. */
+  async writeReserve(bytes: number): Promise<boolean> {
+    try {
+      await this.#kv.put(RESERVE_KEY, new Uint8Array(bytes));
+      return true;
+    } catch (err) {
+      if (isStorageFullError(err)) return false;
+      throw err;
+    }
+  }
+
+  /**
+   * Deletes the storage reserve (deleting needs no room); true when there was one. It deletes by
+   * sequence: on nats-server 2.9 a purge by subject frees the bytes in the stream but not in the
+   * server's storage accounting, so writes would still be refused.
+   */
+  async releaseReserve(): Promise<boolean> {
+    const jsm = await this.#fabric.jsm();
+    const entry = await this.#kv.get(RESERVE_KEY);
+    const released =
+      entry?.operation === "PUT" &&
+      (await jsm.streams.deleteMessage(this.#stream, entry.revision, false).catch(() => false));
+    if (released) {
+      this.#logger.warn(
+        { bucket: this.bucket },
+        "the JetStream store is full: released the work ledger's storage reserve so claimed work can finish; new offers are refused until there is room again",
+      );
+      this.onReserveReleased?.();
+    }
+    return released === true;
+  }
+
+  /** Called when the reserve was given up. */
+  onReserveReleased: (() => void) | undefined;
+
+  async #transition(workId: string, mutate: LedgerMutation, known?: LedgerEntry): Promise<LedgerEntry> {
     if (known) {
       const next = mutate(known.item);
       try {
@@ -206,7 +266,7 @@ export class WorkLedger {
 
   /**
    * Removes items that finished before `cutoffMs` (completed, cancelled, discarded) and dead items
-   * marked before `deadCutoffMs`, every revision of each, leaving no marker behind. It reads the oldest
+   * marked before `deadCutoffMs`, every revision of each (deleted by sequence), leaving no marker. It reads the oldest
    * writes first and stops at the first one newer than the cutoff, so a pass costs in proportion to what
    * it removes (plus old items still in progress). Returns how many items it removed.
    */
@@ -219,12 +279,16 @@ export class WorkLedger {
     const jsm = await this.#fabric.jsm();
     const { state } = await jsm.streams.info(this.#stream);
     if (state.messages === 0) return 0;
+    // Every write of an item that finished before the cutoff is itself older than the cutoff, so the
+    // scan meets all of them.
     const keys: string[] = [];
-    const seen = new Set<string>();
+    const seqs = new Map<string, number[]>();
     await this.#scan(Math.max(1, state.first_seq), state.last_seq, (w) => {
       if (w.atMs >= cutoffMs) return false;
-      if (!seen.has(w.key)) {
-        seen.add(w.key);
+      const of = seqs.get(w.key);
+      if (of) of.push(w.seq);
+      else {
+        seqs.set(w.key, [w.seq]);
         keys.push(w.key);
       }
       return keys.length < maxItems * 4;
@@ -243,7 +307,10 @@ export class WorkLedger {
             ? at < cutoffMs
             : r.value.status === "dead" && at < deadCutoffMs;
           if (!expired) return false;
-          await jsm.streams.purge(this.#stream, { filter: `${this.#prefix}${key}` });
+          // By sequence, not a purge by subject: on nats-server 2.9 only this frees the bytes in the
+          // server's storage accounting. No delete marker is written.
+          for (const seq of seqs.get(key) ?? [])
+            await jsm.streams.deleteMessage(this.#stream, seq, false).catch(() => false);
           return true;
         }),
       );

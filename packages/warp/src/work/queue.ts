@@ -6,6 +6,7 @@ import {
   isCasConflict,
   type Logger,
   mayMeanStreamMissing,
+  StorageFullError,
   type StreamSpec,
   silentLogger,
   streamInfo,
@@ -92,6 +93,12 @@ export interface WorkQueueOptions {
   prefetchHoldMs?: number;
   /** How long an operation waits for a NATS connection before failing with nats_unavailable (ms). */
   connectTimeoutMs?: number;
+  /**
+   * Bytes the ledger holds in reserve for a full JetStream store (default 512 KiB): when the store fills,
+   * claims, completions and failures of accepted work use the room it frees, and new offers are refused
+   * with `storage_full` until the reserve can be written again.
+   */
+  storageReserveBytes?: number;
   /**
    * The agent type claims are made as (undefined: not registered). When given, every claim is checked
    * against the boundary's routing policy (KV `loom-boundaries`) and against an item's
@@ -189,6 +196,9 @@ const SWEEP_PULL_EXPIRES_MS = 1_000;
 /** How often maintenance removes finished items past their retention. */
 const RETENTION_PASS_MS = 60_000;
 const DAY_MS = 86_400_000;
+const DEFAULT_RESERVE_BYTES = 512 * 1024;
+/** How often an offerer looks whether the storage reserve is in place. */
+const RESERVE_CHECK_MS = 1_000;
 
 /** A claim this process holds: the JetStream message (to ack, nak, extend) and the ledger state it wrote. */
 interface HeldClaim {
@@ -267,6 +277,9 @@ export class WorkQueue {
   #held = new Map<string, HeldClaim>();
   #maintenance: WorkMaintenance | undefined;
   #journal: OfferJournal;
+  #storageReserveBytes: number;
+  #reserveOk = false;
+  #reserveCheckedAt = 0;
   /** A test hook: die at this point (to prove what survives a crash there). */
   #crashAt = process.env.LOOMINAL_TEST_CRASH_AT;
   #closed = false;
@@ -284,6 +297,7 @@ export class WorkQueue {
       Math.floor(options.prefetchHoldMs ?? Math.min(DEFAULT_PREFETCH_HOLD_MS, this.settings.ackWaitMs / 2)),
     );
     this.#connectTimeoutMs = options.connectTimeoutMs ?? 2_000;
+    this.#storageReserveBytes = Math.max(1, Math.floor(options.storageReserveBytes ?? DEFAULT_RESERVE_BYTES));
     this.#journal = new OfferJournal(
       this.#fabric,
       this.projectId,
@@ -333,6 +347,7 @@ export class WorkQueue {
     };
     return this.#guard(async () => {
       const { ledger } = await this.#ready();
+      await this.#assertRoomForOffers(ledger);
       // Noted before the ledger write, so if this process dies before the publish, maintenance queues it.
       await this.#journal.enter(item.workId);
       try {
@@ -341,6 +356,27 @@ export class WorkQueue {
         this.#journal.leave(item.workId);
       }
     });
+  }
+
+  /**
+   * New offers need the storage reserve in place (checked at most once a second): without it the store
+   * was full, and what room there is belongs to work already accepted. Puts the reserve back when the
+   * store has room again.
+   */
+  async #assertRoomForOffers(ledger: WorkLedger): Promise<void> {
+    const now = Date.now();
+    if (now - this.#reserveCheckedAt >= RESERVE_CHECK_MS) {
+      this.#reserveCheckedAt = now;
+      this.#reserveOk = (await ledger.hasReserve()) || (await ledger.writeReserve(this.#storageReserveBytes));
+    }
+    if (!this.#reserveOk) {
+      const jsm = await this.#fabric.jsm();
+      const usedBytes = await jsm.getAccountInfo().then(
+        (a) => a.storage,
+        () => undefined,
+      );
+      throw new StorageFullError(usedBytes !== undefined ? { usedBytes } : {});
+    }
   }
 
   async #offerNoted(ledger: WorkLedger, item: WorkItem, idempotent: boolean): Promise<WorkItem> {
@@ -1058,6 +1094,10 @@ export class WorkQueue {
       ensureStream(this.#fabric, dlqStreamSpec(this.projectId, this.settings.dlqMaxAgeMs)),
     ]);
     const ledger = await WorkLedger.open(this.#fabric, this.projectId, this.#logger);
+    ledger.onReserveReleased = () => {
+      this.#reserveOk = false;
+      this.#reserveCheckedAt = Date.now();
+    };
     return { ledger, dlq: new DeadLetterStore(this.#fabric, this.projectId, this.#logger) };
   }
 
