@@ -127,12 +127,24 @@ describe("credentials in NATS_URL", () => {
       servers: ["nats://127.0.0.1:4222"],
       user: "alice",
       password: "s3cret",
+      inboxPrefix: "_INBOX_alice",
     });
     expect(settings({ NATS_URL: "nats://alice:p%40ss%2Fw%3Ard%25@h:1" })).toMatchObject({
       servers: ["nats://h:1"],
       user: "alice",
       password: "p@ss/w:rd%",
     });
+  });
+
+  it("sends replies under NATS_INBOX_PREFIX, else under _INBOX_<user>, else nats.js's default", () => {
+    expect(settings({ NATS_USER: "ci-bot", NATS_PASSWORD: "x" }).inboxPrefix).toBe("_INBOX_ci-bot");
+    expect(
+      settings({ NATS_USER: "ci-bot", NATS_PASSWORD: "x", NATS_INBOX_PREFIX: "_INBOX_team.a" }).inboxPrefix,
+    ).toBe("_INBOX_team.a");
+    expect(settings({}).inboxPrefix).toBeUndefined();
+    // A user name that is not a subject token gets no derived prefix rather than a broken one.
+    expect(settings({ NATS_USER: "Bob Smith", NATS_PASSWORD: "x" }).inboxPrefix).toBeUndefined();
+    expect(() => settings({ NATS_INBOX_PREFIX: "_INBOX.>" })).toThrow(/NATS_INBOX_PREFIX/);
   });
 
   it("takes the last @ as the end of the credentials, so a raw @ or / in the password works", () => {

@@ -7,6 +7,7 @@ import {
   deriveAgentId,
   deriveProjectId,
   deriveUserId,
+  inboxPrefixFor,
   nameTokenProblem,
   PROJECT_FILE_KEYS,
   type ProjectFile,
@@ -29,6 +30,11 @@ export interface NatsSettings {
   tls?: { caFile?: string; certFile?: string; keyFile?: string };
   /** A name the server shows for this connection. */
   name?: string;
+  /**
+   * Where this connection's replies go (`<prefix>.…`): `NATS_INBOX_PREFIX`, else `_INBOX_<NATS_USER>`
+   * when a user is set (what `loominal nats-config` lets each user subscribe to), else nats.js's `_INBOX`.
+   */
+  inboxPrefix?: string;
 }
 
 /** Everything a Loominal process needs to know about where it is and who it is. */
@@ -199,6 +205,17 @@ export function natsSettingsFromEnv(env: Env, fileUrl?: string, fileName = PROJE
     if (user) settings.user = user;
     if (password) settings.password = password;
     if (token) settings.token = token;
+  }
+
+  const inboxPrefix = nonEmpty(env.NATS_INBOX_PREFIX);
+  if (inboxPrefix !== undefined) {
+    if (!/^[A-Za-z0-9_$-]+(\.[A-Za-z0-9_$-]+)*$/.test(inboxPrefix))
+      throw new ConfigError(
+        `NATS_INBOX_PREFIX ${JSON.stringify(inboxPrefix)} must be subject tokens (letters, digits, _ - $) joined by dots, without wildcards`,
+      );
+    settings.inboxPrefix = inboxPrefix;
+  } else if (settings.user !== undefined && nameTokenProblem(settings.user, "name") === undefined) {
+    settings.inboxPrefix = inboxPrefixFor(settings.user);
   }
 
   const caFile = nonEmpty(env.NATS_TLS_CA);

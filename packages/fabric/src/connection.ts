@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { inboxPrefixFor, LoominalError, nameTokenProblem } from "@loominal/protocol";
 import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import {
@@ -15,9 +16,11 @@ import { redactUrl } from "./config.js";
 import {
   describeUnavailable,
   isAuthError,
+  isPermissionViolation,
   isStorageFullError,
   isUnavailableError,
   NatsAuthError,
+  NatsPermissionError,
   NatsUnavailableError,
   StorageFullError,
 } from "./errors.js";
@@ -191,7 +194,11 @@ export class Fabric {
 
   /** Maps errors meaning "NATS is not there" to NatsUnavailableError; returns others unchanged. */
   mapError(err: unknown): unknown {
-    if (err instanceof NatsUnavailableError) return err;
+    if (err instanceof NatsUnavailableError || err instanceof LoominalError) return err;
+    if (isPermissionViolation(err)) {
+      const subject = /"([^"]+)"/.exec((err as Error).message)?.[1];
+      return new NatsPermissionError(subject ? `a request on ${subject}` : "a request", { cause: err });
+    }
     if (isUnavailableError(err)) return this.unavailable(err);
     if (isStorageFullError(err) && !(err instanceof StorageFullError))
       return new StorageFullError({ cause: err });
@@ -304,6 +311,8 @@ export class Fabric {
       pingInterval: 10_000,
       timeout: 2_000,
     };
+    const inboxPrefix = s.inboxPrefix ?? derivedInboxPrefix(s.user);
+    if (inboxPrefix !== undefined) opts.inboxPrefix = inboxPrefix;
     const auth: Authenticator[] = [];
     if (s.credsFile) auth.push(credsAuthenticator(readFileSync(s.credsFile)));
     if (s.user) auth.push(usernamePasswordAuthenticator(s.user, s.password ?? ""));
@@ -318,6 +327,13 @@ export class Fabric {
     }
     return opts;
   }
+}
+
+/** `_INBOX_<user>` for a user name that is a subject token (what `loominal nats-config` grants), else none. */
+function derivedInboxPrefix(user: string | undefined): string | undefined {
+  return user !== undefined && nameTokenProblem(user, "name") === undefined
+    ? inboxPrefixFor(user)
+    : undefined;
 }
 
 function describeError(err: unknown): string {

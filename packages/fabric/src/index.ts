@@ -46,12 +46,15 @@ export {
   ConfigMismatchError,
   InvalidMessageError,
   isAuthError,
+  isPermissionViolation,
   isStorageFullError,
   isUnavailableError,
   JS_INSUFFICIENT_RESOURCES,
   LeaseHeldError,
   NatsAuthError,
+  NatsPermissionError,
   NatsUnavailableError,
+  NotProvisionedError,
   StorageFullError,
   UnsupportedServerError,
 } from "./errors.js";
@@ -65,7 +68,7 @@ export {
   type ServerVersion,
   versionAtLeast,
 } from "./features.js";
-export { Lease, type LeaseOptions, type LeaseRecord, leaseBucket } from "./lease.js";
+export { Lease, type LeaseOptions, type LeaseRecord, leaseBucket, leaseBucketSpec } from "./lease.js";
 export {
   createLogger,
   LOG_LEVELS,
@@ -91,6 +94,8 @@ export {
   JS_STREAM_NOT_FOUND,
   type MismatchPolicy,
   mayMeanStreamMissing,
+  type ProvisionResult,
+  provision,
   type StreamSpec,
   streamDifferences,
   streamInfo,

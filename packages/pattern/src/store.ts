@@ -17,6 +17,7 @@ import {
 import {
   buckets,
   ConfigError,
+  keys,
   LoominalError,
   type MemoryCategory,
   type MemoryOrigin,
@@ -24,6 +25,7 @@ import {
   memoryExportSchema,
   memoryIdSchema,
   memoryRecordSchema,
+  type PatternConfig,
   randomId,
   SCOPES,
   type Scope,
@@ -285,9 +287,7 @@ export class MemoryStore {
   }
 
   #bucketSpec(role: BucketRole): BucketSpec {
-    const spec: BucketSpec = { name: this.bucketName(role), history: 1 };
-    if (role === "ephemeral") spec.ttlMs = this.ephemeralTtlMs;
-    return spec;
+    return memoryBucketSpec(this.bucketName(role), role, this.ephemeralTtlMs);
   }
 
   async #kv(role: BucketRole): Promise<KV> {
@@ -578,13 +578,24 @@ export class MemoryStore {
         return { location, record: decoded.value, revision: entry.revision, writtenAtMs };
       }),
     );
-    return found
-      .filter((f): f is Found => f !== undefined)
-      .sort(
-        (a, b) =>
-          recallRank(a.location.scope, a.location.category) -
-          recallRank(b.location.scope, b.location.category),
-      );
+    const hits = found.filter((f): f is Found => f !== undefined);
+    // Public keys carry their author's userId, so another author's public memory is not at any key
+    // derived from the reader: the public view (every `p.>` key, each checked against its record) has it.
+    if (!hits.some((f) => f.location.scope === "public")) {
+      const view = await this.#view("public", keys.memoryPublicPrefix());
+      const entry = view.memories(now).find((e) => e.record.id === id);
+      if (entry)
+        hits.push({
+          location: locationOf("public", entry.record.category, id, entry.record.author),
+          record: entry.record,
+          revision: entry.revision,
+          writtenAtMs: entry.writtenAtMs,
+        });
+    }
+    return hits.sort(
+      (a, b) =>
+        recallRank(a.location.scope, a.location.category) - recallRank(b.location.scope, b.location.category),
+    );
   }
 
   #found(f: Found): Memory {
@@ -1017,4 +1028,23 @@ export async function mapBounded<T, R>(
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, worker));
   return results;
+}
+
+function memoryBucketSpec(name: string, role: BucketRole, ephemeralTtlMs: number): BucketSpec {
+  const spec: BucketSpec = { name, history: 1 };
+  if (role === "ephemeral") spec.ttlMs = ephemeralTtlMs;
+  return spec;
+}
+
+/**
+ * Every memory bucket of a project (its own two, and the shared personal and public ones) with the
+ * configuration Pattern ensures: what `loominal nats-provision` creates with admin credentials.
+ */
+export function patternProvisionSpecs(projectId: string, pattern: PatternConfig): BucketSpec[] {
+  return [
+    memoryBucketSpec(buckets.memory(projectId), "project", pattern.ephemeralTtlMs),
+    memoryBucketSpec(buckets.memoryEphemeral(projectId), "ephemeral", pattern.ephemeralTtlMs),
+    memoryBucketSpec(buckets.memoryPersonal(), "personal", pattern.ephemeralTtlMs),
+    memoryBucketSpec(buckets.memoryPublic(), "public", pattern.ephemeralTtlMs),
+  ];
 }
