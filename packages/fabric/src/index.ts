@@ -1,4 +1,13 @@
 export {
+  AgentInstance,
+  type AgentInstanceOptions,
+  defaultLockDir,
+  IDENTITY_LEASE_TTL_MS,
+  IdentityInUseError,
+  MAX_INSTANCES,
+  processAlive,
+} from "./agent-instance.js";
+export {
   bucketName,
   CAS_KNOWN_KEYS_MAX,
   type CasMutation,
@@ -28,6 +37,7 @@ export {
   Fabric,
   type FabricOptions,
   type FabricState,
+  OUTAGE_GRACE_MS,
 } from "./connection.js";
 export { type EnvTable, type EnvValues, type EnvVarSpec, envTableMarkdown, parseEnv } from "./env.js";
 export {
@@ -36,12 +46,15 @@ export {
   ConfigMismatchError,
   InvalidMessageError,
   isAuthError,
+  isPermissionViolation,
   isStorageFullError,
   isUnavailableError,
   JS_INSUFFICIENT_RESOURCES,
   LeaseHeldError,
   NatsAuthError,
+  NatsPermissionError,
   NatsUnavailableError,
+  NotProvisionedError,
   StorageFullError,
   UnsupportedServerError,
 } from "./errors.js";
@@ -55,7 +68,7 @@ export {
   type ServerVersion,
   versionAtLeast,
 } from "./features.js";
-export { Lease, type LeaseOptions, type LeaseRecord, leaseBucket } from "./lease.js";
+export { Lease, type LeaseOptions, type LeaseRecord, leaseBucket, leaseBucketSpec } from "./lease.js";
 export {
   createLogger,
   LOG_LEVELS,
@@ -81,6 +94,8 @@ export {
   JS_STREAM_NOT_FOUND,
   type MismatchPolicy,
   mayMeanStreamMissing,
+  type ProvisionResult,
+  provision,
   type StreamSpec,
   streamDifferences,
   streamInfo,

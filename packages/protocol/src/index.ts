@@ -47,10 +47,14 @@ export {
   randomId,
 } from "./names.js";
 export {
+  type AdminUser,
+  inboxPrefixFor,
   type NatsPermissions,
   natsServerConfig,
   type ProjectUser,
+  projectBucketNames,
   projectPermissions,
+  projectStreamNames,
 } from "./permissions.js";
 export * from "./records/index.js";
 export {

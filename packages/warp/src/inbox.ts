@@ -8,6 +8,7 @@ import {
   jsonCodec,
   KeyedSerialQueue,
   type Logger,
+  NatsPermissionError,
   type StreamSpec,
   streamInfo,
   streamVanished,
@@ -210,7 +211,14 @@ export class Inbox {
     if (!p) {
       const spec = inboxStreamSpec(projectId, this.#settings);
       const made = (async () => {
-        if (await streamInfo(await this.#fabric.jsm(), spec.name)) return;
+        try {
+          if (await streamInfo(await this.#fabric.jsm(), spec.name)) return;
+        } catch (err) {
+          // Under the generated NATS permissions another project's streams are publish-only: the
+          // publish itself reports a missing stream (no stream answers it).
+          if (err instanceof NatsPermissionError) return;
+          throw err;
+        }
         try {
           await ensureStream(this.#fabric, spec, "error");
         } catch (err) {

@@ -53,7 +53,9 @@ export function pullBatch(
   batch: number,
   timeoutMs: number,
 ): Promise<PulledMessage[]> {
-  const inbox = createInbox();
+  // The connection's own inbox prefix: under the generated NATS permissions a user may subscribe only
+  // below its own prefix, never to the shared `_INBOX.>`.
+  const inbox = createInbox((nc as { options?: { inboxPrefix?: string } }).options?.inboxPrefix ?? "");
   const out: PulledMessage[] = [];
   return new Promise((resolve, reject) => {
     let settled = false;
