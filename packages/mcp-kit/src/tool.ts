@@ -123,7 +123,7 @@ function tooDeep(value: unknown, max: number): string | undefined {
     // The path stops growing once it is long enough to say where the nesting is.
     const at = (step: string) => (path.length > 200 ? path : `${path}${step}`);
     if (Array.isArray(v)) {
-      for (const [i, x] of v.entries()) stack.push({ v: x, depth: depth + 1, path: at(`[${i}]`) });
+      for (let i = 0; i < v.length; i++) stack.push({ v: v[i], depth: depth + 1, path: at(`[${i}]`) });
     } else
       for (const [k, x] of Object.entries(v as Record<string, unknown>))
         stack.push({ v: x, depth: depth + 1, path: at(`.${k}`) });
