@@ -12,7 +12,9 @@ export {
 export { createApp, MAX_BODY_BYTES } from "./http.js";
 export { createWeftMcpServer, mcpOperations, natsRequester, toolName, WEFT_MCP_NAME } from "./mcp/server.js";
 export { type RemoteMechanismOptions, remoteMechanisms } from "./mechanisms/index.js";
+export { jobManifest, KubernetesMechanism, kubernetesConfigSchema } from "./mechanisms/kubernetes.js";
 export { LocalMechanism, localConfigSchema } from "./mechanisms/local.js";
+export { hostKeyFingerprint, SshMechanism, sshConfigSchema } from "./mechanisms/ssh.js";
 export type {
   HealthResult,
   Mechanism,
