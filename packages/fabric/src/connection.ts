@@ -32,6 +32,12 @@ export interface FabricOptions {
   maxReconnectDelayMs?: number;
   /** JetStream API request timeout. */
   requestTimeoutMs?: number;
+  /** JetStream domain (a leaf node's own JetStream); its API is `$JS.<domain>.API`. */
+  jetstreamDomain?: string;
+  /** JetStream API prefix, for an API imported from another account (default `$JS.API`). */
+  jetstreamApiPrefix?: string;
+  /** Prefix of reply subjects (default `_INBOX`), for accounts that allow replies only under their own. */
+  inboxPrefix?: string;
 }
 
 export type FabricState = "connecting" | "connected" | "reconnecting" | "closed";
@@ -108,8 +114,29 @@ export class Fabric {
 
   get js(): JetStreamClient {
     const nc = this.nc;
-    this.#js ??= jetstream(nc, { timeout: this.#options.requestTimeoutMs ?? 5_000 });
+    this.#js ??= jetstream(nc, this.#jetstreamOptions());
     return this.#js;
+  }
+
+  /** The JetStream API prefix every request of this connection uses (`$JS.API`, or a domain's or an import's). */
+  get apiPrefix(): string {
+    const o = this.#options;
+    if (o.jetstreamDomain) return `$JS.${o.jetstreamDomain}.API`;
+    return o.jetstreamApiPrefix ?? "$JS.API";
+  }
+
+  /** Prefix of this connection's reply subjects. */
+  get inboxPrefix(): string | undefined {
+    return this.#options.inboxPrefix;
+  }
+
+  #jetstreamOptions(): { timeout: number; apiPrefix?: string; domain?: string } {
+    const o = this.#options;
+    return {
+      timeout: o.requestTimeoutMs ?? 5_000,
+      ...(o.jetstreamDomain ? { domain: o.jetstreamDomain } : {}),
+      ...(!o.jetstreamDomain && o.jetstreamApiPrefix ? { apiPrefix: o.jetstreamApiPrefix } : {}),
+    };
   }
 
   get kvm(): Kvm {
@@ -119,7 +146,7 @@ export class Fabric {
 
   async jsm(): Promise<JetStreamManager> {
     const nc = this.nc;
-    this.#jsm ??= await jetstreamManager(nc, { timeout: this.#options.requestTimeoutMs ?? 5_000 });
+    this.#jsm ??= await jetstreamManager(nc, this.#jetstreamOptions());
     return this.#jsm;
   }
 
@@ -274,6 +301,7 @@ export class Fabric {
       },
       pingInterval: 10_000,
       timeout: 2_000,
+      ...(this.#options.inboxPrefix ? { inboxPrefix: this.#options.inboxPrefix } : {}),
     };
     const auth: Authenticator[] = [];
     if (s.credsFile) auth.push(credsAuthenticator(readFileSync(s.credsFile)));

@@ -1,3 +1,15 @@
+/** NATS types and constants the libraries use, so that only the fabric imports the NATS client. */
+export {
+  AckPolicy,
+  type ConsumerMessages,
+  DeliverPolicy,
+  type JetStreamClient,
+  type JetStreamManager,
+  type JsMsg,
+  type StreamInfo,
+  type StreamState,
+} from "@nats-io/jetstream";
+export type { KV, KvEntry } from "@nats-io/kv";
 export {
   bucketName,
   CAS_KNOWN_KEYS_MAX,
@@ -67,6 +79,21 @@ export {
   silentLogger,
 } from "./logger.js";
 export { LruMap } from "./lru.js";
+export {
+  createReadConsumer,
+  dropConsumer,
+  type PulledMessage,
+  type PullResult,
+  parseAckSubject,
+  pull,
+  pullBatch,
+  pullStats,
+  type ReadAllOptions,
+  type ReadConsumer,
+  type ReadConsumerOptions,
+  type ReadStart,
+  readAll,
+} from "./pull.js";
 export { KeyedSerialQueue } from "./serial.js";
 export { GracefulShutdown, type GracefulShutdownOptions } from "./shutdown.js";
 export {
@@ -85,3 +112,9 @@ export {
   withBucket,
   withStream,
 } from "./streams.js";
+export {
+  type BucketChange,
+  type BucketWatch,
+  type BucketWatchOptions,
+  watchBucket,
+} from "./watch.js";

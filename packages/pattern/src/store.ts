@@ -5,6 +5,7 @@ import {
   forgetBucket,
   isCasConflict,
   jsonCodec,
+  type KV,
   type Logger,
   type LoominalConfig,
   mayMeanStreamMissing,
@@ -25,7 +26,6 @@ import {
   SCOPES,
   type Scope,
 } from "@loominal/protocol";
-import type { KV } from "@nats-io/kv";
 import {
   type BucketRole,
   candidateLocations,

@@ -43,12 +43,18 @@ import {
   workIdGeneration,
 } from "./work-items.js";
 
+/** A running follower of work events: it restarts itself after losing its consumer; `closed` says when it ended. */
+export interface EventFollower {
+  stop(): unknown;
+  readonly closed?: Promise<void>;
+}
+
 /** The part of Warp's WorkQueue that Shuttle uses. */
 export interface WorkQueuePort {
   offer(input: OfferInput): Promise<WorkItem>;
   get(workId: string): Promise<WorkItem | undefined>;
   cancel(workId: string, reason?: string): Promise<unknown>;
-  watchEvents(handler: (event: WorkEvent) => void): { stop(): unknown } | Promise<{ stop(): unknown }>;
+  watchEvents(handler: (event: WorkEvent) => void): EventFollower | Promise<EventFollower>;
 }
 
 export interface ShuttleOptions {
@@ -219,7 +225,7 @@ export class Shuttle {
   #cancels: PendingCancels;
   /** Final orchestrations the adoption scan has seen with nothing left to do: not read again. */
   #settled = new Set<string>();
-  #watch: { stop(): unknown } | undefined;
+  #watch: EventFollower | undefined;
   #watchStarting = false;
   #timer: NodeJS.Timeout | undefined;
   #ticks = 0;
@@ -752,8 +758,15 @@ export class Shuttle {
     if (this.#watch || this.#watchStarting || this.#closed) return;
     this.#watchStarting = true;
     try {
-      this.#watch = await this.#queue.watchEvents((e) => this.#onEvent(e));
-      if (this.#closed) await this.#watch.stop();
+      const watch = await this.#queue.watchEvents((e) => this.#onEvent(e));
+      this.#watch = watch;
+      if (this.#closed) await watch.stop();
+      // A watch that ended (its connection closed) is replaced on the next tick.
+      void watch.closed?.then(() => {
+        if (this.#watch !== watch || this.#closed) return;
+        this.#logger.warn("work event watch ended; following again on the next tick");
+        this.#watch = undefined;
+      });
     } catch (err) {
       this.#logger.warn({ err: String(err) }, "could not follow work events yet; will retry");
     } finally {

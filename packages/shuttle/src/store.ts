@@ -4,6 +4,7 @@ import {
   type Fabric,
   isUnavailableError,
   jsonCodec,
+  type KV,
   type Logger,
 } from "@loominal/fabric";
 import {
@@ -12,7 +13,6 @@ import {
   type OrchestrationRecord,
   orchestrationRecordSchema,
 } from "@loominal/protocol";
-import type { KV } from "@nats-io/kv";
 import type { WorkDir } from "./paths.js";
 
 export const RECORD_FILE = "orchestration.json";

@@ -181,6 +181,11 @@ describe("direct messages", () => {
     expect(compactLedger(7, new Set(), [])).toEqual({ floor: 7, consumed: [] });
   });
 
+  it("the ledger floor does not move when a pulled message's sequence could not be read", () => {
+    // Without the unparsed message the floor would move to 9; with it, it may lie anywhere above 0.
+    expect(compactLedger(0, new Set([3, 5, 9]), [3, 5, 9], 1)).toEqual({ floor: 0, consumed: [3, 5, 9] });
+  });
+
   it("sending to an agent that is not registered is refused", async () => {
     const { alice, carol, close } = await pair();
     try {

@@ -55,10 +55,12 @@ export const LEDGER_HISTORY = 16;
  */
 export class WorkLedger {
   readonly bucket: string;
+  #fabric: Fabric;
   #kv: KV;
   #logger: Logger;
 
-  private constructor(kv: KV, bucket: string, logger: Logger) {
+  private constructor(fabric: Fabric, kv: KV, bucket: string, logger: Logger) {
+    this.#fabric = fabric;
     this.#kv = kv;
     this.bucket = bucket;
     this.#logger = logger;
@@ -67,7 +69,7 @@ export class WorkLedger {
   static async open(fabric: Fabric, projectId: string, logger: Logger): Promise<WorkLedger> {
     const name = buckets.workLedger(projectId);
     const kv = await ensureBucket(fabric, { name, history: LEDGER_HISTORY });
-    return new WorkLedger(kv, name, logger);
+    return new WorkLedger(fabric, kv, name, logger);
   }
 
   /** Follows the ledger's writes as work events. */
@@ -75,7 +77,13 @@ export class WorkLedger {
     handler: (event: WorkEvent) => void | Promise<void>,
     options: WatchEventsOptions,
   ): Promise<EventWatch> {
-    return watchLedgerEvents(this.#kv, handler, options, this.#logger);
+    return watchLedgerEvents(
+      this.#fabric,
+      { name: this.bucket, history: LEDGER_HISTORY },
+      handler,
+      options,
+      this.#logger,
+    );
   }
 
   /** Writes a new item; fails (10071) if the key exists. Returns the revision. */
