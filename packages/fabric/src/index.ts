@@ -64,6 +64,7 @@ export {
   type ServerVersion,
   versionAtLeast,
 } from "./features.js";
+export { findNatsServer, natsServerVersionOf, processAlive, requireNatsServer } from "./host.js";
 export { Lease, type LeaseOptions, type LeaseRecord, leaseBucket } from "./lease.js";
 export {
   createLogger,

@@ -8,6 +8,7 @@ import {
   type Logger,
   type LoominalConfig,
   leaseBucket,
+  processAlive,
 } from "@loominal/fabric";
 import { assertNameToken, buckets, deriveAgentId, keys, nameTokenProblem } from "@loominal/protocol";
 import { IdentityInUseError } from "./errors.js";
@@ -29,15 +30,8 @@ interface LockRecord {
   startedAt: string;
 }
 
-/** Whether a process with this pid exists on this host (a process of another user counts as alive). */
-export function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
+/** Whether a process with this pid exists on this host (the fabric's check, re-exported). */
+export { processAlive };
 
 function readLock(path: string): LockRecord | "missing" | "torn" {
   let text: string;

@@ -81,6 +81,15 @@ export interface DirectReadResult {
   remaining: number;
   /** Stored records that failed validation; they are removed so they cannot block the inbox. */
   skippedInvalid: number;
+  /**
+   * Messages an earlier read saw waiting that the inbox's retention removed unread since then (the
+   * oldest go first once an agent has `maxMessagesPerAgent` waiting, and any older than `maxAgeMs`).
+   * Messages that arrived and were removed between two reads are not seen, so cannot be counted: `full`
+   * says when that can happen.
+   */
+  dropped: number;
+  /** The inbox holds `maxMessagesPerAgent` messages: the next one sent pushes out the oldest. Read sooner. */
+  full: boolean;
 }
 
 export interface DirectReadFilter {
@@ -261,9 +270,14 @@ export class Inbox {
     ledger = this.#ofStream(ledger, info.created, info.state.last_seq);
     const { messages: pulled, skippedInvalid, unparsed } = await this.#pullFrom(ledger.value.floor + 1);
 
+    const full = pulled.length + skippedInvalid >= this.#settings.maxMessagesPerAgent;
+    const highest = pulled.reduce((max, m) => Math.max(max, m.seq), 0);
     for (let attempt = 0; attempt < LEDGER_ATTEMPTS; attempt++) {
       const consumed = new Set(ledger.value.consumed);
       const unread = pulled.filter((m) => m.seq > ledger.value.floor && !consumed.has(m.seq));
+      const lastSeen = ledger.value.lastSeen ?? 0;
+      const stillWaiting = unread.filter((m) => m.seq <= lastSeen).length;
+      const dropped = Math.max(0, (ledger.value.waiting ?? 0) - stillWaiting);
       const chosen: ReadDirectMessage[] = [];
       for (const m of unread) {
         if (chosen.length >= limit) break;
@@ -271,8 +285,10 @@ export class Inbox {
         if (filter.fromAgentId !== undefined && m.from !== filter.fromAgentId) continue;
         chosen.push(m);
       }
-      if (chosen.length === 0) {
-        return { messages: [], remaining: unread.length, skippedInvalid };
+      const seen = { lastSeen: Math.max(lastSeen, highest), waiting: unread.length - chosen.length };
+      const news = seen.lastSeen !== lastSeen || seen.waiting !== (ledger.value.waiting ?? 0);
+      if (chosen.length === 0 && !news) {
+        return { messages: [], remaining: unread.length, skippedInvalid, dropped, full };
       }
       for (const m of chosen) consumed.add(m.seq);
       const next: InboxLedger = {
@@ -283,13 +299,25 @@ export class Inbox {
           unparsed,
         ),
         stream: info.created,
+        ...seen,
       };
       try {
         const data = ledgerCodec.encode(next);
         const revision =
           ledger.revision === 0 ? await kv.create(key, data) : await kv.update(key, data, ledger.revision);
         this.#ledger = { revision, value: next };
-        return { messages: chosen, remaining: unread.length - chosen.length, skippedInvalid };
+        if (dropped > 0)
+          this.#logger.warn(
+            { dropped, maxMessagesPerAgent: this.#settings.maxMessagesPerAgent },
+            "direct messages were removed unread by the inbox's retention",
+          );
+        return {
+          messages: chosen,
+          remaining: unread.length - chosen.length,
+          skippedInvalid,
+          dropped,
+          full,
+        };
       } catch (err) {
         this.#ledger = undefined;
         if (!isCasConflict(err)) throw err;
