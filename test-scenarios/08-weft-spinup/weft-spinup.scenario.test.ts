@@ -2,9 +2,10 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { eventually, NatsServer, tempDir, uniqueProjectId } from "@loominal/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AGENT_BIN, agentTarget, alive, api, WeftProcess } from "../lib/weft.js";
+import { AGENT_BIN, agentTarget, alive, api, killSpunUpAgents, WeftProcess } from "../lib/weft.js";
 
 const TOKEN = "scenario-admin-token-0123456789";
+const projects: string[] = [];
 let nats: NatsServer;
 let weft: WeftProcess;
 let dir: { path: string; cleanup: () => void };
@@ -23,6 +24,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  if (call) await killSpunUpAgents(call, projects);
   await weft?.stop();
   await nats?.stop({ removeStore: true });
   dir?.cleanup();
@@ -31,6 +33,7 @@ afterAll(async () => {
 describe("08 · Weft spin-up", () => {
   it("work with no agent online starts loominal-agent locally, which registers, claims and completes it, and is shut down when idle", async () => {
     const p = uniqueProjectId();
+    projects.push(p);
     const target = await call("POST", `/api/targets?projectId=${p}`, {
       ...agentTarget("local-ts", "claude-code", ["typescript"], 'echo "done $LOOMINAL_WORK_TASK_ID"'),
       idleTimeoutMs: 2_000,
@@ -102,6 +105,7 @@ describe("08 · Weft spin-up", () => {
 
   it("a launched process that never registers is a failed spin-up, and it is stopped", async () => {
     const p = uniqueProjectId();
+    projects.push(p);
     // Runs, but is not an agent: it never registers.
     const t = await call("POST", `/api/targets?projectId=${p}`, {
       name: "sleeper",
@@ -134,6 +138,7 @@ describe("08 · Weft spin-up", () => {
 
   it("ten items for one capability start at most maxConcurrent agents, and all ten complete", async () => {
     const p = uniqueProjectId();
+    projects.push(p);
     await call("POST", `/api/targets?projectId=${p}`, {
       ...agentTarget("pool", "claude-code", ["docs"], "echo ok"),
       maxConcurrent: 2,

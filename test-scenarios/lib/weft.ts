@@ -123,3 +123,19 @@ export function agentTarget(
     ...extra,
   };
 }
+
+/** Stops every agent process Weft started for these projects (spin-ups outlive Weft by design). */
+export async function killSpunUpAgents(call: ReturnType<typeof api>, projectIds: string[]): Promise<void> {
+  for (const p of projectIds) {
+    const r = await call("GET", `/api/spin-ups?projectId=${p}`).catch(() => undefined);
+    for (const s of (r?.body?.spinUps ?? []) as Array<{ handle?: { pid?: number } }>) {
+      const pid = s.handle?.pid;
+      if (!pid) continue;
+      try {
+        process.kill(-pid, "SIGKILL");
+      } catch {
+        // already gone
+      }
+    }
+  }
+}

@@ -219,6 +219,7 @@ export class Worker {
     const running: Running = { item, child: undefined, abandoned: false };
     this.#running.set(item.workId, running);
     this.#lastActivity = Date.now();
+    this.#logger.info({ workId: item.workId, taskId: item.taskId, attempt: item.attempts }, "claimed");
     await this.#presence();
     const ackWaitMs = this.#warp.work.settings.ackWaitMs;
     const extend = setInterval(

@@ -11,6 +11,8 @@ describe("runner configuration", () => {
     expect(c.replicaId).toMatch(/^[a-z0-9][a-z0-9_-]{0,63}$/);
     expect(c.mock).toEqual({ latencyMs: 50, jitterMs: 25, rate429: 0, rate500: 0 });
     expect(c.replicaMaxRuns).toBe(c.maxConcurrentRuns);
+    expect(loadRunnerConfig({ RUNNER_MAX_CONCURRENT_RUNS: "1024" }).replicaMaxRuns).toBe(1024);
+    expect(loadRunnerConfig({ RUNNER_REPLICA_MAX_RUNS: "5" }).replicaMaxRuns).toBe(5);
     expect(c.authToken).toBeUndefined();
   });
 
@@ -74,5 +76,28 @@ describe("runner configuration", () => {
   it("knows loopback addresses", () => {
     for (const h of ["127.0.0.1", "127.1.2.3", "localhost", "::1"]) expect(isLoopbackHost(h)).toBe(true);
     for (const h of ["0.0.0.0", "10.0.0.1", "::", "example.com"]) expect(isLoopbackHost(h)).toBe(false);
+  });
+});
+
+describe("docs", () => {
+  it("docs/runner.md lists every variable with its default", async () => {
+    const { readFileSync } = await import("node:fs");
+    const { envTableMarkdown } = await import("@loominal/fabric");
+    const { RUNNER_ENV } = await import("./env.js");
+    const doc = readFileSync(new URL("../../../docs/runner.md", import.meta.url), "utf8");
+    // Compared cell by cell: the formatter aligns the table's columns.
+    const cells = (text: string) =>
+      text
+        .split("\n")
+        .filter((l) => l.startsWith("| `"))
+        .map((l) =>
+          l
+            .split("|")
+            .map((c) => c.trim())
+            .join("|"),
+        );
+    const wanted = cells(envTableMarkdown(RUNNER_ENV));
+    const documented = cells(doc).filter((row) => wanted.some((w) => w.split("|")[1] === row.split("|")[1]));
+    expect(documented).toEqual(wanted);
   });
 });

@@ -39,7 +39,7 @@ export const RUNNER_ENV = {
     description: "run requests that may wait for a slot (cluster-wide); beyond it, 429 backpressure",
   },
   RUNNER_REPLICA_MAX_RUNS: {
-    schema: int(1, 64).optional(),
+    schema: z.coerce.number().int().min(1).optional(),
     description: "runs this replica executes at once (default: RUNNER_MAX_CONCURRENT_RUNS)",
   },
   RUNNER_HEARTBEAT_INTERVAL_MS: { schema: ms(50, 1_000), description: "replica heartbeat period (ms)" },

@@ -255,7 +255,10 @@ export const OPERATIONS: Operation[] = [
         .regex(/^[0-9a-f]{32}$/)
         .optional()
         .describe("claimed by this agent"),
-      cursor: workIdSchema.optional(),
+      cursor: z
+        .string()
+        .regex(/^[1-9][0-9]{0,15}$/, "the nextCursor of a previous page")
+        .optional(),
       limit: limit(100, 50),
     }),
     handler: async ({ weft, projectId }, { query }) => {
@@ -487,6 +490,19 @@ export const OPERATIONS: Operation[] = [
       const projects = await weft.knownProjects();
       const per = await Promise.all(projects.map((p) => weft.stats(p)));
       return { body: { projects: per, count: per.length, leader: weft.isLeader, instance: weft.instanceId } };
+    },
+  },
+  {
+    id: "statsByProject",
+    method: "get",
+    path: "/api/stats/projects",
+    summary: "Totals per project across every project Weft knows (admin)",
+    admin: "read stats across projects",
+    crossProject: true,
+    handler: async ({ weft }) => {
+      const projects = await weft.knownProjects();
+      const per = await Promise.all(projects.map((p) => weft.stats(p)));
+      return { body: { projects: per, count: per.length } };
     },
   },
   {

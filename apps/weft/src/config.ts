@@ -98,12 +98,15 @@ export const weftFileSchema = z.strictObject({
       shutdownGraceMs: ms(0).default(30_000),
       /** How often the spin-up, idle and health loops run (ms). */
       loopIntervalMs: ms(100).default(2_000),
+      /** How often each enabled target's health check runs (ms); 0: only when asked. */
+      healthCheckIntervalMs: ms(0).default(60_000),
       spinUp: spinUpDefaultsSchema.default(spinUpDefaultsSchema.parse({})),
     })
     .default({
       idleTimeoutMs: 300_000,
       shutdownGraceMs: 30_000,
       loopIntervalMs: 2_000,
+      healthCheckIntervalMs: 60_000,
       spinUp: spinUpDefaultsSchema.parse({}),
     }),
   /** Targets created (if missing) at start. */

@@ -93,6 +93,18 @@ export function createApp(weft: Weft, auth: TokenAuthenticator, logger: Logger):
         weft.registry.agents(p).filter((a) => a.status !== "offline").length,
       );
     }
+    // Work by state, from queue and dead-letter state (no ledger scan), for the projects this instance served.
+    for (const p of weft.servedProjects().slice(0, 50)) {
+      const status = await weft
+        .project(p)
+        .work.status()
+        .catch(() => undefined);
+      if (!status) continue;
+      const sum = (k: "queued" | "inFlight" | "dead") => status.capabilities.reduce((n, c) => n + c[k], 0);
+      weft.metrics.workByStatus.set({ project: p, status: "queued" }, sum("queued"));
+      weft.metrics.workByStatus.set({ project: p, status: "in_flight" }, sum("inFlight"));
+      weft.metrics.workByStatus.set({ project: p, status: "dead" }, sum("dead"));
+    }
     res.set("content-type", weft.metrics.registry.contentType);
     res.send(await weft.metrics.registry.metrics());
   });

@@ -11,8 +11,16 @@ export {
 } from "./config.js";
 export { createApp, MAX_BODY_BYTES } from "./http.js";
 export { createWeftMcpServer, mcpOperations, natsRequester, toolName, WEFT_MCP_NAME } from "./mcp/server.js";
+export { type RemoteMechanismOptions, remoteMechanisms } from "./mechanisms/index.js";
 export { LocalMechanism, localConfigSchema } from "./mechanisms/local.js";
-export type { HealthResult, Mechanism, MechanismHandle, StartRequest } from "./mechanisms/types.js";
+export type {
+  HealthResult,
+  Mechanism,
+  MechanismHandle,
+  RemoteStatus,
+  StartRequest,
+} from "./mechanisms/types.js";
+export { WebhookMechanism, webhookConfigSchema, webhookSignature } from "./mechanisms/webhook.js";
 export { WeftMetrics } from "./metrics.js";
 export { COORD_QUEUE, type CoordReply, serveCoordinatorApi } from "./nats-api.js";
 export { openApiDocument, openApiPath } from "./openapi.js";

@@ -10,7 +10,7 @@ export class WeftMetrics {
   });
   readonly workByStatus = new Gauge({
     name: "weft_work_items",
-    help: "Work items in the ledger by status (per project; sampled when /metrics is read, at most 100 per status)",
+    help: "Work items by state (queued, in_flight, dead) per project this instance served, read when /metrics is scraped",
     labelNames: ["project", "status"] as const,
     registers: [this.registry],
   });

@@ -1,6 +1,6 @@
 import { statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { NatsServer, tempDir, uniqueProjectId } from "@loominal/testkit";
+import { eventually, NatsServer, tempDir, uniqueProjectId } from "@loominal/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { OPERATIONS } from "./api.js";
 import { openApiPath } from "./openapi.js";
@@ -224,6 +224,33 @@ describe("targets, agents, stats, channels", () => {
     expect((await admin("GET", `/api/targets/${id}?projectId=${p2}`)).status).toBe(404);
   });
 
+  it("the leader checks each enabled target's health by itself", async () => {
+    const admin = client(weft.url, ADMIN);
+    const p = uniqueProjectId();
+    const base = { mechanism: "local", agentType: "claude-code", capabilities: ["ts"] };
+    await admin("POST", `/api/targets?projectId=${p}`, {
+      ...base,
+      name: "good",
+      config: { command: "/bin/true" },
+    });
+    await admin("POST", `/api/targets?projectId=${p}`, {
+      ...base,
+      name: "bad",
+      config: { command: "/no/such/agent" },
+    });
+    await eventually(
+      async () => {
+        const t = (await admin("GET", `/api/targets?projectId=${p}`)).body.targets as Array<{
+          name: string;
+          health: { status: string };
+        }>;
+        expect(t.find((x) => x.name === "good")?.health.status).toBe("healthy");
+        expect(t.find((x) => x.name === "bad")?.health.status).toBe("unhealthy");
+      },
+      { timeoutMs: 20_000, intervalMs: 250 },
+    );
+  });
+
   it("lists agents, 404s an unknown one, and reports stats per project and across projects", async () => {
     const admin = client(weft.url, ADMIN);
     const agents = await admin("GET", `/api/agents?projectId=${p1}`);
@@ -235,6 +262,11 @@ describe("targets, agents, stats, channels", () => {
     const stats = await admin("GET", `/api/stats?projectId=${p1}`);
     expect(stats.body.projectId).toBe(p1);
     expect(stats.body.work.queued).toBeGreaterThanOrEqual(1);
+    const byProject = await admin("GET", "/api/stats/projects");
+    expect(byProject.body.projects.map((s: { projectId: string }) => s.projectId)).toEqual(
+      expect.arrayContaining([p1]),
+    );
+    expect((await client(weft.url, LIMITED)("GET", "/api/stats/projects")).status).toBe(403);
     const all = await admin("GET", "/api/stats");
     expect(all.body.projects.map((s: { projectId: string }) => s.projectId)).toEqual(
       expect.arrayContaining([p1]),
@@ -250,6 +282,7 @@ describe("targets, agents, stats, channels", () => {
     expect(r.body).toMatch(/weft_work_submitted_total \d+/);
     expect(r.body).toMatch(/weft_http_request_duration_seconds_bucket/);
     expect(r.body).toMatch(/weft_leader 1/);
+    expect(r.body).toMatch(new RegExp(`weft_work_items\\{project="${p1}",status="queued"\\} \\d+`));
   });
 });
 
@@ -302,5 +335,101 @@ describe("startup", () => {
     expect(bad.code).not.toBe(0);
     expect(bad.output).toContain(file);
     expect(bad.output).toMatch(/boundaries\.0\.name/);
+  });
+});
+
+/** Reads server-sent events until `enough` says stop (or the time is up). */
+async function readEvents(
+  url: string,
+  headers: Record<string, string>,
+  enough: (
+    events: Array<{ id: string; event: string; data: { type: string; data: Record<string, unknown> } }>,
+  ) => boolean,
+) {
+  const ctl = new AbortController();
+  const timer = setTimeout(() => ctl.abort(), 20_000);
+  const events: Array<{ id: string; event: string; data: { type: string; data: Record<string, unknown> } }> =
+    [];
+  try {
+    const res = await fetch(url, { headers, signal: ctl.signal });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toContain("text/event-stream");
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+    let buf = "";
+    const decoder = new TextDecoder();
+    while (!enough(events)) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buf += decoder.decode(value);
+      let end = buf.indexOf("\n\n");
+      while (end >= 0) {
+        const block = buf.slice(0, end);
+        buf = buf.slice(end + 2);
+        const field = (name: string) =>
+          /^(.*)$/m.exec(
+            block
+              .split("\n")
+              .find((l) => l.startsWith(`${name}: `))
+              ?.slice(name.length + 2) ?? "",
+          )?.[1] ?? "";
+        if (block.includes("data: "))
+          events.push({ id: field("id"), event: field("event"), data: JSON.parse(field("data")) });
+        end = buf.indexOf("\n\n");
+      }
+    }
+    ctl.abort();
+  } catch (err) {
+    if (!(err instanceof Error && err.name === "AbortError")) throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+  return events;
+}
+
+describe("events", () => {
+  it("streams work and target events of one project over SSE, and resumes after Last-Event-ID", async () => {
+    const p = uniqueProjectId();
+    const admin = client(weft.url, ADMIN);
+    const auth = { authorization: `Bearer ${ADMIN}` };
+    const url = `${weft.url}/api/events?projectId=${p}`;
+    expect((await fetch(url)).status).toBe(401);
+    expect(
+      (
+        await fetch(`${weft.url}/api/events?projectId=${p2}`, {
+          headers: { authorization: `Bearer ${LIMITED}` },
+        })
+      ).status,
+    ).toBe(403);
+    const live = readEvents(url, auth, (ev) =>
+      ev.some((e) => e.event === "work" && e.data.type === "cancelled"),
+    );
+    // Let the stream attach, then act.
+    await new Promise((r) => setTimeout(r, 500));
+    await admin("POST", `/api/targets?projectId=${p}`, {
+      name: "t",
+      mechanism: "local",
+      agentType: "claude-code",
+      capabilities: ["ts"],
+      config: { command: "/bin/true" },
+      enabled: false,
+    });
+    const workId = (await admin("POST", `/api/work?projectId=${p}`, { description: "x", capability: "ts" }))
+      .body.workId;
+    await admin("POST", `/api/work/${workId}/cancel?projectId=${p}`, {});
+    const events = await live;
+    expect(events.find((e) => e.event === "target")?.data.type).toBe("created");
+    const work = events
+      .filter((e) => e.event === "work" && e.data.data.workId === workId)
+      .map((e) => e.data.type);
+    expect(work).toEqual(["offered", "cancelled"]);
+    // Resume: everything after the first event comes again.
+    const first = events[0];
+    if (!first) throw new Error("no events");
+    const replay = await readEvents(
+      url,
+      { ...auth, "last-event-id": first.id },
+      (ev) => ev.length >= events.length - 1,
+    );
+    expect(replay.map((e) => e.id)).toEqual(events.slice(1).map((e) => e.id));
   });
 });

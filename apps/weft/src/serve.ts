@@ -3,6 +3,7 @@ import { createLogger, Fabric, type Logger } from "@loominal/fabric";
 import { resolveTokens, TokenAuthenticator } from "./auth.js";
 import { loadWeftConfig, type WeftConfig } from "./config.js";
 import { createApp, listen } from "./http.js";
+import { remoteMechanisms } from "./mechanisms/index.js";
 import { WeftMetrics } from "./metrics.js";
 import { serveCoordinatorApi } from "./nats-api.js";
 import { Weft } from "./weft.js";
@@ -24,7 +25,13 @@ export async function startWeft(
   const logger = options.logger ?? createLogger({ name: "weft", destination: "stdout" });
   const { tokens, tokenFile } = resolveTokens(config.tokens, config.dataDir, logger);
   const fabric = await Fabric.connect({ nats: config.nats, logger, name: `weft ${config.instanceId}` });
-  const weft = new Weft({ config, fabric, logger, metrics: new WeftMetrics() });
+  const weft = new Weft({
+    config,
+    fabric,
+    logger,
+    metrics: new WeftMetrics(),
+    mechanisms: remoteMechanisms({ logger, dataDir: config.dataDir }),
+  });
   await weft.start();
   const sub = serveCoordinatorApi(weft, logger);
   const app = createApp(weft, new TokenAuthenticator(tokens), logger);

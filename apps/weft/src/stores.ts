@@ -35,6 +35,7 @@ export class TargetStore {
   readonly projectId: string;
   #fabric: Fabric;
   #logger: Logger;
+  #cache: { at: number; list: TargetRecord[] } | undefined;
 
   constructor(fabric: Fabric, projectId: string, logger: Logger) {
     this.#fabric = fabric;
@@ -48,7 +49,15 @@ export class TargetStore {
 
   async list(): Promise<TargetRecord[]> {
     const all = await readAll(await this.#kv(), (v, w) => targetCodec.safeDecode(v, w), this.#logger);
-    return all.sort((a, b) => a.name.localeCompare(b.name));
+    const sorted = all.sort((a, b) => a.name.localeCompare(b.name));
+    this.#cache = { at: Date.now(), list: sorted };
+    return sorted;
+  }
+
+  /** The list read at most `maxAgeMs` ago (this process's own changes show at once). */
+  async listCached(maxAgeMs: number): Promise<TargetRecord[]> {
+    if (this.#cache && Date.now() - this.#cache.at < maxAgeMs) return this.#cache.list;
+    return this.list();
   }
 
   /** By id or by name. */
@@ -87,6 +96,7 @@ export class TargetStore {
         },
       );
     await kv.create(record.targetId, targetCodec.encode(targetRecordSchema.parse(record)));
+    this.#cache = undefined;
     return record;
   }
 
@@ -105,6 +115,7 @@ export class TargetStore {
       const next = change(cur);
       return next ? targetRecordSchema.parse({ ...next, updatedAt: new Date().toISOString() }) : undefined;
     });
+    this.#cache = undefined;
     if (missing || !r.value)
       throw new LoominalError("not_found", `no target ${targetId} in project ${this.projectId}`);
     return r.value;
@@ -112,6 +123,7 @@ export class TargetStore {
 
   async delete(targetId: string): Promise<void> {
     await (await this.#kv()).delete(targetId);
+    this.#cache = undefined;
   }
 }
 

@@ -9,6 +9,7 @@ import {
   DEFAULT_BOUNDARY,
   LEASES_BUCKET_TTL_MS,
   LoominalError,
+  leaseKeys,
   randomId,
   type SpinUpRecord,
   streams,
@@ -18,18 +19,25 @@ import {
   type WorkItem,
   type WorkStatus,
   warpConfigSchema,
+  weftEventSchema,
 } from "@loominal/protocol";
-import { BoundaryPolicies, type OfferInput, type WorkListFilter, WorkQueue } from "@loominal/warp";
+import {
+  BoundaryPolicies,
+  type EventWatch,
+  type OfferInput,
+  type WorkListFilter,
+  WorkQueue,
+} from "@loominal/warp";
 import type { WeftConfig } from "./config.js";
 import { LocalMechanism, localProcessAlive } from "./mechanisms/local.js";
 import type { Mechanism } from "./mechanisms/types.js";
 import type { WeftMetrics } from "./metrics.js";
-import { type AgentEntry, RegistryView } from "./registry-view.js";
+import { type AgentEntry, type RegistryChange, RegistryView } from "./registry-view.js";
 import { SpinUpStore, TargetStore } from "./stores.js";
 
 /** The identity Weft writes into the work ledger (offeredBy, transitions): the same for every instance. */
 export const WEFT_AGENT_ID = createHash("sha256").update("loominal-weft").digest("hex").slice(0, 32);
-const LEADER_LEASE = "weft.leader";
+const LEADER_LEASE = leaseKeys.weftLeader();
 /** Weft only offers, reads and cancels; the claimers' settings govern claims. */
 const WORK_SETTINGS = warpConfigSchema.parse({}).work;
 /** How long a control request (ping, shutdown) waits for the agent's answer. */
@@ -117,6 +125,10 @@ export class Weft {
   #decideLock: Promise<unknown> = Promise.resolve();
   #stopped = false;
   #unwatch: (() => void) | undefined;
+  /** Ledger watches that mirror work events into each project's event stream (leader only). */
+  #workWatches = new Map<string, Promise<EventWatch | undefined>>();
+  /** The last status each agent was announced with, so a heartbeat is not an event. */
+  #announced = new Map<string, string>();
 
   constructor(options: WeftOptions) {
     this.config = options.config;
@@ -146,6 +158,7 @@ export class Weft {
     await this.registry.start();
     this.#unwatch = this.registry.onChange((change) => {
       if (change.type === "put") void this.#onAgentSeen(change.record.projectId, change.record.agentId);
+      if (this.isLeader) this.#announceAgent(change);
     });
     for (const t of this.config.file.targets) {
       const project = this.project(t.projectId);
@@ -162,6 +175,7 @@ export class Weft {
 
   async stop(): Promise<void> {
     this.#stopped = true;
+    await this.#stopWorkWatches();
     clearInterval(this.#electTimer);
     clearTimeout(this.#loopTimer);
     this.#unwatch?.();
@@ -198,6 +212,11 @@ export class Weft {
       this.#projects.set(projectId, p);
     }
     return p;
+  }
+
+  /** Projects this instance has served or followed since it started. */
+  servedProjects(): string[] {
+    return [...this.#projects.keys()].sort();
   }
 
   mechanism(name: string): Mechanism {
@@ -593,6 +612,7 @@ export class Weft {
       );
       lease.onLost((reason) => {
         this.metrics.leader.set(0);
+        void this.#stopWorkWatches();
         this.logger.warn({ reason }, "lost the leader lease; another instance takes over");
       });
       this.#scheduleLoop(0);
@@ -627,12 +647,19 @@ export class Weft {
 
   async #tickProject(projectId: string): Promise<void> {
     const project = this.project(projectId);
+    this.#mirrorWorkEvents(projectId);
     const targets = await project.targets.list();
     const spinUps = await project.spinUps.list();
     const now = Date.now();
     for (const s of spinUps) {
       if (s.status === "starting") await this.#checkStarting(projectId, s, now);
       else if (s.status === "running") await this.#checkRunning(projectId, s, targets, now);
+    }
+    const healthEvery = this.config.file.defaults.healthCheckIntervalMs;
+    for (const t of targets) {
+      if (!t.enabled || healthEvery === 0) continue;
+      const checked = t.health.checkedAt ? Date.parse(t.health.checkedAt) : 0;
+      if (now - checked >= healthEvery) await this.testTarget(projectId, t.targetId).catch(() => undefined);
     }
     if (targets.some((t) => t.enabled)) {
       const status = await project.work.status();
@@ -644,6 +671,93 @@ export class Weft {
           await this.#decide(projectId, c.capability, b.boundary, { queued: b.queued });
         }
     }
+  }
+
+  /**
+   * Mirrors the project's work events (ledger transitions) into its event stream for SSE clients. The
+   * message id makes a transition mirrored twice (a leader change) one event.
+   */
+  #mirrorWorkEvents(projectId: string): void {
+    if (this.#workWatches.has(projectId)) return;
+    const watch = this.#lastMirroredRevision(projectId)
+      .then((last) =>
+        this.project(projectId).work.watchEvents(
+          (e) =>
+            this.publishEvent(
+              projectId,
+              "work",
+              e.type,
+              {
+                workId: e.workId,
+                taskId: e.taskId,
+                status: e.status,
+                capability: e.capability,
+                boundary: e.boundary,
+                agentId: e.agentId,
+                attempt: e.attempt,
+                revision: e.revision,
+                ...(e.reason !== undefined ? { reason: e.reason } : {}),
+              },
+              `work-${e.workId}-${e.revision}-${e.type}`,
+            ),
+          // Resume after the last transition mirrored (by whichever instance led then): none is missed.
+          { fromRevision: last + 1 },
+        ),
+      )
+      .catch((err: unknown) => {
+        this.logger.warn({ projectId, err: String(err) }, "could not watch work events");
+        this.#workWatches.delete(projectId);
+        return undefined;
+      });
+    this.#workWatches.set(projectId, watch);
+  }
+
+  /** The ledger revision of the last work event in the project's event stream (0: none yet). */
+  async #lastMirroredRevision(projectId: string): Promise<number> {
+    await this.ensureEventStream(projectId);
+    const jsm = await this.fabric.jsm();
+    const m = await jsm.streams
+      .getMessage(streams.weftEvents(projectId), { last_by_subj: subjects.weftEvent(projectId, "work") })
+      .catch(() => undefined);
+    if (!m) return 0;
+    const r = weftEventSchema.safeParse(m.json());
+    const revision = r.success ? r.data.data.revision : undefined;
+    return typeof revision === "number" ? revision : 0;
+  }
+
+  async #stopWorkWatches(): Promise<void> {
+    const watches = [...this.#workWatches.values()];
+    this.#workWatches.clear();
+    for (const w of watches) await (await w)?.stop().catch(() => undefined);
+  }
+
+  /** Publishes an agent event when an agent appears, changes status or leaves (not on heartbeats). */
+  #announceAgent(change: RegistryChange): void {
+    if (change.type === "delete") {
+      const key = `${change.projectId}.${change.agentId}`;
+      if (this.#announced.delete(key))
+        void this.publishEvent(change.projectId, "agent", "deregistered", { agentId: change.agentId });
+      return;
+    }
+    const r = change.record;
+    const key = `${r.projectId}.${r.agentId}`;
+    const status = this.registry.get(r.projectId, r.agentId)?.status ?? r.status;
+    const before = this.#announced.get(key);
+    if (before === status) return;
+    this.#announced.set(key, status);
+    void this.publishEvent(
+      r.projectId,
+      "agent",
+      before === undefined ? "registered" : status,
+      {
+        agentId: r.agentId,
+        agentType: r.agentType,
+        status,
+        capabilities: r.capabilities,
+        ...(r.spinUpId ? { spinUpId: r.spinUpId } : {}),
+      },
+      `agent-${r.agentId}-${r.lastHeartbeat}-${status}`,
+    );
   }
 
   /** A spin-up whose agent has not registered: verify it now, or fail it once its deadline passed. */
@@ -861,6 +975,15 @@ export class Weft {
     const free = eligible.reduce((n, a) => n + Math.max(0, a.maxConcurrentTasks - a.currentTaskCount), 0);
     if (free > 0) return undefined;
     const project = this.project(projectId);
+    // Targets first (read at most once a second): a project without a fitting target needs nothing more.
+    const targets = (await project.targets.listCached(1_000)).filter(
+      (t) =>
+        t.capabilities.includes(capability) &&
+        (t.boundaries.length === 0 || t.boundaries.includes(boundary)) &&
+        agentTypeAllowed(policy, t.agentType) &&
+        (need.requiredAgentType === undefined || t.agentType === need.requiredAgentType),
+    );
+    if (targets.length === 0) return undefined;
     const spinUps = await project.spinUps.list();
     const starting = spinUps.filter(
       (s) => s.status === "starting" && s.capability === capability && s.boundary === boundary,
@@ -868,13 +991,6 @@ export class Weft {
     // An agent on its way is the answer to this need: one spin-up per need, however many items wait.
     // Busy eligible agents with work still queued start one more (within maxConcurrent and cooldown).
     if (starting.length > 0) return undefined;
-    const targets = (await project.targets.list()).filter(
-      (t) =>
-        t.capabilities.includes(capability) &&
-        (t.boundaries.length === 0 || t.boundaries.includes(boundary)) &&
-        agentTypeAllowed(policy, t.agentType) &&
-        (need.requiredAgentType === undefined || t.agentType === need.requiredAgentType),
-    );
     const preferred = need.preferredAgentType ?? policy?.preferredAgentType;
     targets.sort((a, b) => {
       const pa = a.agentType === preferred ? 0 : 1;

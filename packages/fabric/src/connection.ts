@@ -15,9 +15,11 @@ import { redactUrl } from "./config.js";
 import {
   describeUnavailable,
   isAuthError,
+  isStorageFullError,
   isUnavailableError,
   NatsAuthError,
   NatsUnavailableError,
+  StorageFullError,
 } from "./errors.js";
 import { featuresOf, type ServerFeatures } from "./features.js";
 import { type Logger, silentLogger } from "./logger.js";
@@ -196,6 +198,8 @@ export class Fabric {
   mapError(err: unknown): unknown {
     if (err instanceof NatsUnavailableError) return err;
     if (isUnavailableError(err)) return this.unavailable(err);
+    if (isStorageFullError(err) && !(err instanceof StorageFullError))
+      return new StorageFullError({ cause: err });
     return err;
   }
 

@@ -80,6 +80,33 @@ export class InvalidMessageError extends LoominalError {
   }
 }
 
+/** JetStream refused a write because its store is full (nats-server's `max_file_store`, or an account limit). */
+export class StorageFullError extends LoominalError {
+  override name = "StorageFullError";
+  constructor(options?: { cause?: unknown; usedBytes?: number }) {
+    const used = options?.usedBytes !== undefined ? ` (${options.usedBytes} bytes in use)` : "";
+    super(
+      "storage_full",
+      `the NATS JetStream store is full${used}: the server's jetstream max_file_store (or the account's storage limit) is reached, so new writes are refused. Free space (finish or fail claimed work, discard dead letters, delete unused streams) or raise max_file_store, then retry`,
+      {
+        ...(options?.cause !== undefined ? { cause: options.cause } : {}),
+        details: { usedBytes: options?.usedBytes },
+      },
+    );
+  }
+}
+
+/** JetStream's "insufficient resources" (10023): the store (or an account limit) is full. */
+export const JS_INSUFFICIENT_RESOURCES = 10023;
+
+/** Whether `err` is JetStream refusing a write for lack of storage. */
+export function isStorageFullError(err: unknown): boolean {
+  if (err instanceof StorageFullError) return true;
+  if (!(err instanceof Error)) return false;
+  const code = (err as { code?: unknown }).code;
+  return code === JS_INSUFFICIENT_RESOURCES || /insufficient resources/i.test(err.message);
+}
+
 /** A lease is held by another holder. */
 export class LeaseHeldError extends LoominalError {
   override name = "LeaseHeldError";

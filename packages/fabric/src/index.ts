@@ -48,10 +48,13 @@ export {
   ConfigMismatchError,
   InvalidMessageError,
   isAuthError,
+  isStorageFullError,
   isUnavailableError,
+  JS_INSUFFICIENT_RESOURCES,
   LeaseHeldError,
   NatsAuthError,
   NatsUnavailableError,
+  StorageFullError,
   UnsupportedServerError,
 } from "./errors.js";
 export {

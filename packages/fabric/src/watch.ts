@@ -28,6 +28,8 @@ export interface BucketWatchOptions {
    * key, then changes; "history" every change the bucket still holds, then new ones.
    */
   include?: "updates" | "last" | "history";
+  /** Start at this revision (a follower resuming after the last change it handled), whatever `include` says. */
+  fromRevision?: number;
   /** Skip DEL and PURGE changes. */
   ignoreDeletes?: boolean;
   /** First wait before a restart; doubles per failed restart up to 5 s (default 250 ms). */
@@ -46,7 +48,7 @@ export interface BucketWatch {
   stop(): Promise<void>;
   /** How many times the watch restarted after losing its consumer or its bucket. */
   readonly restarts: number;
-  /** Revision of the last change delivered (0 before the first). */
+  /** Revision the watch has caught up to: the last change delivered, or where "updates" started. */
   readonly lastRevision: number;
   /** Resolves when the watch has ended: after `stop()`, or when the fabric was closed. */
   readonly closed: Promise<void>;
@@ -162,7 +164,9 @@ class Watcher implements BucketWatch {
   /** Opens the consumer, retrying with backoff until it is open or the watch is stopped. */
   async #run(from: "start" | "resume"): Promise<void> {
     let delay = this.#options.restartDelayMs ?? 250;
-    let resumeFrom: "start" | number = from === "start" ? "start" : this.#last + 1;
+    const first = this.#options.fromRevision;
+    let resumeFrom: "start" | number =
+      from === "resume" ? this.#last + 1 : first !== undefined && first > 0 ? first : "start";
     while (!this.#stopped) {
       try {
         await this.#open(resumeFrom);
@@ -195,6 +199,12 @@ class Watcher implements BucketWatch {
       this.#last = 0;
     }
     this.#created = info.created;
+    if (resumeFrom === "start" && (this.#options.include ?? "updates") === "updates") {
+      // "From now on" is from the stream's last sequence on: a restart then resumes from there too,
+      // instead of replaying what came before the watch.
+      resumeFrom = info.state.last_seq + 1;
+    }
+    if (resumeFrom !== "start" && this.#last === 0) this.#last = resumeFrom - 1;
     const consumer = await this.#fabric.js.consumers.get(this.#stream, this.#consumerOptions(resumeFrom));
     if (this.#stopped) return;
     const messages = await consumer.consume({

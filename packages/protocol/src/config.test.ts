@@ -9,6 +9,7 @@ describe(".loominal.json schema", () => {
       ackWaitMs: 300_000,
       maxAttempts: 3,
       retryBackoffMs: 1_000,
+      retentionDays: 7,
       dlqMaxAgeMs: 2_592_000_000,
     });
     expect(cfg.warp.heartbeatIntervalMs).toBe(15_000);

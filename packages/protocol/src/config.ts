@@ -56,6 +56,11 @@ export const warpConfigSchema = z.strictObject({
       maxAttempts: z.int().min(1).max(100).default(3),
       /** Delay before a failed item is offered again. */
       retryBackoffMs: z.int().min(0).default(1_000),
+      /**
+       * Days a finished item (completed, cancelled, discarded) stays in the work ledger before work
+       * maintenance removes it; dead items stay at least as long as their dead letters.
+       */
+      retentionDays: z.number().positive().max(3_650).default(7),
       /** How long dead letters are kept. */
       dlqMaxAgeMs: z
         .int()

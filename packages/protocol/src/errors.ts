@@ -17,6 +17,7 @@ export const ERROR_CODES = [
   "timeout",
   "lease_held",
   "invalid_transition",
+  "storage_full",
   "internal",
 ] as const;
 

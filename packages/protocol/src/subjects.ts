@@ -128,6 +128,11 @@ export const LEASES_BUCKET_TTL_MS = 15_000;
 export const leaseKeys = {
   /** The one process per project that runs work-queue maintenance (lapsed claims, stranded offers, retention). */
   workMaintenance: (projectId: string) => `${p(projectId)}.work-maintenance`,
+  /**
+   * The Weft instance that runs the coordinator's loops for every project. Not under a project: Weft runs
+   * with operator credentials, and no project's agents may write it.
+   */
+  weftLeader: () => "weft.leader",
 } as const;
 
 export const keys = {
@@ -239,7 +244,8 @@ export function natsLayout(): LayoutRow[] {
       what: "work ledger",
       subject: "key <workId>",
       store: `KV ${buckets.workLedger(EX)}`,
-      retention: "state of every item; transitions by CAS; history 16",
+      retention:
+        "state of every item; transitions by CAS; history 4; finished items removed after work.retentionDays",
     },
     {
       what: "work events",

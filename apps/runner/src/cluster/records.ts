@@ -47,11 +47,15 @@ export type QuotaRecord = z.infer<typeof quotaRecordSchema>;
 
 export const heartbeatSchema = z.object({
   replica_id: z.string(),
+  /** Random per process: tells a live replica from a restarted one with the same id. */
+  instance: z.string(),
   started_at: z.string(),
   at: z.string(),
   active_runs: z.number(),
   /** Runs not yet parked at a pause boundary (0 when the replica is fully paused). */
   unparked_runs: z.number(),
+  /** The `since` of the pause this replica has seen and applied; null while running. */
+  pause_since: z.string().nullable(),
   url: z.string().nullable(),
   draining: z.boolean(),
 });

@@ -80,8 +80,9 @@ export class RunStore {
 
   /** The user's runs, newest first (at most `limit`). */
   async listByUser(userId: string, limit: number): Promise<RunRecord[]> {
-    const ids: string[] = [];
-    for await (const k of await this.kv.keys(keys.runnerUserRunsPrefix(userId))) ids.push(k);
+    const found = new Set<string>();
+    for await (const k of await this.kv.keys(keys.runnerUserRunsPrefix(userId))) found.add(k);
+    const ids = [...found];
     const records = await Promise.all(
       ids.map(async (k) => entryValue(await this.kv.get(k), runCodec, k).value),
     );
@@ -135,8 +136,9 @@ export class QuotaStore {
   /** Every user's set (for stats and the reaper). */
   async all(): Promise<QuotaRecord[]> {
     const out: QuotaRecord[] = [];
-    const list: string[] = [];
-    for await (const k of await this.kv.keys(keys.runnerQuotasPrefix())) list.push(k);
+    const found = new Set<string>();
+    for await (const k of await this.kv.keys(keys.runnerQuotasPrefix())) found.add(k);
+    const list = [...found];
     await Promise.all(
       list.map(async (k) => {
         const v = entryValue(await this.kv.get(k), quotaCodec, k).value;

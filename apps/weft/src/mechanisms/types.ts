@@ -11,6 +11,12 @@ export interface StartRequest {
 /** What a mechanism needs later to stop what it started (stored in the spin-up record). */
 export type MechanismHandle = Record<string, unknown>;
 
+/** What a remote mechanism knows of a spin-up it started (the agent's registration is what Weft trusts). */
+export interface RemoteStatus {
+  state: "pending" | "running" | "succeeded" | "failed" | "gone" | "unknown";
+  message: string;
+}
+
 export interface HealthResult {
   ok: boolean;
   message: string;
@@ -28,6 +34,8 @@ export interface Mechanism {
   start(request: StartRequest): Promise<MechanismHandle>;
   /** Stops what `start` launched; a no-op when it is already gone. */
   stop(handle: MechanismHandle, options: { graceMs: number }): Promise<void>;
+  /** What the remote side says of a spin-up it started (mechanisms that can ask). */
+  status?(handle: MechanismHandle): Promise<RemoteStatus>;
   /** Whether the target looks able to start agents (command present, host reachable, …). */
   test(target: TargetRecord): Promise<HealthResult>;
 }

@@ -8,6 +8,8 @@ import {
 } from "@loominal/protocol";
 
 const codec = jsonCodec(workItemSchema);
+/** Ledger keys that are work items (the ledger also holds a storage reserve). */
+const WORK_ID = /^[0-9a-f]{32}$/;
 
 export interface WorkEventDetails {
   note?: string;
@@ -66,6 +68,11 @@ export interface WatchEventsOptions {
    * then new ones — what a coordinator rebuilding its view wants.
    */
   deliverFrom?: "new" | "all" | "latest";
+  /**
+   * Start at this ledger revision (the `revision` of a work event), whatever `deliverFrom` says: a
+   * follower that stopped resumes after the last event it handled, and nothing written since is missed.
+   */
+  fromRevision?: number;
 }
 
 export interface EventWatch {
@@ -95,11 +102,12 @@ export async function watchLedgerEvents(
   const only = ids && ids.size === 1 ? [...ids][0] : undefined;
   const include =
     options.deliverFrom === "all" ? "history" : options.deliverFrom === "latest" ? "last" : "updates";
+  const from = options.fromRevision;
   const watch = watchBucket(
     fabric,
     spec,
     async (change) => {
-      if (change.operation !== "PUT") return;
+      if (change.operation !== "PUT" || !WORK_ID.test(change.key)) return;
       if (ids && !ids.has(change.key)) return;
       const r = codec.safeDecode(change.value, `${spec.name}/${change.key}`);
       if (!r.ok) {
@@ -121,6 +129,7 @@ export async function watchLedgerEvents(
     {
       key: only ?? ">",
       include,
+      ...(from !== undefined && from > 0 ? { fromRevision: from } : {}),
       ignoreDeletes: true,
       onRestart: (r) =>
         logger.warn({ bucket: spec.name, ...r }, "work event watch lost its consumer; following again"),

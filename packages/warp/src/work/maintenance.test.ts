@@ -165,3 +165,29 @@ describe("stranded offers", () => {
     expect(await q.repairStrandedOffers(0)).toBe(0);
   });
 });
+
+describe("retention", () => {
+  it("removes finished items past work.retentionDays and keeps the rest", async () => {
+    const projectId = uniqueProjectId();
+    // Retention of 1.5 s, in days.
+    const q = await agent(projectId, { retentionDays: 1.5 / 86_400 });
+    const done = await q.offer(offer("done"));
+    await q.claim({ capability: "typescript", timeoutMs: 2_000 });
+    await q.complete(done.workId, "ok");
+    const cancelled = await q.offer(offer("cancelled"));
+    await q.cancel(cancelled.workId);
+    const waiting = await q.offer(offer("still pending"));
+    expect(await q.purgeFinishedItems()).toBe(0);
+    await new Promise((r) => setTimeout(r, 1_600));
+    const fresh = await q.offer(offer("fresh"));
+    await q.cancel(fresh.workId);
+    expect(await q.purgeFinishedItems()).toBe(2);
+    expect(await q.get(done.workId)).toBeUndefined();
+    expect(await q.get(cancelled.workId)).toBeUndefined();
+    expect((await q.get(waiting.workId))?.status).toBe("pending");
+    expect((await q.get(fresh.workId))?.status).toBe("cancelled");
+    expect((await q.list({})).items.map((i) => i.taskId).sort()).toEqual(["fresh", "still pending"]);
+    // Nothing of the removed items is left in the ledger's stream (no delete markers).
+    expect(await q.purgeFinishedItems()).toBe(0);
+  });
+});

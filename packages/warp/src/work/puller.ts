@@ -40,6 +40,8 @@ export interface OfferPullerOptions {
   /** Buffered messages older than this are handed back, long before the server would redeliver them. */
   staleAfterMs: number;
   logger: Logger;
+  /** Told of each failed pull (the consumer or its stream may be gone). */
+  onPullError?: (err: unknown) => void;
 }
 
 /**
@@ -67,6 +69,11 @@ export class OfferPuller {
       this.#sweeper = setInterval(() => this.#returnStale(), Math.max(50, Math.floor(opts.staleAfterMs / 2)));
       this.#sweeper.unref();
     }
+  }
+
+  /** Whether this puller was closed (a claim waiting on it got undefined). */
+  get closed(): boolean {
+    return this.#closed;
   }
 
   /** The next offer, or undefined when none arrived within `timeoutMs`. */
@@ -149,6 +156,7 @@ export class OfferPuller {
         } catch (err) {
           failures++;
           this.#opts.logger.debug({ err: String(err) }, "work pull failed; retrying");
+          this.#opts.onPullError?.(err);
           await new Promise((r) => setTimeout(r, Math.min(2_000, 100 * 2 ** Math.min(failures, 5))));
         } finally {
           this.#current = undefined;

@@ -3,6 +3,7 @@ import { Fabric } from "@loominal/fabric";
 import {
   buckets,
   randomId,
+  streams,
   type WarpConfig,
   type WorkEvent,
   type WorkItem,
@@ -219,5 +220,29 @@ describe("dead letters", () => {
     } finally {
       await watch.stop();
     }
+  });
+});
+
+describe("streams and buckets that vanish under a running queue", () => {
+  it("creates the work stream and the ledger again, and the next calls succeed", async () => {
+    const projectId = uniqueProjectId();
+    const { queue: q, fabric } = await agent({ projectId });
+    const before = await q.offer(offer("before"));
+    expect((await q.claim({ capability: "typescript", timeoutMs: 2_000 }))?.workId).toBe(before.workId);
+    await q.complete(before.workId, "ok");
+
+    const jsm = await fabric.jsm();
+    await jsm.streams.delete(streams.work(projectId));
+    const afterStream = await q.offer(offer("after the work stream vanished"));
+    const c1 = await q.claim({ capability: "typescript", timeoutMs: 3_000 });
+    expect(c1?.workId).toBe(afterStream.workId);
+    await q.complete(afterStream.workId, "ok");
+
+    await jsm.streams.delete(`KV_${buckets.workLedger(projectId)}`);
+    const afterLedger = await q.offer(offer("after the ledger vanished"));
+    expect((await q.get(afterLedger.workId))?.status).toBe("pending");
+    const c2 = await q.claim({ capability: "typescript", timeoutMs: 3_000 });
+    expect(c2?.workId).toBe(afterLedger.workId);
+    expect((await q.complete(afterLedger.workId, "ok")).status).toBe("completed");
   });
 });

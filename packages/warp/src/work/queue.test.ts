@@ -253,6 +253,33 @@ describe("work queue lifecycle", () => {
     expect(py).toMatchObject({ queued: 0, inFlight: 1 });
   });
 
+  it("pages through every item once, most recently written first, whatever revisions they have", async () => {
+    const projectId = uniqueProjectId();
+    const q = await agent({ projectId });
+    const ids: string[] = [];
+    for (let i = 0; i < 10; i++) ids.push((await q.offer(offer(`p${i}`))).workId);
+    // Items 0–3 get more writes (claim, progress, complete): they become the most recently written.
+    for (let i = 0; i < 4; i++) {
+      const c = await q.claim({ capability: "typescript", timeoutMs: 2_000 });
+      expect(c).toBeDefined();
+      if (!c) continue;
+      await q.progress(c.workId, "going");
+      await q.complete(c.workId, "ok");
+    }
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    for (let page = 0; page < 10; page++) {
+      const r = await q.list({ limit: 3, ...(cursor ? { cursor } : {}) });
+      seen.push(...r.items.map((i) => i.workId));
+      cursor = r.nextCursor;
+      if (!cursor) break;
+    }
+    expect([...seen].sort()).toEqual([...ids].sort());
+    expect(seen.slice(0, 4).sort()).toEqual(ids.slice(0, 4).sort());
+    expect(seen.slice(4)).toEqual(ids.slice(4).reverse());
+    expect((await q.list({ status: "completed" })).items).toHaveLength(4);
+  });
+
   it("rejects bad input with the rule that was broken", async () => {
     const q = await agent({ projectId: uniqueProjectId() });
     await expect(q.offer(offer("x", { capability: "Type.Script" }))).rejects.toMatchObject({

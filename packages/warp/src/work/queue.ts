@@ -2,13 +2,19 @@ import {
   encodeJson,
   ensureStream,
   type Fabric,
+  forgetStream,
   isCasConflict,
   type Logger,
+  mayMeanStreamMissing,
+  StorageFullError,
   silentLogger,
+  streamInfo,
+  streamVanished,
 } from "@loominal/fabric";
 import {
   assertAgentId,
   assertNameToken,
+  buckets,
   type ClaimedWork,
   canRead,
   consumers,
@@ -86,6 +92,12 @@ export interface WorkQueueOptions {
   prefetchHoldMs?: number;
   /** How long an operation waits for a NATS connection before failing with nats_unavailable (ms). */
   connectTimeoutMs?: number;
+  /**
+   * Bytes the ledger holds in reserve for a full JetStream store (default 512 KiB): when the store fills,
+   * claims, completions and failures of accepted work use the room it frees, and new offers are refused
+   * with `storage_full` until the reserve can be written again.
+   */
+  storageReserveBytes?: number;
   /**
    * The agent type claims are made as (undefined: not registered). When given, every claim is checked
    * against the boundary's routing policy (KV `loom-boundaries`) and against an item's
@@ -180,6 +192,12 @@ const DEFAULT_MAINTENANCE_INTERVAL_MS = 2_000;
 const SWEEP_ROUNDS = 8;
 const SWEEP_BATCH = 16;
 const SWEEP_PULL_EXPIRES_MS = 1_000;
+/** How often maintenance removes finished items past their retention. */
+const RETENTION_PASS_MS = 60_000;
+const DAY_MS = 86_400_000;
+const DEFAULT_RESERVE_BYTES = 512 * 1024;
+/** How often an offerer looks whether the storage reserve is in place. */
+const RESERVE_CHECK_MS = 1_000;
 
 /** A claim this process holds: the JetStream message (to ack, nak, extend) and the ledger state it wrote. */
 interface HeldClaim {
@@ -258,6 +276,9 @@ export class WorkQueue {
   #held = new Map<string, HeldClaim>();
   #maintenance: WorkMaintenance | undefined;
   #journal: OfferJournal;
+  #storageReserveBytes: number;
+  #reserveOk = false;
+  #reserveCheckedAt = 0;
   /** A test hook: die at this point (to prove what survives a crash there). */
   #crashAt = process.env.LOOMINAL_TEST_CRASH_AT;
   #closed = false;
@@ -275,6 +296,7 @@ export class WorkQueue {
       Math.floor(options.prefetchHoldMs ?? Math.min(DEFAULT_PREFETCH_HOLD_MS, this.settings.ackWaitMs / 2)),
     );
     this.#connectTimeoutMs = options.connectTimeoutMs ?? 2_000;
+    this.#storageReserveBytes = Math.max(1, Math.floor(options.storageReserveBytes ?? DEFAULT_RESERVE_BYTES));
     this.#journal = new OfferJournal(
       this.#fabric,
       this.projectId,
@@ -324,6 +346,7 @@ export class WorkQueue {
     };
     return this.#guard(async () => {
       const { ledger } = await this.#ready();
+      await this.#assertRoomForOffers(ledger);
       // Noted before the ledger write, so if this process dies before the publish, maintenance queues it.
       await this.#journal.enter(item.workId);
       try {
@@ -332,6 +355,27 @@ export class WorkQueue {
         this.#journal.leave(item.workId);
       }
     });
+  }
+
+  /**
+   * New offers need the storage reserve in place (checked at most once a second): without it the store
+   * was full, and what room there is belongs to work already accepted. Puts the reserve back when the
+   * store has room again.
+   */
+  async #assertRoomForOffers(ledger: WorkLedger): Promise<void> {
+    const now = Date.now();
+    if (now - this.#reserveCheckedAt >= RESERVE_CHECK_MS) {
+      this.#reserveCheckedAt = now;
+      this.#reserveOk = (await ledger.hasReserve()) || (await ledger.writeReserve(this.#storageReserveBytes));
+    }
+    if (!this.#reserveOk) {
+      const jsm = await this.#fabric.jsm();
+      const usedBytes = await jsm.getAccountInfo().then(
+        (a) => a.storage,
+        () => undefined,
+      );
+      throw new StorageFullError(usedBytes !== undefined ? { usedBytes } : {});
+    }
   }
 
   async #offerNoted(ledger: WorkLedger, item: WorkItem, idempotent: boolean): Promise<WorkItem> {
@@ -413,12 +457,16 @@ export class WorkQueue {
     return this.#guard(async () => {
       const setup = await this.#ready();
       if (this.#agentType) await this.#policies.assertMayClaim(boundary, this.#agentType());
-      const puller = await this.#puller(boundary, capability);
       const deadline = Date.now() + Math.max(timeoutMs, MIN_CLAIM_WAIT_MS);
       for (;;) {
+        // Taken afresh each round: a puller whose consumer vanished is replaced meanwhile.
+        const puller = await this.#puller(boundary, capability);
         const delivered = await puller.take(deadline - Date.now());
-        if (!delivered) return undefined;
-        const claimed = await this.#tryClaim(setup, delivered);
+        if (!delivered) {
+          if (puller.closed && !this.#closed && Date.now() < deadline) continue;
+          return undefined;
+        }
+        const claimed = await this.#tryClaim(await this.#ready(), delivered);
         if (claimed) return claimed;
         if (Date.now() >= deadline) return undefined;
       }
@@ -619,14 +667,18 @@ export class WorkQueue {
     );
   }
 
-  /** Items of the ledger, newest first, filtered; page with `nextCursor`. */
+  /**
+   * Items of the ledger, most recently written first, filtered; page with `nextCursor`. A page costs in
+   * proportion to the ledger writes it scans, not to the ledger's size (see WorkLedger.page).
+   */
   async list(filter: WorkListFilter = {}): Promise<WorkListPage> {
     const limit = filter.limit ?? 50;
     if (!Number.isInteger(limit) || limit < 1 || limit > 100)
       throw invalid("limit must be an integer from 1 to 100");
     if (filter.capability !== undefined) assertNameToken(filter.capability, "capability");
     if (filter.boundary !== undefined) assertNameToken(filter.boundary, "boundary");
-    if (filter.cursor !== undefined) checkWorkId(filter.cursor);
+    if (filter.cursor !== undefined && !/^[1-9][0-9]{0,15}$/.test(filter.cursor))
+      throw invalid("cursor must be the nextCursor of a previous list result");
     const statuses =
       filter.status === undefined
         ? undefined
@@ -831,6 +883,24 @@ export class WorkQueue {
   }
 
   /**
+   * Removes from the ledger the items that finished more than `work.retentionDays` ago (dead items once
+   * their dead letters expired too), at most `maxItems` per call. Returns how many it removed.
+   */
+  async purgeFinishedItems(signal?: AbortSignal, maxItems = 10_000): Promise<number> {
+    const { ledger } = await this.#ready();
+    const now = Date.now();
+    const keepMs = this.settings.retentionDays * DAY_MS;
+    const removed = await ledger.purgeFinished(
+      now - keepMs,
+      now - Math.max(keepMs, this.settings.dlqMaxAgeMs),
+      maxItems,
+      signal,
+    );
+    if (removed > 0) this.#logger.info({ removed }, "removed finished work items past their retention");
+    return removed;
+  }
+
+  /**
    * Queues the offers of journals that offerers left behind (they stopped between writing the ledger and
    * publishing): each item still pending from that very write is published again. Its message id makes
    * the publish a duplicate the stream drops if the first one did land within two minutes, and claimers
@@ -936,7 +1006,7 @@ export class WorkQueue {
 
   async #guard<T>(run: () => Promise<T>): Promise<T> {
     try {
-      return await run();
+      return await this.#recovering(run);
     } catch (err) {
       // While nats-server starts or stops, JetStream answers "not enabled" and requests in flight
       // fail with "connection disconnected": both mean "not there right now", not a refusal.
@@ -946,6 +1016,61 @@ export class WorkQueue {
       )
         throw this.#fabric.unavailable(err);
       throw this.#fabric.mapError(err);
+    }
+  }
+
+  /**
+   * Runs `run`; if it failed because the work stream, the dead-letter stream or the ledger bucket is gone
+   * (deleted, or a server that lost its store), forgets the setup so the next call creates them again,
+   * and runs it once more.
+   */
+  async #recovering<T>(run: () => Promise<T>): Promise<T> {
+    try {
+      return await run();
+    } catch (err) {
+      if (!mayMeanStreamMissing(err) || !this.#fabric.isConnected) throw err;
+      if (!(await this.#forgetVanished(err).catch(() => false))) throw err;
+      return run();
+    }
+  }
+
+  /** Whether one of the queue's streams vanished; if so, its setup and pullers are dropped. */
+  async #forgetVanished(err: unknown): Promise<boolean> {
+    const names = [
+      streams.work(this.projectId),
+      streams.dlq(this.projectId),
+      `KV_${buckets.workLedger(this.projectId)}`,
+    ];
+    const gone = await Promise.all(names.map((n) => streamVanished(this.#fabric, n, err)));
+    if (!gone.some(Boolean)) return false;
+    this.#setup = undefined;
+    // The consumers went with the work stream: pull through new ones.
+    this.#dropPullers();
+    return true;
+  }
+
+  #dropPullers(): void {
+    const pullers = [...this.#pullers.values()];
+    this.#pullers.clear();
+    for (const p of pullers) p.then((x) => x.close()).catch(() => undefined);
+  }
+
+  /** A pull failed: if the work stream or the consumer is gone, drop the puller so claims make anew. */
+  async #onPullError(key: string, consumerName: string, err: unknown): Promise<void> {
+    if (this.#closed || !this.#fabric.isConnected) return;
+    if (await this.#forgetVanished(err).catch(() => false)) return;
+    const jsm = await this.#fabric.jsm();
+    const missing = await jsm.consumers.info(streams.work(this.projectId), consumerName).then(
+      () => false,
+      (e: unknown) => e instanceof JetStreamApiError && (e.code === 10014 || e.code === 10059),
+    );
+    if (!missing) return;
+    const p = this.#pullers.get(key);
+    this.#pullers.delete(key);
+    p?.then((x) => x.close()).catch(() => undefined);
+    if (await streamInfo(jsm, streams.work(this.projectId)).then((i) => i === undefined)) {
+      forgetStream(this.#fabric, streams.work(this.projectId));
+      this.#setup = undefined;
     }
   }
 
@@ -968,6 +1093,10 @@ export class WorkQueue {
       ensureStream(this.#fabric, dlqStreamSpec(this.projectId, this.settings.dlqMaxAgeMs)),
     ]);
     const ledger = await WorkLedger.open(this.#fabric, this.projectId, this.#logger);
+    ledger.onReserveReleased = () => {
+      this.#reserveOk = false;
+      this.#reserveCheckedAt = Date.now();
+    };
     return { ledger, dlq: new DeadLetterStore(this.#fabric, this.projectId, this.#logger) };
   }
 
@@ -1032,6 +1161,8 @@ export class WorkQueue {
       prefetch: this.#prefetch,
       staleAfterMs: Math.min(this.#prefetchHoldMs, Math.floor(this.settings.ackWaitMs / 2)),
       logger: this.#logger,
+      onPullError: (err) =>
+        void this.#onPullError(`${boundary}\u0000${capability}`, name, err).catch(() => undefined),
     });
   }
 
@@ -1051,6 +1182,8 @@ export class WorkQueue {
         return;
       } catch (err) {
         if (attempt >= OFFER_PUBLISH_ATTEMPTS) throw err;
+        // A work stream that vanished is created again before the next try.
+        if (await this.#forgetVanished(err).catch(() => false)) await this.#ready();
         this.#logger.debug(
           { workId: item.workId, attempt, err: String(err) },
           "offer publish failed; retrying",
@@ -1282,6 +1415,11 @@ export class WorkQueue {
       logger: this.#logger,
       tasks: [
         { name: "lapsed claims", run: (signal) => this.sweepLapsedClaims(signal).then(() => undefined) },
+        {
+          name: "retention",
+          everyMs: RETENTION_PASS_MS,
+          run: (signal) => this.purgeFinishedItems(signal).then(() => undefined),
+        },
         {
           name: "stranded offers",
           run: () => this.repairStrandedOffers(options.strandedAfterMs).then(() => undefined),

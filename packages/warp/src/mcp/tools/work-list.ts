@@ -1,11 +1,5 @@
 import { defineTool } from "@loominal/mcp-kit";
-import {
-  nameToken,
-  summarizeWork,
-  workIdSchema,
-  workStatusSchema,
-  workSummarySchema,
-} from "@loominal/protocol";
+import { nameToken, summarizeWork, workStatusSchema, workSummarySchema } from "@loominal/protocol";
 import { z } from "zod";
 import type { WorkToolDeps } from "./work-tools.js";
 
@@ -25,7 +19,11 @@ export function workListTool({ work, ready }: WorkToolDeps) {
         .optional()
         .describe("Only items in these states"),
       limit: z.int().min(1).max(100).optional().describe("Items per page (default 50)"),
-      cursor: workIdSchema.optional().describe("nextCursor of the previous page"),
+      cursor: z
+        .string()
+        .regex(/^[1-9][0-9]{0,15}$/, "the nextCursor of a previous warp_work_list result")
+        .optional()
+        .describe("nextCursor of the previous page"),
     }),
     output: z.object({
       items: z.array(workSummarySchema),

@@ -1,0 +1,64 @@
+import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { createLogger, Fabric, type Logger } from "@loominal/fabric";
+import { AgentCatalog } from "./agents.js";
+import type { RunnerConfig } from "./env.js";
+import { createHttpApp } from "./http.js";
+import { RunnerMetrics } from "./metrics.js";
+import { RunnerService } from "./service.js";
+
+export interface Runner {
+  service: RunnerService;
+  server: Server;
+  fabric: Fabric;
+  url: string;
+  /** Drain runs, stop the service, close HTTP and NATS. */
+  close(): Promise<void>;
+}
+
+/** Connects to NATS, starts the replica and its HTTP server. */
+export async function startRunner(config: RunnerConfig, logger?: Logger): Promise<Runner> {
+  const log = logger ?? createLogger({ name: "loominal-runner", destination: "stdout" });
+  const agents = AgentCatalog.load(config.agentsFile);
+  const fabric = await Fabric.connect({
+    nats: config.nats,
+    logger: log,
+    name: `loominal-runner ${config.replicaId}`,
+  });
+  const metrics = new RunnerMetrics();
+  const service = new RunnerService({ config, fabric, agents, logger: log, metrics });
+  await service.start();
+  const app = createHttpApp({
+    service,
+    authToken: config.authToken,
+    keepaliveMs: config.sseKeepaliveMs,
+    metrics,
+    logger: log,
+  });
+  const server = await new Promise<Server>((resolve, reject) => {
+    const s = app.listen(config.port, config.host, (err?: Error) => (err ? reject(err) : resolve(s)));
+  });
+  const addr = server.address() as AddressInfo;
+  const host = addr.family === "IPv6" ? `[${addr.address}]` : addr.address;
+  const url = `http://${host}:${addr.port}`;
+  service.setUrl(url);
+  log.info({ url, replica: config.replicaId }, "runner listening");
+  let closing: Promise<void> | undefined;
+  return {
+    service,
+    server,
+    fabric,
+    url,
+    close() {
+      closing ??= (async () => {
+        await service.drain();
+        await new Promise<void>((r) => {
+          server.closeAllConnections();
+          server.close(() => r());
+        });
+        await fabric.close();
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,1031 @@
+import { type Fabric, jsonCodec, Lease, type Logger } from "@loominal/fabric";
+import { ConfigError, keys, randomId, runnerUserToken, subjects } from "@loominal/protocol";
+import { JetStreamApiError } from "@nats-io/jetstream";
+import type { KvWatchEntry } from "@nats-io/kv";
+import { NoRespondersError, type Subscription } from "@nats-io/transport-node";
+import { z } from "zod";
+import type { AgentCatalog, AgentDefinition } from "./agents.js";
+import { type AdmitMsg, pullAdmissions } from "./cluster/admit.js";
+import { EventLog } from "./cluster/events.js";
+import {
+  type Heartbeat,
+  heartbeatSchema,
+  type PauseRecord,
+  pauseRecordSchema,
+  type RunEvent,
+  type RunRecord,
+  type RunRequest,
+  runRecordSchema,
+  runRequestSchema,
+  TERMINAL,
+} from "./cluster/records.js";
+import { LockStore, lockKeysOf, PauseStore, QuotaStore, RunStore } from "./cluster/state.js";
+import { openStores, type RunnerStores } from "./cluster/stores.js";
+import type { RunnerConfig } from "./env.js";
+import { type ChainEntry, type EmitEvent, type LoopResult, RunStop, runAgentLoop } from "./loop.js";
+import type { RunnerMetrics } from "./metrics.js";
+import { AnthropicProvider } from "./providers/anthropic.js";
+import { MockProvider } from "./providers/mock.js";
+import { OpenAiProvider } from "./providers/openai.js";
+import { RunnerTools } from "./tools.js";
+
+const requestCodec = jsonCodec(runRequestSchema);
+const recordCodec = jsonCodec(runRecordSchema);
+const heartbeatCodec = jsonCodec(heartbeatSchema);
+const pauseCodec = jsonCodec(pauseRecordSchema);
+const cancelRequestCodec = jsonCodec(z.object({ run_id: z.string(), reason: z.string() }));
+const cancelReplyCodec = jsonCodec(z.object({ ok: z.boolean() }));
+
+/** JetStream API error: the stream is at max_msgs with discard new. */
+const JS_MAX_MESSAGES = 10077;
+
+/** An admission refusal, as the HTTP layer answers it. */
+export interface Refusal {
+  status: number;
+  code: string;
+  error: string;
+  headers?: Record<string, string>;
+  extra?: Record<string, unknown>;
+}
+
+export type Outcome<T> = { ok: true; value: T } | { ok: false; refusal: Refusal };
+
+export interface SubmitInput {
+  agent: string;
+  prompt: string;
+  user_id: string;
+  tenant_id?: string | undefined;
+  agent_id?: string | undefined;
+  session_id?: string | undefined;
+  metadata?: Record<string, unknown> | undefined;
+  run_timeout_seconds?: number | undefined;
+}
+
+export type ClusterState = "running" | "pausing" | "paused";
+
+interface ActiveRun {
+  record: RunRecord;
+  controller: AbortController;
+  parked: boolean;
+  finished: Promise<void>;
+}
+
+export interface RunnerServiceOptions {
+  config: RunnerConfig;
+  fabric: Fabric;
+  agents: AgentCatalog;
+  logger: Logger;
+  metrics?: RunnerMetrics;
+  /** The URL this replica serves on (shown in heartbeats). */
+  url?: string;
+}
+
+/**
+ * One runner replica: admits runs, pulls run requests while it has capacity, executes them, answers
+ * cancels for its runs, heartbeats, and takes its turn as the cluster's reaper.
+ */
+export class RunnerService {
+  readonly replicaId: string;
+  readonly config: RunnerConfig;
+  readonly events: EventLog;
+  #o: RunnerServiceOptions;
+  #log: Logger;
+  #stores!: RunnerStores;
+  runs!: RunStore;
+  quotas!: QuotaStore;
+  locks!: LockStore;
+  pauses!: PauseStore;
+  tools!: RunnerTools;
+  #active = new Map<string, ActiveRun>();
+  #pauseState: PauseRecord["state"] = "running";
+  #pauseSince: string | null = null;
+  #wakers = new Set<() => void>();
+  #draining = false;
+  #stopped = false;
+  #startedAt = new Date().toISOString();
+  #instance = randomId();
+  #timers: NodeJS.Timeout[] = [];
+  #cancelSub: Subscription | undefined;
+  #pauseWatch: { stop(): void } | undefined;
+  #pullLoop: Promise<void> | undefined;
+  #reaper: Lease | undefined;
+  #reaping = false;
+  /** Requests taken but not yet executing (between delivery and the record's move to running). */
+  #starting = 0;
+
+  constructor(options: RunnerServiceOptions) {
+    this.#o = options;
+    this.config = options.config;
+    this.replicaId = options.config.replicaId;
+    this.#log = options.logger;
+    this.events = new EventLog(options.fabric);
+  }
+
+  get fabric(): Fabric {
+    return this.#o.fabric;
+  }
+
+  /** The URL this replica serves on, shown in its heartbeat. */
+  setUrl(url: string): void {
+    this.#o.url = url;
+  }
+
+  get activeRuns(): number {
+    return this.#active.size;
+  }
+
+  async start(): Promise<void> {
+    const c = this.config;
+    this.#stores = await openStores(this.fabric, c);
+    this.runs = new RunStore(this.#stores.runs);
+    this.quotas = new QuotaStore(this.#stores.quotas);
+    this.locks = new LockStore(this.#stores.locks);
+    this.pauses = new PauseStore(this.#stores.state);
+    this.tools = new RunnerTools({
+      fabric: this.fabric,
+      memory: this.#stores.memory,
+      evals: this.#stores.evals,
+    });
+    await this.#claimReplicaId();
+    const pause = await this.pauses.get();
+    this.#pauseState = pause.state;
+    this.#pauseSince = pause.state === "pausing" ? pause.since : null;
+    await this.#watchPause();
+    await this.#heartbeat();
+    await this.#failOrphans();
+    this.#every(c.heartbeatIntervalMs, () => this.#heartbeat());
+    this.#every(c.reaperIntervalMs, () => this.#reap());
+    this.#every(Math.max(250, Math.floor(c.lockTtlMs / 3)), () => this.#refreshLocks());
+    this.#cancelSub = this.fabric.nc.subscribe(subjects.runnerCancel(this.replicaId), {
+      callback: (err, msg) => {
+        if (err) return;
+        void this.#answerCancel(msg.data).then(
+          (ok) => msg.respond(cancelReplyCodec.encode({ ok })),
+          () => msg.respond(cancelReplyCodec.encode({ ok: false })),
+        );
+      },
+    });
+    this.#pullLoop = this.#pull();
+    this.#log.info({ replica: this.replicaId }, "runner replica started");
+  }
+
+  #every(ms: number, task: () => Promise<unknown>): void {
+    let busy = false;
+    const t = setInterval(() => {
+      if (busy || this.#stopped) return;
+      busy = true;
+      task()
+        .catch((err: unknown) => this.#log.warn({ err: String(err) }, "periodic task failed"))
+        .finally(() => {
+          busy = false;
+        });
+    }, ms);
+    this.#timers.push(t);
+  }
+
+  #wake(): void {
+    for (const w of this.#wakers) w();
+    this.#wakers.clear();
+  }
+
+  #waitForWake(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(done, ms);
+      function done() {
+        clearTimeout(t);
+        resolve();
+      }
+      this.#wakers.add(done);
+    });
+  }
+
+  // ---------------------------------------------------------------- admission
+
+  /** Admits a run: session lock, agent_id, pause, per-user quota, then the cluster-wide queue. */
+  async submit(input: SubmitInput): Promise<Outcome<RunRecord>> {
+    const c = this.config;
+    const refuse = (r: Refusal): Outcome<RunRecord> => {
+      this.#o.metrics?.admissionRefused.inc({ code: r.code });
+      return { ok: false, refusal: r };
+    };
+    const agent = this.#o.agents.get(input.agent);
+    if (!agent) {
+      return refuse({
+        status: 404,
+        code: "unknown_agent",
+        error: `no agent named ${input.agent}; known: ${this.#o.agents
+          .list()
+          .map((a) => a.name)
+          .join(", ")}`,
+      });
+    }
+    if (this.#draining) {
+      return refuse({
+        status: 503,
+        code: "replica_draining",
+        error: "this replica is shutting down; send the run to another",
+      });
+    }
+    const runId = runnerUserToken(input.user_id) + randomId().slice(0, 16);
+    const now = new Date().toISOString();
+    const request: RunRequest = {
+      run_id: runId,
+      agent: agent.name,
+      prompt: input.prompt,
+      user_id: input.user_id,
+      tenant_id: input.tenant_id ?? null,
+      agent_id: input.agent_id ?? null,
+      session_id: input.session_id ?? null,
+      metadata: input.metadata ?? null,
+      run_timeout_seconds: input.run_timeout_seconds ?? null,
+      accepted_by: this.replicaId,
+      created_at: now,
+    };
+    const taken: string[] = [];
+    const undoLocks = async () => {
+      await Promise.all(taken.map((k) => this.locks.release(k, runId).catch(() => undefined)));
+    };
+    if (request.session_id !== null) {
+      const key = keys.runnerSessionLock(request.session_id);
+      if (!(await this.locks.take(key, runId, this.replicaId))) {
+        const holder = await this.locks.holder(key);
+        return refuse({
+          status: 409,
+          code: "session_busy",
+          error: `session ${request.session_id} has a run in progress${holder ? ` (${holder.run_id})` : ""}; wait for it to end or cancel it`,
+        });
+      }
+      taken.push(key);
+    }
+    if (request.agent_id !== null) {
+      const key = keys.runnerAgentIdLock(request.agent_id);
+      if (!(await this.locks.take(key, runId, this.replicaId))) {
+        await undoLocks();
+        return refuse({
+          status: 409,
+          code: "agent_id_in_use",
+          error: `agent_id ${request.agent_id} belongs to a run in progress; choose another or wait`,
+        });
+      }
+      taken.push(key);
+    }
+    if ((await this.pauses.get()).state !== "running") {
+      await undoLocks();
+      return refuse({
+        status: 503,
+        code: "runtime_paused",
+        error: "the runtime is paused; POST /v1/_resume to resume",
+      });
+    }
+    const quota = await this.quotas.acquire(input.user_id, runId, this.replicaId, c.maxRunsPerUser);
+    if (!quota.admitted) {
+      await undoLocks();
+      return refuse({
+        status: 429,
+        code: "per_user_quota_exhausted",
+        error: `user ${input.user_id} has ${quota.active} runs queued or running, the cap is ${c.maxRunsPerUser}; retry later`,
+        headers: { "retry-after": "5" },
+        extra: { user_id: input.user_id, cap: c.maxRunsPerUser },
+      });
+    }
+    try {
+      await this.fabric.js.publish(subjects.runnerAdmit(), requestCodec.encode(request), { msgID: runId });
+    } catch (err) {
+      await this.quotas.release(input.user_id, [runId]).catch(() => undefined);
+      await undoLocks();
+      if (err instanceof JetStreamApiError && err.code === JS_MAX_MESSAGES) {
+        return refuse({
+          status: 429,
+          code: "backpressure",
+          error: `the cluster has ${c.maxConcurrentRuns} runs running and ${c.queueMax} waiting; retry later`,
+          headers: { "retry-after": "1" },
+        });
+      }
+      throw err;
+    }
+    const record: RunRecord = {
+      ...requestWithoutPrompt(request),
+      status: "queued",
+      stop_reason: null,
+      error: null,
+      replica_id: this.replicaId,
+      started_at: null,
+      ended_at: null,
+      usage: { input_tokens: 0, output_tokens: 0 },
+      iterations: 0,
+      admit_ack: null,
+    };
+    // A replica may already have picked the request up and written the record as running.
+    if (!(await this.runs.create(record))) return { ok: true, value: (await this.runs.get(runId)) ?? record };
+    this.#o.metrics?.runsAccepted.inc();
+    return { ok: true, value: record };
+  }
+
+  // ---------------------------------------------------------------- execution
+
+  /**
+   * Pulls run requests while this replica has free slots and the cluster is not paused. A new request
+   * anywhere (the admission subject) or a run ending here wakes it; otherwise it looks again every 250 ms,
+   * for slots freed on other replicas.
+   */
+  async #pull(): Promise<void> {
+    const nc = this.fabric.nc;
+    const wakeOnAdmit = nc.subscribe(subjects.runnerAdmit(), { callback: () => this.#wake() });
+    try {
+      while (!this.#stopped && !this.#draining) {
+        const free = this.config.replicaMaxRuns - this.#active.size - this.#starting;
+        if (free <= 0 || this.#pauseState !== "running") {
+          await this.#waitForWake(250);
+          continue;
+        }
+        try {
+          await pullAdmissions(this.fabric.nc, free, (m) => {
+            if (this.#draining || this.#stopped) {
+              m.nak();
+              return;
+            }
+            this.#starting++;
+            void this.#take(m)
+              .catch((err: unknown) => {
+                this.#log.error({ err: String(err) }, "could not start a run; it will be redelivered");
+                m.nak(1_000);
+              })
+              .finally(() => {
+                this.#starting--;
+              });
+          });
+        } catch (err) {
+          if (this.#stopped) return;
+          this.#log.warn({ err: String(err) }, "pulling run requests failed; retrying");
+          await this.#waitForWake(500);
+        }
+      }
+    } finally {
+      wakeOnAdmit.unsubscribe();
+    }
+  }
+
+  /** A run request delivered to this replica: start it, or settle what a dead replica left behind. */
+  async #take(m: AdmitMsg): Promise<void> {
+    const parsed = requestCodec.safeDecode(m.data, "run request");
+    if (!parsed.ok) {
+      this.#log.error({ err: parsed.error.message }, "dropping an unreadable run request");
+      m.term();
+      return;
+    }
+    const request = parsed.value;
+    const startPatch = {
+      replica_id: this.replicaId,
+      started_at: new Date().toISOString(),
+      admit_ack: m.reply,
+    };
+    let record = await this.runs.get(request.run_id);
+    if (!record) {
+      // The accepting replica has not written the record yet (or died before it could).
+      const fresh: RunRecord = {
+        ...requestWithoutPrompt(request),
+        status: "running",
+        stop_reason: null,
+        error: null,
+        usage: { input_tokens: 0, output_tokens: 0 },
+        iterations: 0,
+        ended_at: null,
+        ...startPatch,
+      };
+      if (await this.runs.create(fresh)) return this.#launch(request, fresh, m);
+      record = await this.runs.get(request.run_id);
+      if (!record) {
+        m.nak(500);
+        return;
+      }
+    }
+    if (TERMINAL.has(record.status)) {
+      await this.#releaseSlots(record);
+      m.ack();
+      return;
+    }
+    if (record.status === "running") {
+      if (record.replica_id === this.replicaId) return;
+      if (!(await this.#isLive(record.replica_id))) {
+        await this.failRun(record, "replica_died", `replica ${record.replica_id} stopped heartbeating`);
+        m.ack();
+      }
+      return;
+    }
+    const running = await this.runs.transition(
+      request.run_id,
+      "running",
+      startPatch,
+      (r) => r.status === "queued",
+    );
+    if (!running) {
+      // Cancelled meanwhile.
+      const now = await this.runs.get(request.run_id);
+      if (now && TERMINAL.has(now.status)) {
+        await this.#releaseSlots(now);
+        m.ack();
+      } else m.nak(500);
+      return;
+    }
+    return this.#launch(request, running, m);
+  }
+
+  /** Starts executing (the run is in #active when this returns) without waiting for its end. */
+  #launch(request: RunRequest, record: RunRecord, m: AdmitMsg): void {
+    void this.#execute(request, record, m).catch((err: unknown) =>
+      this.#log.error({ err: String(err), run: record.run_id }, "run bookkeeping failed"),
+    );
+  }
+
+  async #execute(request: RunRequest, record: RunRecord, m: AdmitMsg): Promise<void> {
+    const c = this.config;
+    const agent = this.#o.agents.get(request.agent);
+    const controller = new AbortController();
+    let resolveFinished!: () => void;
+    const active: ActiveRun = {
+      record,
+      controller,
+      parked: false,
+      finished: new Promise((r) => {
+        resolveFinished = r;
+      }),
+    };
+    this.#active.set(record.run_id, active);
+    this.#o.metrics?.activeRuns.set(this.#active.size);
+    void this.#heartbeat().catch(() => undefined);
+    const working = setInterval(() => m.working(), Math.max(250, Math.floor(c.admitAckWaitMs / 3)));
+    const timeout =
+      request.run_timeout_seconds !== null
+        ? setTimeout(
+            () => controller.abort(new RunStop("failed", "run_timeout")),
+            request.run_timeout_seconds * 1_000,
+          )
+        : undefined;
+    let seq = 0;
+    const emit: EmitEvent = async (type, data) => {
+      seq++;
+      await this.events.publish(record.run_id, seq, type, data);
+      if (type === "retry") this.#o.metrics?.providerRetries.inc({ reason: String(data.reason) });
+    };
+    const started = Date.now();
+    let result: LoopResult;
+    try {
+      if (!agent) {
+        result = {
+          status: "failed",
+          stopReason: "unknown_agent",
+          error: `this replica has no agent ${request.agent}; give every replica the same RUNNER_AGENTS`,
+          usage: { inputTokens: 0, outputTokens: 0 },
+          iterations: 0,
+        };
+      } else {
+        await emit("started", {
+          agent: agent.name,
+          replica_id: this.replicaId,
+          providers: agent.providers.map((p) => `${p.provider}:${p.model ?? agent.model}`),
+        });
+        result = await runAgentLoop({
+          prompt: request.prompt,
+          system: agent.system,
+          chain: this.#chain(agent),
+          tools: this.tools.forRun(record, agent.tools),
+          emit,
+          signal: controller.signal,
+          pauseGate: (signal) => this.#pauseGate(active, emit, signal),
+          maxIterations: agent.maxIterations,
+          toolConcurrency: c.toolConcurrency,
+          retryBaseMs: c.retryBaseMs,
+          maxRetries: c.maxRetries,
+          maxFallbacks: c.maxFallbacks,
+        });
+      }
+    } catch (err) {
+      result = {
+        status: "failed",
+        stopReason: "internal_error",
+        error: String(err),
+        usage: { inputTokens: 0, outputTokens: 0 },
+        iterations: 0,
+      };
+    } finally {
+      clearInterval(working);
+      clearTimeout(timeout);
+    }
+    try {
+      const usage = { input_tokens: result.usage.inputTokens, output_tokens: result.usage.outputTokens };
+      const ended = await this.runs.transition(
+        record.run_id,
+        result.status,
+        {
+          stop_reason: result.stopReason,
+          error: result.error ?? null,
+          ended_at: new Date().toISOString(),
+          usage,
+          iterations: result.iterations,
+        },
+        (r) => r.replica_id === this.replicaId,
+      );
+      if (ended) {
+        await Promise.resolve()
+          .then(() =>
+            emit(result.status === "failed" ? "error" : "done", {
+              status: result.status,
+              stop_reason: result.stopReason,
+              ...(result.error ? { error: result.error } : {}),
+              usage,
+            }),
+          )
+          .catch((err: unknown) =>
+            this.#log.warn({ err: String(err), run: record.run_id }, "terminal event not stored"),
+          );
+        this.#o.metrics?.runsFinished.inc({ status: result.status });
+        this.#o.metrics?.runDuration.observe((Date.now() - started) / 1_000);
+      }
+      await this.#releaseSlots(record);
+      m.ack();
+    } finally {
+      this.#active.delete(record.run_id);
+      this.#o.metrics?.activeRuns.set(this.#active.size);
+      void this.#heartbeat().catch(() => undefined);
+      resolveFinished();
+      this.#wake();
+    }
+  }
+
+  #chain(agent: AgentDefinition): ChainEntry[] {
+    const c = this.config;
+    return agent.providers.map((p) => {
+      const model = p.model ?? agent.model ?? "";
+      const label = `${p.provider}:${model}`;
+      const apiKey = (fallback: string | undefined) =>
+        p.apiKeyEnv !== undefined ? process.env[p.apiKeyEnv] : fallback;
+      switch (p.provider) {
+        case "mock":
+          return {
+            provider: new MockProvider({
+              latencyMs: p.mock?.latencyMs ?? c.mock.latencyMs,
+              jitterMs: p.mock?.jitterMs ?? c.mock.jitterMs,
+              rate429: p.mock?.rate429 ?? c.mock.rate429,
+              rate500: p.mock?.rate500 ?? c.mock.rate500,
+            }),
+            model,
+            maxTokens: p.maxTokens ?? 1024,
+            label,
+          };
+        case "anthropic":
+          return {
+            provider: new AnthropicProvider({
+              apiKey: apiKey(c.anthropic.apiKey),
+              baseUrl: p.baseUrl ?? c.anthropic.baseUrl,
+            }),
+            model,
+            maxTokens: p.maxTokens ?? 4096,
+            label,
+          };
+        default:
+          return {
+            provider: new OpenAiProvider({
+              apiKey: apiKey(c.openai.apiKey),
+              baseUrl: p.baseUrl ?? c.openai.baseUrl,
+            }),
+            model,
+            maxTokens: p.maxTokens ?? 4096,
+            label,
+          };
+      }
+    });
+  }
+
+  #pausing(): boolean {
+    return this.#pauseState !== "running";
+  }
+
+  /** At an iteration boundary: park while the cluster is pausing, then go on. */
+  async #pauseGate(active: ActiveRun, emit: EmitEvent, signal: AbortSignal): Promise<void> {
+    if (this.#pauseState === "running") return;
+    active.parked = true;
+    await emit("paused", {});
+    void this.#heartbeat().catch(() => undefined);
+    try {
+      while (this.#pausing()) {
+        if (signal.aborted) throw signal.reason;
+        await Promise.race([
+          this.#waitForWake(1_000),
+          new Promise((r) => signal.addEventListener("abort", r, { once: true })),
+        ]);
+      }
+    } finally {
+      active.parked = false;
+      void this.#heartbeat().catch(() => undefined);
+    }
+    await emit("resumed", {});
+  }
+
+  /** Frees the run's quota slot and locks. */
+  async #releaseSlots(record: RunRecord): Promise<void> {
+    await Promise.all([
+      this.quotas.release(record.user_id, [record.run_id]),
+      ...lockKeysOf(record).map((k) => this.locks.release(k, record.run_id)),
+    ]);
+  }
+
+  async #refreshLocks(): Promise<void> {
+    await Promise.all(
+      [...this.#active.values()].flatMap(({ record }) =>
+        lockKeysOf(record).map((k) => this.locks.refresh(k, record.run_id, this.replicaId)),
+      ),
+    );
+  }
+
+  // ---------------------------------------------------------------- cancel
+
+  /**
+   * Cancels a run wherever it is: a queued one by CAS on its record, a running one by one request to the
+   * replica that owns it. No responder means the owner is gone: the run fails `owner_replica_dead` at once.
+   */
+  async cancel(runId: string, reason: string): Promise<Outcome<RunRecord>> {
+    const stopReason = reason === "client disconnected" ? reason : `cancelled: ${reason}`;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const record = await this.runs.get(runId);
+      if (!record)
+        return { ok: false, refusal: { status: 404, code: "not_found", error: `no run ${runId}` } };
+      if (TERMINAL.has(record.status)) {
+        return {
+          ok: false,
+          refusal: {
+            status: 409,
+            code: "run_finished",
+            error: `run ${runId} already ended: ${record.status}`,
+            extra: { status: record.status },
+          },
+        };
+      }
+      if (record.status === "queued") {
+        const done = await this.runs.transition(
+          runId,
+          "cancelled",
+          { stop_reason: stopReason, ended_at: new Date().toISOString() },
+          (r) => r.status === "queued",
+        );
+        if (done) {
+          await this.#releaseSlots(done);
+          await this.events
+            .append(runId, "done", { status: "cancelled", stop_reason: stopReason })
+            .catch(() => undefined);
+          return { ok: true, value: done };
+        }
+        continue;
+      }
+      if (record.replica_id === this.replicaId) {
+        await this.#cancelLocal(runId, stopReason);
+      } else {
+        try {
+          await this.fabric.nc.request(
+            subjects.runnerCancel(record.replica_id),
+            cancelRequestCodec.encode({ run_id: runId, reason: stopReason }),
+            { timeout: 5_000 },
+          );
+        } catch (err) {
+          if (!isNoResponders(err)) throw err;
+          const failed = await this.failRun(
+            record,
+            "owner_replica_dead",
+            `replica ${record.replica_id} did not answer the cancel`,
+          );
+          if (failed) return { ok: true, value: failed };
+        }
+      }
+      const after = await this.runs.get(runId);
+      if (after && TERMINAL.has(after.status)) return { ok: true, value: after };
+    }
+    const now = await this.runs.get(runId);
+    return now
+      ? { ok: true, value: now }
+      : { ok: false, refusal: { status: 404, code: "not_found", error: `no run ${runId}` } };
+  }
+
+  async #cancelLocal(runId: string, stopReason: string): Promise<boolean> {
+    const active = this.#active.get(runId);
+    if (!active) return false;
+    active.controller.abort(new RunStop("cancelled", stopReason));
+    await Promise.race([active.finished, new Promise((r) => setTimeout(r, 5_000))]);
+    return true;
+  }
+
+  async #answerCancel(data: Uint8Array): Promise<boolean> {
+    const r = cancelRequestCodec.safeDecode(data, "cancel request");
+    if (!r.ok) return false;
+    return this.#cancelLocal(r.value.run_id, r.value.reason);
+  }
+
+  /**
+   * Fails a running run whose replica is gone (first writer wins), appends its error event, and frees its
+   * quota slot, locks and global slot (by acknowledging its admission message).
+   */
+  async failRun(record: RunRecord, stopReason: string, error: string): Promise<RunRecord | undefined> {
+    const failed = await this.runs.transition(
+      record.run_id,
+      "failed",
+      { stop_reason: stopReason, error, ended_at: new Date().toISOString() },
+      (r) => r.status === "running" && r.replica_id === record.replica_id,
+    );
+    if (!failed) return undefined;
+    this.#log.warn(
+      { run: record.run_id, replica: record.replica_id, stopReason },
+      "run failed: its replica is gone",
+    );
+    await this.events
+      .append(record.run_id, "error", { status: "failed", stop_reason: stopReason, error })
+      .catch(() => undefined);
+    await this.#releaseSlots(failed);
+    if (failed.admit_ack) this.fabric.nc.publish(failed.admit_ack, "+ACK");
+    this.#o.metrics?.runsFinished.inc({ status: "failed" });
+    return failed;
+  }
+
+  // ---------------------------------------------------------------- liveness and the reaper
+
+  /**
+   * Two live processes must never share a replica id (each would take the other's runs for its own).
+   * A heartbeat of another process with this id is waited out (a restart after a crash waits at most
+   * one RUNNER_REPLICA_TTL_MS); a live one keeps heartbeating and makes the start fail.
+   */
+  async #claimReplicaId(): Promise<void> {
+    const key = keys.runnerReplica(this.replicaId);
+    const deadline = Date.now() + this.config.replicaTtlMs + 2 * this.config.heartbeatIntervalMs;
+    for (;;) {
+      const e = await this.#stores.replicas.get(key);
+      const hb = e?.operation === "PUT" ? heartbeatCodec.safeDecode(e.value, key) : undefined;
+      if (!hb?.ok || hb.value.instance === this.#instance) return;
+      if (Date.now() > deadline) {
+        throw new ConfigError(
+          `RUNNER_REPLICA_ID ${this.replicaId} is in use by a live replica (started ${hb.value.started_at}); give each replica its own id`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, this.config.heartbeatIntervalMs));
+    }
+  }
+
+  /** Runs an earlier process with this replica id left running when it died: they cannot go on. */
+  async #failOrphans(): Promise<void> {
+    for (const quota of await this.quotas.all()) {
+      for (const runId of Object.keys(quota.runs)) {
+        const record = await this.runs.get(runId);
+        if (
+          record?.status === "running" &&
+          record.replica_id === this.replicaId &&
+          !this.#active.has(runId)
+        ) {
+          await this.failRun(
+            record,
+            "replica_died",
+            `replica ${this.replicaId} restarted while the run was running`,
+          );
+        }
+      }
+    }
+  }
+
+  async #heartbeat(): Promise<void> {
+    if (this.#stopped) return;
+    const hb: Heartbeat = {
+      replica_id: this.replicaId,
+      instance: this.#instance,
+      started_at: this.#startedAt,
+      at: new Date().toISOString(),
+      active_runs: this.#active.size,
+      unparked_runs: [...this.#active.values()].filter((a) => !a.parked).length,
+      pause_since: this.#pauseSince,
+      url: this.#o.url ?? null,
+      draining: this.#draining,
+    };
+    await this.#stores.replicas.put(keys.runnerReplica(this.replicaId), heartbeatCodec.encode(hb));
+  }
+
+  /** Heartbeats of the live replicas (a missing key is a dead replica). */
+  async replicas(): Promise<Heartbeat[]> {
+    const out: Heartbeat[] = [];
+    const found = new Set<string>();
+    for await (const k of await this.#stores.replicas.keys(keys.runnerReplicasPrefix())) found.add(k);
+    const list = [...found];
+    await Promise.all(
+      list.map(async (k) => {
+        const e = await this.#stores.replicas.get(k);
+        if (e?.operation !== "PUT") return;
+        const hb = heartbeatCodec.safeDecode(e.value, k);
+        if (hb.ok) out.push(hb.value);
+      }),
+    );
+    return out.sort((a, b) => a.replica_id.localeCompare(b.replica_id));
+  }
+
+  async #isLive(replicaId: string): Promise<boolean> {
+    if (replicaId === this.replicaId) return true;
+    const e = await this.#stores.replicas.get(keys.runnerReplica(replicaId));
+    return e?.operation === "PUT";
+  }
+
+  /** Whether this replica holds the reaper lease now. */
+  get isReaper(): boolean {
+    return this.#reaper?.held === true;
+  }
+
+  async #reap(): Promise<void> {
+    if (this.#draining || this.#reaping) return;
+    this.#reaping = true;
+    try {
+      if (!this.#reaper?.held) {
+        await this.#reaper?.release().catch(() => undefined);
+        this.#reaper = await Lease.tryAcquire(this.#stores.replicas, keys.runnerReaperLease(), {
+          holder: this.replicaId,
+          ttlMs: this.config.replicaTtlMs,
+          renewIntervalMs: Math.max(50, Math.floor(this.config.replicaTtlMs / 4)),
+          logger: this.#log,
+        });
+        if (!this.#reaper) return;
+        this.#log.info({ replica: this.replicaId }, "this replica is now the reaper");
+      }
+      await this.#sweep(this.#reaper.signal);
+    } finally {
+      this.#reaping = false;
+    }
+  }
+
+  /**
+   * One pass over every admitted run (the quota sets): a running run whose replica is dead is failed;
+   * the slots of ended runs, and of runs whose record a dead replica never wrote, are freed.
+   */
+  async #sweep(signal: AbortSignal): Promise<void> {
+    const live = new Set((await this.replicas()).map((r) => r.replica_id));
+    live.add(this.replicaId);
+    for (const quota of await this.quotas.all()) {
+      if (signal.aborted) return;
+      await Promise.all(
+        Object.entries(quota.runs).map(async ([runId, acceptedBy]) => {
+          const record = await this.runs.get(runId);
+          if (!record) {
+            if (!live.has(acceptedBy)) await this.quotas.release(quota.user_id, [runId]);
+            return;
+          }
+          if (TERMINAL.has(record.status)) {
+            await this.#releaseSlots(record);
+            return;
+          }
+          if (record.status === "running" && !live.has(record.replica_id)) {
+            await this.failRun(record, "replica_died", `replica ${record.replica_id} stopped heartbeating`);
+          }
+        }),
+      );
+    }
+  }
+
+  // ---------------------------------------------------------------- pause
+
+  async #watchPause(): Promise<void> {
+    const w = await this.#stores.state.watch({ key: keys.runnerPause() });
+    this.#pauseWatch = w;
+    void (async () => {
+      for await (const e of w as AsyncIterable<KvWatchEntry>) {
+        const v = e.operation === "PUT" ? pauseCodec.safeDecode(e.value, "pause") : undefined;
+        this.#pauseState = v?.ok ? v.value.state : "running";
+        this.#pauseSince = v?.ok && v.value.state === "pausing" ? v.value.since : null;
+        this.#wake();
+        void this.#heartbeat().catch(() => undefined);
+      }
+    })();
+  }
+
+  /** running → pausing; then waits up to `timeoutMs` for every run of every replica to park. */
+  async pause(timeoutMs: number): Promise<Outcome<ClusterState>> {
+    const r = await this.pauses.set("pausing", this.replicaId);
+    if (!r.ok) {
+      return {
+        ok: false,
+        refusal: { status: 409, code: "already_pausing", error: "the runtime is already pausing or paused" },
+      };
+    }
+    this.#pauseState = "pausing";
+    this.#pauseSince = r.record.since;
+    this.#wake();
+    const deadline = Date.now() + timeoutMs;
+    let state = await this.clusterState();
+    while (state === "pausing" && Date.now() < deadline) {
+      await new Promise((res) => setTimeout(res, 50));
+      state = await this.clusterState();
+    }
+    return { ok: true, value: state };
+  }
+
+  async resume(): Promise<Outcome<ClusterState>> {
+    const r = await this.pauses.set("running", this.replicaId);
+    if (!r.ok)
+      return { ok: false, refusal: { status: 409, code: "not_paused", error: "the runtime is not paused" } };
+    this.#pauseState = "running";
+    this.#pauseSince = null;
+    this.#wake();
+    return { ok: true, value: "running" };
+  }
+
+  /**
+   * `paused` once the flag says pausing and every live replica has seen this very pause (its heartbeat
+   * names the pause) and has no run that has not parked.
+   */
+  async clusterState(): Promise<ClusterState> {
+    const p = await this.pauses.get();
+    if (p.state === "running") return "running";
+    const mine = [...this.#active.values()].filter((a) => !a.parked).length;
+    if (mine > 0 || this.#pauseSince !== p.since) return "pausing";
+    const others = (await this.replicas()).filter((r) => r.replica_id !== this.replicaId);
+    return others.every((r) => r.pause_since === p.since && r.unparked_runs === 0) ? "paused" : "pausing";
+  }
+
+  // ---------------------------------------------------------------- reading
+
+  /** Cluster-wide concurrency: global from the admission consumer, per user from the quota sets. */
+  async stats(): Promise<Record<string, unknown>> {
+    const info = await this.#stores.admit.info(false);
+    const users: Record<string, { active: number; queued: number; cap: number }> = {};
+    for (const q of await this.quotas.all()) {
+      const records = await Promise.all(Object.keys(q.runs).map((id) => this.runs.get(id)));
+      users[q.user_id] = {
+        active: records.filter((r) => r?.status === "running").length,
+        queued: records.filter((r) => r === undefined || r.status === "queued").length,
+        cap: this.config.maxRunsPerUser,
+      };
+    }
+    return {
+      global: { active: info.num_ack_pending, queued: info.num_pending, cap: this.config.maxConcurrentRuns },
+      users,
+      replicas: await this.replicas(),
+    };
+  }
+
+  followEvents(runId: string, after: number, signal: AbortSignal): AsyncGenerator<RunEvent> {
+    return this.events.follow(runId, after, signal);
+  }
+
+  /** Every change of the user's run records (the reaper's too), starting with their current state. */
+  async *watchUser(userId: string, signal: AbortSignal): AsyncGenerator<RunRecord> {
+    const w = await this.#stores.runs.watch({ key: keys.runnerUserRunsPrefix(userId) });
+    const stop = () => w.stop();
+    signal.addEventListener("abort", stop, { once: true });
+    try {
+      for await (const e of w as AsyncIterable<KvWatchEntry>) {
+        if (e.operation !== "PUT") continue;
+        const r = recordCodec.safeDecode(e.value, e.key);
+        if (r.ok && r.value.user_id === userId) yield r.value;
+      }
+    } finally {
+      signal.removeEventListener("abort", stop);
+      w.stop();
+    }
+  }
+
+  // ---------------------------------------------------------------- shutdown
+
+  /**
+   * Graceful stop: takes no new runs, lets running ones finish for up to RUNNER_DRAIN_TIMEOUT_MS, fails
+   * the rest (`replica_shutdown`), then removes its heartbeat and gives up the reaper lease. Queued
+   * requests stay in the stream for the other replicas.
+   */
+  async drain(): Promise<void> {
+    if (this.#draining) return;
+    this.#draining = true;
+    this.#wake();
+    await this.#heartbeat().catch(() => undefined);
+    const all = () => Promise.all([...this.#active.values()].map((a) => a.finished));
+    const inTime = await Promise.race([
+      all().then(() => true),
+      new Promise<boolean>((r) => setTimeout(() => r(false), this.config.drainTimeoutMs)),
+    ]);
+    if (!inTime) {
+      for (const a of this.#active.values()) a.controller.abort(new RunStop("failed", "replica_shutdown"));
+      await all();
+    }
+    await this.#pullLoop?.catch(() => undefined);
+    await this.stop();
+  }
+
+  /** Stops timers and subscriptions and removes the heartbeat (does not close the NATS connection). */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.#wake();
+    for (const t of this.#timers) clearInterval(t);
+    this.#pauseWatch?.stop();
+    this.#cancelSub?.unsubscribe();
+    await this.#reaper?.release().catch(() => undefined);
+    await this.#stores?.replicas.delete(keys.runnerReplica(this.replicaId)).catch(() => undefined);
+  }
+}
+
+function requestWithoutPrompt(r: RunRequest): Omit<RunRequest, "prompt"> {
+  const { prompt: _prompt, ...rest } = r;
+  return rest;
+}
+
+function isNoResponders(err: unknown): boolean {
+  if (err instanceof NoRespondersError) return true;
+  const cause = (err as { cause?: unknown })?.cause;
+  return cause instanceof NoRespondersError || /no responders/i.test(String((err as Error)?.message));
+}

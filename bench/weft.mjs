@@ -1,0 +1,141 @@
+#!/usr/bin/env node
+// Weft end to end: a `weft serve` process on its own nats-server.
+//  1. submit → claimed: one claimer waits on the queue; each item is submitted through the REST API and the
+//     time until the claimer holds it is measured (sequential, so the claimer is always waiting);
+//  2. REST submissions/s with `--concurrency` requests in flight, their latency, and Weft's own CPU per
+//     submission (from /proc: user + system time of the weft process over the run).
+// Usage: node bench/weft.mjs [--claims 500] [--submissions 20000] [--concurrency 64]
+//        (run `pnpm -w build` first; starts its own nats-server unless NATS_URL is set)
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Fabric } from "@loominal/fabric";
+import { randomId, warpConfigSchema } from "@loominal/protocol";
+import { WorkQueue } from "@loominal/warp";
+import { benchServer, bounded, percentiles, processCpuMicros, report, since } from "./lib.mjs";
+
+const args = new Map();
+for (let i = 2; i < process.argv.length; i += 2)
+  args.set(process.argv[i]?.replace(/^--/, ""), process.argv[i + 1]);
+const num = (k, d) => (args.has(k) ? Number(args.get(k)) : d);
+const CLAIMS = num("claims", 500);
+const SUBMISSIONS = num("submissions", 20_000);
+const CONCURRENCY = num("concurrency", 64);
+const MAX_MS = 60_000;
+const TOKEN = randomId();
+const WEFT_BIN = join(dirname(fileURLToPath(import.meta.url)), "..", "apps", "weft", "dist", "bin.js");
+
+async function startWeft(natsUrl, cwd) {
+  // BENCH_WEFT_NODE_ARGS: extra node arguments for the Weft process, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p".
+  const nodeArgs = (process.env.BENCH_WEFT_NODE_ARGS ?? "").split(" ").filter(Boolean);
+  const proc = spawn(process.execPath, [...nodeArgs, WEFT_BIN, "serve"], {
+    cwd,
+    env: {
+      ...process.env,
+      NATS_URL: natsUrl,
+      WEFT_PORT: "0",
+      WEFT_API_TOKENS: TOKEN,
+      LOOMINAL_LOG_LEVEL: "info",
+    },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  let out = "";
+  const url = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`weft did not start: ${out}`)), 60_000);
+    proc.stdout.on("data", (d) => {
+      out += d.toString();
+      const m = /"url":"(http:\/\/[^"]+)"[^\n]*"msg":"weft listening"/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    });
+    proc.once("exit", (code) => reject(new Error(`weft exited with ${code}: ${out}`)));
+  });
+  return { proc, url };
+}
+
+const server = await benchServer();
+const dir = mkdtempSync(join(tmpdir(), "bench-weft-"));
+const weft = await startWeft(server.url, dir);
+const headers = { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" };
+const submit = (projectId, body) =>
+  fetch(`${weft.url}/api/work?projectId=${projectId}`, {
+    method: "POST",
+    headers,
+    body: JSON.stringify(body),
+  }).then(async (r) => {
+    if (r.status !== 201) throw new Error(`submit answered ${r.status}: ${await r.text()}`);
+    return r.json();
+  });
+
+try {
+  // ——— 1. submit → claimed by a waiting claimer ———
+  {
+    const projectId = `bench-${randomId().slice(0, 12)}`;
+    const fabric = await Fabric.connect({ nats: { servers: [server.url] }, name: "bench-weft-claimer" });
+    const work = new WorkQueue({
+      fabric,
+      projectId,
+      agentId: randomId(),
+      userId: randomId(),
+      settings: { ...warpConfigSchema.parse({}).work, ackWaitMs: 30_000 },
+    });
+    // Warm up: consumer, buckets, HTTP connection.
+    for (let i = 0; i < 20; i++) {
+      await submit(projectId, { description: "warm", capability: "bench" });
+      const it = await work.claim({ capability: "bench", timeoutMs: 5_000 });
+      if (it) await work.complete(it.workId, "ok");
+    }
+    const lat = [];
+    const deadline = performance.now() + MAX_MS;
+    for (let i = 0; i < CLAIMS && performance.now() < deadline; i++) {
+      const claimed = work.claim({ capability: "bench", timeoutMs: 10_000 });
+      const t0 = performance.now();
+      await submit(projectId, { description: `item ${i}`, capability: "bench" });
+      const item = await claimed;
+      const ms = since(t0);
+      if (!item) throw new Error("the claimer got nothing within 10 s");
+      lat.push(ms);
+      await work.complete(item.workId, "ok");
+    }
+    report("weft-submit-to-claim", { samples: lat.length, latencyMs: percentiles(lat) });
+    await work.close();
+    await fabric.close();
+  }
+
+  // ——— 2. REST submissions/s and Weft's CPU per submission ———
+  {
+    const projectId = `bench-${randomId().slice(0, 12)}`;
+    for (let i = 0; i < 50; i++) await submit(projectId, { description: "warm", capability: "bulk" });
+    const lat = [];
+    const cpu0 = processCpuMicros(weft.proc.pid);
+    const t0 = performance.now();
+    const done = await bounded({ count: SUBMISSIONS, maxMs: MAX_MS, concurrency: CONCURRENCY }, async (i) => {
+      const t = performance.now();
+      await submit(projectId, { description: `bulk ${i}`, capability: "bulk", priority: 1 + (i % 10) });
+      lat.push(since(t));
+    });
+    const elapsedMs = since(t0);
+    const cpu1 = processCpuMicros(weft.proc.pid);
+    report("weft-rest-submit", {
+      submissions: done,
+      concurrency: CONCURRENCY,
+      perSecond: Math.round((done / elapsedMs) * 1000),
+      latencyMs: percentiles(lat),
+      weftCpuMicrosPerSubmission:
+        cpu0 !== undefined && cpu1 !== undefined ? Math.round((cpu1 - cpu0) / done) : null,
+      weftCpuCores:
+        cpu0 !== undefined && cpu1 !== undefined
+          ? Math.round(((cpu1 - cpu0) / 1000 / elapsedMs) * 100) / 100
+          : null,
+    });
+  }
+} finally {
+  weft.proc.kill("SIGTERM");
+  await new Promise((r) => weft.proc.once("exit", r));
+  await server.stop();
+  rmSync(dir, { recursive: true, force: true });
+}
