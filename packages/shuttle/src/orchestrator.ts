@@ -30,6 +30,7 @@ import {
   PathEscapeError,
   PlanError,
 } from "./errors.js";
+import { type EventFollower, WorkEventFollower } from "./event-follower.js";
 import type { FileRead, WorkDir } from "./paths.js";
 import { assertTransition, isTerminalPhase, withPhase } from "./phases.js";
 import { orderPlan, type PlanTemplate, planTemplate } from "./plan.js";
@@ -42,12 +43,6 @@ import {
   wasDroppedByWarp,
   workIdGeneration,
 } from "./work-items.js";
-
-/** A running follower of work events: it restarts itself after losing its consumer; `closed` says when it ended. */
-export interface EventFollower {
-  stop(): unknown;
-  readonly closed?: Promise<void>;
-}
 
 /** The part of Warp's WorkQueue that Shuttle uses. */
 export interface WorkQueuePort {
@@ -225,8 +220,7 @@ export class Shuttle {
   #cancels: PendingCancels;
   /** Final orchestrations the adoption scan has seen with nothing left to do: not read again. */
   #settled = new Set<string>();
-  #watch: EventFollower | undefined;
-  #watchStarting = false;
+  #follower: WorkEventFollower;
   #timer: NodeJS.Timeout | undefined;
   #ticks = 0;
   #ticking: Promise<void> | undefined;
@@ -243,6 +237,11 @@ export class Shuttle {
     this.workDir = options.store.workDir;
     this.#queue = options.queue;
     this.#logger = options.logger ?? silentLogger();
+    this.#follower = new WorkEventFollower(
+      (handler) => this.#queue.watchEvents(handler),
+      (e) => this.#onEvent(e),
+      this.#logger,
+    );
     this.#natsWaitMs = options.natsWaitMs ?? 2_000;
     this.#boundary = options.boundary;
     this.drivers = new DriverLocks(this.workDir);
@@ -269,8 +268,7 @@ export class Shuttle {
     this.#closed = true;
     if (this.#timer) clearInterval(this.#timer);
     this.#stopStateListener();
-    await this.#watch?.stop();
-    this.#watch = undefined;
+    await this.#follower.stop();
     await this.#ticking;
     await this.#mutations.idle();
     await this.drivers.close();
@@ -727,7 +725,7 @@ export class Shuttle {
       );
     }
     if (this.#closed || !this.#fabric.isConnected) return;
-    await this.#ensureWatching();
+    await this.#follower.ensure();
     await this.#reconcileAll();
     await this.#retryCancels();
     await this.store.flush();
@@ -751,26 +749,6 @@ export class Shuttle {
         { orchestrationId: id, holderPid: holder?.pid, holderHost: holder?.hostname },
         "lost the driver lock of an orchestration to another Shuttle server; no longer driving it",
       );
-    }
-  }
-
-  async #ensureWatching(): Promise<void> {
-    if (this.#watch || this.#watchStarting || this.#closed) return;
-    this.#watchStarting = true;
-    try {
-      const watch = await this.#queue.watchEvents((e) => this.#onEvent(e));
-      this.#watch = watch;
-      if (this.#closed) await watch.stop();
-      // A watch that ended (its connection closed) is replaced on the next tick.
-      void watch.closed?.then(() => {
-        if (this.#watch !== watch || this.#closed) return;
-        this.#logger.warn("work event watch ended; following again on the next tick");
-        this.#watch = undefined;
-      });
-    } catch (err) {
-      this.#logger.warn({ err: String(err) }, "could not follow work events yet; will retry");
-    } finally {
-      this.#watchStarting = false;
     }
   }
 
