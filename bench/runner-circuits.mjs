@@ -17,7 +17,9 @@ const RATE429 = process.env.RATE429 ?? "0";
 const MAX_MS = 300_000;
 
 function startReplica(natsUrl, id, extra = {}) {
-  const proc = spawn(process.execPath, [BIN], {
+  // REPLICA_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the replicas.
+  const nodeArgs = (process.env.REPLICA_NODE_ARGS ?? "").split(" ").filter(Boolean);
+  const proc = spawn(process.execPath, [...nodeArgs, BIN], {
     env: {
       PATH: process.env.PATH,
       LOOMINAL_LOG_LEVEL: "warn",
@@ -200,6 +202,15 @@ if (REPLICAS >= 2) {
   });
 }
 
-for (const r of replicas) r.proc.kill("SIGTERM");
+await Promise.all(
+  replicas.map((r) =>
+    r.proc.exitCode === null && r.proc.signalCode === null
+      ? new Promise((resolve) => {
+          r.proc.once("exit", resolve);
+          r.proc.kill("SIGTERM");
+        })
+      : undefined,
+  ),
+);
 await fabric.close();
 await server.stop();

@@ -147,6 +147,45 @@ describe("10 · routing by boundary and agent type", () => {
     expect(asRejected.claim.agentId).not.toBe(handAgent.agentId);
   });
 
+  it("work waiting for a required agent type starts that type once a target for it exists, though other agents are online", async () => {
+    const p = uniqueProjectId();
+    projects.push(p);
+    const hand = spawn(
+      process.execPath,
+      [AGENT_BIN, "--capability", "go", "--agent-type", "claude-code", "--command", "echo claude"],
+      {
+        cwd: dir.path,
+        env: { ...process.env, NATS_URL: nats.url, LOOMINAL_PROJECT_ID: p, LOOMINAL_AGENT_NAME: "hand2" },
+        stdio: "ignore",
+      },
+    );
+    agents.push(hand);
+    await eventually(
+      async () => {
+        if ((await call("GET", `/api/agents?projectId=${p}`)).body.agents.length === 0)
+          throw new Error("not registered yet");
+      },
+      { timeoutMs: 30_000 },
+    );
+    // No target yet: nothing can be started when it is submitted.
+    const sub = await call("POST", `/api/work?projectId=${p}`, {
+      description: "needs copilot",
+      capability: "go",
+      requiredAgentType: "copilot-cli",
+    });
+    expect(sub.body.spinUp).toBeNull();
+    await call(
+      "POST",
+      `/api/targets?projectId=${p}`,
+      agentTarget("copilot", "copilot-cli", ["go"], "echo copilot", { idleTimeoutMs: 60_000 }),
+    );
+    // The leader's loop sees the item waiting for copilot-cli and starts one.
+    const w = await done(p, sub.body.workId);
+    expect(w.result.output).toContain("copilot");
+    const spinUps = (await call("GET", `/api/spin-ups?projectId=${p}`)).body.spinUps;
+    expect(spinUps).toHaveLength(1);
+  });
+
   it("personal work prefers a claude-code target when the boundary says so", async () => {
     const p = uniqueProjectId();
     projects.push(p);

@@ -3,13 +3,13 @@
 // library and handles them according to MODE, printing one JSON line per step on stdout.
 //
 // Environment:
-//   NATS_URL, PROJECT_ID, CAPABILITY (default "scenario"), LANES (concurrent claim loops, default 1),
+//   NATS_URL (and NATS_USER / NATS_PASSWORD), PROJECT_ID, CAPABILITY (default "scenario"), LANES (concurrent claim loops, default 1),
 //   PREFETCH (default 1), ACK_WAIT_MS (default 2000), MAX_ATTEMPTS (default 3), RETRY_BACKOFF_MS (default 100),
 //   MODE: "complete" (default) | "fail" (retryable failure every time) | "hang" (claim, report progress
 //         every PROGRESS_MS, never finish — for being killed), WORK_MS (time spent per item, default 0),
 //   MAX_ITEMS (stop after completing this many, default unlimited).
 // Stops on SIGTERM or stdin end: closes the queue (unclaimed prefetched offers go back) and exits 0.
-import { Fabric } from "@loominal/fabric";
+import { Fabric, natsSettingsFromEnv } from "@loominal/fabric";
 import { randomId, warpConfigSchema } from "@loominal/protocol";
 import { WorkQueue } from "@loominal/warp";
 
@@ -26,7 +26,8 @@ const out = (event, fields = {}) =>
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 const fabric = Fabric.start({
-  nats: { servers: [env.NATS_URL ?? "nats://127.0.0.1:4222"] },
+  // NATS_URL and the credentials (NATS_USER / NATS_PASSWORD, from which the inbox prefix follows).
+  nats: natsSettingsFromEnv(env),
   name: `claimer-${process.pid}`,
 });
 const work = new WorkQueue({

@@ -3,7 +3,7 @@ import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Fabric } from "@loominal/fabric";
-import { randomId, warpConfigSchema } from "@loominal/protocol";
+import { inboxPrefixFor, randomId, warpConfigSchema } from "@loominal/protocol";
 import { WorkQueue } from "@loominal/warp";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -101,8 +101,12 @@ export async function openWorkQueue(
   url: string,
   projectId: string,
   settings = scenarioWorkSettings(),
+  auth?: { user: string; password: string },
 ): Promise<{ work: WorkQueue; fabric: Fabric; close(): Promise<void> }> {
-  const fabric = Fabric.start({ nats: { servers: [url] }, name: "scenario-driver" });
+  const nats = auth
+    ? { servers: [url], user: auth.user, password: auth.password, inboxPrefix: inboxPrefixFor(auth.user) }
+    : { servers: [url] };
+  const fabric = Fabric.start({ nats, name: "scenario-driver" });
   await fabric.ready(10_000);
   const work = new WorkQueue({
     fabric,

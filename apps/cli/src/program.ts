@@ -3,6 +3,7 @@ import { Command, CommanderError } from "commander";
 import { registerMcpConfigCommand } from "./commands/mcp-config.js";
 import { registerNatsCommands } from "./commands/nats.js";
 import { registerNatsConfigCommand } from "./commands/nats-config.js";
+import { registerNatsProvisionCommand } from "./commands/nats-provision.js";
 import { registerUpCommand } from "./commands/up.js";
 import { registerVersionCommand } from "./commands/version.js";
 import { registerWeftCommands } from "./commands/weft.js";
@@ -30,6 +31,7 @@ export function createProgram(ctx: CliContext, setExit: (code: number) => void =
   registerNatsCommands(program, ctx, setExit);
   registerMcpConfigCommand(program, ctx);
   registerNatsConfigCommand(program, ctx);
+  registerNatsProvisionCommand(program, ctx);
   registerVersionCommand(program, ctx);
   registerWeftCommands(program, ctx);
   for (const command of program.commands) command.exitOverride();

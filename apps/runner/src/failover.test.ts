@@ -1,4 +1,4 @@
-import { eventually } from "@loominal/testkit";
+import { eventually, sleep, TcpProxy } from "@loominal/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Cluster, getRun, postRun } from "./cluster.test-helper.js";
 import { type Replica, readSse } from "./replica.test-helper.js";
@@ -108,6 +108,45 @@ describe("replica failure and shutdown (separate processes, real NATS)", () => {
     expect(await res.json()).toMatchObject({ status: "failed", stop_reason: "owner_replica_dead" });
     await eventually(async () => expect(await cluster.quotaHeld()).toBe(0));
     await other.term();
+  });
+
+  it("a replica cut off from NATS loses its run to the reaper; back, its late writes do not undo that", async () => {
+    const proxy = await TcpProxy.start(cluster.server.port);
+    try {
+      const victim = await cluster.replica({ NATS_URL: proxy.url });
+      const id = await slow(victim, "partitioned");
+      await eventually(async () => expect((await getRun(victim, id)).status).toBe("running"));
+      const other = await cluster.replica();
+      proxy.cut();
+      await eventually(
+        async () =>
+          expect(await getRun(other, id)).toMatchObject({ status: "failed", stop_reason: "replica_died" }),
+        { timeoutMs: 20_000 },
+      );
+      await eventually(async () => expect(await cluster.quotaHeld()).toBe(0));
+      proxy.restore();
+      // The victim comes back, heartbeats again, and its own end of the run (written late) loses.
+      await eventually(
+        async () => {
+          const health = (await (await other.fetch("/healthz")).json()) as { replicas: string[] };
+          expect(health.replicas).toContain(victim.replicaId);
+        },
+        { timeoutMs: 20_000 },
+      );
+      await sleep(500);
+      expect(await getRun(other, id)).toMatchObject({ status: "failed", stop_reason: "replica_died" });
+      const events = await readSse(await other.fetch(`/v1/runs/${id}/events`));
+      expect(events.filter((e) => e.event === "error" || e.event === "done")).toHaveLength(1);
+      const fresh = await postRun(victim, { agent: "mock-generic", prompt: "hi", user_id: "partitioned" });
+      expect(fresh.status).toBe(202);
+      await eventually(async () =>
+        expect((await getRun(other, String(fresh.body.run_id))).status).toBe("completed"),
+      );
+      await Promise.all([victim.term(), other.term()]);
+    } finally {
+      proxy.restore();
+      await proxy.close();
+    }
   });
 
   it("SIGTERM drains: running runs finish, the replica leaves, exit code 0; past the drain timeout they fail replica_shutdown", async () => {

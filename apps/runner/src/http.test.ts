@@ -285,6 +285,14 @@ describe("runner HTTP API (one replica process)", () => {
     });
     expect(anthropic.requests[0]?.headers["x-api-key"]).toBe("sk-ant-test");
   });
+
+  it("exposes Prometheus metrics of what it did", async () => {
+    const text = await (await r.fetch("/metrics", { headers: auth })).text();
+    expect(text).toMatch(/runner_runs_finished_total\{status="completed"\} [1-9]/);
+    expect(text).toMatch(/runner_admission_refused_total\{code="per_user_quota_exhausted"\} [1-9]/);
+    expect(text).toMatch(/runner_provider_retries_total\{reason="outage"\} [1-9]/);
+    expect((await r.fetch("/metrics")).status).toBe(401);
+  });
 });
 
 async function authed(): Promise<Replica> {

@@ -19,7 +19,7 @@ import {
   runRequestSchema,
   TERMINAL,
 } from "./cluster/records.js";
-import { LockStore, lockKeysOf, PauseStore, QuotaStore, RunStore } from "./cluster/state.js";
+import { LockStore, listKeys, lockKeysOf, PauseStore, QuotaStore, RunStore } from "./cluster/state.js";
 import { openStores, type RunnerStores } from "./cluster/stores.js";
 import type { RunnerConfig } from "./env.js";
 import { type ChainEntry, type EmitEvent, type LoopResult, RunStop, runAgentLoop } from "./loop.js";
@@ -35,6 +35,10 @@ const heartbeatCodec = jsonCodec(heartbeatSchema);
 const pauseCodec = jsonCodec(pauseRecordSchema);
 const cancelRequestCodec = jsonCodec(z.object({ run_id: z.string(), reason: z.string() }));
 const cancelReplyCodec = jsonCodec(z.object({ ok: z.boolean() }));
+
+/** How often a replica looks for runs it owns but does not run, and how old they must be (ms). */
+const ORPHAN_CHECK_MS = 10_000;
+const ORPHAN_MIN_AGE_MS = 10_000;
 
 /** JetStream API error: the stream is at max_msgs with discard new. */
 const JS_MAX_MESSAGES = 10077;
@@ -153,6 +157,8 @@ export class RunnerService {
     await this.#watchPause();
     await this.#heartbeat();
     await this.#failOrphans();
+    // Runs this replica left `running` without running them (an end it could not write during an outage).
+    this.#every(ORPHAN_CHECK_MS, () => this.#failOrphans(ORPHAN_MIN_AGE_MS));
     this.#every(c.heartbeatIntervalMs, () => this.#heartbeat());
     this.#every(c.reaperIntervalMs, () => this.#reap());
     this.#every(Math.max(250, Math.floor(c.lockTtlMs / 3)), () => this.#refreshLocks());
@@ -513,17 +519,19 @@ export class RunnerService {
     }
     try {
       const usage = { input_tokens: result.usage.inputTokens, output_tokens: result.usage.outputTokens };
-      const ended = await this.runs.transition(
-        record.run_id,
-        result.status,
-        {
-          stop_reason: result.stopReason,
-          error: result.error ?? null,
-          ended_at: new Date().toISOString(),
-          usage,
-          iterations: result.iterations,
-        },
-        (r) => r.replica_id === this.replicaId,
+      const ended = await this.#persist(() =>
+        this.runs.transition(
+          record.run_id,
+          result.status,
+          {
+            stop_reason: result.stopReason,
+            error: result.error ?? null,
+            ended_at: new Date().toISOString(),
+            usage,
+            iterations: result.iterations,
+          },
+          (r) => r.replica_id === this.replicaId,
+        ),
       );
       if (ended) {
         await Promise.resolve()
@@ -541,7 +549,7 @@ export class RunnerService {
         this.#o.metrics?.runsFinished.inc({ status: result.status });
         this.#o.metrics?.runDuration.observe((Date.now() - started) / 1_000);
       }
-      await this.#releaseSlots(record);
+      await this.#persist(() => this.#releaseSlots(record));
       m.ack();
     } finally {
       this.#active.delete(record.run_id);
@@ -549,6 +557,24 @@ export class RunnerService {
       void this.#heartbeat().catch(() => undefined);
       resolveFinished();
       this.#wake();
+    }
+  }
+
+  /**
+   * Retries a write that ends a run while NATS is away (a reconnect takes a few seconds), so a run is not
+   * left `running` by a short outage; the periodic orphan check catches what still fails.
+   */
+  async #persist<T>(write: () => Promise<T>): Promise<T> {
+    let delay = 100;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await write();
+      } catch (err) {
+        if (attempt >= 8 || this.#stopped) throw err;
+        this.#log.warn({ err: String(err), attempt }, "ending a run failed; retrying");
+        await new Promise((r) => setTimeout(r, delay));
+        delay = Math.min(delay * 2, 2_000);
+      }
     }
   }
 
@@ -767,21 +793,22 @@ export class RunnerService {
   }
 
   /** Runs an earlier process with this replica id left running when it died: they cannot go on. */
-  async #failOrphans(): Promise<void> {
+  async #failOrphans(minAgeMs = 0): Promise<void> {
     for (const quota of await this.quotas.all()) {
       for (const runId of Object.keys(quota.runs)) {
+        if (this.#active.has(runId)) continue;
         const record = await this.runs.get(runId);
-        if (
-          record?.status === "running" &&
-          record.replica_id === this.replicaId &&
-          !this.#active.has(runId)
-        ) {
-          await this.failRun(
-            record,
-            "replica_died",
-            `replica ${this.replicaId} restarted while the run was running`,
-          );
-        }
+        if (record?.status !== "running" || record.replica_id !== this.replicaId || this.#active.has(runId))
+          continue;
+        // A run that has only just moved to running may not be in #active yet.
+        if (Date.now() - Date.parse(record.started_at ?? record.created_at) < minAgeMs) continue;
+        await this.failRun(
+          record,
+          "replica_died",
+          minAgeMs === 0
+            ? `replica ${this.replicaId} restarted while the run was running`
+            : `replica ${this.replicaId} lost the run (its end could not be written)`,
+        );
       }
     }
   }
@@ -805,9 +832,7 @@ export class RunnerService {
   /** Heartbeats of the live replicas (a missing key is a dead replica). */
   async replicas(): Promise<Heartbeat[]> {
     const out: Heartbeat[] = [];
-    const found = new Set<string>();
-    for await (const k of await this.#stores.replicas.keys(keys.runnerReplicasPrefix())) found.add(k);
-    const list = [...found];
+    const list = await listKeys(this.#stores.replicas, keys.runnerReplicasPrefix());
     await Promise.all(
       list.map(async (k) => {
         const e = await this.#stores.replicas.get(k);

@@ -5,6 +5,7 @@ import type { KV } from "@nats-io/kv";
 import { z } from "zod";
 import type { ToolName } from "./agents.js";
 import type { RunRecord } from "./cluster/records.js";
+import { listKeys } from "./cluster/state.js";
 import { type ToolBox, ToolFailure } from "./loop.js";
 import type { ToolCall, ToolSpec } from "./providers/types.js";
 
@@ -305,7 +306,7 @@ export class RunnerTools {
   /** Evaluations submitted against a run. */
   async evaluationsOf(runId: string): Promise<Evaluation[]> {
     const out: Evaluation[] = [];
-    for await (const k of await this.#s.evals.keys(keys.runnerEvaluationsPrefix(runId))) {
+    for (const k of await listKeys(this.#s.evals, keys.runnerEvaluationsPrefix(runId))) {
       const v = entryValue(await this.#s.evals.get(k), evaluationCodec, k).value;
       if (v) out.push(v);
     }

@@ -665,12 +665,41 @@ export class Weft {
       const status = await project.work.status();
       for (const c of status.capabilities)
         for (const b of c.boundaries) {
-          if (b.queued <= 0) continue;
+          // In flight includes offers handed back to wait (an item for another agent type): the ledger's
+          // pending items below say what actually waits.
+          if (b.queued + b.inFlight <= 0) continue;
           const policy = this.policyOf(b.boundary);
           if (policy && !policy.spinUp) continue;
-          await this.#decide(projectId, c.capability, b.boundary, { queued: b.queued });
+          for (const [requiredAgentType, queued] of await this.#waitingByType(
+            project,
+            c.capability,
+            b.boundary,
+            b.queued,
+          ))
+            await this.#decide(projectId, c.capability, b.boundary, { requiredAgentType, queued });
         }
     }
+  }
+
+  /**
+   * How many waiting items of a capability and boundary need which agent type (undefined: any allowed
+   * one), from the newest pending items of the ledger: an item that requires copilot-cli waits for one
+   * even while agents of another type are online.
+   */
+  async #waitingByType(
+    project: Project,
+    capability: string,
+    boundary: string,
+    queued: number,
+  ): Promise<Map<string | undefined, number>> {
+    const page = await project.work
+      .list({ status: "pending", capability, boundary, limit: 50 })
+      .catch(() => undefined);
+    const counts = new Map<string | undefined, number>();
+    if (!page) return new Map([[undefined, queued]]);
+    for (const item of page.items)
+      counts.set(item.requiredAgentType, (counts.get(item.requiredAgentType) ?? 0) + 1);
+    return counts;
   }
 
   /**

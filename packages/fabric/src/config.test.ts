@@ -1,4 +1,4 @@
-import { writeFileSync } from "node:fs";
+import { mkdirSync, realpathSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tempDir } from "@loominal/testkit";
 import { afterEach, describe, expect, it } from "vitest";
@@ -44,6 +44,32 @@ describe("loadConfig", () => {
     expect(fromEnv.agentName).toBe("envy");
     expect(fromEnv.agentId).not.toBe(fromFile.agentId);
     expect(fromEnv.nats.servers).toEqual(["nats://127.0.0.1:6000", "nats://127.0.0.1:6001"]);
+  });
+
+  it("takes the project from the nearest .loominal.json, else the git root, else the directory", () => {
+    const root = project();
+    const repo = join(root, "repo");
+    mkdirSync(join(repo, ".git"), { recursive: true });
+    mkdirSync(join(repo, "packages", "api", "src"), { recursive: true });
+    const sub = join(repo, "packages", "api", "src");
+    const atRoot = loadConfig({ cwd: repo, env: {} });
+    const inSub = loadConfig({ cwd: sub, env: {} });
+    expect(inSub.projectDir).toBe(realpathSync(repo));
+    expect(inSub.projectId).toBe(atRoot.projectId);
+    expect(inSub.agentId).toBe(atRoot.agentId);
+    // A .loominal.json on the way up wins over the git root.
+    writeFileSync(join(repo, "packages", ".loominal.json"), JSON.stringify({ projectId: "packages-only" }));
+    expect(loadConfig({ cwd: sub, env: {} })).toMatchObject({
+      projectDir: realpathSync(join(repo, "packages")),
+      projectId: "packages-only",
+    });
+    // One above the repository does not: the repository is the boundary.
+    writeFileSync(join(root, ".loominal.json"), JSON.stringify({ projectId: "outside" }));
+    expect(loadConfig({ cwd: repo, env: {} }).projectId).toBe(atRoot.projectId);
+    // Outside any repository and without a project file: the directory itself.
+    const plain = join(project(), "a", "b");
+    mkdirSync(plain, { recursive: true });
+    expect(loadConfig({ cwd: plain, env: {} }).projectDir).toBe(realpathSync(plain));
   });
 
   it("uses LOOMINAL_PROJECT_DIR for the project", () => {
@@ -101,12 +127,24 @@ describe("credentials in NATS_URL", () => {
       servers: ["nats://127.0.0.1:4222"],
       user: "alice",
       password: "s3cret",
+      inboxPrefix: "_INBOX_alice",
     });
     expect(settings({ NATS_URL: "nats://alice:p%40ss%2Fw%3Ard%25@h:1" })).toMatchObject({
       servers: ["nats://h:1"],
       user: "alice",
       password: "p@ss/w:rd%",
     });
+  });
+
+  it("sends replies under NATS_INBOX_PREFIX, else under _INBOX_<user>, else nats.js's default", () => {
+    expect(settings({ NATS_USER: "ci-bot", NATS_PASSWORD: "x" }).inboxPrefix).toBe("_INBOX_ci-bot");
+    expect(
+      settings({ NATS_USER: "ci-bot", NATS_PASSWORD: "x", NATS_INBOX_PREFIX: "_INBOX_team.a" }).inboxPrefix,
+    ).toBe("_INBOX_team.a");
+    expect(settings({}).inboxPrefix).toBeUndefined();
+    // A user name that is not a subject token gets no derived prefix rather than a broken one.
+    expect(settings({ NATS_USER: "Bob Smith", NATS_PASSWORD: "x" }).inboxPrefix).toBeUndefined();
+    expect(() => settings({ NATS_INBOX_PREFIX: "_INBOX.>" })).toThrow(/NATS_INBOX_PREFIX/);
   });
 
   it("takes the last @ as the end of the credentials, so a raw @ or / in the password works", () => {

@@ -1,12 +1,13 @@
 import { existsSync, readFileSync, realpathSync } from "node:fs";
 import { hostname, userInfo } from "node:os";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import {
   agentIdProblem,
   ConfigError,
   deriveAgentId,
   deriveProjectId,
   deriveUserId,
+  inboxPrefixFor,
   nameTokenProblem,
   PROJECT_FILE_KEYS,
   type ProjectFile,
@@ -29,6 +30,11 @@ export interface NatsSettings {
   tls?: { caFile?: string; certFile?: string; keyFile?: string };
   /** A name the server shows for this connection. */
   name?: string;
+  /**
+   * Where this connection's replies go (`<prefix>.…`): `NATS_INBOX_PREFIX`, else `_INBOX_<NATS_USER>`
+   * when a user is set (what `loominal nats-config` lets each user subscribe to), else nats.js's `_INBOX`.
+   */
+  inboxPrefix?: string;
 }
 
 /** Everything a Loominal process needs to know about where it is and who it is. */
@@ -50,20 +56,37 @@ export type NatsUrlSource = "env" | "file" | "default";
 export type Env = Record<string, string | undefined>;
 
 /**
+ * The project directory of a process started in `dir`: the nearest directory at or above it that holds
+ * `.loominal.json`, else the root of the git repository it is in, else `dir` itself. The search stops at
+ * the repository root (a directory holding `.git`): a repository is a project boundary, so a
+ * `.loominal.json` above it (say, in the home directory) does not swallow every repository below.
+ */
+export function findProjectDir(dir: string): string {
+  for (let at = dir; ; at = dirname(at)) {
+    if (existsSync(join(at, PROJECT_FILE)) || existsSync(join(at, ".git"))) return at;
+    if (dirname(at) === at) return dir;
+  }
+}
+
+/**
  * Loads configuration: environment variables over `.loominal.json` in the project directory over defaults.
- * The project directory is `LOOMINAL_PROJECT_DIR`, else `cwd`. A bad value throws ConfigError naming it.
+ * The project directory is `LOOMINAL_PROJECT_DIR`, else the one `findProjectDir` finds from `cwd` (so
+ * every directory of a repository is one project). A bad value throws ConfigError naming it.
  */
 export function loadConfig(options: { cwd?: string; env?: Env } = {}): LoominalConfig {
   const env = options.env ?? process.env;
-  const projectDirRaw = nonEmpty(env.LOOMINAL_PROJECT_DIR) ?? options.cwd ?? process.cwd();
+  const explicitDir = nonEmpty(env.LOOMINAL_PROJECT_DIR);
+  const projectDirRaw = explicitDir ?? options.cwd ?? process.cwd();
   let projectDir: string;
   try {
     projectDir = realpathSync(resolve(projectDirRaw));
   } catch (cause) {
-    throw new ConfigError(`LOOMINAL_PROJECT_DIR ${projectDirRaw} does not exist or cannot be read`, {
-      cause,
-    });
+    throw new ConfigError(
+      `${explicitDir ? "LOOMINAL_PROJECT_DIR" : "the working directory"} ${projectDirRaw} does not exist or cannot be read`,
+      { cause },
+    );
   }
+  if (explicitDir === undefined) projectDir = findProjectDir(projectDir);
   const file = readProjectFile(projectDir);
 
   const projectId = pick(
@@ -182,6 +205,17 @@ export function natsSettingsFromEnv(env: Env, fileUrl?: string, fileName = PROJE
     if (user) settings.user = user;
     if (password) settings.password = password;
     if (token) settings.token = token;
+  }
+
+  const inboxPrefix = nonEmpty(env.NATS_INBOX_PREFIX);
+  if (inboxPrefix !== undefined) {
+    if (!/^[A-Za-z0-9_$-]+(\.[A-Za-z0-9_$-]+)*$/.test(inboxPrefix))
+      throw new ConfigError(
+        `NATS_INBOX_PREFIX ${JSON.stringify(inboxPrefix)} must be subject tokens (letters, digits, _ - $) joined by dots, without wildcards`,
+      );
+    settings.inboxPrefix = inboxPrefix;
+  } else if (settings.user !== undefined && nameTokenProblem(settings.user, "name") === undefined) {
+    settings.inboxPrefix = inboxPrefixFor(settings.user);
   }
 
   const caFile = nonEmpty(env.NATS_TLS_CA);

@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { inboxPrefixFor, LoominalError, nameTokenProblem } from "@loominal/protocol";
 import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import {
@@ -15,9 +16,11 @@ import { redactUrl } from "./config.js";
 import {
   describeUnavailable,
   isAuthError,
+  isPermissionViolation,
   isStorageFullError,
   isUnavailableError,
   NatsAuthError,
+  NatsPermissionError,
   NatsUnavailableError,
   StorageFullError,
 } from "./errors.js";
@@ -38,11 +41,12 @@ export interface FabricOptions {
   jetstreamDomain?: string;
   /** JetStream API prefix, for an API imported from another account (default `$JS.API`). */
   jetstreamApiPrefix?: string;
-  /** Prefix of reply subjects (default `_INBOX`), for accounts that allow replies only under their own. */
-  inboxPrefix?: string;
 }
 
 export type FabricState = "connecting" | "connected" | "reconnecting" | "closed";
+
+/** How long an interruption may last before `readyForCall` stops waiting for the connection to come back. */
+export const OUTAGE_GRACE_MS = 1_500;
 
 /**
  * One NATS connection with JetStream and KV handles. The only place Loominal opens a NATS connection.
@@ -65,6 +69,8 @@ export class Fabric {
   #resolveConnected!: (nc: NatsConnection) => void;
   #rejectConnected!: (err: Error) => void;
   #reconnectAttempt = 0;
+  /** When the connection was last lost (or the first attempt failed); undefined while connected. */
+  #downSince: number | undefined;
   #stateListeners = new Set<(state: FabricState) => void>();
 
   private constructor(options: FabricOptions) {
@@ -127,9 +133,10 @@ export class Fabric {
     return o.jetstreamApiPrefix ?? "$JS.API";
   }
 
-  /** Prefix of this connection's reply subjects. */
+  /** Prefix of this connection's reply subjects (`NATS_INBOX_PREFIX`, or `_INBOX_<user>`; `_INBOX` when undefined). */
   get inboxPrefix(): string | undefined {
-    return this.#options.inboxPrefix;
+    const s = this.#options.nats;
+    return s.inboxPrefix ?? derivedInboxPrefix(s.user);
   }
 
   #jetstreamOptions(): { timeout: number; apiPrefix?: string; domain?: string } {
@@ -184,6 +191,23 @@ export class Fabric {
     }
   }
 
+  /** How long NATS has been unreachable (ms), or undefined while connected or before a first attempt failed. */
+  get downForMs(): number | undefined {
+    return this.#downSince === undefined ? undefined : Date.now() - this.#downSince;
+  }
+
+  /**
+   * `ready` for a caller that answers someone (an MCP tool): waits up to `timeoutMs` for a connection being
+   * made or coming back from a short interruption, but fails at once with NatsUnavailableError while an
+   * outage has lasted `graceMs` or more, instead of making every call wait out its timeout.
+   */
+  async readyForCall(timeoutMs: number, graceMs = OUTAGE_GRACE_MS): Promise<NatsConnection> {
+    if (this.#nc && this.#state === "connected") return this.#nc;
+    const down = this.downForMs;
+    if (down !== undefined && down >= graceMs) throw this.unavailable();
+    return this.ready(timeoutMs);
+  }
+
   /** A NatsUnavailableError describing the current state. */
   unavailable(cause?: unknown): NatsUnavailableError {
     const reason = cause
@@ -196,7 +220,11 @@ export class Fabric {
 
   /** Maps errors meaning "NATS is not there" to NatsUnavailableError; returns others unchanged. */
   mapError(err: unknown): unknown {
-    if (err instanceof NatsUnavailableError) return err;
+    if (err instanceof NatsUnavailableError || err instanceof LoominalError) return err;
+    if (isPermissionViolation(err)) {
+      const subject = /"([^"]+)"/.exec((err as Error).message)?.[1];
+      return new NatsPermissionError(subject ? `a request on ${subject}` : "a request", { cause: err });
+    }
     if (isUnavailableError(err)) return this.unavailable(err);
     if (isStorageFullError(err) && !(err instanceof StorageFullError))
       return new StorageFullError({ cause: err });
@@ -224,6 +252,8 @@ export class Fabric {
 
   #setState(state: FabricState): void {
     if (this.#state === state || this.#state === "closed") return;
+    if (state === "connected") this.#downSince = undefined;
+    else if (this.#state === "connected") this.#downSince = Date.now();
     this.#state = state;
     for (const l of this.#stateListeners) l(state);
   }
@@ -251,6 +281,7 @@ export class Fabric {
           this.#lastError = describeError(err);
           this.logger.warn({ url: this.url, err: this.#lastError }, "NATS not reachable yet; retrying");
         }
+        this.#downSince ??= Date.now();
         await sleep(delay);
         delay = Math.min(max, delay * 2);
       }
@@ -305,8 +336,9 @@ export class Fabric {
       },
       pingInterval: 10_000,
       timeout: 2_000,
-      ...(this.#options.inboxPrefix ? { inboxPrefix: this.#options.inboxPrefix } : {}),
     };
+    const inboxPrefix = this.inboxPrefix;
+    if (inboxPrefix !== undefined) opts.inboxPrefix = inboxPrefix;
     const auth: Authenticator[] = [];
     if (s.credsFile) auth.push(credsAuthenticator(readFileSync(s.credsFile)));
     if (s.user) auth.push(usernamePasswordAuthenticator(s.user, s.password ?? ""));
@@ -321,6 +353,13 @@ export class Fabric {
     }
     return opts;
   }
+}
+
+/** `_INBOX_<user>` for a user name that is a subject token (what `loominal nats-config` grants), else none. */
+function derivedInboxPrefix(user: string | undefined): string | undefined {
+  return user !== undefined && nameTokenProblem(user, "name") === undefined
+    ? inboxPrefixFor(user)
+    : undefined;
 }
 
 function describeError(err: unknown): string {

@@ -43,7 +43,7 @@ export class ConfigMismatchError extends LoominalError {
       .join("; ");
     super(
       "config_mismatch",
-      `${kind} ${name} already exists with a different configuration (${list}). Delete it or align the configuration of every process that uses it.`,
+      `${kind} ${name} already exists with a different configuration (${list}). Align the configuration of every process that uses it, or re-provision it with the new configuration ('loominal nats-provision' with the admin credentials).`,
       { details: { kind, name, differences } },
     );
     this.differences = differences;
@@ -131,6 +131,41 @@ export class UnsupportedServerError extends LoominalError {
       { details: { feature, need, have } },
     );
   }
+}
+
+/**
+ * A stream or bucket is missing and this connection may not create it: under the generated NATS
+ * permissions (docs/security.md) agents never create streams; an operator provisions them.
+ */
+export class NotProvisionedError extends LoominalError {
+  override name = "NotProvisionedError";
+  constructor(kind: "stream" | "bucket", name: string, options?: { cause?: unknown }) {
+    super(
+      "not_found",
+      `${kind} ${name} is not provisioned and this NATS user may not create it: run 'loominal nats-provision' (with the admin credentials from 'loominal nats-config --admin') for this project`,
+      { ...options, details: { kind, name } },
+    );
+  }
+}
+
+/** The server refused a publish or subscription because the NATS user lacks the permission. */
+export class NatsPermissionError extends LoominalError {
+  override name = "NatsPermissionError";
+  constructor(what: string, options?: { cause?: unknown }) {
+    super(
+      "forbidden",
+      `the NATS server refused ${what}: this user's permissions do not allow it (see docs/security.md); use credentials of the project it belongs to`,
+      { ...options, details: { what } },
+    );
+  }
+}
+
+/** Whether an error (or its cause) is a server permissions violation. */
+export function isPermissionViolation(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    if (e instanceof NatsPermissionError || /permissions violation/i.test(e.message)) return true;
+  }
+  return false;
 }
 
 /** Whether an error means the server answered but refused the credentials (or their absence). */

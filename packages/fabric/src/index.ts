@@ -11,6 +11,14 @@ export {
 } from "@nats-io/jetstream";
 export type { KV, KvEntry } from "@nats-io/kv";
 export {
+  AgentInstance,
+  type AgentInstanceOptions,
+  defaultLockDir,
+  IDENTITY_LEASE_TTL_MS,
+  IdentityInUseError,
+  MAX_INSTANCES,
+} from "./agent-instance.js";
+export {
   bucketName,
   CAS_KNOWN_KEYS_MAX,
   type CasMutation,
@@ -40,6 +48,7 @@ export {
   Fabric,
   type FabricOptions,
   type FabricState,
+  OUTAGE_GRACE_MS,
 } from "./connection.js";
 export { type EnvTable, type EnvValues, type EnvVarSpec, envTableMarkdown, parseEnv } from "./env.js";
 export {
@@ -48,12 +57,15 @@ export {
   ConfigMismatchError,
   InvalidMessageError,
   isAuthError,
+  isPermissionViolation,
   isStorageFullError,
   isUnavailableError,
   JS_INSUFFICIENT_RESOURCES,
   LeaseHeldError,
   NatsAuthError,
+  NatsPermissionError,
   NatsUnavailableError,
+  NotProvisionedError,
   StorageFullError,
   UnsupportedServerError,
 } from "./errors.js";
@@ -68,7 +80,7 @@ export {
   versionAtLeast,
 } from "./features.js";
 export { findNatsServer, natsServerVersionOf, processAlive, requireNatsServer } from "./host.js";
-export { Lease, type LeaseOptions, type LeaseRecord, leaseBucket } from "./lease.js";
+export { Lease, type LeaseOptions, type LeaseRecord, leaseBucket, leaseBucketSpec } from "./lease.js";
 export {
   createLogger,
   LOG_LEVELS,
@@ -109,6 +121,8 @@ export {
   JS_STREAM_NOT_FOUND,
   type MismatchPolicy,
   mayMeanStreamMissing,
+  type ProvisionResult,
+  provision,
   type StreamSpec,
   streamDifferences,
   streamInfo,

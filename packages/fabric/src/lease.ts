@@ -7,7 +7,7 @@ import { jsonCodec } from "./codec.js";
 import type { Fabric } from "./connection.js";
 import { LeaseHeldError } from "./errors.js";
 import type { Logger } from "./logger.js";
-import { ensureBucket } from "./streams.js";
+import { type BucketSpec, ensureBucket } from "./streams.js";
 
 const leaseRecordSchema = z.object({
   holder: z.string(),
@@ -24,7 +24,12 @@ const codec = jsonCodec(leaseRecordSchema);
  * The TTL belongs to the bucket because nats-server 2.9 ignores per-key TTL: use one bucket per TTL.
  */
 export function leaseBucket(fabric: Fabric, name: string, ttlMs: number): Promise<KV> {
-  return ensureBucket(fabric, { name, history: 1, ttlMs });
+  return ensureBucket(fabric, leaseBucketSpec(name, ttlMs));
+}
+
+/** The configuration of a lease bucket (for provisioning it ahead of use). */
+export function leaseBucketSpec(name: string, ttlMs: number): BucketSpec {
+  return { name, history: 1, ttlMs };
 }
 
 export interface LeaseOptions {

@@ -76,11 +76,17 @@ export class GracefulShutdown {
     this.#listeners = [];
   }
 
-  /** Runs the shutdown once (later calls join it), exits, and resolves with the exit code. */
-  shutdown(reason: string): Promise<number> {
+  /**
+   * Runs the shutdown once (later calls join it), exits, and resolves with the exit code. `failed` makes
+   * the exit code 1 even when every closer succeeds (the process stops because something broke).
+   */
+  shutdown(reason: string, options: { failed?: boolean } = {}): Promise<number> {
+    if (options.failed) this.#failed = true;
     this.#running ??= this.#run(reason);
     return this.#running;
   }
+
+  #failed = false;
 
   async #run(reason: string): Promise<number> {
     const { logger } = this.#options;
@@ -98,7 +104,7 @@ export class GracefulShutdown {
       logger.error({ timeoutMs, pending: this.#pending }, "shutdown took too long; exiting");
       code = 1;
     } else {
-      code = outcome ? 0 : 1;
+      code = outcome && !this.#failed ? 0 : 1;
       logger.info({ code }, "shut down");
     }
     this.uninstall();

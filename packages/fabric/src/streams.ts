@@ -9,7 +9,13 @@ import {
 } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import type { Fabric } from "./connection.js";
-import { type ConfigDifference, ConfigMismatchError } from "./errors.js";
+import {
+  type ConfigDifference,
+  ConfigMismatchError,
+  isPermissionViolation,
+  NatsPermissionError,
+  NotProvisionedError,
+} from "./errors.js";
 
 const NS_PER_MS = 1_000_000;
 
@@ -254,14 +260,18 @@ async function ensureStreamUncached(
     } catch (err) {
       // Someone else created it between our look and our add: compare with theirs.
       const now = await streamInfo(jsm, spec.name);
-      if (!now) throw err;
-      return reconcile(jsm, now, spec, policy);
+      if (!now) {
+        if (isPermissionViolation(err)) throw new NotProvisionedError("stream", spec.name, { cause: err });
+        throw err;
+      }
+      return reconcile(fabric, jsm, now, spec, policy);
     }
   }
-  return reconcile(jsm, existing, spec, policy);
+  return reconcile(fabric, jsm, existing, spec, policy);
 }
 
 async function reconcile(
+  fabric: Fabric,
   jsm: JetStreamManager,
   existing: StreamInfo,
   spec: StreamSpec,
@@ -269,16 +279,38 @@ async function reconcile(
 ): Promise<StreamInfo> {
   const diffs = streamDifferences(existing.config, spec);
   if (diffs.length === 0) return existing;
-  if (policy === "update") return jsm.streams.update(spec.name, toStreamConfig(spec));
+  if (policy === "update") {
+    try {
+      return await jsm.streams.update(spec.name, toStreamConfig(spec));
+    } catch (err) {
+      if (!isPermissionViolation(err)) throw err;
+      // A user without stream administration keeps what the operator provisioned: limits are the
+      // operator's to set. A difference in what the stream is (subjects, retention, storage) is an error.
+      const structural = diffs.filter((d) => STRUCTURAL_FIELDS.has(d.field));
+      if (structural.length > 0) throw new ConfigMismatchError("stream", spec.name, structural);
+      fabric.logger.warn(
+        { stream: spec.name, differences: diffs },
+        "stream limits differ from this process's configuration and this NATS user may not change them; using the provisioned ones (re-run loominal nats-provision to apply)",
+      );
+      return existing;
+    }
+  }
   throw new ConfigMismatchError("stream", spec.name, diffs);
 }
 
-/** Stream info, or undefined when the stream does not exist. */
+/** Stream settings that change what a stream is, not only how much it keeps. */
+const STRUCTURAL_FIELDS = new Set(["subjects", "retention", "storage", "allow_direct"]);
+
+/**
+ * Stream info, or undefined when the stream does not exist. A user who may not even look at the stream
+ * gets NatsPermissionError (it belongs to another project, or the user's permissions predate it).
+ */
 export async function streamInfo(jsm: JetStreamManager, name: string): Promise<StreamInfo | undefined> {
   try {
     return await jsm.streams.info(name);
   } catch (err) {
     if (err instanceof JetStreamApiError && err.code === JS_STREAM_NOT_FOUND) return undefined;
+    if (isPermissionViolation(err)) throw new NatsPermissionError(`access to stream ${name}`, { cause: err });
     throw err;
   }
 }
@@ -351,7 +383,10 @@ async function ensureBucketUncached(fabric: Fabric, spec: BucketSpec): Promise<K
       });
     } catch (err) {
       info = await streamInfo(jsm, streamSpec.name);
-      if (!info) throw err;
+      if (!info) {
+        if (isPermissionViolation(err)) throw new NotProvisionedError("bucket", spec.name, { cause: err });
+        throw err;
+      }
     }
   }
   check(info);
@@ -373,4 +408,43 @@ function bucketField(field: string): string {
     default:
       return field;
   }
+}
+
+/** What `provision` did with each stream and bucket. */
+export interface ProvisionResult {
+  kind: "stream" | "bucket";
+  name: string;
+  outcome: "created" | "verified" | "updated";
+}
+
+/**
+ * Creates (or checks, and updates the limits of) every stream and bucket given, with the same
+ * configuration the libraries ensure. What `loominal nats-provision` runs with admin credentials, so
+ * that agents holding no stream administration find everything in place.
+ */
+export async function provision(
+  fabric: Fabric,
+  wanted: { streams: StreamSpec[]; buckets: BucketSpec[] },
+): Promise<ProvisionResult[]> {
+  const jsm = await fabric.jsm();
+  const out: ProvisionResult[] = [];
+  for (const spec of wanted.streams) {
+    const before = await streamInfo(jsm, spec.name);
+    await ensureStream(fabric, spec, "update");
+    out.push({
+      kind: "stream",
+      name: spec.name,
+      outcome: !before
+        ? "created"
+        : streamDifferences(before.config, spec).length === 0
+          ? "verified"
+          : "updated",
+    });
+  }
+  for (const spec of wanted.buckets) {
+    const before = await streamInfo(jsm, `KV_${spec.name}`);
+    await ensureBucket(fabric, spec);
+    out.push({ kind: "bucket", name: spec.name, outcome: before ? "verified" : "created" });
+  }
+  return out;
 }

@@ -64,6 +64,16 @@ export function defineTool<I extends z.ZodObject, O extends z.ZodObject>(
     output: spec.output,
     annotations: spec.annotations,
     async call(args: unknown, context: { logger?: Logger } = {}): Promise<CallResult> {
+      const deep = tooDeep(args, MAX_ARGUMENT_DEPTH);
+      if (deep !== undefined) {
+        return toolErrorResult(
+          new LoominalError(
+            "invalid_input",
+            `invalid arguments for ${spec.name}: ${deep} is nested more than ${MAX_ARGUMENT_DEPTH} levels deep; no tool takes arguments that deep. Flatten the value and call again.`,
+            { details: { path: deep, maxDepth: MAX_ARGUMENT_DEPTH } },
+          ),
+        );
+      }
       const parsed = spec.input.safeParse(args ?? {});
       if (!parsed.success) {
         return toolErrorResult(
@@ -93,6 +103,31 @@ export function defineTool<I extends z.ZodObject, O extends z.ZodObject>(
       }
     },
   };
+}
+
+/** How deeply tool arguments may nest (objects and arrays); deeper ones are refused before validation. */
+export const MAX_ARGUMENT_DEPTH = 64;
+
+/**
+ * The path of the first value nested deeper than `max` levels, or undefined. Walks without recursion, so
+ * arguments nested thousands of levels deep cannot overflow the stack.
+ */
+function tooDeep(value: unknown, max: number): string | undefined {
+  const stack: Array<{ v: unknown; depth: number; path: string }> = [
+    { v: value, depth: 0, path: "arguments" },
+  ];
+  while (stack.length > 0) {
+    const { v, depth, path } = stack.pop() as { v: unknown; depth: number; path: string };
+    if (v === null || typeof v !== "object") continue;
+    if (depth >= max) return path.length > 120 ? `${path.slice(0, 117)}...` : path;
+    // The path stops growing once it is long enough to say where the nesting is.
+    const at = (step: string) => (path.length > 200 ? path : `${path}${step}`);
+    if (Array.isArray(v)) v.forEach((x, i) => stack.push({ v: x, depth: depth + 1, path: at(`[${i}]`) }));
+    else
+      for (const [k, x] of Object.entries(v as Record<string, unknown>))
+        stack.push({ v: x, depth: depth + 1, path: at(`.${k}`) });
+  }
+  return undefined;
 }
 
 /**

@@ -1,40 +1,42 @@
 #!/usr/bin/env node
-import { createLogger, Fabric, loadConfig } from "@loominal/fabric";
-import { runStdio } from "@loominal/mcp-kit";
+import { AgentInstance, createLogger, Fabric, loadConfig } from "@loominal/fabric";
+import { runServerMain, runStdio } from "@loominal/mcp-kit";
 import { createPatternServer, PATTERN_SERVER_NAME } from "./mcp/server.js";
 import { MemoryStore, maxPublicMemoriesFromEnv } from "./store.js";
 
+// stdout is the MCP protocol: everything else goes to stderr.
 const logger = createLogger({ name: PATTERN_SERVER_NAME, destination: "stderr" });
 
-let config: ReturnType<typeof loadConfig>;
-let maxPublicMemories: number | undefined;
-try {
-  config = loadConfig();
-  maxPublicMemories = maxPublicMemoriesFromEnv(process.env);
-} catch (err) {
+await runServerMain(PATTERN_SERVER_NAME, logger, async () => {
   // A bad configuration stops the process with the message naming the variable or key.
-  process.stderr.write(`${PATTERN_SERVER_NAME}: ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exit(2);
-}
-
-// Start without waiting for NATS: tools answer "NATS unreachable at …" until it is there.
-const fabric = Fabric.start({
-  nats: config.nats,
-  logger,
-  name: `${PATTERN_SERVER_NAME}:${config.agentName}`,
-});
-const store = MemoryStore.fromConfig(
-  fabric,
-  config,
-  logger,
-  maxPublicMemories === undefined ? {} : { maxPublicMemories },
-);
-const server = createPatternServer({ store, projectDir: config.projectDir });
-
-await runStdio(server, {
-  logger,
-  onShutdown: async () => {
-    await store.close();
-    await fabric.close();
-  },
+  const loaded = loadConfig();
+  const maxPublicMemories = maxPublicMemoriesFromEnv(process.env);
+  // The same identity mechanism as Warp: a second session in this directory is instance 2, with its own
+  // agentId and so its own private memories.
+  const instance = AgentInstance.acquire({ config: loaded, role: "pattern", logger });
+  const config = instance.applyTo(loaded);
+  // Start without waiting for NATS: tools answer "NATS unreachable at …" until it is there.
+  const fabric = Fabric.start({
+    nats: config.nats,
+    logger,
+    name: `${PATTERN_SERVER_NAME}:${config.agentName}`,
+  });
+  const store = MemoryStore.fromConfig(
+    fabric,
+    config,
+    logger,
+    maxPublicMemories === undefined ? {} : { maxPublicMemories },
+  );
+  logger.info(
+    { projectId: config.projectId, agentId: config.agentId, instance: instance.instance },
+    "pattern starting",
+  );
+  await runStdio(createPatternServer({ store, projectDir: config.projectDir }), {
+    logger,
+    onShutdown: async () => {
+      await store.close();
+      await fabric.close();
+      await instance.release();
+    },
+  });
 });

@@ -91,7 +91,12 @@ export function locationOf(
     case "team":
       return { role: "project", key: keys.memoryTeam(category, memoryId), scope, category };
     case "public":
-      return { role: "public", key: keys.memoryPublic(category, memoryId), scope, category };
+      return {
+        role: "public",
+        key: keys.memoryPublic(author.userId, category, memoryId),
+        scope,
+        category,
+      };
   }
 }
 

@@ -54,6 +54,7 @@ export {
   MemoryStore,
   type MemoryStoreOptions,
   maxPublicMemoriesFromEnv,
+  patternProvisionSpecs,
   type RecallContextOptions,
   type StoreHealth,
   type ViewHealth,

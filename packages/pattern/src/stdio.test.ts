@@ -79,6 +79,45 @@ describe("loominal-pattern over stdio", () => {
   });
 });
 
+describe("two sessions in one directory", () => {
+  it("two Pattern processes started in one directory are two agents that never see each other's private memories", async () => {
+    const dir = tempDir("pattern-two-");
+    const locks = tempDir("pattern-locks-");
+    const env = {
+      NATS_URL: nats.url,
+      LOOMINAL_PROJECT_ID: uniqueProjectId(),
+      LOOMINAL_LOCK_DIR: locks.path,
+      LOOMINAL_LOG_LEVEL: "warn",
+    };
+    const first = await spawnStdio({ command: process.execPath, args: [BIN], cwd: dir.path, env });
+    const second = await spawnStdio({ command: process.execPath, args: [BIN], cwd: dir.path, env });
+    try {
+      const idOf = async (c: typeof first) =>
+        field<{ agentId: string }>(await c.call("pattern_health", {}), "identity").agentId;
+      const [a, b] = [await idOf(first), await idOf(second)];
+      expect(a).not.toBe(b);
+      const mine = await first.call("pattern_remember", {
+        content: "first's private note",
+        category: "longterm",
+      });
+      expect(mine.isError).toBe(false);
+      const theirs = await second.call("pattern_remember", { content: "second's private note" });
+      expect(theirs.isError).toBe(false);
+      const seenBySecond = await second.call("pattern_recall_context", { scopes: ["private"] });
+      expect(seenBySecond.text).toContain("second's private note");
+      expect(seenBySecond.text).not.toContain("first's private note");
+      const seenByFirst = await first.call("pattern_search", { query: "private note" });
+      expect(JSON.stringify(seenByFirst.structured)).toContain("first's private note");
+      expect(JSON.stringify(seenByFirst.structured)).not.toContain("second's private note");
+    } finally {
+      await first.close();
+      await second.close();
+      dir.cleanup();
+      locks.cleanup();
+    }
+  });
+});
+
 describe("loominal-pattern configuration", () => {
   it("refuses to start with a bad LOOMINAL_PATTERN_MAX_PUBLIC_MEMORIES, naming the variable", async () => {
     const dir = tempDir("pattern-badenv-");

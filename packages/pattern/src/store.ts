@@ -1,5 +1,6 @@
 import {
   type BucketSpec,
+  type EnvTable,
   ensureBucket,
   type Fabric,
   forgetBucket,
@@ -9,6 +10,7 @@ import {
   type Logger,
   type LoominalConfig,
   mayMeanStreamMissing,
+  parseEnv,
   silentLogger,
   streamInfo,
 } from "@loominal/fabric";
@@ -23,10 +25,12 @@ import {
   memoryExportSchema,
   memoryIdSchema,
   memoryRecordSchema,
+  type PatternConfig,
   randomId,
   SCOPES,
   type Scope,
 } from "@loominal/protocol";
+import { z } from "zod";
 import {
   type BucketRole,
   candidateLocations,
@@ -289,14 +293,12 @@ export class MemoryStore {
   }
 
   #bucketSpec(role: BucketRole): BucketSpec {
-    const spec: BucketSpec = { name: this.bucketName(role), history: 1 };
-    if (role === "ephemeral") spec.ttlMs = this.ephemeralTtlMs;
-    return spec;
+    return memoryBucketSpec(this.bucketName(role), role, this.ephemeralTtlMs);
   }
 
   async #kv(role: BucketRole): Promise<KV> {
     if (this.#closed) throw new LoominalError("invalid_transition", "this memory store is closed");
-    await this.#fabric.ready(this.#readyTimeoutMs);
+    await this.#fabric.readyForCall(this.#readyTimeoutMs);
     // ensureBucket remembers what it verified (per connection, forgotten after a reconnect).
     const kv = await ensureBucket(this.#fabric, this.#bucketSpec(role));
     this.#opened.add(role);
@@ -579,13 +581,24 @@ export class MemoryStore {
         return { location, record: decoded.value, revision: entry.revision, writtenAtMs };
       }),
     );
-    return found
-      .filter((f): f is Found => f !== undefined)
-      .sort(
-        (a, b) =>
-          recallRank(a.location.scope, a.location.category) -
-          recallRank(b.location.scope, b.location.category),
-      );
+    const hits = found.filter((f): f is Found => f !== undefined);
+    // Public keys carry their author's userId, so another author's public memory is not at any key
+    // derived from the reader: the public view (every `p.>` key, each checked against its record) has it.
+    if (!hits.some((f) => f.location.scope === "public")) {
+      const view = await this.#view("public", keys.memoryPublicPrefix());
+      const entry = view.memories(now).find((e) => e.record.id === id);
+      if (entry)
+        hits.push({
+          location: locationOf("public", entry.record.category, id, entry.record.author),
+          record: entry.record,
+          revision: entry.revision,
+          writtenAtMs: entry.writtenAtMs,
+        });
+    }
+    return hits.sort(
+      (a, b) =>
+        recallRank(a.location.scope, a.location.category) - recallRank(b.location.scope, b.location.category),
+    );
   }
 
   #found(f: Found): Memory {
@@ -954,16 +967,21 @@ export class MemoryStore {
  * `LOOMINAL_PATTERN_MAX_PUBLIC_MEMORIES` (a positive integer), or undefined when unset. Throws
  * ConfigError naming the variable for any other value.
  */
+/** The Pattern server's environment variables (parsed with the fabric's `parseEnv`). */
+export const PATTERN_ENV = {
+  LOOMINAL_PATTERN_MAX_PUBLIC_MEMORIES: {
+    schema: z.coerce
+      .number()
+      .int("must be a whole number")
+      .min(1, "must be at least 1")
+      .max(Number.MAX_SAFE_INTEGER)
+      .optional(),
+    description: `how many public memories one view keeps (a positive integer, default ${DEFAULT_MAX_PUBLIC_MEMORIES})`,
+  },
+} satisfies EnvTable;
+
 export function maxPublicMemoriesFromEnv(env: Record<string, string | undefined>): number | undefined {
-  const raw = env.LOOMINAL_PATTERN_MAX_PUBLIC_MEMORIES?.trim();
-  if (!raw) return undefined;
-  const n = /^\d+$/.test(raw) ? Number(raw) : Number.NaN;
-  if (!Number.isSafeInteger(n) || n < 1) {
-    throw new ConfigError(
-      `LOOMINAL_PATTERN_MAX_PUBLIC_MEMORIES is ${JSON.stringify(raw)}; set it to a positive integer (default ${DEFAULT_MAX_PUBLIC_MEMORIES})`,
-    );
-  }
-  return n;
+  return parseEnv(PATTERN_ENV, env).LOOMINAL_PATTERN_MAX_PUBLIC_MEMORIES;
 }
 
 /** Live core memories in the personal view written before stream sequence `before`. */
@@ -1014,4 +1032,23 @@ export async function mapBounded<T, R>(
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, worker));
   return results;
+}
+
+function memoryBucketSpec(name: string, role: BucketRole, ephemeralTtlMs: number): BucketSpec {
+  const spec: BucketSpec = { name, history: 1 };
+  if (role === "ephemeral") spec.ttlMs = ephemeralTtlMs;
+  return spec;
+}
+
+/**
+ * Every memory bucket of a project (its own two, and the shared personal and public ones) with the
+ * configuration Pattern ensures: what `loominal nats-provision` creates with admin credentials.
+ */
+export function patternProvisionSpecs(projectId: string, pattern: PatternConfig): BucketSpec[] {
+  return [
+    memoryBucketSpec(buckets.memory(projectId), "project", pattern.ephemeralTtlMs),
+    memoryBucketSpec(buckets.memoryEphemeral(projectId), "ephemeral", pattern.ephemeralTtlMs),
+    memoryBucketSpec(buckets.memoryPersonal(), "personal", pattern.ephemeralTtlMs),
+    memoryBucketSpec(buckets.memoryPublic(), "public", pattern.ephemeralTtlMs),
+  ];
 }

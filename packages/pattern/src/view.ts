@@ -218,7 +218,9 @@ export class MemoryView {
   /** Stream sequence of the last message under `filter`, 0 when there is none. */
   async #lastSequence(filter: string): Promise<number> {
     const jsm = await this.#options.jsm();
-    const m = await jsm.streams.getMessage(`KV_${this.bucket}`, { last_by_subj: filter });
+    // A direct get carries the filter in its request subject, which the per-user NATS permissions of
+    // the shared buckets allow (a plain message get would read any key, so they refuse it).
+    const m = await jsm.direct.getMessage(`KV_${this.bucket}`, { last_by_subj: filter });
     return m?.seq ?? 0;
   }
 

@@ -199,8 +199,8 @@ const FAMILIES: Family[] = [
   {
     namespace: "key:memory",
     name: "memoryPublic",
-    args: ["token", "agent"],
-    build: (c, m) => keys.memoryPublic(c, m),
+    args: ["agent", "token", "agent"],
+    build: (u, c, m) => keys.memoryPublic(u, c, m),
   },
 ];
 

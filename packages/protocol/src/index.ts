@@ -48,10 +48,14 @@ export {
 } from "./names.js";
 export { NATS_SERVER_INSTALL_HINT, NATS_SERVER_SYSTEM_DIRS, natsServerCandidates } from "./nats-server.js";
 export {
+  type AdminUser,
+  inboxPrefixFor,
   type NatsPermissions,
   natsServerConfig,
   type ProjectUser,
+  projectBucketNames,
   projectPermissions,
+  projectStreamNames,
 } from "./permissions.js";
 export * from "./records/index.js";
 export {

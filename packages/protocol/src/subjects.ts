@@ -149,7 +149,8 @@ export const keys = {
    * Memory keys start with their owner, so a reader lists only what it may read with `<prefix>.>`:
    * private `a.<agentId>.<category>.<memoryId>` (project bucket or its ephemeral twin), team
    * `t.<category>.<memoryId>` (project bucket), personal `u.<userId>.<category>.<memoryId>`, public
-   * `p.<category>.<memoryId>`. The prefix is always derived from the reader's identity, never from input.
+   * `p.<userId>.<category>.<memoryId>` (the writer's userId, so server permissions let only the author
+   * change or forget it). The prefix is always derived from the reader's identity, never from input.
    */
   memoryPrivate: (agentId: string, category: string, memoryId: string) =>
     `a.${assertAgentId(agentId)}.${assertNameToken(category, "category")}.${memoryIdToken(memoryId)}`,
@@ -160,9 +161,10 @@ export const keys = {
   memoryPersonal: (userId: string, category: string, memoryId: string) =>
     `u.${assertAgentId(userId)}.${assertNameToken(category, "category")}.${memoryIdToken(memoryId)}`,
   memoryPersonalPrefix: (userId: string) => `u.${assertAgentId(userId)}.>`,
-  memoryPublic: (category: string, memoryId: string) =>
-    `p.${assertNameToken(category, "category")}.${memoryIdToken(memoryId)}`,
-  memoryPublicPrefix: () => "p.>",
+  memoryPublic: (userId: string, category: string, memoryId: string) =>
+    `p.${assertAgentId(userId)}.${assertNameToken(category, "category")}.${memoryIdToken(memoryId)}`,
+  /** Every public memory (`p.>`), or those one user wrote (`p.<userId>.>`). */
+  memoryPublicPrefix: (userId?: string) => (userId === undefined ? "p.>" : `p.${assertAgentId(userId)}.>`),
   /** Run record in runner-runs: `r.<user token>.<runId>` (the run id starts with the user token). */
   runnerRun: (runId: string) => `r.${assertRunId(runId).slice(0, 16)}.${runId}`,
   runnerUserRunsPrefix: (userId: string) => `r.${runnerUserToken(userId)}.>`,
@@ -274,7 +276,7 @@ export function natsLayout(): LayoutRow[] {
     {
       what: "memory",
       subject:
-        "key a.<agentId>.<category>.<id> · t.<category>.<id> · u.<userId>.core.<id> · p.<category>.<id>",
+        "key a.<agentId>.<category>.<id> · t.<category>.<id> · u.<userId>.core.<id> · p.<userId>.<category>.<id>",
       store: `KV ${buckets.memory(EX)}, ${buckets.memoryEphemeral(EX)} (bucket TTL), ${buckets.memoryPersonal()}, ${buckets.memoryPublic()}`,
       retention: "ephemeral categories expire with the bucket TTL",
     },

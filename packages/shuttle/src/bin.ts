@@ -1,26 +1,30 @@
 #!/usr/bin/env node
-import { createLogger, loadConfig } from "@loominal/fabric";
-import { runStdio } from "@loominal/mcp-kit";
-import { isLoominalError } from "@loominal/protocol";
+import { AgentInstance, createLogger, loadConfig } from "@loominal/fabric";
+import { runServerMain, runStdio } from "@loominal/mcp-kit";
 import { createShuttleServer } from "./mcp/server.js";
 import { openShuttle } from "./open.js";
 
+// stdout is the MCP protocol: everything else goes to stderr.
 const logger = createLogger({ name: "loominal-shuttle", destination: "stderr" });
 
-async function main(): Promise<void> {
-  const config = loadConfig();
-  const opened = await openShuttle({ config, logger });
-  logger.info({ projectId: config.projectId, workDir: opened.shuttle.workDir.root }, "shuttle starting");
-  const server = createShuttleServer({ shuttle: opened.shuttle });
-  await runStdio(server, { logger, onShutdown: () => opened.close() });
-}
-
-main().catch((err: unknown) => {
-  const message = isLoominalError(err)
-    ? `${err.code}: ${err.message}`
-    : err instanceof Error
-      ? err.message
-      : String(err);
-  process.stderr.write(`loominal-shuttle: ${message}\n`);
-  process.exit(1);
+await runServerMain("loominal-shuttle", logger, async () => {
+  const loaded = loadConfig();
+  // The same identity mechanism as Warp and Pattern: one agent per session in a directory.
+  const instance = AgentInstance.acquire({ config: loaded, role: "shuttle", logger });
+  const config = instance.applyTo(loaded);
+  const opened = await openShuttle({ config, logger }).catch(async (err: unknown) => {
+    await instance.release();
+    throw err;
+  });
+  logger.info(
+    { projectId: config.projectId, agentId: config.agentId, workDir: opened.shuttle.workDir.root },
+    "shuttle starting",
+  );
+  await runStdio(createShuttleServer({ shuttle: opened.shuttle }), {
+    logger,
+    onShutdown: async () => {
+      await opened.close();
+      await instance.release();
+    },
+  });
 });

@@ -28,7 +28,7 @@ export {
 export { type FileRead, WorkDir } from "./paths.js";
 export { assertTransition, canTransition, isTerminalPhase, withPhase } from "./phases.js";
 export { MAX_SUBTASKS, type OrderedPlan, orderPlan, type PlanTemplate, planTemplate } from "./plan.js";
-export { compactRecord, OrchestrationStore, RECORD_FILE } from "./store.js";
+export { compactRecord, OrchestrationStore, RECORD_FILE, shuttleBucketSpec } from "./store.js";
 export {
   type Contradiction,
   detectContradictions,

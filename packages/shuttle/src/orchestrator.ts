@@ -1093,7 +1093,7 @@ export class Shuttle {
   // ── plumbing ─────────────────────────────────────────────────────────────────────────────────────
 
   async #needNats(): Promise<void> {
-    await this.#fabric.ready(this.#natsWaitMs);
+    await this.#fabric.readyForCall(this.#natsWaitMs);
   }
 
   /** A local orchestration this process drives (taking the lock if its driver is gone). */

@@ -1,4 +1,5 @@
 import {
+  type BucketSpec,
   casUpdate,
   ensureBucket,
   type Fabric,
@@ -99,7 +100,7 @@ export class OrchestrationStore {
 
   async bucket(): Promise<KV> {
     await this.#fabric.ready(0);
-    return ensureBucket(this.#fabric, { name: buckets.shuttle(this.#projectId), history: 1 });
+    return ensureBucket(this.#fabric, shuttleBucketSpec(this.#projectId));
   }
 
   /** Reads an orchestration from the work dir; undefined when it is not there. A bad file is reported. */
@@ -288,4 +289,9 @@ export class OrchestrationStore {
     this.#closed = true;
     this.#stopStateListener();
   }
+}
+
+/** The orchestration bucket of a project (what `loominal nats-provision` creates for Shuttle). */
+export function shuttleBucketSpec(projectId: string): BucketSpec {
+  return { name: buckets.shuttle(projectId), history: 1 };
 }

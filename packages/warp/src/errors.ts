@@ -41,11 +41,5 @@ export class AgentNotFoundError extends LoominalError {
 }
 
 /** Another live process holds this agent identity. */
-export class IdentityInUseError extends LoominalError {
-  override name = "IdentityInUseError";
-  constructor(agentId: string, holder: string, hint: string) {
-    super("lease_held", `agent identity ${agentId} is in use by ${holder}; ${hint}`, {
-      details: { agentId, holder },
-    });
-  }
-}
+/** An agent identity is held by another live process (defined in the fabric, where identities are kept). */
+export { IdentityInUseError } from "@loominal/fabric";

@@ -9,6 +9,7 @@ import {
   KeyedSerialQueue,
   type KV,
   type Logger,
+  NatsPermissionError,
   readAll,
   type StreamSpec,
   streamInfo,
@@ -216,7 +217,14 @@ export class Inbox {
     if (!p) {
       const spec = inboxStreamSpec(projectId, this.#settings);
       const made = (async () => {
-        if (await streamInfo(await this.#fabric.jsm(), spec.name)) return;
+        try {
+          if (await streamInfo(await this.#fabric.jsm(), spec.name)) return;
+        } catch (err) {
+          // Under the generated NATS permissions another project's streams are publish-only: the
+          // publish itself reports a missing stream (no stream answers it).
+          if (err instanceof NatsPermissionError) return;
+          throw err;
+        }
         try {
           await ensureStream(this.#fabric, spec, "error");
         } catch (err) {

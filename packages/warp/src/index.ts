@@ -30,6 +30,7 @@ export {
   type ReadDirectMessage,
   type SentDirectMessage,
 } from "./inbox.js";
+export { warpProvisionSpecs } from "./provision.js";
 export {
   type AgentView,
   DISCOVER_DEFAULT_LIMIT,

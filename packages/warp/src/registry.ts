@@ -521,6 +521,15 @@ export class Registry {
         this.#logger.warn({ err: r.error.message }, "skipping an invalid registry entry");
         continue;
       }
+      // Write permissions confine each project to its own keys, so only a record whose key matches
+      // its body is believed: one claiming another project or agent is forged and never listed.
+      if (key !== keys.registry(r.value.projectId, r.value.agentId)) {
+        this.#logger.warn(
+          { key, claims: { projectId: r.value.projectId, agentId: r.value.agentId } },
+          "skipping a registry entry whose key does not match its record",
+        );
+        continue;
+      }
       out.push({ key, record: r.value });
     }
     return out;

@@ -106,7 +106,8 @@ export class Warp {
    */
   async ready(timeoutMs = DEFAULT_READY_TIMEOUT_MS): Promise<void> {
     if (this.#closed) throw new LoominalError("invalid_transition", "this Warp is closed; open a new one");
-    await this.fabric.ready(timeoutMs);
+    // During a known outage this fails at once: a tool answers nats_unavailable without waiting.
+    await this.fabric.readyForCall(timeoutMs);
     if (this.identity.claimed) return;
     this.#claiming ??= this.#establish().finally(() => {
       this.#claiming = undefined;

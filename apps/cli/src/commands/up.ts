@@ -1,10 +1,11 @@
-import type { LoominalConfig } from "@loominal/fabric";
+import { type LoominalConfig, NatsPermissionError, NotProvisionedError } from "@loominal/fabric";
 import { LoominalError } from "@loominal/protocol";
 import type { Command } from "commander";
 import { type CliContext, projectConfig } from "../context.js";
 import { LocalNats } from "../local-nats.js";
 import { requireNatsServer } from "../nats-binary.js";
 import { type NatsProbe, probeNats } from "../probe.js";
+import { describeProvision, provisionWithConfig } from "../provision.js";
 import { preferredPort, printConnectHint, printStarted } from "./nats.js";
 
 export function registerUpCommand(program: Command, ctx: CliContext): void {
@@ -46,6 +47,7 @@ async function up(ctx: CliContext): Promise<void> {
       `Using NATS at ${probe.url}: nats-server ${probe.version} with JetStream` +
         (isLocal ? ` (this project's local server, pid ${localPid}).` : "."),
     );
+    await provisionOrExplain(ctx, config, probe.url);
     printConnectHint(ctx, probe.url, config);
     return;
   }
@@ -66,7 +68,28 @@ async function up(ctx: CliContext): Promise<void> {
     preferredPort: preferredPort(config.nats),
   });
   printStarted(ctx, local, server);
+  await provisionOrExplain(ctx, config, server.url);
   printConnectHint(ctx, server.url);
+}
+
+/**
+ * Creates the project's streams and buckets so agents (which need no stream administration) find them.
+ * Credentials without that right (a project user of the generated config) can only verify them: what is
+ * missing is reported with the command that provisions it, and `up` still succeeds.
+ */
+async function provisionOrExplain(ctx: CliContext, config: LoominalConfig, url: string): Promise<void> {
+  try {
+    const results = await provisionWithConfig(config, url);
+    for (const line of describeProvision(config.projectId, results)) ctx.out(line);
+  } catch (err) {
+    if (err instanceof NotProvisionedError || err instanceof NatsPermissionError) {
+      ctx.err(
+        `loominal: ${err.message}. The agents of project ${config.projectId} cannot work until an operator runs 'loominal nats-provision --project ${config.projectId}' with the admin credentials.`,
+      );
+      return;
+    }
+    throw err;
+  }
 }
 
 function describe(probe: Exclude<NatsProbe, { kind: "ready" | "unreachable" }>): string {

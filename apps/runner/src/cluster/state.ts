@@ -19,6 +19,31 @@ export const quotaCodec = jsonCodec(quotaRecordSchema);
 export const pauseCodec = jsonCodec(pauseRecordSchema);
 export const lockCodec = jsonCodec(lockRecordSchema);
 
+/**
+ * The keys of a bucket under `filter`, deduplicated. Bounded in time: a listing that has not finished
+ * after `timeoutMs` is stopped and reported as an error rather than left to hang a request or the reaper.
+ */
+export async function listKeys(kv: KV, filter: string, timeoutMs = 5_000): Promise<string[]> {
+  const found = new Set<string>();
+  const iter = await kv.keys(filter);
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      iter.stop();
+      reject(new Error(`listing ${filter} took over ${timeoutMs} ms`));
+    }, timeoutMs);
+  });
+  const drain = (async () => {
+    for await (const k of iter) found.add(k);
+  })();
+  try {
+    await Promise.race([drain, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+  return [...found];
+}
+
 /** Which status may follow which. Terminal states have no successor: the first writer wins. */
 const NEXT: Record<RunStatus, readonly RunStatus[]> = {
   queued: ["running", "cancelled", "failed"],
@@ -80,9 +105,7 @@ export class RunStore {
 
   /** The user's runs, newest first (at most `limit`). */
   async listByUser(userId: string, limit: number): Promise<RunRecord[]> {
-    const found = new Set<string>();
-    for await (const k of await this.kv.keys(keys.runnerUserRunsPrefix(userId))) found.add(k);
-    const ids = [...found];
+    const ids = await listKeys(this.kv, keys.runnerUserRunsPrefix(userId));
     const records = await Promise.all(
       ids.map(async (k) => entryValue(await this.kv.get(k), runCodec, k).value),
     );
@@ -119,14 +142,25 @@ export class QuotaStore {
     return full > 0 ? { admitted: false, active: full } : { admitted: true };
   }
 
-  /** Removes runs from the user's set (idempotent). */
+  /**
+   * Removes runs from the user's set (idempotent). An emptied set is deleted — by compare-and-set on its
+   * revision, so a run admitted meanwhile is never lost — which keeps the reaper's walk to users with
+   * admitted runs.
+   */
   async release(userId: string, runIds: string[]): Promise<void> {
-    await casUpdate(this.kv, keys.runnerQuota(userId), quotaCodec, (current) => {
+    const key = keys.runnerQuota(userId);
+    const r = await casUpdate(this.kv, key, quotaCodec, (current) => {
       if (!current || runIds.every((id) => current.runs[id] === undefined)) return undefined;
       const runs = { ...current.runs };
       for (const id of runIds) delete runs[id];
       return { user_id: userId, runs };
     });
+    if (r.changed && r.value && Object.keys(r.value.runs).length === 0) {
+      forgetRevision(this.kv, key);
+      await this.kv.delete(key, { previousSeq: r.revision }).catch((err: unknown) => {
+        if (!isCasConflict(err)) throw err;
+      });
+    }
   }
 
   async get(userId: string): Promise<QuotaRecord | undefined> {
@@ -136,9 +170,7 @@ export class QuotaStore {
   /** Every user's set (for stats and the reaper). */
   async all(): Promise<QuotaRecord[]> {
     const out: QuotaRecord[] = [];
-    const found = new Set<string>();
-    for await (const k of await this.kv.keys(keys.runnerQuotasPrefix())) found.add(k);
-    const list = [...found];
+    const list = await listKeys(this.kv, keys.runnerQuotasPrefix());
     await Promise.all(
       list.map(async (k) => {
         const v = entryValue(await this.kv.get(k), quotaCodec, k).value;

@@ -1,9 +1,9 @@
-import { createToolServer, type McpServer } from "@loominal/mcp-kit";
+import { createToolServer, type McpServer, packageVersion } from "@loominal/mcp-kit";
 import type { PatternToolDeps } from "./deps.js";
 import { patternTools } from "./tools/index.js";
 
 export const PATTERN_SERVER_NAME = "loominal-pattern";
-export const PATTERN_VERSION = "0.1.0";
+export const PATTERN_VERSION = packageVersion(import.meta.url);
 
 const INSTRUCTIONS = [
   "Pattern is your memory across sessions.",

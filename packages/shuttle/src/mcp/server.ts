@@ -1,9 +1,9 @@
-import { createToolServer, type McpServer } from "@loominal/mcp-kit";
+import { createToolServer, type McpServer, packageVersion } from "@loominal/mcp-kit";
 import type { ShuttleToolDeps } from "./schemas.js";
 import { shuttleTools } from "./tools/index.js";
 
 export const SHUTTLE_SERVER_NAME = "loominal-shuttle";
-export const SHUTTLE_VERSION = "0.1.0";
+export const SHUTTLE_VERSION = packageVersion(import.meta.url);
 
 const INSTRUCTIONS = [
   "Shuttle orchestrates a task across subagents through Warp work queues.",

@@ -41,3 +41,26 @@ describe("loominal-shuttle over stdio", () => {
     }
   });
 });
+
+describe("loominal-shuttle start-up failure", () => {
+  it("exits 2 with the reason on stderr when the configuration is bad", async () => {
+    const { spawn } = await import("node:child_process");
+    const project = makeProject(server.url);
+    try {
+      const child = spawn(process.execPath, [BIN], {
+        cwd: project.dir,
+        env: { PATH: process.env.PATH ?? "", LOOMINAL_AGENT_NAME: "Not.A.Name" },
+        stdio: ["pipe", "ignore", "pipe"],
+      });
+      let stderr = "";
+      child.stderr.on("data", (d) => {
+        stderr += String(d);
+      });
+      const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
+      expect(code).toBe(2);
+      expect(stderr).toMatch(/loominal-shuttle: .*LOOMINAL_AGENT_NAME/);
+    } finally {
+      project.cleanup();
+    }
+  });
+});

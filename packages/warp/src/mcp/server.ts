@@ -1,9 +1,9 @@
-import { createToolServer, type McpServer } from "@loominal/mcp-kit";
+import { createToolServer, type McpServer, packageVersion } from "@loominal/mcp-kit";
 import type { Warp } from "../warp.js";
 import { warpTools } from "./tools/index.js";
 
 export const WARP_SERVER_NAME = "loominal-warp";
-export const WARP_SERVER_VERSION = "0.1.0";
+export const WARP_SERVER_VERSION = packageVersion(import.meta.url);
 
 const INSTRUCTIONS = [
   "Warp connects you with the other agents of this project over NATS.",

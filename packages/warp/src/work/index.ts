@@ -9,6 +9,7 @@ export {
   workItemSchema,
   workStatusSchema,
 } from "@loominal/protocol";
+export { type Delivery, type DeliveryDecision, decideDelivery } from "./decision.js";
 export {
   WorkClaimConflictError,
   WorkConsumerMismatchError,
@@ -17,19 +18,18 @@ export {
 } from "./errors.js";
 export { type EventWatch, eventsOf, type WatchEventsOptions } from "./events.js";
 export {
-  type BoundaryQueueStatus,
-  type CapabilityQueueStatus,
   type ClaimInput,
   type DeadLetterList,
   type DeadLetterListInput,
   newWorkId,
   OFFER_NOT_QUEUED_REASON,
   type OfferInput,
-  type QueueStatus,
   type WorkListFilter,
   type WorkListPage,
   WorkQueue,
   type WorkQueueOptions,
   type WorkSettings,
+  workStreamSpec,
 } from "./queue.js";
 export { BOUNDARY_POLICY_BUCKET, BoundaryPolicies } from "./routing.js";
+export type { BoundaryQueueStatus, CapabilityQueueStatus, QueueStatus } from "./status.js";

@@ -70,10 +70,10 @@ export class OfferJournal {
     clearTimeout(this.#settle);
     await this.#current?.catch(() => undefined);
     if (!this.#written || this.#entries.size > 0) return;
-    const jsm = await this.#fabric.jsm();
-    await jsm.streams
-      .purge(`KV_${buckets.offerJournal()}`, { filter: `$KV.${buckets.offerJournal()}.${this.key}` })
-      .catch(() => undefined);
+    // A purge marker on the key (a KV write under this project's prefix), not a stream purge: agent
+    // users hold no stream administration on shared buckets (docs/security.md).
+    const kv = await openBucket(this.#fabric);
+    await kv.purge(this.key).catch(() => undefined);
   }
 
   #flush(): Promise<void> {

@@ -17,7 +17,6 @@ import {
   buckets,
   type ClaimedWork,
   canRead,
-  consumers,
   DEFAULT_BOUNDARY,
   type DeadLetter,
   LoominalError,
@@ -36,7 +35,7 @@ import {
   workResultSchema,
   workStatusSchema,
 } from "@loominal/protocol";
-import { AckPolicy, DeliverPolicy, JetStreamApiError, type JsMsg } from "@nats-io/jetstream";
+import { JetStreamApiError, type JsMsg } from "@nats-io/jetstream";
 import type { z } from "zod";
 import {
   claimRecord,
@@ -49,18 +48,16 @@ import {
   without,
 } from "./decision.js";
 import { type DeadLetterPage, DeadLetterStore, dlqStreamSpec } from "./dlq.js";
-import {
-  WorkClaimConflictError,
-  WorkConsumerMismatchError,
-  WorkNotFoundError,
-  WorkTransitionError,
-} from "./errors.js";
+import { WorkClaimConflictError, WorkNotFoundError, WorkTransitionError } from "./errors.js";
 import { type EventWatch, transition, type WatchEventsOptions } from "./events.js";
 import { OfferJournal, STRANDED_AFTER_MS, strandedJournals } from "./journal.js";
 import { type LedgerEntry, WorkLedger } from "./ledger.js";
 import { WorkMaintenance } from "./maintenance.js";
+import { assertOwnClaim } from "./ownership.js";
 import { type DeliveredOffer, decodeOffer, OfferPuller } from "./puller.js";
 import { BoundaryPolicies } from "./routing.js";
+import { ensureWorkConsumer, workStreamSpec } from "./setup.js";
+import { type QueueStatus, queueStatus } from "./status.js";
 
 export type WorkSettings = WarpConfig["work"];
 
@@ -140,29 +137,6 @@ export interface WorkListPage {
   nextCursor?: string;
 }
 
-export interface BoundaryQueueStatus {
-  boundary: string;
-  /** Offers waiting to be claimed (including failed ones waiting out their retry backoff). */
-  queued: number;
-  /** Offers delivered to a claimer and not yet acknowledged (claims being worked on, prefetched offers). */
-  inFlight: number;
-  /** Pull requests currently waiting on this queue (claimers idle for lack of work). */
-  waitingClaimers: number;
-}
-
-export interface CapabilityQueueStatus {
-  capability: string;
-  queued: number;
-  inFlight: number;
-  /** Dead letters of this capability. */
-  dead: number;
-  boundaries: BoundaryQueueStatus[];
-}
-
-export interface QueueStatus {
-  capabilities: CapabilityQueueStatus[];
-}
-
 export interface DeadLetterListInput {
   capability?: string;
   limit?: number;
@@ -185,7 +159,6 @@ const MAX_RETRY_BACKOFF_MS = 300_000;
 const DEFAULT_PREFETCH_HOLD_MS = 5_000;
 /** Tries of an offer publish, waiting for the connection between them. */
 const OFFER_PUBLISH_ATTEMPTS = 3;
-const NS_PER_MS = 1_000_000;
 /** How often the maintenance lease holder runs a pass (and others try to take the lease). */
 const DEFAULT_MAINTENANCE_INTERVAL_MS = 2_000;
 /** Pulls per consumer and pass, messages per pull, and how long a sweep pull waits. */
@@ -276,6 +249,8 @@ export class WorkQueue {
   #held = new Map<string, HeldClaim>();
   #maintenance: WorkMaintenance | undefined;
   #journal: OfferJournal;
+  /** Who this queue acts as, for ownership checks. */
+  #me: { agentId: string; mayRead: (item: WorkItem) => boolean };
   #storageReserveBytes: number;
   #reserveOk = false;
   #reserveCheckedAt = 0;
@@ -296,6 +271,7 @@ export class WorkQueue {
       Math.floor(options.prefetchHoldMs ?? Math.min(DEFAULT_PREFETCH_HOLD_MS, this.settings.ackWaitMs / 2)),
     );
     this.#connectTimeoutMs = options.connectTimeoutMs ?? 2_000;
+    this.#me = { agentId: this.agentId, mayRead: (item) => this.#mayRead(item) };
     this.#storageReserveBytes = Math.max(1, Math.floor(options.storageReserveBytes ?? DEFAULT_RESERVE_BYTES));
     this.#journal = new OfferJournal(
       this.#fabric,
@@ -455,7 +431,7 @@ export class WorkQueue {
       );
     this.#assertOpen();
     return this.#guard(async () => {
-      const setup = await this.#ready();
+      await this.#ready();
       if (this.#agentType) await this.#policies.assertMayClaim(boundary, this.#agentType());
       const deadline = Date.now() + Math.max(timeoutMs, MIN_CLAIM_WAIT_MS);
       for (;;) {
@@ -486,7 +462,7 @@ export class WorkQueue {
         ledger.transition(
           workId,
           (cur) => {
-            const claim = this.#assertOwnClaim(workId, cur, "report progress on", held, true);
+            const claim = assertOwnClaim(this.#me, workId, cur, "report progress on", held, true);
             return {
               ...claim.item,
               claim: {
@@ -528,7 +504,7 @@ export class WorkQueue {
         ledger.transition(
           workId,
           (cur) => {
-            const { item } = this.#assertOwnClaim(workId, cur, "complete", held, false);
+            const { item } = assertOwnClaim(this.#me, workId, cur, "complete", held, false);
             return {
               ...without(item, "availableAt"),
               status: "completed",
@@ -568,7 +544,7 @@ export class WorkQueue {
         setup.ledger.transition(
           workId,
           (cur) => {
-            const { item } = this.#assertOwnClaim(workId, cur, "fail", held, false);
+            const { item } = assertOwnClaim(this.#me, workId, cur, "fail", held, false);
             const lastError = { reason, retryable, at: now, agentId: this.agentId, attempt: item.attempts };
             const lastTransition = transition(["failed"], this.agentId, now, { reason, retryable });
             if (!retryable || item.attempts >= item.maxAttempts) {
@@ -724,67 +700,7 @@ export class WorkQueue {
     if (capability !== undefined) assertNameToken(capability, "capability");
     return this.#guard(async () => {
       const { dlq } = await this.#ready();
-      const jsm = await this.#fabric.jsm();
-      const stream = streams.work(this.projectId);
-      const prefix = subjects.workAll(this.projectId).slice(0, -1);
-      const parse = (subject: string | undefined) => {
-        if (!subject?.startsWith(prefix)) return undefined;
-        const [b, c, ...rest] = subject.slice(prefix.length).split(".");
-        return b && c && rest.length === 0 ? { boundary: b, capability: c } : undefined;
-      };
-      const rows = new Map<string, BoundaryQueueStatus & { capability: string }>();
-      const row = (b: string, c: string) => {
-        const key = `${c}\u0000${b}`;
-        let r = rows.get(key);
-        if (!r) {
-          r = { capability: c, boundary: b, queued: 0, inFlight: 0, waitingClaimers: 0 };
-          rows.set(key, r);
-        }
-        return r;
-      };
-      const info = await jsm.streams.info(stream, { subjects_filter: subjects.workAll(this.projectId) });
-      for (const [subject, n] of Object.entries(info.state.subjects ?? {})) {
-        const at = parse(subject);
-        if (at && (capability === undefined || at.capability === capability))
-          row(at.boundary, at.capability).queued += n;
-      }
-      for await (const ci of jsm.consumers.list(stream)) {
-        const at = parse(ci.config.filter_subject);
-        if (!at || (capability !== undefined && at.capability !== capability)) continue;
-        const r = row(at.boundary, at.capability);
-        r.inFlight = ci.num_ack_pending;
-        r.waitingClaimers = ci.num_waiting;
-      }
-      const deadCounts = await dlq.countsByCapability();
-      const byCapability = new Map<string, CapabilityQueueStatus>();
-      const cap = (c: string) => {
-        let s = byCapability.get(c);
-        if (!s) {
-          s = { capability: c, queued: 0, inFlight: 0, dead: deadCounts.get(c) ?? 0, boundaries: [] };
-          byCapability.set(c, s);
-        }
-        return s;
-      };
-      for (const r of rows.values()) {
-        // Stream counts include delivered-but-unacknowledged messages; queued is what nobody holds.
-        const queued = Math.max(0, r.queued - r.inFlight);
-        const s = cap(r.capability);
-        s.boundaries.push({
-          boundary: r.boundary,
-          queued,
-          inFlight: r.inFlight,
-          waitingClaimers: r.waitingClaimers,
-        });
-        s.queued += queued;
-        s.inFlight += r.inFlight;
-      }
-      for (const c of deadCounts.keys()) if (capability === undefined || c === capability) cap(c);
-      if (capability !== undefined) cap(capability);
-      const capabilities = [...byCapability.values()].sort((a, b) =>
-        a.capability.localeCompare(b.capability),
-      );
-      for (const c of capabilities) c.boundaries.sort((a, b) => a.boundary.localeCompare(b.boundary));
-      return { capabilities };
+      return queueStatus(this.#fabric, this.projectId, dlq, capability);
     });
   }
 
@@ -1089,7 +1005,7 @@ export class WorkQueue {
 
   async #prepare(): Promise<Setup> {
     await Promise.all([
-      ensureStream(this.#fabric, this.#workStreamSpec()),
+      ensureStream(this.#fabric, workStreamSpec(this.projectId)),
       ensureStream(this.#fabric, dlqStreamSpec(this.projectId, this.settings.dlqMaxAgeMs)),
     ]);
     const ledger = await WorkLedger.open(this.#fabric, this.projectId, this.#logger);
@@ -1098,15 +1014,6 @@ export class WorkQueue {
       this.#reserveCheckedAt = Date.now();
     };
     return { ledger, dlq: new DeadLetterStore(this.#fabric, this.projectId, this.#logger) };
-  }
-
-  #workStreamSpec() {
-    return {
-      name: streams.work(this.projectId),
-      subjects: [subjects.workAll(this.projectId)],
-      retention: "workqueue" as const,
-      duplicateWindowMs: 120_000,
-    };
   }
 
   #puller(boundary: string, capability: string): Promise<OfferPuller> {
@@ -1120,43 +1027,14 @@ export class WorkQueue {
     return p;
   }
 
-  /**
-   * Ensures the durable consumer of one boundary+capability. Its filter is exactly one offer subject,
-   * so consumers never overlap (a work-queue stream refuses overlapping filters). max_deliver is
-   * unlimited: attempts are counted in the ledger, which sends the item to the DLQ itself — a server
-   * cap would leave the message stranded in the stream instead.
-   */
   async #openPuller(boundary: string, capability: string): Promise<OfferPuller> {
-    const jsm = await this.#fabric.jsm();
-    const stream = streams.work(this.projectId);
-    const name = consumers.work(boundary, capability);
-    const filter = subjects.workOffer(this.projectId, boundary, capability);
-    const ackWaitNs = this.settings.ackWaitMs * NS_PER_MS;
-    let existing = await jsm.consumers.info(stream, name).catch((err: unknown) => {
-      if (err instanceof JetStreamApiError && err.code === 10014) return undefined;
-      throw err;
-    });
-    if (!existing) {
-      existing = await jsm.consumers.add(stream, {
-        durable_name: name,
-        ack_policy: AckPolicy.Explicit,
-        ack_wait: ackWaitNs,
-        max_deliver: -1,
-        deliver_policy: DeliverPolicy.All,
-        filter_subject: filter,
-        max_ack_pending: 10_000,
-      });
-    }
-    if (existing.config.ack_wait !== ackWaitNs)
-      throw new WorkConsumerMismatchError(
-        name,
-        "ackWaitMs",
-        (existing.config.ack_wait ?? 0) / NS_PER_MS,
-        this.settings.ackWaitMs,
-      );
-    if (existing.config.filter_subject !== filter)
-      throw new WorkConsumerMismatchError(name, "filter_subject", existing.config.filter_subject, filter);
-    const consumer = await this.#fabric.js.consumers.get(stream, name);
+    const { consumer, name } = await ensureWorkConsumer(
+      this.#fabric,
+      this.projectId,
+      boundary,
+      capability,
+      this.settings.ackWaitMs,
+    );
     return new OfferPuller(consumer, {
       prefetch: this.#prefetch,
       staleAfterMs: Math.min(this.#prefetchHoldMs, Math.floor(this.settings.ackWaitMs / 2)),
@@ -1475,48 +1353,5 @@ export class WorkQueue {
       if (err instanceof WorkClaimConflictError) this.#held.delete(workId);
       throw err;
     }
-  }
-
-  /** The current record if this agent holds its claim; otherwise the error that explains why not. */
-  #assertOwnClaim(
-    workId: string,
-    cur: WorkItem | undefined,
-    action: string,
-    held: HeldClaim | undefined,
-    needMessage: boolean,
-  ): { item: WorkItem; claim: NonNullable<WorkItem["claim"]> } {
-    // An item the caller may not see does not exist for it, whatever it tries (as for `get`).
-    if (!cur || !this.#mayRead(cur)) throw new WorkNotFoundError(workId);
-    const c = cur.claim;
-    if (cur.status !== "claimed" || !c) {
-      const whose =
-        c && (held ? c.claimId === held.claimId : c.agentId === this.agentId) ? "your claim" : "the item";
-      const situation =
-        cur.status === "completed"
-          ? `it is already completed${cur.completedBy ? ` by agent ${cur.completedBy}` : ""}`
-          : cur.status === "pending"
-            ? `${whose} lapsed or failed and the item is back in the queue`
-            : `it is ${cur.status}`;
-      throw new WorkClaimConflictError(workId, action, situation, cur.status);
-    }
-    if (held ? c.claimId !== held.claimId : c.agentId !== this.agentId) {
-      throw new WorkClaimConflictError(
-        workId,
-        action,
-        held
-          ? `your claim lapsed and agent ${c.agentId} claimed it (attempt ${c.attempt})`
-          : `it is claimed by agent ${c.agentId}, not by you`,
-        cur.status,
-      );
-    }
-    if (needMessage && !held) {
-      throw new WorkClaimConflictError(
-        workId,
-        action,
-        `this process does not hold the claim's message (it was claimed by another process of agent ${c.agentId}, or before a restart), so it cannot extend it; complete or fail it before ${c.expiresAt}`,
-        cur.status,
-      );
-    }
-    return { item: cur, claim: c };
   }
 }

@@ -1,5 +1,5 @@
 import { defineTool } from "@loominal/mcp-kit";
-import { agentIdSchema, projectIdSchema } from "@loominal/protocol";
+import { agentIdSchema, isLoominalError, projectIdSchema } from "@loominal/protocol";
 import { z } from "zod";
 import type { WarpToolDeps } from "./index.js";
 
@@ -19,21 +19,25 @@ export function handleGetTool({ warp }: WarpToolDeps) {
       registered: z.boolean(),
     }),
     annotations: { readOnlyHint: true },
-    handler: async () =>
-      warp.run(async () => {
-        const id = warp.identity;
-        const registered = warp.registry.registered;
-        return {
-          data: {
-            agentId: id.agentId,
-            handle: id.handle,
-            projectId: id.projectId,
-            agentName: id.agentName,
-            instance: id.instance,
-            registered,
-          },
-          text: `You are ${id.handle} (agentId ${id.agentId}) in project ${id.projectId}; ${registered ? "registered" : "not registered"}.`,
-        };
-      }),
+    handler: async () => {
+      // With NATS, the identity is established first (a restarted agent gets its handle back); without
+      // it, the answer comes from this process alone.
+      await warp.ready().catch((err: unknown) => {
+        if (!isLoominalError(err) || err.code !== "nats_unavailable") throw err;
+      });
+      const id = warp.identity;
+      const registered = warp.registry.registered;
+      return {
+        data: {
+          agentId: id.agentId,
+          handle: id.handle,
+          projectId: id.projectId,
+          agentName: id.agentName,
+          instance: id.instance,
+          registered,
+        },
+        text: `You are ${id.handle} (agentId ${id.agentId}) in project ${id.projectId}; ${registered ? "registered" : "not registered"}.`,
+      };
+    },
   });
 }
