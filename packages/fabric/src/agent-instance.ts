@@ -1,4 +1,3 @@
-import { processAlive } from "./host.js";
 import { mkdirSync, readdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -6,6 +5,7 @@ import { buckets, deriveAgentId, keys, LoominalError, nameTokenProblem } from "@
 import { isCasConflict } from "./cas.js";
 import type { LoominalConfig } from "./config.js";
 import type { Fabric } from "./connection.js";
+import { processAlive } from "./host.js";
 import { Lease, leaseBucket } from "./lease.js";
 import type { Logger } from "./logger.js";
 
@@ -42,7 +42,6 @@ interface LockRecord {
   hostname: string;
   startedAt: string;
 }
-
 
 function readLock(path: string): LockRecord | "missing" | "torn" {
   let text: string;

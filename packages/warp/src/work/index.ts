@@ -29,7 +29,7 @@ export {
   WorkQueue,
   type WorkQueueOptions,
   type WorkSettings,
-  workStreamSpec,
 } from "./queue.js";
 export { BOUNDARY_POLICY_BUCKET, BoundaryPolicies } from "./routing.js";
+export { workStreamSpec } from "./setup.js";
 export type { BoundaryQueueStatus, CapabilityQueueStatus, QueueStatus } from "./status.js";
