@@ -11,8 +11,11 @@ export {
 } from "./config.js";
 export { createApp, MAX_BODY_BYTES } from "./http.js";
 export { createWeftMcpServer, mcpOperations, natsRequester, toolName, WEFT_MCP_NAME } from "./mcp/server.js";
+export { GithubActionsMechanism, githubActionsConfigSchema } from "./mechanisms/github-actions.js";
 export { type RemoteMechanismOptions, remoteMechanisms } from "./mechanisms/index.js";
+export { jobManifest, KubernetesMechanism, kubernetesConfigSchema } from "./mechanisms/kubernetes.js";
 export { LocalMechanism, localConfigSchema } from "./mechanisms/local.js";
+export { hostKeyFingerprint, SshMechanism, sshConfigSchema } from "./mechanisms/ssh.js";
 export type {
   HealthResult,
   Mechanism,

@@ -95,6 +95,12 @@ describe("work queue lifecycle", () => {
     expect(await claimer.claim({ capability: "typescript", timeoutMs: 300 })).toBeUndefined();
   });
 
+  it("takes many concurrent offers on a fresh queue", async () => {
+    const q = await agent({ projectId: uniqueProjectId() });
+    const items = await Promise.all(Array.from({ length: 25 }, (_, i) => q.offer(offer(`c${i}`))));
+    expect(new Set(items.map((i) => i.workId)).size).toBe(25);
+  });
+
   it("returns undefined when no item comes within the timeout", async () => {
     const q = await agent({ projectId: uniqueProjectId() });
     expect(await q.claim({ capability: "rust", timeoutMs: 0 })).toBeUndefined();

@@ -252,7 +252,8 @@ export class WorkQueue {
   /** Who this queue acts as, for ownership checks. */
   #me: { agentId: string; mayRead: (item: WorkItem) => boolean };
   #storageReserveBytes: number;
-  #reserveOk = false;
+  /** Whether the storage reserve is in place, as last looked at (at `#reserveCheckedAt`). */
+  #reserveCheck: Promise<boolean> | undefined;
   #reserveCheckedAt = 0;
   /** A test hook: die at this point (to prove what survives a crash there). */
   #crashAt = process.env.LOOMINAL_TEST_CRASH_AT;
@@ -340,11 +341,17 @@ export class WorkQueue {
    */
   async #assertRoomForOffers(ledger: WorkLedger): Promise<void> {
     const now = Date.now();
-    if (now - this.#reserveCheckedAt >= RESERVE_CHECK_MS) {
+    if (!this.#reserveCheck || now - this.#reserveCheckedAt >= RESERVE_CHECK_MS) {
+      // One look at a time: concurrent offers share it.
       this.#reserveCheckedAt = now;
-      this.#reserveOk = (await ledger.hasReserve()) || (await ledger.writeReserve(this.#storageReserveBytes));
+      const check = (async () =>
+        (await ledger.hasReserve()) || (await ledger.writeReserve(this.#storageReserveBytes)))();
+      this.#reserveCheck = check;
+      check.catch(() => {
+        if (this.#reserveCheck === check) this.#reserveCheck = undefined;
+      });
     }
-    if (!this.#reserveOk) {
+    if (!(await this.#reserveCheck)) {
       const jsm = await this.#fabric.jsm();
       const usedBytes = await jsm.getAccountInfo().then(
         (a) => a.storage,
@@ -1010,7 +1017,7 @@ export class WorkQueue {
     ]);
     const ledger = await WorkLedger.open(this.#fabric, this.projectId, this.#logger);
     ledger.onReserveReleased = () => {
-      this.#reserveOk = false;
+      this.#reserveCheck = Promise.resolve(false);
       this.#reserveCheckedAt = Date.now();
     };
     return { ledger, dlq: new DeadLetterStore(this.#fabric, this.projectId, this.#logger) };
