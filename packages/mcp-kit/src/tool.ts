@@ -122,8 +122,9 @@ function tooDeep(value: unknown, max: number): string | undefined {
     if (depth >= max) return path.length > 120 ? `${path.slice(0, 117)}...` : path;
     // The path stops growing once it is long enough to say where the nesting is.
     const at = (step: string) => (path.length > 200 ? path : `${path}${step}`);
-    if (Array.isArray(v)) v.forEach((x, i) => stack.push({ v: x, depth: depth + 1, path: at(`[${i}]`) }));
-    else
+    if (Array.isArray(v)) {
+      for (let i = 0; i < v.length; i++) stack.push({ v: v[i], depth: depth + 1, path: at(`[${i}]`) });
+    } else
       for (const [k, x] of Object.entries(v as Record<string, unknown>))
         stack.push({ v: x, depth: depth + 1, path: at(`.${k}`) });
   }

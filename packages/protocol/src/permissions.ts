@@ -142,6 +142,8 @@ export function projectPermissions(u: ProjectUser): NatsPermissions {
     "loom.*.inbox.*",
     ...projectStreamNames(p, channels).flatMap(ownStreamApi),
     `$JS.API.STREAM.MSG.DELETE.${streams.dlq(p)}`,
+    // Work maintenance deletes finished items past their retention, and the storage reserve, by sequence.
+    `$JS.API.STREAM.MSG.DELETE.${kvStream(buckets.workLedger(p))}`,
     ...projectBucketNames(p).flatMap((b) => [...ownStreamApi(kvStream(b)), `$KV.${b}.>`]),
     ...sharedBucketRead(registry, [">"]),
     `$KV.${registry}.${projectKeys}`,

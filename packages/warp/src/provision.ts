@@ -13,8 +13,8 @@ import { INBOX_LEDGER_BUCKET, inboxStreamSpec } from "./inbox.js";
 import { REGISTRY_BUCKET } from "./registry.js";
 import { dlqStreamSpec } from "./work/dlq.js";
 import { LEDGER_HISTORY } from "./work/ledger.js";
-import { workStreamSpec } from "./work/setup.js";
 import { BOUNDARY_POLICY_BUCKET } from "./work/routing.js";
+import { workStreamSpec } from "./work/setup.js";
 
 /**
  * Every stream and bucket Warp uses for one project, with the configuration Warp ensures: what

@@ -1,6 +1,7 @@
 // The mechanisms a Weft serves with besides `local` (which Weft always has).
 import type { Logger } from "@loominal/fabric";
 import type { SecretSource } from "./common.js";
+import { GithubActionsMechanism } from "./github-actions.js";
 import { KubernetesMechanism } from "./kubernetes.js";
 import { SshMechanism } from "./ssh.js";
 import type { Mechanism } from "./types.js";
@@ -14,7 +15,12 @@ export interface RemoteMechanismOptions {
   secrets?: SecretSource;
 }
 
-/** Every remote mechanism: webhook, ssh, kubernetes (and the others as they are added). */
+/** Every remote mechanism: webhook, ssh, kubernetes, github-actions. */
 export function remoteMechanisms(options: RemoteMechanismOptions): Mechanism[] {
-  return [new WebhookMechanism(options), new SshMechanism(options), new KubernetesMechanism(options)];
+  return [
+    new WebhookMechanism(options),
+    new SshMechanism(options),
+    new KubernetesMechanism(options),
+    new GithubActionsMechanism(options),
+  ];
 }

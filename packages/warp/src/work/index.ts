@@ -30,6 +30,6 @@ export {
   type WorkQueueOptions,
   type WorkSettings,
 } from "./queue.js";
-export { workStreamSpec } from "./setup.js";
 export { BOUNDARY_POLICY_BUCKET, BoundaryPolicies } from "./routing.js";
+export { workStreamSpec } from "./setup.js";
 export type { BoundaryQueueStatus, CapabilityQueueStatus, QueueStatus } from "./status.js";
