@@ -3,8 +3,8 @@
 // whether recall cost follows the caller's own memories or the project's total (1,000 own among 100,000).
 // Usage: node bench/pattern-recall.mjs   (after `pnpm build`; starts its own nats-server unless NATS_URL is set)
 import { Fabric } from "@loominal/fabric";
-import { connectInMemory } from "@loominal/mcp-kit";
 import { randomId } from "@loominal/protocol";
+import { connectInMemory } from "@loominal/testkit";
 import { createPatternServer, MemoryStore } from "../packages/pattern/dist/index.js";
 import { benchServer, bounded, percentiles, report, since } from "./lib.mjs";
 

@@ -2,8 +2,8 @@
 // Pattern write throughput: MemoryStore.remember through the library, and pattern_remember over MCP (in-memory).
 // Usage: node bench/pattern-remember.mjs   (after `pnpm build`; starts its own nats-server unless NATS_URL is set)
 import { Fabric } from "@loominal/fabric";
-import { connectInMemory } from "@loominal/mcp-kit";
 import { randomId } from "@loominal/protocol";
+import { connectInMemory } from "@loominal/testkit";
 import { createPatternServer, MemoryStore } from "../packages/pattern/dist/index.js";
 import { benchServer, bounded, percentiles, report, since } from "./lib.mjs";
 

@@ -8,8 +8,8 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Fabric, loadConfig } from "@loominal/fabric";
-import { spawnStdio } from "@loominal/mcp-kit";
 import { randomId } from "@loominal/protocol";
+import { spawnStdio } from "@loominal/testkit";
 import { Warp } from "@loominal/warp";
 import { benchServer, bounded, percentiles, report, since } from "./lib.mjs";
 

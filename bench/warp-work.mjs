@@ -10,8 +10,8 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Fabric } from "@loominal/fabric";
-import { spawnStdio } from "@loominal/mcp-kit";
 import { randomId, warpConfigSchema } from "@loominal/protocol";
+import { spawnStdio } from "@loominal/testkit";
 import { WorkQueue } from "@loominal/warp";
 import { benchServer, bounded, percentiles, processCpuMicros, report, since } from "./lib.mjs";
 
