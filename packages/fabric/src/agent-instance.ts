@@ -5,6 +5,7 @@ import { buckets, deriveAgentId, keys, LoominalError, nameTokenProblem } from "@
 import { isCasConflict } from "./cas.js";
 import type { LoominalConfig } from "./config.js";
 import type { Fabric } from "./connection.js";
+import { processAlive } from "./host.js";
 import { Lease, leaseBucket } from "./lease.js";
 import type { Logger } from "./logger.js";
 
@@ -40,17 +41,6 @@ interface LockRecord {
   ppid?: number;
   hostname: string;
   startedAt: string;
-}
-
-/** Whether a process with this pid exists on this host (a process of another user counts as alive). */
-export function processAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
 }
 
 function readLock(path: string): LockRecord | "missing" | "torn" {

@@ -37,6 +37,10 @@ export interface FabricOptions {
   maxReconnectDelayMs?: number;
   /** JetStream API request timeout. */
   requestTimeoutMs?: number;
+  /** JetStream domain (a leaf node's own JetStream); its API is `$JS.<domain>.API`. */
+  jetstreamDomain?: string;
+  /** JetStream API prefix, for an API imported from another account (default `$JS.API`). */
+  jetstreamApiPrefix?: string;
 }
 
 export type FabricState = "connecting" | "connected" | "reconnecting" | "closed";
@@ -118,8 +122,30 @@ export class Fabric {
 
   get js(): JetStreamClient {
     const nc = this.nc;
-    this.#js ??= jetstream(nc, { timeout: this.#options.requestTimeoutMs ?? 5_000 });
+    this.#js ??= jetstream(nc, this.#jetstreamOptions());
     return this.#js;
+  }
+
+  /** The JetStream API prefix every request of this connection uses (`$JS.API`, or a domain's or an import's). */
+  get apiPrefix(): string {
+    const o = this.#options;
+    if (o.jetstreamDomain) return `$JS.${o.jetstreamDomain}.API`;
+    return o.jetstreamApiPrefix ?? "$JS.API";
+  }
+
+  /** Prefix of this connection's reply subjects (`NATS_INBOX_PREFIX`, or `_INBOX_<user>`; `_INBOX` when undefined). */
+  get inboxPrefix(): string | undefined {
+    const s = this.#options.nats;
+    return s.inboxPrefix ?? derivedInboxPrefix(s.user);
+  }
+
+  #jetstreamOptions(): { timeout: number; apiPrefix?: string; domain?: string } {
+    const o = this.#options;
+    return {
+      timeout: o.requestTimeoutMs ?? 5_000,
+      ...(o.jetstreamDomain ? { domain: o.jetstreamDomain } : {}),
+      ...(!o.jetstreamDomain && o.jetstreamApiPrefix ? { apiPrefix: o.jetstreamApiPrefix } : {}),
+    };
   }
 
   get kvm(): Kvm {
@@ -129,7 +155,7 @@ export class Fabric {
 
   async jsm(): Promise<JetStreamManager> {
     const nc = this.nc;
-    this.#jsm ??= await jetstreamManager(nc, { timeout: this.#options.requestTimeoutMs ?? 5_000 });
+    this.#jsm ??= await jetstreamManager(nc, this.#jetstreamOptions());
     return this.#jsm;
   }
 
@@ -311,7 +337,7 @@ export class Fabric {
       pingInterval: 10_000,
       timeout: 2_000,
     };
-    const inboxPrefix = s.inboxPrefix ?? derivedInboxPrefix(s.user);
+    const inboxPrefix = this.inboxPrefix;
     if (inboxPrefix !== undefined) opts.inboxPrefix = inboxPrefix;
     const auth: Authenticator[] = [];
     if (s.credsFile) auth.push(credsAuthenticator(readFileSync(s.credsFile)));

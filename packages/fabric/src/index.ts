@@ -1,3 +1,15 @@
+/** NATS types and constants the libraries use, so that only the fabric imports the NATS client. */
+export {
+  AckPolicy,
+  type ConsumerMessages,
+  DeliverPolicy,
+  type JetStreamClient,
+  type JetStreamManager,
+  type JsMsg,
+  type StreamInfo,
+  type StreamState,
+} from "@nats-io/jetstream";
+export type { KV, KvEntry } from "@nats-io/kv";
 export {
   AgentInstance,
   type AgentInstanceOptions,
@@ -5,7 +17,6 @@ export {
   IDENTITY_LEASE_TTL_MS,
   IdentityInUseError,
   MAX_INSTANCES,
-  processAlive,
 } from "./agent-instance.js";
 export {
   bucketName,
@@ -68,6 +79,7 @@ export {
   type ServerVersion,
   versionAtLeast,
 } from "./features.js";
+export { findNatsServer, natsServerVersionOf, processAlive, requireNatsServer } from "./host.js";
 export { Lease, type LeaseOptions, type LeaseRecord, leaseBucket, leaseBucketSpec } from "./lease.js";
 export {
   createLogger,
@@ -83,6 +95,21 @@ export {
   silentLogger,
 } from "./logger.js";
 export { LruMap } from "./lru.js";
+export {
+  createReadConsumer,
+  dropConsumer,
+  type PulledMessage,
+  type PullResult,
+  parseAckSubject,
+  pull,
+  pullBatch,
+  pullStats,
+  type ReadAllOptions,
+  type ReadConsumer,
+  type ReadConsumerOptions,
+  type ReadStart,
+  readAll,
+} from "./pull.js";
 export { KeyedSerialQueue } from "./serial.js";
 export { GracefulShutdown, type GracefulShutdownOptions } from "./shutdown.js";
 export {
@@ -103,3 +130,9 @@ export {
   withBucket,
   withStream,
 } from "./streams.js";
+export {
+  type BucketChange,
+  type BucketWatch,
+  type BucketWatchOptions,
+  watchBucket,
+} from "./watch.js";

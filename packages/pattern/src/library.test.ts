@@ -109,5 +109,33 @@ describe("public memories held per process", () => {
 
   it("rejects a cap that is not a positive integer", () => {
     expect(() => newStore({ maxPublicMemories: 0 })).toThrow(LoominalError);
+    expect(() => newStore({ maxTeamMemories: 0 })).toThrow(LoominalError);
+  });
+});
+
+describe("team memories held per process", () => {
+  it("a reader holds at most maxTeamMemories of its project, keeping the most recently written", async () => {
+    const projectId = uniqueProjectId();
+    const identity = () => ({ projectId, agentId: randomId(), userId: randomId() });
+    const writer = newStore({ identity: identity() });
+    const reader = newStore({ identity: identity(), maxTeamMemories: 3 });
+    try {
+      const ids: string[] = [];
+      for (let i = 0; i < 5; i++) {
+        const r = await writer.remember({ content: `team note ${i}`, scope: "team", category: "decisions" });
+        ids.push(r.memory.id);
+      }
+      const seen = (await reader.list({ scopes: ["team"] })).map((m) => m.id);
+      expect(seen.sort()).toEqual(ids.slice(-3).sort());
+      const view = (await reader.health()).views.find((v) => v.prefix === "t.>");
+      expect(view).toMatchObject({ memories: 3, limit: 3 });
+      expect(view?.dropped).toBeGreaterThanOrEqual(2);
+      expect((await reader.health()).settings.maxTeamMemories).toBe(3);
+      // The writer's own view is not capped that low: it sees all five.
+      expect((await writer.list({ scopes: ["team"] })).length).toBe(5);
+    } finally {
+      await writer.close();
+      await reader.close();
+    }
   });
 });

@@ -1,5 +1,5 @@
 import { buckets } from "@loominal/protocol";
-import { NatsServer, uniqueProjectId } from "@loominal/testkit";
+import { eventually, NatsServer, uniqueProjectId } from "@loominal/testkit";
 import { afterAll, describe, expect, it } from "vitest";
 import { openAgent, type TestAgent } from "./pattern.test-helper.js";
 
@@ -60,5 +60,24 @@ describe("Pattern when NATS or JetStream is not there", () => {
     expect(JSON.stringify(recall)).toContain("written after the delete");
     expect(JSON.stringify(recall)).toContain("ephemeral again");
     expect(JSON.stringify(recall)).not.toContain("kept in team memory");
+  });
+
+  it("a recall after a memory bucket vanished (no write in between) no longer shows what it held", async () => {
+    const server = await NatsServer.start();
+    servers.push(server);
+    const a = await agentOn(server);
+    await a.ok("pattern_remember", { content: "held before the delete", scope: "team" });
+    expect(JSON.stringify(await a.ok("pattern_recall_context", {}))).toContain("held before the delete");
+    const jsm = await a.fabric.jsm();
+    await jsm.streams.delete(`KV_${buckets.memory(a.config.projectId)}`);
+    await eventually(
+      async () => {
+        const recall = await a.ok("pattern_recall_context", {});
+        expect(JSON.stringify(recall)).not.toContain("held before the delete");
+      },
+      { timeoutMs: 20_000 },
+    );
+    await a.ok("pattern_remember", { content: "after", scope: "team" });
+    expect(JSON.stringify(await a.ok("pattern_recall_context", {}))).toContain("after");
   });
 });

@@ -6,6 +6,7 @@ import {
   forgetBucket,
   isCasConflict,
   jsonCodec,
+  type KV,
   type Logger,
   type LoominalConfig,
   mayMeanStreamMissing,
@@ -29,7 +30,6 @@ import {
   SCOPES,
   type Scope,
 } from "@loominal/protocol";
-import type { KV } from "@nats-io/kv";
 import { z } from "zod";
 import {
   type BucketRole,
@@ -82,6 +82,8 @@ const codec = jsonCodec(memoryRecordSchema);
 
 /** Default of `maxPublicMemories`. */
 export const DEFAULT_MAX_PUBLIC_MEMORIES = 10_000;
+/** Default of `maxTeamMemories`. */
+export const DEFAULT_MAX_TEAM_MEMORIES = 10_000;
 /** How long a core write waits to see every earlier core write of its user before giving up. */
 const CORE_CONFIRM_TIMEOUT_MS = 5_000;
 
@@ -97,6 +99,11 @@ export interface MemoryStoreOptions {
    * bucket). Beyond it the ones written longest ago are left out of recall and search. Default 10,000.
    */
   maxPublicMemories?: number;
+  /**
+   * Most team memories this process holds for recall and search (default 10,000); beyond it the one
+   * written longest ago is dropped from the view, as for public memories.
+   */
+  maxTeamMemories?: number;
   logger?: Logger;
   /** How long an operation waits for a NATS connection before failing with nats_unavailable. Default 2000 ms. */
   readyTimeoutMs?: number;
@@ -160,7 +167,12 @@ export interface StoreHealth {
   status: "ok" | "unavailable" | "degraded";
   nats: { url: string; state: string; serverVersion?: string; error?: string };
   identity: MemoryIdentity;
-  settings: { ephemeralTtlMs: number; maxCoreMemories: number; maxPublicMemories: number };
+  settings: {
+    ephemeralTtlMs: number;
+    maxCoreMemories: number;
+    maxPublicMemories: number;
+    maxTeamMemories: number;
+  };
   buckets: BucketHealth[];
   views: ViewHealth[];
 }
@@ -172,7 +184,7 @@ export interface ViewHealth {
   memories: number;
   /** Records skipped because they failed validation or were stored at the wrong key. */
   invalidSkipped: number;
-  /** The most it holds (public view only). */
+  /** The most it holds (public and team views). */
   limit?: number;
   /** Memories dropped to stay within `limit`. */
   dropped?: number;
@@ -209,6 +221,7 @@ export class MemoryStore {
   readonly ephemeralTtlMs: number;
   readonly maxCoreMemories: number;
   readonly maxPublicMemories: number;
+  readonly maxTeamMemories: number;
   #fabric: Fabric;
   #logger: Logger;
   #readyTimeoutMs: number;
@@ -226,6 +239,10 @@ export class MemoryStore {
       "maxPublicMemories",
       options.maxPublicMemories ?? DEFAULT_MAX_PUBLIC_MEMORIES,
     );
+    this.maxTeamMemories = positiveInt(
+      "maxTeamMemories",
+      options.maxTeamMemories ?? DEFAULT_MAX_TEAM_MEMORIES,
+    );
     this.#logger = options.logger ?? silentLogger();
     this.#readyTimeoutMs = options.readyTimeoutMs ?? 2_000;
   }
@@ -239,7 +256,7 @@ export class MemoryStore {
     fabric: Fabric,
     config: LoominalConfig,
     logger?: Logger,
-    overrides: Pick<MemoryStoreOptions, "maxPublicMemories"> = {},
+    overrides: Pick<MemoryStoreOptions, "maxPublicMemories" | "maxTeamMemories"> = {},
   ): MemoryStore {
     return new MemoryStore({
       ...overrides,
@@ -253,6 +270,9 @@ export class MemoryStore {
       ephemeralTtlMs: config.file.pattern.ephemeralTtlMs,
       maxCoreMemories: config.file.pattern.maxCoreMemories,
       maxPublicMemories: config.file.pattern.maxPublicMemories,
+      ...(config.file.pattern.maxTeamMemories !== undefined
+        ? { maxTeamMemories: config.file.pattern.maxTeamMemories }
+        : {}),
       ...overrides,
       ...(logger ? { logger } : {}),
     });
@@ -340,7 +360,11 @@ export class MemoryStore {
         role,
         prefix,
         ttlMs: role === "ephemeral" ? this.ephemeralTtlMs : 0,
-        ...(role === "public" ? { maxEntries: this.maxPublicMemories } : {}),
+        ...(role === "public"
+          ? { maxEntries: this.maxPublicMemories }
+          : role === "project" && prefix === keys.memoryTeamPrefix()
+            ? { maxEntries: this.maxTeamMemories }
+            : {}),
         logger: this.#logger,
       });
       this.#views.set(id, view);
@@ -867,6 +891,7 @@ export class MemoryStore {
         ephemeralTtlMs: this.ephemeralTtlMs,
         maxCoreMemories: this.maxCoreMemories,
         maxPublicMemories: this.maxPublicMemories,
+        maxTeamMemories: this.maxTeamMemories,
       },
       views: [...this.#views.values()].map(
         (v): ViewHealth => ({

@@ -1,13 +1,13 @@
-import type { Logger } from "@loominal/fabric";
-import { jsonCodec } from "@loominal/fabric";
-import { LoominalError, type MemoryRecord, memoryRecordSchema } from "@loominal/protocol";
 import {
   type ConsumerMessages,
   DeliverPolicy,
   type JetStreamClient,
   type JetStreamManager,
   type JsMsg,
-} from "@nats-io/jetstream";
+  jsonCodec,
+  type Logger,
+} from "@loominal/fabric";
+import { LoominalError, type MemoryRecord, memoryRecordSchema } from "@loominal/protocol";
 import { type BucketRole, keyProblem, recallSlot } from "./categories.js";
 
 /** One memory held in a view, with what the store knows about its KV entry. */
@@ -36,6 +36,8 @@ interface Tombstone {
 const codec = jsonCodec(memoryRecordSchema);
 /** While loading, how often the view re-reads the last sequence under its prefix when nothing arrives. */
 const PRIME_RECHECK_MS = 250;
+/** Idle heartbeat of a view's consumer: a view whose bucket vanished notices after about two missed ones. */
+const VIEW_HEARTBEAT_MS = 2_000;
 const KV_OPERATION = "KV-Operation";
 const MARKER_REASON = "Nats-Marker-Reason";
 
@@ -175,6 +177,7 @@ export class MemoryView {
     else scheduleRecheck();
     this.#messages = await consumer.consume({
       max_messages: 1_000,
+      idle_heartbeat: VIEW_HEARTBEAT_MS,
       callback: (m) => {
         this.#onMessage(m);
         if (!loaded) {
@@ -183,6 +186,19 @@ export class MemoryView {
         }
       },
     });
+    const messages = this.#messages;
+    // An ordered consumer re-creates a deleted consumer by itself, but not a deleted bucket: it keeps
+    // reporting the stream missing. The view then fails, and the store replaces it (re-creating the bucket).
+    void (async () => {
+      for await (const s of messages.status()) {
+        if (s.type !== "stream_not_found" || this.#stopping) continue;
+        this.#failed ??= new Error(`the bucket ${bucket} is gone`);
+        this.#rejectWaiters();
+        messages.stop();
+        done();
+        return;
+      }
+    })().catch(() => undefined);
     void this.#messages.closed().then(
       (err) => {
         if (!this.#stopping) this.#failed = err ?? new Error("memory view consumer closed");

@@ -90,6 +90,11 @@ export const patternConfigSchema = z.strictObject({
    * the newest are kept. `LOOMINAL_PATTERN_MAX_PUBLIC_MEMORIES` overrides it.
    */
   maxPublicMemories: z.int().positive().default(10_000),
+  /**
+   * Most team memories (of this project) one process holds for recall and search; the newest are kept,
+   * like the public view.
+   */
+  maxTeamMemories: z.int().positive().default(10_000),
 });
 export type PatternConfig = z.infer<typeof patternConfigSchema>;
 

@@ -46,6 +46,7 @@ export {
   RESERVED_PROJECT_IDS,
   randomId,
 } from "./names.js";
+export { NATS_SERVER_INSTALL_HINT, NATS_SERVER_SYSTEM_DIRS, natsServerCandidates } from "./nats-server.js";
 export {
   type AdminUser,
   inboxPrefixFor,

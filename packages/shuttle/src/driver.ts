@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
-import { KeyedSerialQueue } from "@loominal/fabric";
+import { KeyedSerialQueue, processAlive } from "@loominal/fabric";
 import { z } from "zod";
 import type { WorkDir } from "./paths.js";
 
@@ -140,7 +140,7 @@ export class DriverLocks {
       if (holder.pidStart && this.me.pidStart && holder.pidStart !== this.me.pidStart) return true;
       return !liveInstances().has(holder.instanceId);
     }
-    if (!isAlive(holder.pid)) return true;
+    if (!processAlive(holder.pid)) return true;
     if (holder.pidStart) {
       const start = processStart(holder.pid);
       if (start !== undefined && start !== holder.pidStart) return true;
@@ -221,16 +221,6 @@ export class DriverLocks {
 
   #serial<T>(orchestrationId: string, run: () => Promise<T>): Promise<T> {
     return this.#queue.run(orchestrationId, run);
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    // EPERM: the process exists but belongs to someone else.
-    return err instanceof Error && "code" in err && err.code === "EPERM";
   }
 }
 

@@ -68,13 +68,17 @@ export interface ShuttleUnderTest {
 export async function startShuttle(
   project: TestProject,
   natsUrl = project.natsUrl,
-  options: { sdk?: "v1" | "v2" } = {},
+  options: { sdk?: "v1" | "v2"; reconcileIntervalMs?: number } = {},
 ): Promise<ShuttleUnderTest> {
   const config = loadConfig({
     cwd: project.dir,
     env: { NATS_URL: natsUrl, LOOMINAL_AGENT_NAME: "parent" },
   });
-  const opened = await openShuttle({ config, env: {}, reconcileIntervalMs: 1_000 });
+  const opened = await openShuttle({
+    config,
+    env: {},
+    reconcileIntervalMs: options.reconcileIntervalMs ?? 1_000,
+  });
   const client = await connectInMemory(createShuttleServer({ shuttle: opened.shuttle }), {
     sdk: options.sdk ?? "v2",
   });

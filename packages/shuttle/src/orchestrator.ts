@@ -30,6 +30,7 @@ import {
   PathEscapeError,
   PlanError,
 } from "./errors.js";
+import { type EventFollower, WorkEventFollower } from "./event-follower.js";
 import type { FileRead, WorkDir } from "./paths.js";
 import { assertTransition, isTerminalPhase, withPhase } from "./phases.js";
 import { orderPlan, type PlanTemplate, planTemplate } from "./plan.js";
@@ -48,7 +49,7 @@ export interface WorkQueuePort {
   offer(input: OfferInput): Promise<WorkItem>;
   get(workId: string): Promise<WorkItem | undefined>;
   cancel(workId: string, reason?: string): Promise<unknown>;
-  watchEvents(handler: (event: WorkEvent) => void): { stop(): unknown } | Promise<{ stop(): unknown }>;
+  watchEvents(handler: (event: WorkEvent) => void): EventFollower | Promise<EventFollower>;
 }
 
 export interface ShuttleOptions {
@@ -219,8 +220,7 @@ export class Shuttle {
   #cancels: PendingCancels;
   /** Final orchestrations the adoption scan has seen with nothing left to do: not read again. */
   #settled = new Set<string>();
-  #watch: { stop(): unknown } | undefined;
-  #watchStarting = false;
+  #follower: WorkEventFollower;
   #timer: NodeJS.Timeout | undefined;
   #ticks = 0;
   #ticking: Promise<void> | undefined;
@@ -237,6 +237,11 @@ export class Shuttle {
     this.workDir = options.store.workDir;
     this.#queue = options.queue;
     this.#logger = options.logger ?? silentLogger();
+    this.#follower = new WorkEventFollower(
+      (handler) => this.#queue.watchEvents(handler),
+      (e) => this.#onEvent(e),
+      this.#logger,
+    );
     this.#natsWaitMs = options.natsWaitMs ?? 2_000;
     this.#boundary = options.boundary;
     this.drivers = new DriverLocks(this.workDir);
@@ -263,8 +268,7 @@ export class Shuttle {
     this.#closed = true;
     if (this.#timer) clearInterval(this.#timer);
     this.#stopStateListener();
-    await this.#watch?.stop();
-    this.#watch = undefined;
+    await this.#follower.stop();
     await this.#ticking;
     await this.#mutations.idle();
     await this.drivers.close();
@@ -721,7 +725,7 @@ export class Shuttle {
       );
     }
     if (this.#closed || !this.#fabric.isConnected) return;
-    await this.#ensureWatching();
+    await this.#follower.ensure();
     await this.#reconcileAll();
     await this.#retryCancels();
     await this.store.flush();
@@ -745,19 +749,6 @@ export class Shuttle {
         { orchestrationId: id, holderPid: holder?.pid, holderHost: holder?.hostname },
         "lost the driver lock of an orchestration to another Shuttle server; no longer driving it",
       );
-    }
-  }
-
-  async #ensureWatching(): Promise<void> {
-    if (this.#watch || this.#watchStarting || this.#closed) return;
-    this.#watchStarting = true;
-    try {
-      this.#watch = await this.#queue.watchEvents((e) => this.#onEvent(e));
-      if (this.#closed) await this.#watch.stop();
-    } catch (err) {
-      this.#logger.warn({ err: String(err) }, "could not follow work events yet; will retry");
-    } finally {
-      this.#watchStarting = false;
     }
   }
 

@@ -5,6 +5,7 @@ import {
   type Fabric,
   isUnavailableError,
   jsonCodec,
+  type KV,
   type Logger,
 } from "@loominal/fabric";
 import {
@@ -13,7 +14,6 @@ import {
   type OrchestrationRecord,
   orchestrationRecordSchema,
 } from "@loominal/protocol";
-import type { KV } from "@nats-io/kv";
 import type { WorkDir } from "./paths.js";
 
 export const RECORD_FILE = "orchestration.json";

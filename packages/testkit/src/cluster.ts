@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { jetstreamManager } from "@nats-io/jetstream";
+import { jetstreamManager, StorageType } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { freePort, NatsServer } from "./nats-server.js";
 
@@ -59,7 +59,11 @@ export class NatsCluster {
     return this.nodes.map((n) => `nats://127.0.0.1:${n.port}`);
   }
 
-  /** Waits until the JetStream meta leader is elected and the API answers. */
+  /**
+   * Waits until the JetStream meta leader is elected, the API answers, and a stream replicated on every
+   * running node can be placed. An answering API alone is not enough: right after the election the meta
+   * group may not know every peer yet, and an R3 stream created then fails with "no suitable peers".
+   */
   async waitForJetStream(timeoutMs = 30_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     let last: unknown;
@@ -68,8 +72,16 @@ export class NatsCluster {
       try {
         const nc = await connect({ servers: running.map((n) => n.url), timeout: 1_000 });
         try {
-          const jsm = await jetstreamManager(nc, { timeout: 1_000 });
+          const jsm = await jetstreamManager(nc, { timeout: 5_000 });
           await jsm.getAccountInfo();
+          const probe = `cluster_probe_${process.pid}_${Date.now()}`;
+          await jsm.streams.add({
+            name: probe,
+            subjects: [`${probe}.>`],
+            num_replicas: running.length,
+            storage: StorageType.Memory,
+          });
+          await jsm.streams.delete(probe);
           return;
         } finally {
           await nc.close();

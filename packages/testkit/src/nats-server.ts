@@ -3,20 +3,14 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { NATS_SERVER_INSTALL_HINT, natsServerCandidates } from "@loominal/protocol";
 
-/** Where the nats-server binary is: `NATS_SERVER_BIN`, else PATH, else Debian's /usr/sbin. */
+/** Where the nats-server binary is: the first of protocol's `natsServerCandidates` that exists. */
 export function natsServerBinary(): string {
-  const fromEnv = process.env.NATS_SERVER_BIN;
-  if (fromEnv) return fromEnv;
-  for (const dir of (process.env.PATH ?? "").split(":")) {
-    if (dir && existsSync(join(dir, "nats-server"))) return join(dir, "nats-server");
-  }
-  for (const p of ["/usr/sbin/nats-server", "/usr/local/bin/nats-server", "/usr/bin/nats-server"]) {
-    if (existsSync(p)) return p;
-  }
-  throw new Error(
-    "nats-server not found: install the Debian package (apt-get install nats-server) or set NATS_SERVER_BIN",
-  );
+  const candidates = natsServerCandidates(process.env);
+  const found = process.env.NATS_SERVER_BIN?.trim() ? candidates[0] : candidates.find((p) => existsSync(p));
+  if (found) return found;
+  throw new Error(`${NATS_SERVER_INSTALL_HINT} (or set NATS_SERVER_BIN)`);
 }
 
 /** The installed server's version, e.g. "2.9.10". */

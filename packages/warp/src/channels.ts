@@ -1,9 +1,15 @@
 import {
+  createReadConsumer,
+  dropConsumer,
   ensureStream,
   type Fabric,
+  type JetStreamManager,
   jsonCodec,
   type Logger,
+  type PulledMessage,
+  pullBatch,
   type StreamSpec,
+  type StreamState,
   streamVanished,
 } from "@loominal/fabric";
 import {
@@ -14,20 +20,16 @@ import {
   channelMessageSchema,
   LoominalError,
   MESSAGE_MAX_CHARS,
-  randomId,
   type Scope,
   scopeSchema,
   streams,
   subjects,
 } from "@loominal/protocol";
-import { AckPolicy, DeliverPolicy, type JetStreamManager, type StreamState } from "@nats-io/jetstream";
 import { UnknownChannelError } from "./errors.js";
 import type { Identity } from "./identity.js";
-import { type PulledMessage, pullBatch } from "./pull.js";
 
 const codec = jsonCodec(channelMessageSchema);
 const encoder = new TextEncoder();
-const NS_PER_MS = 1_000_000;
 /** JetStream's default duplicate window; it may not exceed a stream's max age. */
 const DEFAULT_DUPLICATE_WINDOW_MS = 120_000;
 /** A read consumer idle this long is removed by the server. */
@@ -378,7 +380,7 @@ export class Channels {
       };
     }
     const raw = await pullBatch(
-      this.#fabric.nc,
+      this.#fabric,
       info.stream,
       newest.name,
       Math.min(newest.pending, limit + windowSlack(limit)),
@@ -461,7 +463,7 @@ export class Channels {
     try {
       const wanted = Math.min(c.pending, end - c.firstSeq + 1);
       if (wanted <= 0) return { firstSeq: c.firstSeq, reachedFirst, messages: [] };
-      const raw = await pullBatch(this.#fabric.nc, info.stream, c.name, wanted, PULL_TIMEOUT_MS);
+      const raw = await pullBatch(this.#fabric, info.stream, c.name, wanted, PULL_TIMEOUT_MS);
       // Deleted messages inside the window make the batch run past its end.
       return { firstSeq: c.firstSeq, reachedFirst, messages: raw.filter((m) => m.streamSeq <= end) };
     } finally {
@@ -474,21 +476,14 @@ export class Channels {
    * message up to it, and one past the end back to just after the last, and says how many follow.
    */
   async #createReader(
-    jsm: JetStreamManager,
+    _jsm: JetStreamManager,
     info: ChannelInfo,
     start: number,
   ): Promise<{ name: string; firstSeq: number; pending: number }> {
-    const name = `read_${randomId()}`;
-    const ci = await jsm.consumers.add(info.stream, {
-      name,
-      ack_policy: AckPolicy.None,
-      deliver_policy: DeliverPolicy.StartSequence,
-      opt_start_seq: start,
-      inactive_threshold: READ_CONSUMER_IDLE_MS * NS_PER_MS,
-      mem_storage: true,
-      num_replicas: 1,
+    return createReadConsumer(this.#fabric, info.stream, {
+      start: { from: "sequence", seq: start },
+      idleMs: READ_CONSUMER_IDLE_MS,
     });
-    return { name, firstSeq: ci.delivered.stream_seq + 1, pending: ci.num_pending };
   }
 
   /** Decodes pulled messages and keeps those this reader may see. */
@@ -550,13 +545,12 @@ export class Channels {
     limit: number,
     storedLast?: number,
   ): Promise<{ messages: PulledMessage[]; nextSeq: number; hasMore: boolean }> {
-    const nc = this.#fabric.nc;
     const cached = this.#readers.get(info.name);
     if (cached && cached.nextSeq === start && Date.now() - cached.usedAt < READ_CONSUMER_REUSE_MS) {
       // Taken out while in use, so two concurrent reads never pull from the same consumer.
       this.#readers.delete(info.name);
       try {
-        const messages = await pullBatch(nc, info.stream, cached.name, limit, PULL_TIMEOUT_MS);
+        const messages = await pullBatch(this.#fabric, info.stream, cached.name, limit, PULL_TIMEOUT_MS);
         if (messages.length >= limit) return this.#afterPull(info, cached.name, start, messages);
         const last = storedLast ?? (await jsm.streams.info(info.stream)).state.last_seq;
         const delivered = messages[messages.length - 1]?.streamSeq ?? start - 1;
@@ -576,7 +570,13 @@ export class Channels {
       this.#keepReader(info, c.name, c.firstSeq, cached);
       return { messages: [], nextSeq: c.firstSeq, hasMore: false };
     }
-    const messages = await pullBatch(nc, info.stream, c.name, Math.min(limit, c.pending), PULL_TIMEOUT_MS);
+    const messages = await pullBatch(
+      this.#fabric,
+      info.stream,
+      c.name,
+      Math.min(limit, c.pending),
+      PULL_TIMEOUT_MS,
+    );
     return this.#afterPull(info, c.name, start, messages, cached);
   }
 
@@ -600,12 +600,8 @@ export class Channels {
   }
 
   #dropConsumer(stream: string, name: string): void {
-    try {
-      // Fire and forget: the server would remove it after the idle limit anyway.
-      this.#fabric.nc.publish(`$JS.API.CONSUMER.DELETE.${stream}.${name}`);
-    } catch {
-      // Not connected: the idle limit removes it.
-    }
+    // Fire and forget: the server would remove it after the idle limit anyway.
+    dropConsumer(this.#fabric, stream, name);
   }
 
   /** Message counts and limits of one channel, or of every configured channel. */

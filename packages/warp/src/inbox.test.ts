@@ -173,12 +173,46 @@ describe("direct messages", () => {
     }
   });
 
+  it("a read says how many messages it had seen waiting were dropped by retention, and when the inbox is full", async () => {
+    const p = uniqueProjectId();
+    const file = { warp: { inbox: { maxMessagesPerAgent: 3 } } };
+    const a = projectConfig(nats.url, p, { env: { LOOMINAL_AGENT_NAME: "alice" }, file });
+    const b = projectConfig(nats.url, p, { env: { LOOMINAL_AGENT_NAME: "bob" }, dir: a.dir });
+    const wa = await openWarp(a.config, locks.path);
+    const wb = await openWarp(b.config, locks.path);
+    try {
+      await wb.warp.registry.register({ agentType: "claude-code" });
+      for (const m of ["m1", "m2", "m3"]) await wa.warp.inbox.send(wb.warp.agentId, m);
+      const first = await wb.warp.inbox.read({ limit: 1 });
+      expect(first).toMatchObject({ remaining: 2, dropped: 0, full: true });
+      expect(first.messages.map((m) => m.message)).toEqual(["m1"]);
+      // Three more push m2 and m3 (seen waiting, never read) out of bob's subject.
+      for (const m of ["m4", "m5", "m6"]) await wa.warp.inbox.send(wb.warp.agentId, m);
+      const second = await wb.warp.inbox.read({ limit: 1 });
+      expect(second.messages.map((m) => m.message)).toEqual(["m4"]);
+      expect(second).toMatchObject({ remaining: 2, dropped: 2, full: true });
+      // Reported once.
+      const third = await wb.warp.inbox.read();
+      expect(third.messages.map((m) => m.message)).toEqual(["m5", "m6"]);
+      expect(third).toMatchObject({ remaining: 0, dropped: 0 });
+    } finally {
+      await wa.close();
+      await wb.close();
+      a.cleanup();
+    }
+  });
+
   it("the ledger floor moves past read messages and stays below the first unread one", () => {
     expect(compactLedger(0, new Set([3, 5]), [3, 5, 9])).toEqual({ floor: 8, consumed: [] });
     expect(compactLedger(0, new Set([3, 9]), [3, 5, 9])).toEqual({ floor: 4, consumed: [9] });
     expect(compactLedger(4, new Set([9, 12]), [5, 9])).toEqual({ floor: 4, consumed: [9, 12] });
     expect(compactLedger(4, new Set([5, 9, 12]), [5, 9])).toEqual({ floor: 9, consumed: [12] });
     expect(compactLedger(7, new Set(), [])).toEqual({ floor: 7, consumed: [] });
+  });
+
+  it("the ledger floor does not move when a pulled message's sequence could not be read", () => {
+    // Without the unparsed message the floor would move to 9; with it, it may lie anywhere above 0.
+    expect(compactLedger(0, new Set([3, 5, 9]), [3, 5, 9], 1)).toEqual({ floor: 0, consumed: [3, 5, 9] });
   });
 
   it("sending to an agent that is not registered is refused", async () => {

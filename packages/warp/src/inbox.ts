@@ -7,8 +7,10 @@ import {
   isCasConflict,
   jsonCodec,
   KeyedSerialQueue,
+  type KV,
   type Logger,
   NatsPermissionError,
+  readAll,
   type StreamSpec,
   streamInfo,
   streamVanished,
@@ -26,21 +28,16 @@ import {
   LoominalError,
   MESSAGE_MAX_CHARS,
   METADATA_MAX_CHARS,
-  randomId,
   streams,
   subjects,
   type WarpConfig,
 } from "@loominal/protocol";
-import { AckPolicy, DeliverPolicy } from "@nats-io/jetstream";
-import type { KV } from "@nats-io/kv";
 import type { Identity } from "./identity.js";
-import { pullBatch } from "./pull.js";
 import type { Registry } from "./registry.js";
 
 const codec = jsonCodec(directMessageSchema);
 const ledgerCodec = jsonCodec(inboxLedgerSchema);
 const encoder = new TextEncoder();
-const NS_PER_MS = 1_000_000;
 const PULL_TIMEOUT_MS = 5_000;
 /** Messages one pull request asks for; an inbox read repeats it until it has seen the whole subject. */
 const PULL_BATCH = 1_000;
@@ -85,6 +82,15 @@ export interface DirectReadResult {
   remaining: number;
   /** Stored records that failed validation; they are removed so they cannot block the inbox. */
   skippedInvalid: number;
+  /**
+   * Messages an earlier read saw waiting that the inbox's retention removed unread since then (the
+   * oldest go first once an agent has `maxMessagesPerAgent` waiting, and any older than `maxAgeMs`).
+   * Messages that arrived and were removed between two reads are not seen, so cannot be counted: `full`
+   * says when that can happen.
+   */
+  dropped: number;
+  /** The inbox holds `maxMessagesPerAgent` messages: the next one sent pushes out the oldest. Read sooner. */
+  full: boolean;
 }
 
 export interface DirectReadFilter {
@@ -270,11 +276,16 @@ export class Inbox {
     const key = keys.inboxLedger(this.#identity.projectId, this.#identity.agentId);
     let ledger = this.#ledger ?? (await this.#loadLedger(kv, key));
     ledger = this.#ofStream(ledger, info.created, info.state.last_seq);
-    const { messages: pulled, skippedInvalid } = await this.#pullFrom(ledger.value.floor + 1);
+    const { messages: pulled, skippedInvalid, unparsed } = await this.#pullFrom(ledger.value.floor + 1);
 
+    const full = pulled.length + skippedInvalid >= this.#settings.maxMessagesPerAgent;
+    const highest = pulled.reduce((max, m) => Math.max(max, m.seq), 0);
     for (let attempt = 0; attempt < LEDGER_ATTEMPTS; attempt++) {
       const consumed = new Set(ledger.value.consumed);
       const unread = pulled.filter((m) => m.seq > ledger.value.floor && !consumed.has(m.seq));
+      const lastSeen = ledger.value.lastSeen ?? 0;
+      const stillWaiting = unread.filter((m) => m.seq <= lastSeen).length;
+      const dropped = Math.max(0, (ledger.value.waiting ?? 0) - stillWaiting);
       const chosen: ReadDirectMessage[] = [];
       for (const m of unread) {
         if (chosen.length >= limit) break;
@@ -282,8 +293,10 @@ export class Inbox {
         if (filter.fromAgentId !== undefined && m.from !== filter.fromAgentId) continue;
         chosen.push(m);
       }
-      if (chosen.length === 0) {
-        return { messages: [], remaining: unread.length, skippedInvalid };
+      const seen = { lastSeen: Math.max(lastSeen, highest), waiting: unread.length - chosen.length };
+      const news = seen.lastSeen !== lastSeen || seen.waiting !== (ledger.value.waiting ?? 0);
+      if (chosen.length === 0 && !news) {
+        return { messages: [], remaining: unread.length, skippedInvalid, dropped, full };
       }
       for (const m of chosen) consumed.add(m.seq);
       const next: InboxLedger = {
@@ -291,15 +304,28 @@ export class Inbox {
           ledger.value.floor,
           consumed,
           pulled.map((m) => m.seq),
+          unparsed,
         ),
         stream: info.created,
+        ...seen,
       };
       try {
         const data = ledgerCodec.encode(next);
         const revision =
           ledger.revision === 0 ? await kv.create(key, data) : await kv.update(key, data, ledger.revision);
         this.#ledger = { revision, value: next };
-        return { messages: chosen, remaining: unread.length - chosen.length, skippedInvalid };
+        if (dropped > 0)
+          this.#logger.warn(
+            { dropped, maxMessagesPerAgent: this.#settings.maxMessagesPerAgent },
+            "direct messages were removed unread by the inbox's retention",
+          );
+        return {
+          messages: chosen,
+          remaining: unread.length - chosen.length,
+          skippedInvalid,
+          dropped,
+          full,
+        };
       } catch (err) {
         this.#ledger = undefined;
         if (!isCasConflict(err)) throw err;
@@ -352,62 +378,41 @@ export class Inbox {
    * Every message of this agent's subject from `startSeq` on, oldest first, with one ephemeral consumer
    * and one pull request per `maxMessagesPerAgent` messages (the most the subject can hold).
    */
-  async #pullFrom(startSeq: number): Promise<{ messages: ReadDirectMessage[]; skippedInvalid: number }> {
-    const jsm = await this.#fabric.jsm();
-    const nc = this.#fabric.nc;
+  async #pullFrom(
+    startSeq: number,
+  ): Promise<{ messages: ReadDirectMessage[]; skippedInvalid: number; unparsed: number }> {
     const id = this.#identity;
-    const name = `inbox_read_${randomId()}`;
-    const ci = await jsm.consumers.add(this.stream, {
-      name,
-      filter_subject: subjects.inbox(id.projectId, id.agentId),
-      ack_policy: AckPolicy.None,
-      deliver_policy: DeliverPolicy.StartSequence,
-      opt_start_seq: startSeq,
-      inactive_threshold: READ_CONSUMER_IDLE_MS * NS_PER_MS,
-      mem_storage: true,
-      num_replicas: 1,
+    const pulled = await readAll(this.#fabric, this.stream, {
+      filterSubject: subjects.inbox(id.projectId, id.agentId),
+      start: { from: "sequence", seq: startSeq },
+      idleMs: READ_CONSUMER_IDLE_MS,
+      batch: PULL_BATCH,
+      pullTimeoutMs: PULL_TIMEOUT_MS,
     });
     const messages: ReadDirectMessage[] = [];
     let skippedInvalid = 0;
-    try {
-      let remaining = ci.num_pending;
-      while (remaining > 0) {
-        const batch = await pullBatch(
-          nc,
-          this.stream,
-          name,
-          Math.min(remaining, PULL_BATCH),
-          PULL_TIMEOUT_MS,
+    for (const m of pulled.messages) {
+      const r = codec.safeDecode(m.data, `${this.stream}#${m.streamSeq}`);
+      if (!r.ok || r.value.to !== id.agentId || r.value.projectId !== id.projectId) {
+        skippedInvalid++;
+        this.#logger.warn(
+          { seq: m.streamSeq, err: r.ok ? "addressed to another agent" : r.error.message },
+          "skipping an invalid direct message",
         );
-        if (batch.length === 0) break;
-        for (const m of batch) {
-          const r = codec.safeDecode(m.data, `${this.stream}#${m.streamSeq}`);
-          if (!r.ok || r.value.to !== id.agentId || r.value.projectId !== id.projectId) {
-            skippedInvalid++;
-            this.#logger.warn(
-              { seq: m.streamSeq, err: r.ok ? "addressed to another agent" : r.error.message },
-              "skipping an invalid direct message",
-            );
-            continue;
-          }
-          const rec = r.value;
-          messages.push({
-            seq: m.streamSeq,
-            from: rec.from,
-            fromHandle: rec.fromHandle,
-            messageType: rec.messageType,
-            message: rec.message,
-            ...(rec.metadata !== undefined ? { metadata: rec.metadata } : {}),
-            sentAt: rec.sentAt,
-          });
-        }
-        const last = batch[batch.length - 1];
-        remaining = last ? last.pending : 0;
+        continue;
       }
-    } finally {
-      nc.publish(`$JS.API.CONSUMER.DELETE.${this.stream}.${name}`);
+      const rec = r.value;
+      messages.push({
+        seq: m.streamSeq,
+        from: rec.from,
+        fromHandle: rec.fromHandle,
+        messageType: rec.messageType,
+        message: rec.message,
+        ...(rec.metadata !== undefined ? { metadata: rec.metadata } : {}),
+        sentAt: rec.sentAt,
+      });
     }
-    return { messages, skippedInvalid };
+    return { messages, skippedInvalid, unparsed: pulled.unparsed };
   }
 }
 
@@ -416,7 +421,15 @@ export class Inbox {
  * still exists (the pull returns all of them). The floor moves up to just below the first unread one, so
  * `consumed` only ever holds reads above an older unread message: at most what the inbox can hold.
  */
-export function compactLedger(floor: number, consumed: Set<number>, seen: number[]): InboxLedger {
+export function compactLedger(
+  floor: number,
+  consumed: Set<number>,
+  seen: number[],
+  unparsed = 0,
+): InboxLedger {
+  // A pulled message whose sequence could not be read may lie anywhere above the floor: keep the floor
+  // where it is (the returned messages are recorded in `consumed`) so that a later read still sees it.
+  if (unparsed > 0) return { floor, consumed: [...consumed].filter((s) => s > floor).sort((a, b) => a - b) };
   const sorted = [...seen].filter((s) => s > floor).sort((a, b) => a - b);
   let newFloor = floor;
   let allRead = true;

@@ -5,7 +5,9 @@ import {
   type Fabric,
   forgetRevision,
   jsonCodec,
+  type KV,
   type Logger,
+  readAll,
   streamVanished,
 } from "@loominal/fabric";
 import {
@@ -20,18 +22,13 @@ import {
   effectiveAgentStatus,
   keys,
   LoominalError,
-  randomId,
   type Scope,
   scopeSchema,
 } from "@loominal/protocol";
-import { AckPolicy, DeliverPolicy } from "@nats-io/jetstream";
-import type { KV } from "@nats-io/kv";
 import { AgentNotFoundError, NotRegisteredError } from "./errors.js";
 import type { Identity } from "./identity.js";
-import { pullBatch } from "./pull.js";
 
 const DAY_MS = 86_400_000;
-const NS_PER_MS = 1_000_000;
 const codec = jsonCodec(agentRecordSchema);
 
 /**
@@ -507,55 +504,33 @@ export class Registry {
     await this.#kv();
     const stream = `KV_${REGISTRY_BUCKET.name}`;
     const prefix = `$KV.${REGISTRY_BUCKET.name}.`;
-    const filter = `${prefix}${keyFilter}`;
-    const jsm = await this.#fabric.jsm();
-    const name = `scan_${randomId()}`;
-    const ci = await jsm.consumers.add(stream, {
-      name,
-      ack_policy: AckPolicy.None,
-      deliver_policy: DeliverPolicy.LastPerSubject,
-      filter_subject: filter,
-      inactive_threshold: 10_000 * NS_PER_MS,
-      mem_storage: true,
-      num_replicas: 1,
+    const pulled = await readAll(this.#fabric, stream, {
+      filterSubject: `${prefix}${keyFilter}`,
+      start: { from: "lastPerSubject" },
+      idleMs: 10_000,
+      batch: SCAN_BATCH,
+      pullTimeoutMs: PULL_TIMEOUT_MS,
     });
     const out: Array<{ key: string; record: AgentRecord }> = [];
-    try {
-      let remaining = ci.num_pending;
-      while (remaining > 0) {
-        const batch = await pullBatch(
-          this.#fabric.nc,
-          stream,
-          name,
-          Math.min(remaining, SCAN_BATCH),
-          PULL_TIMEOUT_MS,
-        );
-        if (batch.length === 0) break;
-        for (const m of batch) {
-          const op = m.headers?.get("KV-Operation");
-          if (op === "DEL" || op === "PURGE") continue;
-          const key = m.subject.slice(prefix.length);
-          const r = codec.safeDecode(m.data, `${REGISTRY_BUCKET.name}/${key}`);
-          if (!r.ok) {
-            this.#logger.warn({ err: r.error.message }, "skipping an invalid registry entry");
-            continue;
-          }
-          // Write permissions confine each project to its own keys, so only a record whose key matches
-          // its body is believed: one claiming another project or agent is forged and never listed.
-          if (key !== keys.registry(r.value.projectId, r.value.agentId)) {
-            this.#logger.warn(
-              { key, claims: { projectId: r.value.projectId, agentId: r.value.agentId } },
-              "skipping a registry entry whose key does not match its record",
-            );
-            continue;
-          }
-          out.push({ key, record: r.value });
-        }
-        const last = batch[batch.length - 1];
-        remaining = last ? last.pending : 0;
+    for (const m of pulled.messages) {
+      const op = m.headers?.get("KV-Operation");
+      if (op === "DEL" || op === "PURGE") continue;
+      const key = m.subject.slice(prefix.length);
+      const r = codec.safeDecode(m.data, `${REGISTRY_BUCKET.name}/${key}`);
+      if (!r.ok) {
+        this.#logger.warn({ err: r.error.message }, "skipping an invalid registry entry");
+        continue;
       }
-    } finally {
-      this.#fabric.nc.publish(`$JS.API.CONSUMER.DELETE.${stream}.${name}`);
+      // Write permissions confine each project to its own keys, so only a record whose key matches
+      // its body is believed: one claiming another project or agent is forged and never listed.
+      if (key !== keys.registry(r.value.projectId, r.value.agentId)) {
+        this.#logger.warn(
+          { key, claims: { projectId: r.value.projectId, agentId: r.value.agentId } },
+          "skipping a registry entry whose key does not match its record",
+        );
+        continue;
+      }
+      out.push({ key, record: r.value });
     }
     return out;
   }

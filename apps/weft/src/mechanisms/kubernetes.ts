@@ -126,7 +126,7 @@ function apiError(err: unknown, what: string, config: KubernetesConfig): Loomina
       code === 401
         ? "the credentials were rejected: check the kubeconfig (config.kubeconfigPath) or the service account token"
         : code === 403
-          ? `Weft's identity may not do this in namespace ${config.namespace}: grant it the Role of deploy/k8s (jobs: create, get, list, delete; pods: get, list)`
+          ? `Weft's identity may not do this in namespace ${config.namespace}: grant it the Role of deploy/k8s (jobs: create, get, list, delete; pods: list)`
           : code === 409
             ? "a Job of that name already exists"
             : code === 404

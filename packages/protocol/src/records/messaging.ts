@@ -124,10 +124,16 @@ export const directMessageViewSchema = z.object({
  * is read, and so are those in `consumed` (all above `floor`). KV `loom-inbox-ledger`, key `<p>.<agentId>`.
  * `stream` is the creation time of the inbox stream the sequences belong to: a stream created again
  * (deleted, or a server that lost its store) numbers from 1, so a ledger of another stream starts over.
+ * `lastSeen` and `waiting` let the next read tell how many messages it had seen waiting were removed
+ * unread by the inbox's retention (`maxMessagesPerAgent`, `maxAgeMs`) meanwhile.
  */
 export const inboxLedgerSchema = z.object({
   floor: z.int().min(0),
   consumed: z.array(z.int().positive()),
   stream: z.string().optional(),
+  /** Highest sequence of this agent's subject any read has seen. */
+  lastSeen: z.int().min(0).optional(),
+  /** Messages at or below `lastSeen` that were waiting unread after the last read. */
+  waiting: z.int().min(0).optional(),
 });
 export type InboxLedger = z.infer<typeof inboxLedgerSchema>;

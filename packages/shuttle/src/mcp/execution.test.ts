@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { orchestrationRecordSchema } from "@loominal/protocol";
+import { buckets, orchestrationRecordSchema } from "@loominal/protocol";
 import { eventually, NatsServer } from "@loominal/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -237,6 +237,33 @@ describe("orchestrations executed by worker processes", () => {
         ],
       },
     ]);
+  });
+
+  it("keeps following work events after the ledger watch's consumer is deleted, without waiting for a reconcile", async () => {
+    const project = makeProject(server.url);
+    cleanups.push(() => project.cleanup());
+    // Reconciling rarely: only work events can offer the dependent subtask in time.
+    const s = await startShuttle(project, project.natsUrl, { reconcileIntervalMs: 600_000 });
+    cleanups.push(() => s.close());
+    const plan = await callOk(s.client, "shuttle_assess_task", {
+      task: "Survive a lost watch",
+      subtasks: [sub("one", "research"), sub("two", "research", ["one"])],
+    });
+    const orchestrationId = String(plan.orchestrationId);
+    await callOk(s.client, "shuttle_spawn_subagents", { orchestrationId });
+    const inspector = await ledgerReader(project);
+    cleanups.push(() => inspector.close());
+    const jsm = await inspector.fabric.jsm();
+    const stream = `KV_${buckets.workLedger(project.projectId)}`;
+    const consumers = await eventually(async () => {
+      const list = await jsm.consumers.list(stream).next();
+      expect(list.length).toBeGreaterThan(0);
+      return list;
+    });
+    for (const c of consumers) await jsm.consumers.delete(stream, c.name);
+    worker(project, { name: "worker-w", capabilities: ["research"] });
+    const done = await waitForPhase(s, orchestrationId, "collection");
+    expect(done.subtasks.map((x) => x.status)).toEqual(["completed", "completed"]);
   });
 
   it("carries on after its Shuttle server restarts: the new server adopts the orchestration and catches up from the ledger", async () => {

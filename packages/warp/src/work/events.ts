@@ -1,4 +1,4 @@
-import { jsonCodec, type Logger } from "@loominal/fabric";
+import { type BucketSpec, type Fabric, jsonCodec, type Logger, watchBucket } from "@loominal/fabric";
 import {
   type WorkEvent,
   type WorkEventType,
@@ -6,7 +6,6 @@ import {
   type WorkTransition,
   workItemSchema,
 } from "@loominal/protocol";
-import { type KV, KvWatchInclude } from "@nats-io/kv";
 
 const codec = jsonCodec(workItemSchema);
 /** Ledger keys that are work items (the ledger also holds a storage reserve). */
@@ -78,16 +77,23 @@ export interface WatchEventsOptions {
 
 export interface EventWatch {
   stop(): Promise<void>;
+  /** Resolves when the watch has ended (stopped, or its connection closed). */
+  readonly closed: Promise<void>;
+  /** How many times the watch lost its consumer (or the ledger bucket) and started again. */
+  readonly restarts: number;
 }
 
 /**
- * Follows the writes of the work ledger bucket with an ordered consumer (no durable state, nothing
- * consumed for others) and turns each into the work events its transition stands for. Events of one
- * item arrive in revision order. A record that fails validation is logged and skipped; a handler that
- * throws is logged and the watch goes on.
+ * Follows the writes of the work ledger bucket (fabric `watchBucket`: an ordered consumer, no durable
+ * state, nothing consumed for others) and turns each into the work events its transition stands for.
+ * Events of one item arrive in revision order. A record that fails validation is logged and skipped; a
+ * handler that throws is logged and the watch goes on. A watch that loses its consumer or its bucket
+ * says so in the log and starts again from the revision after the last one it delivered, so following
+ * never ends silently.
  */
 export async function watchLedgerEvents(
-  kv: KV,
+  fabric: Fabric,
+  spec: BucketSpec,
   handler: (event: WorkEvent) => void | Promise<void>,
   options: WatchEventsOptions,
   logger: Logger,
@@ -95,29 +101,20 @@ export async function watchLedgerEvents(
   const ids = options.workIds && options.workIds.length > 0 ? new Set(options.workIds) : undefined;
   const only = ids && ids.size === 1 ? [...ids][0] : undefined;
   const include =
-    options.deliverFrom === "all"
-      ? KvWatchInclude.AllHistory
-      : options.deliverFrom === "latest"
-        ? KvWatchInclude.LastValue
-        : KvWatchInclude.UpdatesOnly;
+    options.deliverFrom === "all" ? "history" : options.deliverFrom === "latest" ? "last" : "updates";
   const from = options.fromRevision;
-  const entries = await kv.watch({
-    key: only ?? ">",
-    ...(from !== undefined && from > 0
-      ? { include: KvWatchInclude.AllHistory, resumeFromRevision: from }
-      : { include }),
-    ignoreDeletes: true,
-  });
-  const done = (async () => {
-    for await (const e of entries) {
-      if (e.operation !== "PUT" || !WORK_ID.test(e.key)) continue;
-      if (ids && !ids.has(e.key)) continue;
-      const r = codec.safeDecode(e.value, `${e.bucket}/${e.key}`);
+  const watch = watchBucket(
+    fabric,
+    spec,
+    async (change) => {
+      if (change.operation !== "PUT" || !WORK_ID.test(change.key)) return;
+      if (ids && !ids.has(change.key)) return;
+      const r = codec.safeDecode(change.value, `${spec.name}/${change.key}`);
       if (!r.ok) {
-        logger.warn({ key: e.key, err: r.error.message }, "skipping an unreadable work ledger record");
-        continue;
+        logger.warn({ key: change.key, err: r.error.message }, "skipping an unreadable work ledger record");
+        return;
       }
-      for (const event of eventsOf(r.value, e.revision)) {
+      for (const event of eventsOf(r.value, change.revision)) {
         if (options.filter && !options.filter(event)) continue;
         try {
           await handler(event);
@@ -128,12 +125,22 @@ export async function watchLedgerEvents(
           );
         }
       }
-    }
-  })();
+    },
+    {
+      key: only ?? ">",
+      include,
+      ...(from !== undefined && from > 0 ? { fromRevision: from } : {}),
+      ignoreDeletes: true,
+      onRestart: (r) =>
+        logger.warn({ bucket: spec.name, ...r }, "work event watch lost its consumer; following again"),
+    },
+  );
+  await watch.ready;
   return {
-    async stop() {
-      entries.stop();
-      await done;
+    stop: () => watch.stop(),
+    closed: watch.closed,
+    get restarts() {
+      return watch.restarts;
     },
   };
 }

@@ -117,7 +117,13 @@ export class WorkLedger {
     handler: (event: WorkEvent) => void | Promise<void>,
     options: WatchEventsOptions,
   ): Promise<EventWatch> {
-    return watchLedgerEvents(this.#kv, handler, options, this.#logger);
+    return watchLedgerEvents(
+      this.#fabric,
+      { name: this.bucket, history: LEDGER_HISTORY },
+      handler,
+      options,
+      this.#logger,
+    );
   }
 
   /** Writes a new item; fails (10071) if the key exists. Returns the revision. */

@@ -23,7 +23,12 @@ export function healthTool(deps: PatternToolDeps) {
         userId: z.string(),
         agentName: z.string().optional(),
       }),
-      settings: z.object({ ephemeralTtlMs: z.int(), maxCoreMemories: z.int(), maxPublicMemories: z.int() }),
+      settings: z.object({
+        ephemeralTtlMs: z.int(),
+        maxCoreMemories: z.int(),
+        maxPublicMemories: z.int(),
+        maxTeamMemories: z.int(),
+      }),
       buckets: z.array(
         z.object({
           role: z.string(),

@@ -1,0 +1,141 @@
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { parseAllDocuments } from "yaml";
+
+const ROOT = join(import.meta.dirname, "../../../..");
+const K8S = join(ROOT, "deploy/k8s");
+
+interface K8sObject {
+  kind: string;
+  metadata: { name: string; namespace?: string };
+  spec: Record<string, unknown>;
+  rules?: Array<{ apiGroups: string[]; resources: string[]; verbs: string[] }>;
+  roleRef?: { kind: string; name: string };
+  subjects?: Array<{ kind: string; name: string }>;
+}
+
+interface Container {
+  name: string;
+  image: string;
+  securityContext?: { readOnlyRootFilesystem?: boolean; allowPrivilegeEscalation?: boolean };
+  livenessProbe?: unknown;
+  readinessProbe?: unknown;
+  resources?: { requests?: unknown; limits?: unknown };
+  env?: Array<{ valueFrom?: { secretKeyRef?: { name: string } } }>;
+}
+
+function render(overlay: string): K8sObject[] {
+  const out = execFileSync("kubectl", ["kustomize", join(K8S, "overlays", overlay)], { encoding: "utf8" });
+  return parseAllDocuments(out).map((d) => d.toJS() as K8sObject);
+}
+
+/** The RBAC verbs the kubernetes mechanism needs, read from the calls in its source. */
+function verbsUsed(): { jobs: string[]; pods: string[] } {
+  const src = readFileSync(join(import.meta.dirname, "kubernetes.ts"), "utf8");
+  const verb = {
+    create: "create",
+    read: "get",
+    list: "list",
+    delete: "delete",
+    patch: "patch",
+    replace: "update",
+  };
+  const of = (re: RegExp) =>
+    [...new Set([...src.matchAll(re)].map((m) => verb[m[1] as keyof typeof verb]))].sort();
+  return { jobs: of(/batch\.(\w+)NamespacedJob\(/g), pods: of(/core\.(\w+)NamespacedPod\(/g) };
+}
+
+describe("deploy/k8s renders a fabric kubectl can apply", () => {
+  for (const overlay of ["single-node", "ha"]) {
+    it(`${overlay}: NATS JetStream StatefulSet, Weft with its Role, probes, non-root containers`, () => {
+      const objects = render(overlay);
+      const byKind = (kind: string) => objects.filter((o) => o.kind === kind);
+      const one = (kind: string, name: string) => {
+        const o = objects.find((x) => x.kind === kind && x.metadata.name === name);
+        if (!o) throw new Error(`${overlay} renders no ${kind} ${name}`);
+        return o;
+      };
+      for (const o of objects)
+        if (o.kind !== "Namespace") expect(o.metadata.namespace, o.metadata.name).toBe("loominal");
+
+      const nats = one("StatefulSet", "nats");
+      expect(nats.spec.replicas).toBe(overlay === "ha" ? 3 : 1);
+      expect(nats.spec.serviceName).toBe("nats-headless");
+      expect(one("Service", "nats-headless").spec.clusterIP).toBe("None");
+      expect((nats.spec.volumeClaimTemplates as unknown[]).length).toBe(1);
+      const natsConf = (one("ConfigMap", "nats-config") as unknown as { data: Record<string, string> }).data[
+        "nats.conf"
+      ];
+      expect(natsConf).toMatch(/jetstream\s*\{/);
+      if (overlay === "ha")
+        for (const i of [0, 1, 2]) expect(natsConf).toContain(`nats://nats-${i}.nats-headless:6222`);
+      else expect(natsConf).not.toContain("cluster");
+
+      const weft = one("Deployment", "weft");
+      expect(weft.spec.replicas).toBe(overlay === "ha" ? 2 : 1);
+      const podSpec = (weft.spec.template as { spec: { serviceAccountName: string } }).spec;
+      expect(podSpec.serviceAccountName).toBe("weft");
+      one("ServiceAccount", "weft");
+
+      // The Role grants exactly the verbs the kubernetes mechanism calls, and nothing with `*`.
+      const role = one("Role", "weft-spinup");
+      const used = verbsUsed();
+      expect(used.jobs.length).toBeGreaterThan(0);
+      const rule = (group: string, resource: string) =>
+        role.rules
+          ?.find((r) => r.apiGroups.includes(group) && r.resources.includes(resource))
+          ?.verbs.slice()
+          .sort();
+      expect(rule("batch", "jobs")).toEqual(used.jobs);
+      expect(rule("", "pods")).toEqual(used.pods);
+      expect(JSON.stringify(role.rules)).not.toContain("*");
+      const binding = one("RoleBinding", "weft-spinup");
+      expect(binding.roleRef).toMatchObject({ kind: "Role", name: "weft-spinup" });
+      expect(binding.subjects).toContainEqual(
+        expect.objectContaining({ kind: "ServiceAccount", name: "weft" }),
+      );
+
+      for (const w of [...byKind("Deployment"), ...byKind("StatefulSet")]) {
+        const spec = (
+          w.spec.template as {
+            spec: {
+              securityContext?: { runAsNonRoot?: boolean };
+              containers: Container[];
+              volumes?: Array<{ configMap?: { name: string } }>;
+            };
+          }
+        ).spec;
+        expect(spec.securityContext?.runAsNonRoot, w.metadata.name).toBe(true);
+        for (const c of spec.containers) {
+          expect(c.image, c.name).toMatch(/:[0-9][\w.-]*$/);
+          expect(c.securityContext, c.name).toMatchObject({
+            readOnlyRootFilesystem: true,
+            allowPrivilegeEscalation: false,
+          });
+          expect(c.livenessProbe, c.name).toBeDefined();
+          expect(c.readinessProbe, c.name).toBeDefined();
+          expect(c.resources?.requests, c.name).toBeDefined();
+          expect(c.resources?.limits, c.name).toBeDefined();
+        }
+        for (const v of spec.volumes ?? []) if (v.configMap) one("ConfigMap", v.configMap.name);
+        const selector = (w.spec.selector as { matchLabels: Record<string, string> }).matchLabels;
+        expect(
+          byKind("PodDisruptionBudget").some(
+            (p) =>
+              JSON.stringify((p.spec.selector as { matchLabels: unknown }).matchLabels) ===
+              JSON.stringify(selector),
+          ),
+          `${w.metadata.name} has a PodDisruptionBudget`,
+        ).toBe(true);
+      }
+      // Tokens are referenced, never written into the manifests.
+      expect(byKind("Secret")).toEqual([]);
+      const weftContainer = (weft.spec.template as { spec: { containers: Container[] } }).spec.containers[0];
+      expect(weftContainer?.env?.find((e) => e.valueFrom?.secretKeyRef)?.valueFrom?.secretKeyRef?.name).toBe(
+        "weft-tokens",
+      );
+    });
+  }
+});

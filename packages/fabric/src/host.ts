@@ -1,0 +1,52 @@
+import { execFileSync } from "node:child_process";
+import { accessSync, constants, statSync } from "node:fs";
+import { ConfigError, NATS_SERVER_INSTALL_HINT, natsServerCandidates } from "@loominal/protocol";
+
+/**
+ * Whether a process with this pid exists on this host. A process of another user counts as alive (the
+ * signal is refused with EPERM, which only an existing process can do).
+ */
+export function processAlive(pid: number): boolean {
+  if (!Number.isSafeInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** Where the nats-server binary is (see natsServerCandidates), or undefined when there is none. */
+export function findNatsServer(env: Record<string, string | undefined> = process.env): string | undefined {
+  const candidates = natsServerCandidates(env);
+  if (env.NATS_SERVER_BIN?.trim()) return candidates[0];
+  return candidates.find(isExecutableFile);
+}
+
+/** Like findNatsServer, but a missing binary is a ConfigError that says how to install one. */
+export function requireNatsServer(env: Record<string, string | undefined> = process.env): string {
+  const bin = findNatsServer(env);
+  if (bin === undefined) throw new ConfigError(NATS_SERVER_INSTALL_HINT);
+  if (!isExecutableFile(bin))
+    throw new ConfigError(`NATS_SERVER_BIN points to ${bin}, which is not an executable file`);
+  return bin;
+}
+
+/** The version a nats-server binary reports ("2.9.10"), or undefined if it cannot be run. */
+export function natsServerVersionOf(bin: string): string | undefined {
+  try {
+    const out = execFileSync(bin, ["--version"], { encoding: "utf8", timeout: 5_000 });
+    return /v?(\d+\.\d+\.\d+\S*)/.exec(out)?.[1];
+  } catch {
+    return undefined;
+  }
+}
+
+function isExecutableFile(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
+}
