@@ -364,6 +364,9 @@ describe("07 isolation: one project's credentials against the generated config",
       await refused(jsm.direct.getMessage(bobInbox(), { seq: 1 }));
       await refused(jsm.streams.getMessage(streams.work(PB), { seq: 1 }));
       await refused(jsm.streams.info(`KV_${buckets.workLedger(PB)}`));
+      // Its own project's spin-up targets hold commands the coordinator runs: no agent may touch them.
+      await refused(jsm.streams.info(`KV_${buckets.targets(PA)}`));
+      await refused(alice.js.publish(`$KV.${buckets.targets(PA)}.t1`, "{}", { timeout: 1_000 }));
       await subscribeRefused(nc, `loom.${PB}.>`);
       await subscribeRefused(nc, `loom.*.inbox.*`);
     });

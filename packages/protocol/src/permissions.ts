@@ -133,6 +133,8 @@ export function projectPermissions(u: ProjectUser): NatsPermissions {
   const personal = buckets.memoryPersonal();
   const publicMemory = buckets.memoryPublic();
   const boundaryPolicies = buckets.boundaries();
+  // The coordinator's own state: spin-up targets hold commands it runs, so agents get no access to them.
+  const serviceOnly = new Set([buckets.targets(p), buckets.spinUps(p)]);
 
   const publish = [
     "$JS.API.INFO",
@@ -144,7 +146,9 @@ export function projectPermissions(u: ProjectUser): NatsPermissions {
     `$JS.API.STREAM.MSG.DELETE.${streams.dlq(p)}`,
     // Work maintenance deletes finished items past their retention, and the storage reserve, by sequence.
     `$JS.API.STREAM.MSG.DELETE.${kvStream(buckets.workLedger(p))}`,
-    ...projectBucketNames(p).flatMap((b) => [...ownStreamApi(kvStream(b)), `$KV.${b}.>`]),
+    ...projectBucketNames(p)
+      .filter((b) => !serviceOnly.has(b))
+      .flatMap((b) => [...ownStreamApi(kvStream(b)), `$KV.${b}.>`]),
     ...sharedBucketRead(registry, [">"]),
     `$KV.${registry}.${projectKeys}`,
     ...sharedBucketRead(identities, [projectKeys]),
