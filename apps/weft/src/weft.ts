@@ -325,7 +325,8 @@ export class Weft {
   }
 
   async cancelWork(projectId: string, workId: string, reason?: string): Promise<WorkItem> {
-    const item = await this.project(projectId).work.cancel(workId, reason);
+    // The request was authorised by Weft's own tokens: cancel as the coordinator.
+    const item = await this.project(projectId).work.cancel(workId, reason, { asCoordinator: true });
     return item;
   }
 
@@ -730,7 +731,8 @@ export class Weft {
               `work-${e.workId}-${e.revision}-${e.type}`,
             ),
           // Resume after the last transition mirrored (by whichever instance led then): none is missed.
-          { fromRevision: last + 1 },
+          // Weft is the coordinator: it sees every item's events; its SSE clients are authorised by token.
+          { fromRevision: last + 1, asCoordinator: true },
         ),
       )
       .catch((err: unknown) => {

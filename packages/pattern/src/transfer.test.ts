@@ -15,6 +15,25 @@ afterAll(async () => {
 });
 
 describe("pattern_export path safety", () => {
+  it("never writes into a dot-directory such as .git/ or .claude/, but does into .loominal/", async () => {
+    const a = await openAgent(nats.url, { projectId: uniqueProjectId() });
+    try {
+      await a.ok("pattern_remember", { content: "stays out of tool configuration", category: "longterm" });
+      for (const dir of [".git/hooks", ".claude", "sub/.vscode"]) {
+        mkdirSync(join(a.dir, dir), { recursive: true });
+        const refused = await a.fails("pattern_export", { path: `${dir}/memories.json` });
+        expect(refused.code).toBe("invalid_input");
+        expect(refused.message).toContain("dot-directory");
+        expect(existsSync(join(a.dir, dir, "memories.json"))).toBe(false);
+      }
+      mkdirSync(join(a.dir, ".loominal"), { recursive: true });
+      await a.ok("pattern_export", { path: ".loominal/memories.json" });
+      expect(existsSync(join(a.dir, ".loominal", "memories.json"))).toBe(true);
+    } finally {
+      await a.close();
+    }
+  });
+
   it("refuses a dangling symbolic link as the file and never writes through it", async () => {
     const a = await openAgent(nats.url, { projectId: uniqueProjectId() });
     const outside = tempDir("pattern-outside-");

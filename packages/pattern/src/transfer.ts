@@ -112,6 +112,16 @@ export function exportPathInside(projectDir: string, path: string): string {
   const root = resolve(projectDir);
   const abs = resolve(root, path);
   if (!inside(root, abs)) throw new PathOutsideProjectError(path, projectDir);
+  // Dot-directories (.git, .claude, .vscode, ...) hold tools' configuration and hooks: never written,
+  // except Loominal's own `.loominal/`.
+  const dotDir = relative(root, dirname(abs))
+    .split(sep)
+    .find((seg) => seg.startsWith(".") && seg.toLowerCase() !== ".loominal");
+  if (dotDir !== undefined) {
+    throw new InvalidMemoryInputError(
+      `export never writes into a dot-directory (${dotDir}/ holds tool configuration); choose a path outside it, e.g. .loominal/ or the project directory`,
+    );
+  }
   const name = basename(abs).toLowerCase();
   if (EXPORT_PROTECTED_NAMES.includes(name)) {
     throw new InvalidMemoryInputError(

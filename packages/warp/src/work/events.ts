@@ -73,6 +73,12 @@ export interface WatchEventsOptions {
    * follower that stopped resumes after the last event it handled, and nothing written since is missed.
    */
   fromRevision?: number;
+  /**
+   * Deliver every item's events whatever its scope. Without it, an event reaches this watcher only if
+   * the item's scope lets this agent read it (as `get` and `list`). For a coordinator that must see
+   * everything (Weft), never for an agent-facing surface.
+   */
+  asCoordinator?: boolean;
 }
 
 export interface EventWatch {

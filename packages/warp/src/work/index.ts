@@ -18,6 +18,7 @@ export {
 } from "./errors.js";
 export { type EventWatch, eventsOf, type WatchEventsOptions } from "./events.js";
 export {
+  type CancelOptions,
   type ClaimInput,
   type DeadLetterList,
   type DeadLetterListInput,

@@ -222,6 +222,45 @@ describe("work queue lifecycle", () => {
     expect((await sameUser.claim({ capability: "secret", timeoutMs: 3_000 }))?.workId).toBe(pers.workId);
   });
 
+  it("lets only the offerer, its user or a coordinator cancel an item", async () => {
+    const projectId = uniqueProjectId();
+    const owner = await agent({ projectId, userId: "u-owner" });
+    const sameUser = await agent({ projectId, userId: "u-owner" });
+    const stranger = await agent({ projectId, userId: "u-other" });
+    const a = await owner.offer(offer("a"));
+    await expect(stranger.cancel(a.workId)).rejects.toMatchObject({ code: "forbidden" });
+    expect((await stranger.get(a.workId))?.status).toBe("pending");
+    expect((await sameUser.cancel(a.workId)).status).toBe("cancelled");
+    const b = await owner.offer(offer("b"));
+    expect((await stranger.cancel(b.workId, "by weft", { asCoordinator: true })).status).toBe("cancelled");
+    const hidden = await owner.offer(offer("c", { scope: "private" }));
+    await expect(stranger.cancel(hidden.workId)).rejects.toMatchObject({ code: "not_found" });
+  });
+
+  it("delivers work events only of items the watcher may read, unless it watches as a coordinator", async () => {
+    const projectId = uniqueProjectId();
+    const owner = await agent({ projectId, userId: "u-owner" });
+    const stranger = await agent({ projectId, userId: "u-other" });
+    const seen: string[] = [];
+    const all: string[] = [];
+    const w1 = await stranger.watchEvents((e) => {
+      seen.push(e.item.taskId);
+    });
+    const w2 = await stranger.watchEvents(
+      (e) => {
+        all.push(e.item.taskId);
+      },
+      { asCoordinator: true },
+    );
+    await owner.offer(offer("secret", { scope: "private" }));
+    await owner.offer(offer("ours", { scope: "personal" }));
+    await owner.offer(offer("shared"));
+    await eventually(() => expect(all).toEqual(["secret", "ours", "shared"]));
+    await eventually(() => expect(seen).toEqual(["shared"]));
+    await w1.stop();
+    await w2.stop();
+  });
+
   it("keeps boundaries apart", async () => {
     const projectId = uniqueProjectId();
     const q = await agent({ projectId });

@@ -121,6 +121,11 @@ export interface ClaimInput {
   timeoutMs?: number;
 }
 
+export interface CancelOptions {
+  /** Cancel on behalf of a coordinator surface that authorised the request itself (Weft). */
+  asCoordinator?: boolean;
+}
+
 export interface WorkListFilter {
   capability?: string;
   boundary?: string;
@@ -595,7 +600,12 @@ export class WorkQueue {
   }
 
   /** Cancels a pending or claimed item; its claimer, if any, gets `conflict` on its next call. */
-  async cancel(workId: string, reason?: string): Promise<WorkItem> {
+  /**
+   * Cancels a pending or claimed item. Only its offerer, another agent of the offerer's user, or a
+   * coordinator surface (`asCoordinator`, e.g. Weft acting on an authenticated request) may cancel it;
+   * any other agent that can see the item gets `forbidden`, one that cannot see it `not_found`.
+   */
+  async cancel(workId: string, reason?: string, options: CancelOptions = {}): Promise<WorkItem> {
     checkWorkId(workId);
     if (reason !== undefined && (typeof reason !== "string" || reason.length > 4_000))
       throw invalid("reason must be a string of at most 4000 characters");
@@ -604,6 +614,12 @@ export class WorkQueue {
       const now = iso(Date.now());
       const entry = await ledger.transition(workId, (cur) => {
         if (!cur || !this.#mayRead(cur)) throw new WorkNotFoundError(workId);
+        if (!options.asCoordinator && !this.#mayCancel(cur))
+          throw new LoominalError(
+            "forbidden",
+            `work item ${workId} was offered by agent ${cur.offeredBy.agentId}; only its offerer, an agent of the same user or the coordinator may cancel it — ask the offerer`,
+            { details: { workId, offeredBy: cur.offeredBy.agentId } },
+          );
         if (cur.status !== "pending" && cur.status !== "claimed")
           throw new WorkTransitionError(
             workId,
@@ -639,6 +655,14 @@ export class WorkQueue {
       const item = (await ledger.get(workId))?.item;
       return item && this.#mayRead(item) ? item : undefined;
     });
+  }
+
+  /** Whether this agent may cancel an item it can see: it offered it, or its user did. */
+  #mayCancel(item: WorkItem): boolean {
+    return (
+      item.offeredBy.agentId === this.agentId ||
+      (item.offeredBy.userId !== "" && item.offeredBy.userId === this.userId)
+    );
   }
 
   /** Whether this agent may see an item: its scope, as offered, admits this agent. */
@@ -901,7 +925,13 @@ export class WorkQueue {
     for (const id of options.workIds ?? []) checkWorkId(id);
     return this.#guard(async () => {
       const { ledger } = await this.#ready();
-      return ledger.watch(handler, options);
+      if (options.asCoordinator) return ledger.watch(handler, options);
+      // An event carries the whole item: it reaches a watcher only if `get` would show the item to it.
+      const filter = options.filter;
+      return ledger.watch(handler, {
+        ...options,
+        filter: (e) => this.#mayRead(e.item) && (filter ? filter(e) : true),
+      });
     });
   }
 
