@@ -1,8 +1,8 @@
 import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
+import { readFileSync, statSync } from "node:fs";
+import { basename, join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { parseAllDocuments } from "yaml";
+import { parse, parseAllDocuments } from "yaml";
 
 const ROOT = join(import.meta.dirname, "../../../..");
 const K8S = join(ROOT, "deploy/k8s");
@@ -26,9 +26,61 @@ interface Container {
   env?: Array<{ valueFrom?: { secretKeyRef?: { name: string } } }>;
 }
 
+function hasKubectl(): boolean {
+  try {
+    execFileSync("kubectl", ["version", "--client"], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Renders an overlay with `kubectl kustomize` when kubectl is installed, else with `miniKustomize`. */
 function render(overlay: string): K8sObject[] {
-  const out = execFileSync("kubectl", ["kustomize", join(K8S, "overlays", overlay)], { encoding: "utf8" });
+  const dir = join(K8S, "overlays", overlay);
+  if (!hasKubectl()) return miniKustomize(dir);
+  const out = execFileSync("kubectl", ["kustomize", dir], { encoding: "utf8" });
   return parseAllDocuments(out).map((d) => d.toJS() as K8sObject);
+}
+
+interface Kustomization {
+  namespace?: string;
+  labels?: Array<{ pairs: Record<string, string> }>;
+  resources?: string[];
+  replicas?: Array<{ name: string; count: number }>;
+  configMapGenerator?: Array<{ name: string; files: string[] }>;
+}
+
+/**
+ * The part of kustomize the manifests use (resources, namespace, labels, replicas, a configMapGenerator
+ * of files without a name hash), for machines without kubectl. Where kubectl is installed the test uses
+ * it instead, and both must satisfy the same assertions.
+ */
+function miniKustomize(dir: string): K8sObject[] {
+  const k = parse(readFileSync(join(dir, "kustomization.yaml"), "utf8")) as Kustomization;
+  const objects: K8sObject[] = [];
+  for (const r of k.resources ?? []) {
+    const path = join(dir, r);
+    if (statSync(path).isDirectory()) objects.push(...miniKustomize(path));
+    else objects.push(...parseAllDocuments(readFileSync(path, "utf8")).map((d) => d.toJS() as K8sObject));
+  }
+  for (const g of k.configMapGenerator ?? [])
+    objects.push({
+      kind: "ConfigMap",
+      metadata: { name: g.name },
+      spec: {},
+      data: Object.fromEntries(g.files.map((f) => [basename(f), readFileSync(join(dir, f), "utf8")])),
+    } as K8sObject);
+  for (const o of objects) {
+    if (k.namespace && o.kind !== "Namespace") o.metadata.namespace = k.namespace;
+    for (const l of k.labels ?? []) {
+      const meta = o.metadata as { labels?: Record<string, string> };
+      meta.labels = { ...meta.labels, ...l.pairs };
+    }
+    const replicas = k.replicas?.find((r) => r.name === o.metadata.name);
+    if (replicas && (o.kind === "Deployment" || o.kind === "StatefulSet")) o.spec.replicas = replicas.count;
+  }
+  return objects;
 }
 
 /** The RBAC verbs the kubernetes mechanism needs, read from the calls in its source. */
