@@ -138,6 +138,39 @@ describe("09 · two Weft instances", () => {
     expect(finalSpinUps.length).toBeLessThanOrEqual(2);
   });
 
+  it("a single Weft killed with SIGKILL mid-flow and restarted loses nothing", async () => {
+    for (const w of instances) await w.kill();
+    const solo = await start("weft-solo");
+    await eventually(
+      async () => {
+        if (!(await health(solo)).leader) throw new Error("solo does not lead yet");
+      },
+      { timeoutMs: 40_000, intervalMs: 250 },
+    );
+    const p = uniqueProjectId();
+    projects.push(p);
+    const call = api(() => solo.url, TOKEN);
+    await call("POST", `/api/targets?projectId=${p}`, {
+      ...agentTarget("local-solo", "claude-code", ["solo"], "echo done"),
+      maxConcurrent: 1,
+    });
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++)
+      ids.push(
+        (await call("POST", `/api/work?projectId=${p}`, { description: `solo ${i}`, capability: "solo" }))
+          .body.workId,
+      );
+    // Killed right after accepting the work: spin-up in flight, nothing claimed or completed yet.
+    await solo.kill();
+
+    const again = await start("weft-solo");
+    const callAgain = api(() => again.url, TOKEN);
+    for (const id of ids) await completed(callAgain, p, id);
+    const all = (await callAgain("GET", `/api/work?projectId=${p}&limit=100`)).body.workItems;
+    expect(all).toHaveLength(3);
+    expect(all.every((w: { status: string; attempts: number }) => w.status === "completed")).toBe(true);
+  });
+
   it("answers coord.<p>.<op> requests in the queue group weft: each request once, with two instances up", async () => {
     const live = instances.filter((w) => w.proc.exitCode === null && w.proc.signalCode === null);
     expect(live.length).toBeGreaterThanOrEqual(1);
