@@ -961,13 +961,8 @@ export class WorkQueue {
     try {
       return await this.#recovering(run);
     } catch (err) {
-      // While nats-server starts or stops, JetStream answers "not enabled" and requests in flight
-      // fail with "connection disconnected": both mean "not there right now", not a refusal.
-      if (
-        err instanceof Error &&
-        (err.name === "JetStreamNotEnabled" || /connection disconnected/i.test(err.message))
-      )
-        throw this.#fabric.unavailable(err);
+      // The fabric's one classifier turns "not there right now" (JetStream not enabled while the server
+      // starts, a request cut off by a disconnect) into nats_unavailable.
       throw this.#fabric.mapError(err);
     }
   }
