@@ -2,7 +2,7 @@ import { spawn } from "node:child_process";
 import { accessSync, closeSync, constants, mkdirSync, openSync, statSync } from "node:fs";
 import { hostname } from "node:os";
 import { delimiter, isAbsolute, join, resolve } from "node:path";
-import type { Logger } from "@loominal/fabric";
+import { type Logger, processAlive } from "@loominal/fabric";
 import { LoominalError, type TargetRecord } from "@loominal/protocol";
 import { z } from "zod";
 import type { HealthResult, Mechanism, MechanismHandle, StartRequest } from "./types.js";
@@ -41,15 +41,6 @@ function resolveExecutable(
   for (const dir of (path ?? "").split(delimiter))
     if (dir && executable(join(dir, command))) return join(dir, command);
   return undefined;
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
 }
 
 /**
