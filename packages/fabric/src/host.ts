@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { accessSync, constants, statSync } from "node:fs";
+import { accessSync, constants, readFileSync, statSync } from "node:fs";
 import { ConfigError, NATS_SERVER_INSTALL_HINT, natsServerCandidates } from "@loominal/protocol";
 
 /**
@@ -14,6 +14,30 @@ export function processAlive(pid: number): boolean {
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === "EPERM";
   }
+}
+
+/**
+ * This process's ancestors, nearest first (its parent, the parent's parent, …), at most `max`. Read from
+ * `/proc` where there is one; elsewhere only the parent is known.
+ */
+export function ancestorPids(max = 16): number[] {
+  const out: number[] = [];
+  let pid = process.ppid;
+  while (pid > 1 && out.length < max) {
+    out.push(pid);
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    } catch {
+      break;
+    }
+    // The command name (2nd field) is in parentheses and may contain spaces; the ppid follows the state.
+    const after = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const parent = Number(after[1]);
+    if (!Number.isSafeInteger(parent) || parent === pid) break;
+    pid = parent;
+  }
+  return out;
 }
 
 /** Where the nats-server binary is (see natsServerCandidates), or undefined when there is none. */

@@ -16,6 +16,9 @@ export {
   defaultLockDir,
   IDENTITY_LEASE_TTL_MS,
   IdentityInUseError,
+  identityClaimHolder,
+  identityHolder,
+  identityHolderGone,
   MAX_INSTANCES,
 } from "./agent-instance.js";
 export {
@@ -79,7 +82,13 @@ export {
   type ServerVersion,
   versionAtLeast,
 } from "./features.js";
-export { findNatsServer, natsServerVersionOf, processAlive, requireNatsServer } from "./host.js";
+export {
+  ancestorPids,
+  findNatsServer,
+  natsServerVersionOf,
+  processAlive,
+  requireNatsServer,
+} from "./host.js";
 export { Lease, type LeaseOptions, type LeaseRecord, leaseBucket, leaseBucketSpec } from "./lease.js";
 export {
   createLogger,

@@ -28,6 +28,7 @@ import {
   LoominalError,
   MESSAGE_MAX_CHARS,
   METADATA_MAX_CHARS,
+  type MessagePriority,
   streams,
   subjects,
   type WarpConfig,
@@ -62,6 +63,7 @@ export interface SentDirectMessage {
   projectId: string;
   seq: number;
   messageType: string;
+  priority: MessagePriority;
   sentAt: string;
 }
 
@@ -72,6 +74,8 @@ export interface ReadDirectMessage {
   messageType: string;
   message: string;
   metadata?: Record<string, unknown>;
+  /** Present when the sender marked it urgent. */
+  priority?: MessagePriority;
   sentAt: string;
 }
 
@@ -155,7 +159,13 @@ export class Inbox {
   async send(
     toAgentId: string,
     message: string,
-    options: { messageType?: string; metadata?: Record<string, unknown>; projectId?: string } = {},
+    options: {
+      messageType?: string;
+      metadata?: Record<string, unknown>;
+      projectId?: string;
+      /** `urgent`: the recipient's next `loominal hook` run shows it before anything else. */
+      priority?: MessagePriority;
+    } = {},
   ): Promise<SentDirectMessage> {
     assertAgentId(toAgentId);
     const messageType = assertNameToken(options.messageType ?? DEFAULT_MESSAGE_TYPE, "name");
@@ -177,6 +187,7 @@ export class Inbox {
     const projectId = recipient.projectId;
     const id = this.#identity;
     const record: DirectMessage = {
+      ...(options.priority === "urgent" ? { priority: "urgent" as const } : {}),
       from: id.agentId,
       fromHandle: id.handle,
       to: toAgentId,
@@ -203,7 +214,14 @@ export class Inbox {
       this.#otherInboxes.delete(projectId);
       ack = await publish();
     }
-    return { to: toAgentId, projectId, seq: ack.seq, messageType, sentAt: record.sentAt };
+    return {
+      to: toAgentId,
+      projectId,
+      seq: ack.seq,
+      messageType,
+      priority: options.priority ?? "normal",
+      sentAt: record.sentAt,
+    };
   }
 
   /**
@@ -409,6 +427,7 @@ export class Inbox {
         messageType: rec.messageType,
         message: rec.message,
         ...(rec.metadata !== undefined ? { metadata: rec.metadata } : {}),
+        ...(rec.priority === "urgent" ? { priority: rec.priority } : {}),
         sentAt: rec.sentAt,
       });
     }

@@ -4,6 +4,7 @@ import { LoominalError } from "@loominal/protocol";
 import { Channels } from "./channels.js";
 import { Identity } from "./identity.js";
 import { Inbox } from "./inbox.js";
+import { FileLeases } from "./leases/file-leases.js";
 import { Registry } from "./registry.js";
 import { WorkQueue } from "./work/index.js";
 
@@ -45,6 +46,7 @@ export class Warp {
   readonly registry: Registry;
   readonly inbox: Inbox;
   readonly work: WorkQueue;
+  readonly leases: FileLeases;
   #claiming: Promise<void> | undefined;
   #restoredHandle = false;
   #closed = false;
@@ -69,6 +71,18 @@ export class Warp {
       // Claims are checked against boundary policies as the type this agent registered with.
       agentType: () => this.registry.agentType,
       ...(options.workPrefetch !== undefined ? { prefetch: options.workPrefetch } : {}),
+      logger,
+    });
+    this.leases = new FileLeases({
+      fabric,
+      projectDir: config.projectDir,
+      holder: () => ({
+        projectId: identity.projectId,
+        agentId: identity.agentId,
+        handle: identity.handle,
+        holder: identity.instanceOf.claimHolder,
+        hostname: identity.hostname,
+      }),
       logger,
     });
     // Claim the identity as soon as NATS is there, not at the first tool call.
@@ -160,10 +174,17 @@ export class Warp {
     this.#closed = true;
     this.#unwatch();
     // Each part shuts down even when an earlier one fails (NATS gone, for example).
-    const steps: Array<[string, () => Promise<void> | void]> = [
+    const steps: Array<[string, () => Promise<unknown>]> = [
+      // A clean exit hands its file leases back at once rather than when the identity claim expires.
+      [
+        "file leases",
+        async () => {
+          if (this.fabric.isConnected && this.identity.claimed) await this.leases.releaseOwn();
+        },
+      ],
       ["work queue", () => this.work.close()],
       ["registry", () => this.registry.close()],
-      ["channels", () => this.channels.close()],
+      ["channels", async () => this.channels.close()],
       ["identity", () => this.identity.release()],
     ];
     for (const [part, step] of steps) {

@@ -6,6 +6,10 @@ import { channelsSendTool } from "./channels-send.js";
 import { channelsStatusTool } from "./channels-status.js";
 import { handleGetTool } from "./handle-get.js";
 import { handleSetTool } from "./handle-set.js";
+import { leaseAcquireTool } from "./lease-acquire.js";
+import { leaseListTool } from "./lease-list.js";
+import { leaseReleaseTool } from "./lease-release.js";
+import { leaseRenewTool } from "./lease-renew.js";
 import { messagesReadDirectTool } from "./messages-read-direct.js";
 import { messagesSendDirectTool } from "./messages-send-direct.js";
 import { registryDeregisterTool } from "./registry-deregister.js";
@@ -36,6 +40,10 @@ export function warpTools(deps: WarpToolDeps): ToolDefinition[] {
     registryDeregisterTool(deps),
     messagesSendDirectTool(deps),
     messagesReadDirectTool(deps),
+    leaseAcquireTool(deps),
+    leaseRenewTool(deps),
+    leaseReleaseTool(deps),
+    leaseListTool(deps),
     ...workTools({ work: deps.warp.work, ready: () => deps.warp.ready() }),
   ];
 }

@@ -1,5 +1,11 @@
 import { defineTool } from "@loominal/mcp-kit";
-import { agentIdSchema, MESSAGE_MAX_CHARS, nameToken, projectIdSchema } from "@loominal/protocol";
+import {
+  agentIdSchema,
+  MESSAGE_MAX_CHARS,
+  messagePrioritySchema,
+  nameToken,
+  projectIdSchema,
+} from "@loominal/protocol";
 import { z } from "zod";
 import type { WarpToolDeps } from "./index.js";
 
@@ -19,25 +25,32 @@ export function messagesSendDirectTool({ warp }: WarpToolDeps) {
       projectId: projectIdSchema
         .optional()
         .describe("The recipient's project (default: yours, then any you may see)"),
+      priority: messagePrioritySchema
+        .optional()
+        .describe(
+          "'urgent' puts it in front of the recipient before anything else at its next turn (default normal)",
+        ),
     }),
     output: z.object({
       to: agentIdSchema,
       projectId: projectIdSchema,
       seq: z.int().positive(),
       messageType: z.string(),
+      priority: messagePrioritySchema,
       sentAt: z.string(),
     }),
-    handler: async ({ agentId, message, messageType, metadata, projectId }) =>
+    handler: async ({ agentId, message, messageType, metadata, projectId, priority }) =>
       warp.run(async () => {
         const sent = await warp.inbox.send(agentId, message, {
           ...(messageType !== undefined ? { messageType } : {}),
           ...(metadata !== undefined ? { metadata } : {}),
           ...(projectId !== undefined ? { projectId } : {}),
+          ...(priority !== undefined ? { priority } : {}),
         });
         const where = sent.projectId === warp.projectId ? "" : ` in project ${sent.projectId}`;
         return {
           data: sent,
-          text: `Sent ${sent.messageType} message to ${sent.to}${where} (seq ${sent.seq}).`,
+          text: `Sent ${sent.priority === "urgent" ? "urgent " : ""}${sent.messageType} message to ${sent.to}${where} (seq ${sent.seq}).`,
         };
       }),
   });
