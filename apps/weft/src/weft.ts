@@ -28,6 +28,7 @@ import {
   type WorkListFilter,
   WorkQueue,
 } from "@loominal/warp";
+import { type Actor, type TargetAudit, targetChanges } from "./audit.js";
 import type { WeftConfig } from "./config.js";
 import { LocalMechanism, localProcessAlive } from "./mechanisms/local.js";
 import type { Mechanism, RemoteStatus } from "./mechanisms/types.js";
@@ -166,9 +167,11 @@ export class Weft {
       const project = this.project(t.projectId);
       if (await project.targets.find(t.name)) continue;
       const { projectId: _p, ...input } = t;
-      await this.createTarget(t.projectId, input).catch((err: unknown) => {
-        if (!(err instanceof LoominalError && err.code === "already_exists")) throw err;
-      });
+      await this.createTarget(t.projectId, input, `config-file:${this.config.configFile ?? "weft"}`).catch(
+        (err: unknown) => {
+          if (!(err instanceof LoominalError && err.code === "already_exists")) throw err;
+        },
+      );
     }
     await this.#elect();
     this.#electTimer = setInterval(() => void this.#elect(), Math.floor(LEASES_BUCKET_TTL_MS / 5));
@@ -417,7 +420,31 @@ export class Weft {
 
   // ——— targets ———
 
-  async createTarget(projectId: string, input: TargetInput): Promise<TargetRecord> {
+  /**
+   * Records a target mutation: a `target` event (`data.audit`: who, when, what changed, secrets
+   * redacted) and an info log line `target audit`.
+   */
+  #audit(
+    projectId: string,
+    action: TargetAudit["action"],
+    actor: Actor,
+    before: TargetRecord | undefined,
+    after: TargetRecord | undefined,
+  ): void {
+    const t = (after ?? before) as TargetRecord;
+    const audit: TargetAudit = {
+      action,
+      actor,
+      at: new Date().toISOString(),
+      targetId: t.targetId,
+      name: t.name,
+      changes: targetChanges(before, after),
+    };
+    this.logger.info({ projectId, audit }, "target audit");
+    void this.publishEvent(projectId, "target", action, { targetId: t.targetId, name: t.name, audit });
+  }
+
+  async createTarget(projectId: string, input: TargetInput, actor: Actor = "weft"): Promise<TargetRecord> {
     const mechanism = this.mechanism(input.mechanism);
     const config = mechanism.validateConfig(input.config);
     const d = this.config.file.defaults;
@@ -444,10 +471,7 @@ export class Weft {
       updatedAt: now,
     };
     const created = await this.project(projectId).targets.create(record);
-    void this.publishEvent(projectId, "target", "created", {
-      targetId: created.targetId,
-      name: created.name,
-    });
+    this.#audit(projectId, "created", actor, undefined, created);
     return created;
   }
 
@@ -463,6 +487,7 @@ export class Weft {
     projectId: string,
     idOrName: string,
     patch: Partial<TargetInput>,
+    actor: Actor = "weft",
   ): Promise<TargetRecord> {
     const project = this.project(projectId);
     const cur = await project.targets.get(idOrName);
@@ -477,29 +502,28 @@ export class Weft {
       ...Object.fromEntries(Object.entries(patch).filter(([k, v]) => v !== undefined && k !== "config")),
       ...(config !== undefined ? { config } : {}),
     }));
-    void this.publishEvent(projectId, "target", "updated", {
-      targetId: updated.targetId,
-      name: updated.name,
-    });
+    this.#audit(projectId, "updated", actor, cur, updated);
     return updated;
   }
 
-  async deleteTarget(projectId: string, idOrName: string): Promise<TargetRecord> {
+  async deleteTarget(projectId: string, idOrName: string, actor: Actor = "weft"): Promise<TargetRecord> {
     const project = this.project(projectId);
     const cur = await project.targets.get(idOrName);
     await project.targets.delete(cur.targetId);
-    void this.publishEvent(projectId, "target", "deleted", { targetId: cur.targetId, name: cur.name });
+    this.#audit(projectId, "deleted", actor, cur, undefined);
     return cur;
   }
 
-  async setTargetEnabled(projectId: string, idOrName: string, enabled: boolean): Promise<TargetRecord> {
+  async setTargetEnabled(
+    projectId: string,
+    idOrName: string,
+    enabled: boolean,
+    actor: Actor = "weft",
+  ): Promise<TargetRecord> {
     const project = this.project(projectId);
     const cur = await project.targets.get(idOrName);
     const t = await project.targets.update(cur.targetId, (x) => ({ ...x, enabled }));
-    void this.publishEvent(projectId, "target", enabled ? "enabled" : "disabled", {
-      targetId: t.targetId,
-      name: t.name,
-    });
+    this.#audit(projectId, enabled ? "enabled" : "disabled", actor, cur, t);
     return t;
   }
 
@@ -526,7 +550,7 @@ export class Weft {
   async spinUpTarget(
     projectId: string,
     idOrName: string,
-    options: { capability?: string; boundary?: string } = {},
+    options: { capability?: string; boundary?: string; actor?: Actor } = {},
   ): Promise<SpinUpRecord> {
     const target = await this.getTarget(projectId, idOrName);
     if (!target.enabled)
@@ -540,6 +564,10 @@ export class Weft {
     const blocked = await this.#blockedReason(projectId, target);
     if (blocked)
       throw new LoominalError("conflict", `target ${target.name} cannot start an agent now: ${blocked}`);
+    this.logger.info(
+      { projectId, target: target.name, capability, boundary, actor: options.actor ?? "weft" },
+      "spin-up requested",
+    );
     return this.#launch(projectId, target, capability, boundary, "manual");
   }
 
