@@ -60,7 +60,14 @@ export class Warp {
     this.logger = logger;
     this.identity = identity;
     this.channels = new Channels({ fabric, identity, channels: warp.channels, logger });
-    this.registry = new Registry({ fabric, identity, heartbeatIntervalMs: warp.heartbeatIntervalMs, logger });
+    this.registry = new Registry({
+      fabric,
+      identity,
+      heartbeatIntervalMs: warp.heartbeatIntervalMs,
+      logger,
+      // Readers show the agent busy while it holds claims or file leases, without it reporting anything.
+      holdings: () => ({ claims: this.work.heldClaims.length, leases: this.leases.heldCount }),
+    });
     this.inbox = new Inbox({ fabric, identity, registry: this.registry, settings: warp.inbox, logger });
     this.work = new WorkQueue({
       fabric,
@@ -85,10 +92,20 @@ export class Warp {
       }),
       logger,
     });
+    const unwatchClaims = this.work.onHeldChange(() => void this.registry.holdingsChanged());
+    const unwatchLeases = this.leases.onHeldChange(() => void this.registry.holdingsChanged());
+    const unwatchHeld = () => {
+      unwatchClaims();
+      unwatchLeases();
+    };
     // Claim the identity as soon as NATS is there, not at the first tool call.
-    this.#unwatch = fabric.onStateChange((state) => {
+    const unwatchState = fabric.onStateChange((state) => {
       if (state === "connected") this.#establishInBackground();
     });
+    this.#unwatch = () => {
+      unwatchHeld();
+      unwatchState();
+    };
   }
 
   /** Opens Warp without waiting for NATS. Throws IdentityInUseError when no identity is free on this host. */

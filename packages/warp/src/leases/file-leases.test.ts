@@ -186,6 +186,23 @@ describe("file leases", () => {
     ).toBe(true);
   });
 
+  it("shows the holder busy in the registry while it holds a lease, idle once released", async () => {
+    const {
+      warps: [alice, bob],
+    } = await agents(["alice", "bob"]);
+    if (!alice || !bob) throw new Error("agents missing");
+    await alice.registry.register({ agentType: "developer" });
+    const r = await alice.leases.acquire({ paths: ["busy/**"], mode: "exclusive", reason: "r" });
+    expect(r.acquired).toBe(true);
+    await eventually(async () => {
+      expect(await bob.registry.getInfo(alice.agentId)).toMatchObject({ status: "busy", activeLeases: 1 });
+    });
+    await alice.leases.release();
+    await eventually(async () => {
+      expect(await bob.registry.getInfo(alice.agentId)).toMatchObject({ status: "idle", activeLeases: 0 });
+    });
+  });
+
   it("refuses bad input with a message saying what to fix", async () => {
     const {
       warps: [alice],

@@ -211,12 +211,37 @@ export class FileLeases {
   #holder: () => LeaseHolder;
   #projectDir: string;
   #logger: Logger;
+  /** Leases this process took and has not released: id → expiresAt (ms). */
+  #held = new Map<string, number>();
+  #heldListeners = new Set<() => void>();
 
   constructor(options: FileLeasesOptions) {
     this.#fabric = options.fabric;
     this.#holder = options.holder;
     this.#projectDir = options.projectDir;
     this.#logger = options.logger;
+  }
+
+  /**
+   * How many leases this process holds now, as far as it knows (taken, not released, not past their
+   * expiry). What makes the registry show the agent `busy`.
+   */
+  get heldCount(): number {
+    const now = Date.now();
+    let n = 0;
+    for (const until of this.#held.values()) if (until > now) n++;
+    return n;
+  }
+
+  /** Calls `listener` whenever this process takes, renews or gives up a lease. Returns an unsubscribe. */
+  onHeldChange(listener: () => void): () => void {
+    this.#heldListeners.add(listener);
+    return () => this.#heldListeners.delete(listener);
+  }
+
+  #setHeld(update: (held: Map<string, number>) => void): void {
+    update(this.#held);
+    for (const l of this.#heldListeners) l();
   }
 
   /** Normalises paths as leases store them (relative, `/`-separated); throws invalid_input naming the bad one. */
@@ -253,7 +278,7 @@ export class FileLeases {
     const me = this.#holder();
     const kv = await this.#kv(me.projectId);
     const check = new HolderCheck(this.#fabric, me.projectId, me.hostname);
-    let outcome: AcquireResult = { acquired: false, conflicts: [] };
+    let outcome = { acquired: false, conflicts: [] } as AcquireResult;
     await casUpdate(kv, keys.fileLeaseTable(), codec, async (current) => {
       const now = Date.now();
       const live = await check.liveOf(current?.leases ?? []);
@@ -286,6 +311,10 @@ export class FileLeases {
       outcome = { acquired: true, lease };
       return { leases: [...live, lease] };
     });
+    if (outcome.acquired) {
+      const { leaseId, expiresAt } = outcome.lease;
+      this.#setHeld((h) => h.set(leaseId, Date.parse(expiresAt)));
+    }
     return outcome;
   }
 
@@ -326,6 +355,8 @@ export class FileLeases {
       return { leases: live.map((l) => (l.leaseId === leaseId ? next : l)) };
     });
     if (!renewed) throw new LoominalError("internal", `lease ${leaseId} was not renewed`);
+    const until = Date.parse(renewed.expiresAt);
+    this.#setHeld((h) => h.set(leaseId, until));
     return renewed;
   }
 
@@ -356,6 +387,9 @@ export class FileLeases {
       if (released.length === 0 && rest.length === all.length) return undefined;
       return { leases: rest };
     });
+    this.#setHeld((h) => {
+      for (const id of leaseIds ?? [...h.keys()]) h.delete(id);
+    });
     return released;
   }
 
@@ -374,6 +408,7 @@ export class FileLeases {
       if (released.length === 0) return undefined;
       return { leases: all.filter((l) => !drop(l)) };
     });
+    this.#setHeld((h) => h.clear());
     if (released.length > 0) this.#logger.info({ released: released.length }, "released file leases");
     return released;
   }
