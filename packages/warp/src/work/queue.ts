@@ -252,6 +252,7 @@ export class WorkQueue {
   #agentType: (() => string | undefined) | undefined;
   #policies: BoundaryPolicies;
   #held = new Map<string, HeldClaim>();
+  #heldListeners = new Set<() => void>();
   #maintenance: WorkMaintenance | undefined;
   #journal: OfferJournal;
   /** Who this queue acts as, for ownership checks. */
@@ -292,6 +293,22 @@ export class WorkQueue {
   /** Items this process currently holds claims on. */
   get heldClaims(): string[] {
     return [...this.#held.keys()];
+  }
+
+  /** Calls `listener` whenever the set of claims this process holds changes; returns the unsubscribe. */
+  onHeldChange(listener: () => void): () => void {
+    this.#heldListeners.add(listener);
+    return () => this.#heldListeners.delete(listener);
+  }
+
+  #heldChanged(): void {
+    for (const listener of this.#heldListeners) {
+      try {
+        listener();
+      } catch (err) {
+        this.#logger.warn({ err: String(err) }, "a held-claims listener failed");
+      }
+    }
   }
 
   /** Offers an item; resolves once the ledger and the work stream have stored it. */
@@ -531,6 +548,7 @@ export class WorkQueue {
         ),
       );
       this.#held.delete(workId);
+      this.#heldChanged();
       held?.msg.ack();
       return entry.item;
     });
@@ -589,6 +607,7 @@ export class WorkQueue {
         ),
       );
       this.#held.delete(workId);
+      this.#heldChanged();
       if (entry.item.status === "dead") {
         const dead = await this.#toDeadLetters(setup, entry);
         held?.msg.term();
@@ -643,6 +662,7 @@ export class WorkQueue {
       });
       const held = this.#held.get(workId);
       this.#held.delete(workId);
+      this.#heldChanged();
       held?.msg.term();
       return entry.item;
     });
@@ -1195,6 +1215,7 @@ export class WorkQueue {
     if (entry.item.status !== "claimed" || !claim)
       throw new Error(`ledger claim of ${workId} was not recorded`);
     this.#held.set(workId, { msg, claimId: claim.claimId, entry });
+    this.#heldChanged();
     return { ...entry.item, status: "claimed", claim };
   }
 
@@ -1398,7 +1419,10 @@ export class WorkQueue {
     try {
       return await run();
     } catch (err) {
-      if (err instanceof WorkClaimConflictError) this.#held.delete(workId);
+      if (err instanceof WorkClaimConflictError) {
+        this.#held.delete(workId);
+        this.#heldChanged();
+      }
       throw err;
     }
   }
