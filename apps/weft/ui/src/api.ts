@@ -50,7 +50,7 @@ export interface Agent {
   agentId: string;
   handle: string;
   agentType: string;
-  status: "online" | "busy" | "offline";
+  status: "idle" | "busy" | "offline";
   capabilities: string[];
   boundaries: string[];
   currentTaskCount: number;

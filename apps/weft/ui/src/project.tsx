@@ -101,7 +101,7 @@ export function ProjectView(props: { projectId: string; onConnection: (c: Connec
 }
 
 interface Stats {
-  agents: { online: number; busy: number; offline: number };
+  agents: { online: number; idle: number; busy: number; offline: number };
   work: { queued: number; inFlight: number; dead: number };
   targets: { total: number; enabled: number };
   spinUps: { starting: number; running: number; failed: number; stopped: number };
@@ -116,7 +116,7 @@ function StatsBar({ stats: s }: { stats: Stats }) {
   );
   return (
     <div class="stats" id="stats">
-      {stat("agents online", s.agents.online + s.agents.busy)}
+      {stat("agents online", s.agents.online)}
       {stat("busy", s.agents.busy)}
       {stat("queued", s.work.queued)}
       {stat("in flight", s.work.inFlight)}
