@@ -1,5 +1,5 @@
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
-import type { Principal } from "./auth.js";
+import { type Principal, principalOf } from "./auth.js";
 import type { ApiToken } from "./config.js";
 
 /** The dashboard's session cookie. */
@@ -37,7 +37,7 @@ export class SessionSigner {
   constructor(tokens: ApiToken[]) {
     this.#keys = tokens.map((t) => ({
       key: mac(Buffer.from(t.token, "utf8"), "loominal weft dashboard session"),
-      principal: t.kind === "admin" ? { kind: "admin" } : { kind: "project", projects: [...t.projects] },
+      principal: principalOf(t),
     }));
   }
 
