@@ -3,6 +3,7 @@ import {
   channelMessageSchema,
   LoominalError,
   nameToken,
+  presenceFilterSchema,
   projectIdSchema,
   SPIN_UP_MECHANISMS,
   streams,
@@ -117,10 +118,11 @@ export const OPERATIONS: Operation[] = [
     op: "agents-list",
     method: "get",
     path: "/api/agents",
-    summary: "Agents of the project (online and busy by default; status=offline for the others)",
+    summary:
+      "Agents of the project (idle and busy by default; status=offline for the others, online for idle and busy)",
     query: projectQuery.extend({
       type: nameToken("agent type").optional(),
-      status: z.enum(["online", "busy", "offline"]).optional(),
+      status: presenceFilterSchema.optional(),
       capability: nameToken("capability").optional(),
       boundary: nameToken("boundary").optional(),
       cursor: z
@@ -181,7 +183,7 @@ export const OPERATIONS: Operation[] = [
         .optional(),
       filter: z
         .strictObject({
-          status: z.enum(["online", "busy"]).optional(),
+          status: z.enum(["online", "idle", "busy"]).optional(),
           agentType: nameToken("agent type").optional(),
           boundary: nameToken("boundary").optional(),
           capability: nameToken("capability").optional(),
@@ -359,9 +361,9 @@ export const OPERATIONS: Operation[] = [
     query: projectQuery,
     body: createTargetSchema,
     admin: "create targets",
-    handler: async ({ weft, projectId, principal }, { body }) => ({
+    handler: async ({ weft, projectId }, { body }) => ({
       status: 201,
-      body: await weft.createTarget(projectId as string, body, principal.id),
+      body: await weft.createTarget(projectId as string, body),
     }),
   },
   {
@@ -386,8 +388,8 @@ export const OPERATIONS: Operation[] = [
     query: projectQuery,
     body: updateTargetSchema,
     admin: "change targets",
-    handler: async ({ weft, projectId, principal }, { params, body }) => ({
-      body: await weft.updateTarget(projectId as string, params.target, body, principal.id),
+    handler: async ({ weft, projectId }, { params, body }) => ({
+      body: await weft.updateTarget(projectId as string, params.target, body),
     }),
   },
   {
@@ -399,8 +401,8 @@ export const OPERATIONS: Operation[] = [
     params: targetParam,
     query: projectQuery,
     admin: "delete targets",
-    handler: async ({ weft, projectId, principal }, { params }) => {
-      const t = await weft.deleteTarget(projectId as string, params.target, principal.id);
+    handler: async ({ weft, projectId }, { params }) => {
+      const t = await weft.deleteTarget(projectId as string, params.target);
       return { body: { deleted: true, targetId: t.targetId, name: t.name } };
     },
   },
@@ -429,9 +431,9 @@ export const OPERATIONS: Operation[] = [
       boundary: nameToken("boundary").optional(),
     }),
     admin: "spin up targets",
-    handler: async ({ weft, projectId, principal }, { params, body }) => ({
+    handler: async ({ weft, projectId }, { params, body }) => ({
       status: 202,
-      body: await weft.spinUpTarget(projectId as string, params.target, { ...body, actor: principal.id }),
+      body: await weft.spinUpTarget(projectId as string, params.target, body),
     }),
   },
   {
@@ -443,8 +445,8 @@ export const OPERATIONS: Operation[] = [
     params: targetParam,
     query: projectQuery,
     admin: "change targets",
-    handler: async ({ weft, projectId, principal }, { params }) => ({
-      body: await weft.setTargetEnabled(projectId as string, params.target, true, principal.id),
+    handler: async ({ weft, projectId }, { params }) => ({
+      body: await weft.setTargetEnabled(projectId as string, params.target, true),
     }),
   },
   {
@@ -456,8 +458,8 @@ export const OPERATIONS: Operation[] = [
     params: targetParam,
     query: projectQuery,
     admin: "change targets",
-    handler: async ({ weft, projectId, principal }, { params }) => ({
-      body: await weft.setTargetEnabled(projectId as string, params.target, false, principal.id),
+    handler: async ({ weft, projectId }, { params }) => ({
+      body: await weft.setTargetEnabled(projectId as string, params.target, false),
     }),
   },
   {

@@ -1,7 +1,86 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { fakeGithub, GITHUB_TOKEN as TOKEN } from "./fake-peers.test-helper.js";
 import { GithubActionsMechanism } from "./github-actions.js";
-import { agentEnv, capturedLogger, targetRecord } from "./mechanisms.test-helper.js";
+import { agentEnv, capturedLogger, httpPeer, sendJson, targetRecord } from "./mechanisms.test-helper.js";
+
+const TOKEN = "ghp_testtoken000000000000000000000004";
+const BASE = "/repos/acme/agents/actions";
+
+interface Run {
+  id: number;
+  name: string;
+  display_title: string;
+  status: string;
+  conclusion: string | null;
+  created_at: string;
+  html_url: string;
+  event: string;
+}
+
+/**
+ * The Actions endpoints the mechanism calls. A dispatch's run appears only after a few list calls, and
+ * runs are listed newest first, so "the latest run" would be the wrong one for concurrent dispatches.
+ */
+async function fakeGithub() {
+  const runs: Run[] = [];
+  const pending: Array<{ spinUpId: string; after: number }> = [];
+  let nextId = 100;
+  const dispatches: Array<Record<string, unknown>> = [];
+  const peer = await httpPeer((req, res) => {
+    if (req.headers.authorization !== `token ${TOKEN}`)
+      return sendJson(res, 401, { message: "Bad credentials" });
+    const url = new URL(req.url, "http://x");
+    if (url.pathname === `${BASE}/workflows/agent.yml` && req.method === "GET")
+      return sendJson(res, 200, {
+        id: 7,
+        name: "agent",
+        state: "active",
+        path: ".github/workflows/agent.yml",
+      });
+    if (url.pathname === `${BASE}/workflows/agent.yml/dispatches` && req.method === "POST") {
+      const body = JSON.parse(req.body) as { ref: string; inputs: Record<string, string> };
+      if (!body.inputs.loominal_spinup_id) return sendJson(res, 422, { message: "Required input missing" });
+      dispatches.push(body);
+      pending.push({ spinUpId: body.inputs.loominal_spinup_id, after: 2 });
+      res.statusCode = 204;
+      return void res.end();
+    }
+    if (url.pathname === `${BASE}/workflows/agent.yml/runs` && req.method === "GET") {
+      for (const p of pending.splice(0)) {
+        if (p.after-- > 0) {
+          pending.push(p);
+          continue;
+        }
+        const id = nextId++;
+        runs.unshift({
+          id,
+          name: "agent",
+          display_title: `loominal ${p.spinUpId}`,
+          status: "queued",
+          conclusion: null,
+          created_at: new Date().toISOString(),
+          html_url: `https://github.example/acme/agents/actions/runs/${id}`,
+          event: "workflow_dispatch",
+        });
+      }
+      if (url.searchParams.get("event") !== "workflow_dispatch")
+        return sendJson(res, 400, { message: "event" });
+      return sendJson(res, 200, { total_count: runs.length, workflow_runs: runs });
+    }
+    const m = url.pathname.match(new RegExp(`^${BASE}/runs/(\\d+)(/cancel)?$`));
+    const run = m ? runs.find((r) => r.id === Number(m[1])) : undefined;
+    if (m && !run) return sendJson(res, 404, { message: "Not Found" });
+    if (run && !m?.[2] && req.method === "GET") return sendJson(res, 200, run);
+    if (run && m?.[2] && req.method === "POST") {
+      if (run.status === "completed")
+        return sendJson(res, 409, { message: "Cannot cancel a workflow run that is completed." });
+      run.status = "completed";
+      run.conclusion = "cancelled";
+      return sendJson(res, 202, {});
+    }
+    return sendJson(res, 404, { message: `no route ${req.method} ${url.pathname}` });
+  });
+  return { peer, runs, dispatches };
+}
 
 describe("github-actions mechanism", () => {
   const closers: Array<() => Promise<void>> = [];

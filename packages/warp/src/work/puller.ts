@@ -1,12 +1,6 @@
-import {
-  type Consumer,
-  type ConsumerMessages,
-  type JsMsg,
-  type JsonCodec,
-  jsonCodec,
-  type Logger,
-} from "@loominal/fabric";
+import { type JsonCodec, jsonCodec, type Logger } from "@loominal/fabric";
 import { type WorkOfferMessage, workOfferMessageSchema } from "@loominal/protocol";
+import type { Consumer, ConsumerMessages, JsMsg } from "@nats-io/jetstream";
 
 const codec: JsonCodec<WorkOfferMessage> = jsonCodec(workOfferMessageSchema);
 
