@@ -114,6 +114,7 @@ export { KeyedSerialQueue } from "./serial.js";
 export { GracefulShutdown, type GracefulShutdownOptions } from "./shutdown.js";
 export {
   type BucketSpec,
+  bucketKeys,
   ensureBucket,
   ensureStream,
   forgetBucket,
