@@ -1,6 +1,8 @@
 /** NATS types and constants the libraries use, so that only the fabric imports the NATS client. */
 export {
   AckPolicy,
+  type Consumer,
+  type ConsumerInfo,
   type ConsumerMessages,
   DeliverPolicy,
   type JetStreamClient,
@@ -115,10 +117,13 @@ export { GracefulShutdown, type GracefulShutdownOptions } from "./shutdown.js";
 export {
   type BucketSpec,
   bucketKeys,
+  consumerInfo,
   ensureBucket,
   ensureStream,
   forgetBucket,
   forgetStream,
+  isConsumerMissing,
+  JS_CONSUMER_NOT_FOUND,
   JS_STREAM_NOT_FOUND,
   type MismatchPolicy,
   mayMeanStreamMissing,

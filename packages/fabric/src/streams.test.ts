@@ -2,7 +2,15 @@ import { rmSync } from "node:fs";
 import { eventually, NatsServer, uniqueProjectId } from "@loominal/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Fabric } from "./connection.js";
-import { bucketKeys, ensureBucket, ensureStream, forgetStream, streamInfo, withBucket, withStream } from "./streams.js";
+import {
+  bucketKeys,
+  ensureBucket,
+  ensureStream,
+  forgetStream,
+  streamInfo,
+  withBucket,
+  withStream,
+} from "./streams.js";
 
 let server: NatsServer;
 const fabrics: Fabric[] = [];

@@ -1,4 +1,5 @@
 import {
+  type ConsumerInfo,
   DiscardPolicy,
   JetStreamApiError,
   type JetStreamManager,
@@ -197,6 +198,30 @@ export function mayMeanStreamMissing(err: unknown): boolean {
 
 /** JetStream API error code: stream not found. */
 export const JS_STREAM_NOT_FOUND = 10059;
+/** JetStream API error code: consumer not found. */
+export const JS_CONSUMER_NOT_FOUND = 10014;
+
+/** Whether an error says a consumer is not there: the consumer, or the stream it was on, is not found. */
+export function isConsumerMissing(err: unknown): boolean {
+  return (
+    err instanceof JetStreamApiError &&
+    (err.code === JS_CONSUMER_NOT_FOUND || err.code === JS_STREAM_NOT_FOUND)
+  );
+}
+
+/** Consumer info, or undefined when the stream has no consumer of that name. */
+export async function consumerInfo(
+  jsm: JetStreamManager,
+  stream: string,
+  name: string,
+): Promise<ConsumerInfo | undefined> {
+  try {
+    return await jsm.consumers.info(stream, name);
+  } catch (err) {
+    if (err instanceof JetStreamApiError && err.code === JS_CONSUMER_NOT_FOUND) return undefined;
+    throw err;
+  }
+}
 
 /**
  * After `err`, whether the stream `name` is gone: true (and this connection's memory of it forgotten, so

@@ -1,4 +1,11 @@
-import { bucketKeys, casUpdate, entryValue, forgetRevision, isCasConflict, jsonCodec } from "@loominal/fabric";
+import {
+  bucketKeys,
+  casUpdate,
+  entryValue,
+  forgetRevision,
+  isCasConflict,
+  jsonCodec,
+} from "@loominal/fabric";
 import { keys } from "@loominal/protocol";
 import type { KV } from "@nats-io/kv";
 import {

@@ -1,6 +1,13 @@
-import { bucketKeys, ensureBucket, type Fabric, isCasConflict, jsonCodec, type Logger } from "@loominal/fabric";
+import {
+  bucketKeys,
+  ensureBucket,
+  type Fabric,
+  isCasConflict,
+  jsonCodec,
+  type KV,
+  type Logger,
+} from "@loominal/fabric";
 import { buckets, keys, randomId } from "@loominal/protocol";
-import type { KV } from "@nats-io/kv";
 import { z } from "zod";
 
 const journalSchema = z.object({
