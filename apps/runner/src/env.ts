@@ -71,6 +71,10 @@ export const RUNNER_ENV = {
     schema: ms(1_000, 86_400_000),
     description: "how long agent-tool channel messages are kept (ms)",
   },
+  RUNNER_NATS_REPLICAS: {
+    schema: z.coerce.number().int().min(1).max(5).default(1),
+    description: "replicas of the runner's streams and buckets (3 on a 3-node NATS cluster)",
+  },
   RUNNER_TOOL_CONCURRENCY: {
     schema: int(1, 8),
     description: "tool calls of one step run in parallel, at most this many",
@@ -126,6 +130,7 @@ export interface RunnerConfig {
   drainTimeoutMs: number;
   eventsMaxAgeMs: number;
   channelsMaxAgeMs: number;
+  natsReplicas: number;
   toolConcurrency: number;
   sseKeepaliveMs: number;
   retryBaseMs: number;
@@ -196,6 +201,7 @@ export function loadRunnerConfig(env: Env = process.env): RunnerConfig {
     drainTimeoutMs: e.RUNNER_DRAIN_TIMEOUT_MS,
     eventsMaxAgeMs: e.RUNNER_EVENTS_MAX_AGE_MS,
     channelsMaxAgeMs: e.RUNNER_CHANNELS_MAX_AGE_MS,
+    natsReplicas: e.RUNNER_NATS_REPLICAS,
     toolConcurrency: e.RUNNER_TOOL_CONCURRENCY,
     sseKeepaliveMs: e.RUNNER_SSE_KEEPALIVE_MS,
     retryBaseMs: e.RUNNER_RETRY_BASE_MS,

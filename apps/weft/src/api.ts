@@ -3,6 +3,7 @@ import {
   channelMessageSchema,
   LoominalError,
   nameToken,
+  presenceFilterSchema,
   projectIdSchema,
   SPIN_UP_MECHANISMS,
   streams,
@@ -117,10 +118,11 @@ export const OPERATIONS: Operation[] = [
     op: "agents-list",
     method: "get",
     path: "/api/agents",
-    summary: "Agents of the project (online and busy by default; status=offline for the others)",
+    summary:
+      "Agents of the project (idle and busy by default; status=offline for the others, online for idle and busy)",
     query: projectQuery.extend({
       type: nameToken("agent type").optional(),
-      status: z.enum(["online", "busy", "offline"]).optional(),
+      status: presenceFilterSchema.optional(),
       capability: nameToken("capability").optional(),
       boundary: nameToken("boundary").optional(),
       cursor: z
@@ -181,7 +183,7 @@ export const OPERATIONS: Operation[] = [
         .optional(),
       filter: z
         .strictObject({
-          status: z.enum(["online", "busy"]).optional(),
+          status: z.enum(["online", "idle", "busy"]).optional(),
           agentType: nameToken("agent type").optional(),
           boundary: nameToken("boundary").optional(),
           capability: nameToken("capability").optional(),

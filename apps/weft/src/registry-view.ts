@@ -1,5 +1,6 @@
 import { ensureBucket, type Fabric, jsonCodec, type Logger } from "@loominal/fabric";
 import {
+  type AgentPresence,
   type AgentRecord,
   type AgentStatus,
   agentRecordSchema,
@@ -12,9 +13,9 @@ import { KvWatchInclude } from "@nats-io/kv";
 
 const codec = jsonCodec(agentRecordSchema);
 
-export interface AgentEntry extends AgentRecord {
-  /** What the agent is now: its reported status, or offline once heartbeats stopped. */
-  status: AgentStatus;
+export interface AgentEntry extends Omit<AgentRecord, "status"> {
+  /** What the agent is now: busy (holding claims or leases, or saying so), idle, or offline once heartbeats stopped. */
+  status: AgentPresence;
   reportedStatus: AgentStatus;
 }
 

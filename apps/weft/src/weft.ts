@@ -10,6 +10,8 @@ import {
   LEASES_BUCKET_TTL_MS,
   LoominalError,
   leaseKeys,
+  type PresenceFilter,
+  presenceMatches,
   randomId,
   type SpinUpRecord,
   streams,
@@ -87,7 +89,7 @@ interface Project {
 
 export interface AgentListFilter {
   agentType?: string;
-  status?: "online" | "busy" | "offline";
+  status?: PresenceFilter;
   capability?: string;
   boundary?: string;
   limit?: number;
@@ -346,7 +348,7 @@ export class Weft {
       .filter(
         (a) =>
           (filter.agentType === undefined || a.agentType === filter.agentType) &&
-          (filter.status === undefined ? a.status !== "offline" : a.status === filter.status) &&
+          (filter.status === undefined ? a.status !== "offline" : presenceMatches(a.status, filter.status)) &&
           (filter.capability === undefined || a.capabilities.includes(filter.capability)) &&
           (filter.boundary === undefined ||
             a.boundaries.length === 0 ||
@@ -589,7 +591,12 @@ export class Weft {
     const spinCount = (s: SpinUpRecord["status"]) => spinUps.filter((x) => x.status === s).length;
     return {
       projectId,
-      agents: { online: byStatus("online"), busy: byStatus("busy"), offline: byStatus("offline") },
+      agents: {
+        online: byStatus("idle") + byStatus("busy"),
+        idle: byStatus("idle"),
+        busy: byStatus("busy"),
+        offline: byStatus("offline"),
+      },
       work: {
         queued: queue.capabilities.reduce((n, c) => n + c.queued, 0),
         inFlight: queue.capabilities.reduce((n, c) => n + c.inFlight, 0),

@@ -59,6 +59,35 @@ describe("casUpdate's per-key queue and revision cache", () => {
     expect(results.map((r) => r.value?.n)).toEqual([1, 2, 3]);
   });
 
+  it("a mutation that declines on a remembered value is asked again with the stored one", async () => {
+    // Two handles stand for two processes: each remembers what it last wrote.
+    const other = await Fabric.connect({ nats: { servers: [server.url] } });
+    try {
+      const name = `casd-${uniqueProjectId()}`;
+      const a = await ensureBucket(fabric, { name });
+      const b = await ensureBucket(other, { name });
+      const set = jsonCodec(z.object({ ids: z.array(z.string()) }));
+      const add = (id: string) => (cur: { ids: string[] } | undefined) =>
+        cur?.ids.includes(id) ? undefined : { ids: [...(cur?.ids ?? []), id] };
+      const remove = (id: string) => (cur: { ids: string[] } | undefined) =>
+        cur?.ids.includes(id) ? { ids: cur.ids.filter((x) => x !== id) } : undefined;
+      await casUpdate(a, "k", set, add("x"));
+      // b adds y; a still remembers [x], where y is absent.
+      await casUpdate(b, "k", set, add("y"));
+      const removed = await casUpdate(a, "k", set, remove("y"));
+      expect(removed.changed).toBe(true);
+      expect(removed.value).toEqual({ ids: ["x"] });
+      const stored = await a.get("k");
+      expect(stored?.json()).toEqual({ ids: ["x"] });
+      // A decline that holds on the stored value stays a decline, without a write.
+      const again = await casUpdate(a, "k", set, remove("y"));
+      expect(again.changed).toBe(false);
+      expect((await a.get("k"))?.revision).toBe(stored?.revision);
+    } finally {
+      await other.close();
+    }
+  });
+
   it("remembers revisions of at most CAS_KNOWN_KEYS_MAX keys, and holds no queue for idle keys", async () => {
     const kv = await ensureBucket(fabric, { name: `casl-${uniqueProjectId()}` });
     const keys = CAS_KNOWN_KEYS_MAX + 100;

@@ -107,9 +107,17 @@ async function casLoop<T>(
   let known = cache.get(key) as { revision: number; value: T | undefined } | undefined;
   let lastErr: unknown;
   for (let attempt = 0; attempt < maxAttempts; attempt++) {
+    const cached = known !== undefined;
     if (!known) known = await read(kv, key, codec);
     const next = await mutate(known.value, known.revision);
     if (next === undefined) {
+      // A remembered value may be stale (another process wrote since): declining on it would skip a change
+      // the stored value needs, so a decline counts only once it is confirmed on a fresh read.
+      if (cached) {
+        known = undefined;
+        cache.delete(key);
+        continue;
+      }
       cache.set(key, known);
       return { value: known.value, revision: known.revision, changed: false };
     }

@@ -97,7 +97,7 @@ export function pull(
     const timer = setTimeout(() => {
       // The server answered with fewer messages than asked and no status: keep what came.
       if (out.length + unparsed > 0) finish();
-      else finish(new Error(`pull from ${stream}/${consumer} timed out after ${timeoutMs} ms`));
+      else finish(new PullTimeoutError(`pull from ${stream}/${consumer} timed out after ${timeoutMs} ms`));
     }, timeoutMs);
     const sub = nc.subscribe(inbox, {
       callback: (err: Error | null, msg: Msg) => {
@@ -213,11 +213,33 @@ export interface ReadAllOptions extends ReadConsumerOptions {
   pullTimeoutMs?: number;
 }
 
+/** A pull request nothing answered within its timeout. */
+export class PullTimeoutError extends Error {
+  override name = "PullTimeoutError";
+}
+
+/** A read that must start over: its consumer stopped answering pulls while it still had messages. */
+class StalledRead extends Error {}
+
 /**
  * Reads every message a temporary consumer delivers (what matched when it was created), a batch per
  * request, then deletes the consumer: "create a consumer, pull until nothing is pending, delete it".
+ *
+ * On nats-server 2.9 a no-wait pull can go unanswered when the message the consumer would deliver next
+ * was removed meanwhile (a KV key rewritten in a bucket keeping one value per key): the read then starts
+ * over with a new consumer, up to 3 times, instead of failing after the pull timeout.
  */
 export async function readAll(fabric: Fabric, stream: string, options: ReadAllOptions): Promise<PullResult> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await readAllOnce(fabric, stream, options);
+    } catch (err) {
+      if (!(err instanceof StalledRead) || attempt >= 3) throw err instanceof StalledRead ? err.cause : err;
+    }
+  }
+}
+
+async function readAllOnce(fabric: Fabric, stream: string, options: ReadAllOptions): Promise<PullResult> {
   const consumer = await createReadConsumer(fabric, stream, options);
   const batchSize = options.batch ?? 1_000;
   const messages: PulledMessage[] = [];
@@ -225,13 +247,20 @@ export async function readAll(fabric: Fabric, stream: string, options: ReadAllOp
   try {
     let remaining = consumer.pending;
     while (remaining > 0) {
-      const r = await pull(
-        fabric,
-        stream,
-        consumer.name,
-        Math.min(remaining, batchSize),
-        options.pullTimeoutMs ?? 5_000,
-      );
+      let r: PullResult;
+      try {
+        r = await pull(
+          fabric,
+          stream,
+          consumer.name,
+          Math.min(remaining, batchSize),
+          options.pullTimeoutMs ?? 5_000,
+        );
+      } catch (err) {
+        throw err instanceof PullTimeoutError && fabric.isConnected
+          ? new StalledRead("stalled pull", { cause: err })
+          : err;
+      }
       unparsed += r.unparsed;
       messages.push(...r.messages);
       if (r.messages.length === 0) break;

@@ -2,6 +2,8 @@ import { createConnection, createServer, type Server, type Socket } from "node:n
 
 interface ProxyState {
   cut: boolean;
+  /** While down, connections are closed and new ones refused (the client sees a disconnect). */
+  down: boolean;
   pairs: Set<Pair>;
 }
 
@@ -27,8 +29,12 @@ export class TcpProxy {
   }
 
   static async start(targetPort: number, targetHost = "127.0.0.1"): Promise<TcpProxy> {
-    const state: ProxyState = { cut: false, pairs: new Set() };
+    const state: ProxyState = { cut: false, down: false, pairs: new Set() };
     const server = createServer((client) => {
+      if (state.down) {
+        client.destroy();
+        return;
+      }
       const upstream = createConnection({ host: targetHost, port: targetPort });
       const pair: Pair = { client, upstream, held: [] };
       state.pairs.add(pair);
@@ -74,6 +80,21 @@ export class TcpProxy {
     for (const pair of this.#state.pairs) {
       for (const [to, chunk] of pair.held.splice(0)) to.write(chunk);
     }
+  }
+
+  /** Closes every connection and refuses new ones until `up()`: the client sees its connection drop. */
+  down(): void {
+    this.#state.down = true;
+    for (const { client, upstream } of this.#state.pairs) {
+      client.destroy();
+      upstream.destroy();
+    }
+    this.#state.pairs.clear();
+  }
+
+  /** Accepts connections again after `down()`. */
+  up(): void {
+    this.#state.down = false;
   }
 
   async close(): Promise<void> {

@@ -144,7 +144,7 @@ describe("registry", () => {
       await wa.warp.registry.register({ agentType: "claude-code" });
       // Well past 3 intervals: still online because heartbeats continue.
       await new Promise((r) => setTimeout(r, 2_000));
-      expect((await wb.warp.registry.getInfo(wa.warp.agentId)).status).toBe("online");
+      expect((await wb.warp.registry.getInfo(wa.warp.agentId)).status).toBe("idle");
       // Simulate a process that died: its connection goes away without a goodbye.
       await wa.fabric.close();
       const seen = await eventually(

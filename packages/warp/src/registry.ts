@@ -11,6 +11,7 @@ import {
   streamVanished,
 } from "@loominal/fabric";
 import {
+  type AgentPresence,
   type AgentRecord,
   type AgentStatus,
   agentRecordSchema,
@@ -22,6 +23,8 @@ import {
   effectiveAgentStatus,
   keys,
   LoominalError,
+  type PresenceFilter,
+  presenceMatches,
   type Scope,
   scopeSchema,
 } from "@loominal/protocol";
@@ -41,11 +44,11 @@ export const DISCOVER_DEFAULT_LIMIT = 50;
 export const DISCOVER_MAX_LIMIT = 100;
 /** The largest number of registry entries one read pulls per request. */
 const SCAN_BATCH = 1_000;
-const PULL_TIMEOUT_MS = 5_000;
+const PULL_TIMEOUT_MS = 1_000;
 
-/** A registry entry as readers see it: `status` is what it is now (offline once heartbeats stop). */
+/** A registry entry as readers see it: `status` is what it is now (busy, idle, or offline once heartbeats stop). */
 export interface AgentView extends Omit<AgentRecord, "status"> {
-  status: AgentStatus;
+  status: AgentPresence;
   /** The status the agent itself last reported. */
   reportedStatus: AgentStatus;
 }
@@ -73,7 +76,8 @@ export interface DiscoverFilter {
   capability?: string;
   /** Agents that accept work in this boundary (those registered with no boundaries accept all). */
   boundary?: string;
-  status?: AgentStatus;
+  /** A presence (`idle`, `busy`, `offline`), or `online` for every live agent. */
+  status?: PresenceFilter;
   /** Only agents registered with this scope. `public` and `personal` also search other projects. */
   scope?: Scope;
   includeOffline?: boolean;
@@ -95,6 +99,18 @@ export interface RegistryOptions {
   /** How often this agent rewrites its entry; readers show it offline after 3 missed intervals. */
   heartbeatIntervalMs: number;
   logger: Logger;
+  /**
+   * What this process holds right now (work claims, file leases). Written into the entry with every
+   * heartbeat and whenever `holdingsChanged()` is called, so readers show the agent `busy` while it holds
+   * anything, without the agent reporting it.
+   */
+  holdings?: () => Holdings;
+}
+
+/** Counts of what an agent's process holds; any of them above zero makes it `busy`. */
+export interface Holdings {
+  claims: number;
+  leases: number;
 }
 
 const CURSOR_RE = /^[a-z0-9][a-z0-9-]{0,47}\.[0-9a-f]{32}$/;
@@ -120,12 +136,18 @@ export class Registry {
   #last: AgentRecord | undefined;
   #closed = false;
   #agentType: string | undefined;
+  #holdings: () => Holdings;
+  #unwatchConnection: (() => void) | undefined;
+  /** The holdings write in flight, and whether another is wanted after it. */
+  #holdingsWrite: Promise<void> | undefined;
+  #holdingsDirty = false;
 
   constructor(options: RegistryOptions) {
     this.#fabric = options.fabric;
     this.#identity = options.identity;
     this.#logger = options.logger;
     this.#intervalMs = options.heartbeatIntervalMs;
+    this.#holdings = options.holdings ?? (() => ({ claims: 0, leases: 0 }));
   }
 
   get heartbeatIntervalMs(): number {
@@ -214,6 +236,7 @@ export class Registry {
         heartbeatIntervalMs: this.#intervalMs,
         ...(input.spinUpId !== undefined ? { spinUpId: input.spinUpId } : {}),
         ...(input.targetId !== undefined ? { targetId: input.targetId } : {}),
+        ...this.#holdingFields(),
       }));
     const r = await this.#recovering(write);
     this.#last = r.value;
@@ -354,7 +377,7 @@ export class Registry {
           return false;
         const status = effectiveAgentStatus(record, now);
         if (!includeOffline && status === "offline") return false;
-        if (filter.status && status !== filter.status) return false;
+        if (filter.status && !presenceMatches(status, filter.status)) return false;
         return true;
       })
       .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
@@ -435,11 +458,50 @@ export class Registry {
       lastHeartbeat: new Date().toISOString(),
       heartbeatIntervalMs: this.#intervalMs,
       pid: process.pid,
+      ...this.#holdingFields(),
     }));
+  }
+
+  /**
+   * Writes what this process holds into its entry now (coalesced: calls during a write cause one more
+   * write after it). Call it when a claim or lease is taken or given up; heartbeats write it too.
+   */
+  holdingsChanged(): Promise<void> {
+    if (!this.registered || this.#closed) return Promise.resolve();
+    if (this.#holdingsWrite) {
+      this.#holdingsDirty = true;
+      return this.#holdingsWrite;
+    }
+    const write = async (): Promise<void> => {
+      do {
+        this.#holdingsDirty = false;
+        if (!this.registered || !this.#fabric.isConnected) return;
+        try {
+          await this.#rewrite((cur) => ({ ...cur, ...this.#holdingFields() }));
+        } catch (err) {
+          this.#logger.debug({ err: String(err) }, "could not write holdings; the next heartbeat will");
+          return;
+        }
+      } while (this.#holdingsDirty);
+    };
+    this.#holdingsWrite = write().finally(() => {
+      this.#holdingsWrite = undefined;
+    });
+    return this.#holdingsWrite;
+  }
+
+  #holdingFields(): { activeClaims: number; activeLeases: number } {
+    const h = this.#holdings();
+    return { activeClaims: h.claims, activeLeases: h.leases };
   }
 
   #startHeartbeat(): void {
     this.#stopHeartbeat();
+    // A connection that comes back heartbeats at once rather than at the next tick, so an agent whose
+    // connection blipped (shorter than the offline window) is never shown offline.
+    this.#unwatchConnection = this.#fabric.onStateChange((state) => {
+      if (state === "connected") void this.#heartbeatAfterReconnect();
+    });
     this.#heartbeat = setInterval(() => {
       if (!this.#fabric.isConnected) return;
       this.heartbeat().catch((err: unknown) => {
@@ -454,9 +516,34 @@ export class Registry {
     this.#heartbeat.unref();
   }
 
+  /**
+   * Heartbeats right after a reconnect. A restarted server may answer JetStream requests only a moment
+   * later, so a failed attempt is retried a few times with a short backoff within one interval.
+   */
+  async #heartbeatAfterReconnect(): Promise<void> {
+    let delayMs = Math.min(100, this.#intervalMs / 8);
+    const deadline = Date.now() + this.#intervalMs;
+    for (;;) {
+      if (!this.#heartbeat || !this.#fabric.isConnected) return;
+      try {
+        await this.heartbeat();
+        return;
+      } catch (err) {
+        if (err instanceof NotRegisteredError || Date.now() + delayMs >= deadline) {
+          this.#logger.warn({ err: String(err) }, "heartbeat after reconnecting failed");
+          return;
+        }
+      }
+      await new Promise((resolve) => setTimeout(resolve, delayMs).unref());
+      delayMs *= 2;
+    }
+  }
+
   #stopHeartbeat(): void {
     clearInterval(this.#heartbeat);
     this.#heartbeat = undefined;
+    this.#unwatchConnection?.();
+    this.#unwatchConnection = undefined;
   }
 
   /** Compare-and-set on this agent's entry; NotRegisteredError when it is gone. */

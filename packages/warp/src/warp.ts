@@ -58,7 +58,14 @@ export class Warp {
     this.logger = logger;
     this.identity = identity;
     this.channels = new Channels({ fabric, identity, channels: warp.channels, logger });
-    this.registry = new Registry({ fabric, identity, heartbeatIntervalMs: warp.heartbeatIntervalMs, logger });
+    this.registry = new Registry({
+      fabric,
+      identity,
+      heartbeatIntervalMs: warp.heartbeatIntervalMs,
+      logger,
+      // Readers show the agent busy while it holds claims, without it reporting anything.
+      holdings: () => ({ claims: this.work.heldClaims.length, leases: 0 }),
+    });
     this.inbox = new Inbox({ fabric, identity, registry: this.registry, settings: warp.inbox, logger });
     this.work = new WorkQueue({
       fabric,
@@ -71,10 +78,15 @@ export class Warp {
       ...(options.workPrefetch !== undefined ? { prefetch: options.workPrefetch } : {}),
       logger,
     });
+    const unwatchHeld = this.work.onHeldChange(() => void this.registry.holdingsChanged());
     // Claim the identity as soon as NATS is there, not at the first tool call.
-    this.#unwatch = fabric.onStateChange((state) => {
+    const unwatchState = fabric.onStateChange((state) => {
       if (state === "connected") this.#establishInBackground();
     });
+    this.#unwatch = () => {
+      unwatchHeld();
+      unwatchState();
+    };
   }
 
   /** Opens Warp without waiting for NATS. Throws IdentityInUseError when no identity is free on this host. */

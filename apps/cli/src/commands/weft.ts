@@ -242,7 +242,10 @@ export function registerWeftCommands(program: Command, ctx: CliContext): void {
 
   const agents = program.command("agents").description("agents Weft sees");
   withProject(
-    agents.command("ls").description("list agents").option("--status <status>", "online, busy, offline"),
+    agents
+      .command("ls")
+      .description("list agents")
+      .option("--status <status>", "idle, busy, offline, or online (idle and busy)"),
   ).action(async (o) => {
     const r = await weftClient(ctx)("GET", "/api/agents", { projectId: project(o), status: o.status });
     print(o.json, r, () =>

@@ -33,21 +33,23 @@ export type StoreSettings = Pick<
   | "admitAckWaitMs"
   | "eventsMaxAgeMs"
   | "channelsMaxAgeMs"
->;
+> & { natsReplicas?: number };
 
 export function bucketSpecs(s: StoreSettings): Record<string, BucketSpec> {
+  const replicas = s.natsReplicas ?? 1;
   return {
-    runs: { name: buckets.runnerRuns(), history: 1 },
-    quotas: { name: buckets.runnerQuotas(), history: 1 },
-    replicas: { name: buckets.runnerReplicas(), history: 1, ttlMs: s.replicaTtlMs },
-    state: { name: buckets.runnerState(), history: 1 },
-    locks: { name: buckets.runnerLocks(), history: 1, ttlMs: s.lockTtlMs },
-    memory: { name: buckets.runnerMemory(), history: 1 },
-    evals: { name: buckets.runnerEvals(), history: 1 },
+    runs: { name: buckets.runnerRuns(), history: 1, replicas },
+    quotas: { name: buckets.runnerQuotas(), history: 1, replicas },
+    replicas: { name: buckets.runnerReplicas(), history: 1, ttlMs: s.replicaTtlMs, replicas },
+    state: { name: buckets.runnerState(), history: 1, replicas },
+    locks: { name: buckets.runnerLocks(), history: 1, ttlMs: s.lockTtlMs, replicas },
+    memory: { name: buckets.runnerMemory(), history: 1, replicas },
+    evals: { name: buckets.runnerEvals(), history: 1, replicas },
   };
 }
 
 export function streamSpecs(s: StoreSettings): RunnerStores["specs"] {
+  const replicas = s.natsReplicas ?? 1;
   return {
     // Every message is a run request waiting or running: cap + queue of them at most, then publishes fail.
     admit: {
@@ -57,6 +59,7 @@ export function streamSpecs(s: StoreSettings): RunnerStores["specs"] {
       maxMsgs: s.maxConcurrentRuns + s.queueMax,
       discard: "new",
       duplicateWindowMs: 120_000,
+      replicas,
     },
     events: {
       name: streams.runnerEvents(),
@@ -65,6 +68,7 @@ export function streamSpecs(s: StoreSettings): RunnerStores["specs"] {
       maxAgeMs: s.eventsMaxAgeMs,
       duplicateWindowMs: 120_000,
       allowDirect: true,
+      replicas,
     },
     channels: {
       name: streams.runnerChannels(),
@@ -73,6 +77,7 @@ export function streamSpecs(s: StoreSettings): RunnerStores["specs"] {
       maxAgeMs: s.channelsMaxAgeMs,
       maxMsgsPerSubject: 1_000,
       allowDirect: true,
+      replicas,
     },
   };
 }

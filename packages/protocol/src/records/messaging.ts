@@ -41,10 +41,28 @@ export const directMessageSchema = z.object({
 });
 export type DirectMessage = z.infer<typeof directMessageSchema>;
 
-/** What an agent says it is doing. `offline` is also what readers show when heartbeats stop. */
+/** What an agent says about itself (`reportedStatus`); `offline` is written when it shuts down or stops heartbeating. */
 export const AGENT_STATUSES = ["online", "busy", "offline"] as const;
 export const agentStatusSchema = z.enum(AGENT_STATUSES);
 export type AgentStatus = z.infer<typeof agentStatusSchema>;
+
+/**
+ * What readers show (`status`), derived without the agent calling anything: `busy` while it holds a work
+ * claim or a lease (or says it is busy), `idle` while its heartbeats arrive and it holds nothing,
+ * `offline` once heartbeats are overdue or it shut down.
+ */
+export const AGENT_PRESENCES = ["idle", "busy", "offline"] as const;
+export const agentPresenceSchema = z.enum(AGENT_PRESENCES);
+export type AgentPresence = z.infer<typeof agentPresenceSchema>;
+
+/** A status filter: a presence, or `online` for every live agent (idle or busy). */
+export const presenceFilterSchema = z.enum(["idle", "busy", "offline", "online"]);
+export type PresenceFilter = z.infer<typeof presenceFilterSchema>;
+
+/** Whether a presence passes a status filter (`online` passes idle and busy). */
+export function presenceMatches(presence: AgentPresence, filter: PresenceFilter): boolean {
+  return filter === "online" ? presence !== "offline" : presence === filter;
+}
 
 /** A registry entry: KV `loom-registry`, key `<projectId>.<agentId>`. */
 export const agentRecordSchema = z.object({
@@ -80,22 +98,34 @@ export const agentRecordSchema = z.object({
     .string()
     .regex(/^[0-9a-f]{32}$/)
     .optional(),
+  /** Work claims the agent's process holds, written by the process itself whenever the number changes. */
+  activeClaims: z.int().min(0).optional(),
+  /** File leases the agent's process holds, written like `activeClaims`. */
+  activeLeases: z.int().min(0).optional(),
 });
 export type AgentRecord = z.infer<typeof agentRecordSchema>;
 
 /** Heartbeats an agent may miss before readers show it offline. */
 export const MISSED_HEARTBEATS_OFFLINE = 3;
 
-/** The status readers show: the reported one, or `offline` when heartbeats are overdue at `nowMs`. */
-export function effectiveAgentStatus(record: AgentRecord, nowMs: number): AgentStatus {
+/**
+ * The presence readers show at `nowMs`: `offline` when the agent shut down or its heartbeats are overdue,
+ * `busy` when it holds a claim or lease or reported itself busy, else `idle`.
+ */
+export function effectiveAgentStatus(record: AgentRecord, nowMs: number): AgentPresence {
   if (record.status === "offline") return "offline";
   const last = Date.parse(record.lastHeartbeat);
   if (!Number.isFinite(last)) return "offline";
-  return nowMs - last > MISSED_HEARTBEATS_OFFLINE * record.heartbeatIntervalMs ? "offline" : record.status;
+  if (nowMs - last > MISSED_HEARTBEATS_OFFLINE * record.heartbeatIntervalMs) return "offline";
+  const holding = (record.activeClaims ?? 0) + (record.activeLeases ?? 0);
+  return record.status === "busy" || holding > 0 ? "busy" : "idle";
 }
 
-/** A registry entry as readers see it: `status` is the effective one, `reportedStatus` what the agent said. */
-export const agentViewSchema = agentRecordSchema.extend({ reportedStatus: agentStatusSchema });
+/** A registry entry as readers see it: `status` is the derived presence, `reportedStatus` what the agent said. */
+export const agentViewSchema = agentRecordSchema.extend({
+  status: agentPresenceSchema,
+  reportedStatus: agentStatusSchema,
+});
 export type AgentViewRecord = z.infer<typeof agentViewSchema>;
 
 /** A channel message as a reader gets it. */

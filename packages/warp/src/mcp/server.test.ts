@@ -183,7 +183,7 @@ describe("warp MCP server", () => {
     });
     expect(reg.agent).toMatchObject({
       agentId: alice.warp.agentId,
-      status: "online",
+      status: "idle",
       capabilities: ["typescript"],
     });
     await ok(bob.client, "warp_registry_register", { agentType: "copilot-cli", capabilities: ["python"] });

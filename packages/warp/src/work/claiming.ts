@@ -97,6 +97,7 @@ export async function tryClaim(
   if (entry.item.status !== "claimed" || !claim)
     throw new Error(`ledger claim of ${workId} was not recorded`);
   ctx.held.set(workId, { msg, claimId: claim.claimId, entry });
+  ctx.heldChanged();
   return { ...entry.item, status: "claimed", claim };
 }
 

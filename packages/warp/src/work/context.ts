@@ -18,6 +18,8 @@ export interface QueueContext {
   readonly journal: OfferJournal;
   /** Claims this process holds, by work id. */
   readonly held: Map<string, HeldClaim>;
+  /** Tells the queue's listeners that `held` changed (the registry shows the agent busy while it holds any). */
+  heldChanged(): void;
   /** The agent type claims are made as (undefined: claims are not checked against it). */
   readonly agentType: (() => string | undefined) | undefined;
   /** Whether this agent may see an item: its scope, as offered, admits this agent. */

@@ -173,6 +173,7 @@ export class WorkQueue {
   #agentType: (() => string | undefined) | undefined;
   #policies: BoundaryPolicies;
   #held = new Map<string, HeldClaim>();
+  #heldListeners = new Set<() => void>();
   #maintenance: WorkMaintenance | undefined;
   #journal: OfferJournal;
   /** The streams, ledger and pullers this queue runs on, re-made when they vanish. */
@@ -233,6 +234,7 @@ export class WorkQueue {
       resources: this.#r,
       journal: this.#journal,
       held: this.#held,
+      heldChanged: () => this.#heldChanged(),
       agentType: this.#agentType,
       mayRead: (item) => this.#mayRead(item),
     };
@@ -241,6 +243,22 @@ export class WorkQueue {
   /** Items this process currently holds claims on. */
   get heldClaims(): string[] {
     return [...this.#held.keys()];
+  }
+
+  /** Calls `listener` whenever the set of claims this process holds changes; returns the unsubscribe. */
+  onHeldChange(listener: () => void): () => void {
+    this.#heldListeners.add(listener);
+    return () => this.#heldListeners.delete(listener);
+  }
+
+  #heldChanged(): void {
+    for (const listener of this.#heldListeners) {
+      try {
+        listener();
+      } catch (err) {
+        this.#logger.warn({ err: String(err) }, "a held-claims listener failed");
+      }
+    }
   }
 
   /** Offers an item; resolves once the ledger and the work stream have stored it. */
@@ -480,6 +498,7 @@ export class WorkQueue {
         ),
       );
       this.#held.delete(workId);
+      this.#heldChanged();
       held?.msg.ack();
       return entry.item;
     });
@@ -538,6 +557,7 @@ export class WorkQueue {
         ),
       );
       this.#held.delete(workId);
+      this.#heldChanged();
       if (entry.item.status === "dead") {
         const dead = await toDeadLetters(this.#ctx, setup, entry);
         held?.msg.term();
@@ -592,6 +612,7 @@ export class WorkQueue {
       });
       const held = this.#held.get(workId);
       this.#held.delete(workId);
+      this.#heldChanged();
       held?.msg.term();
       return entry.item;
     });
@@ -786,7 +807,10 @@ export class WorkQueue {
     try {
       return await run();
     } catch (err) {
-      if (err instanceof WorkClaimConflictError) this.#held.delete(workId);
+      if (err instanceof WorkClaimConflictError) {
+        this.#held.delete(workId);
+        this.#heldChanged();
+      }
       throw err;
     }
   }

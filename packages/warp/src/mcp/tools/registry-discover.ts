@@ -1,5 +1,5 @@
 import { defineTool } from "@loominal/mcp-kit";
-import { agentStatusSchema, agentViewSchema, nameToken, scopeSchema } from "@loominal/protocol";
+import { agentViewSchema, nameToken, presenceFilterSchema, scopeSchema } from "@loominal/protocol";
 import { z } from "zod";
 import { DISCOVER_DEFAULT_LIMIT, DISCOVER_MAX_LIMIT } from "../../registry.js";
 import type { WarpToolDeps } from "./index.js";
@@ -8,12 +8,12 @@ export function registryDiscoverTool({ warp }: WarpToolDeps) {
   return defineTool({
     name: "warp_registry_discover",
     title: "Discover agents",
-    description: `Finds registered agents of this project you are allowed to see, by type, capability, boundary, status or scope. Offline agents are left out unless includeOffline is true or status is 'offline'. scope 'public' or 'personal' also searches other projects. Pages of up to ${DISCOVER_MAX_LIMIT} (default ${DISCOVER_DEFAULT_LIMIT}); pass nextCursor for the next page.`,
+    description: `Finds registered agents of this project you may see, by type, capability, boundary, status or scope. status is derived: busy (holding a work claim or lease), idle, offline (heartbeats overdue). Offline agents are left out unless includeOffline is true or status is 'offline'. scope 'public' or 'personal' also searches other projects. Pages of up to ${DISCOVER_MAX_LIMIT} (default ${DISCOVER_DEFAULT_LIMIT}).`,
     input: z.strictObject({
       agentType: nameToken("agent type").optional(),
       capability: nameToken("capability").optional(),
       boundary: nameToken("boundary").optional(),
-      status: agentStatusSchema.optional(),
+      status: presenceFilterSchema.optional().describe("idle, busy, offline, or online (idle or busy)"),
       scope: scopeSchema.optional(),
       includeOffline: z.boolean().optional(),
       limit: z.int().min(1).max(DISCOVER_MAX_LIMIT).optional(),

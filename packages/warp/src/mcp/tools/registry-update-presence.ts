@@ -8,7 +8,7 @@ export function registryUpdatePresenceTool({ warp }: WarpToolDeps) {
     name: "warp_registry_update_presence",
     title: "Update presence",
     description:
-      "Updates what you report about yourself: status ('online' or 'busy'), current task count, capabilities. Requires warp_registry_register first.",
+      "Updates what you report about yourself: status ('busy' to show busy without holding a claim, 'online' to leave it to your claims and leases), current task count, capabilities. Requires warp_registry_register first.",
     input: z.strictObject({
       status: z.enum(["online", "busy"]).optional(),
       currentTaskCount: z.int().min(0).max(100_000).optional(),

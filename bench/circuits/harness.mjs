@@ -1,0 +1,825 @@
+// The circuit harness: N runner replicas (separate processes) against one NATS, circuits fired in waves or
+// sustained phases, completion observed by push (a KV watch of the run records), fault injectors, and the
+// after-run checks (stuck runs, held quota slots, global slots).
+//
+// A circuit is three runs for one user — mock-researcher → mock-editor → mock-evaluator — coordinated only
+// by the runner's channel and memory tools. It counts as completed only when its three runs completed AND
+// its three memory values and the evaluation are stored with the right content; three "completed" runs
+// without them are a silent regression.
+import { Fabric } from "@loominal/fabric";
+import { buckets, keys } from "@loominal/protocol";
+import { percentiles } from "../lib.mjs";
+import { ProcessMeter, startNats, startReplica } from "./processes.mjs";
+
+const ROLES = ["researcher", "editor", "evaluator"];
+const TERMINAL = new Set(["completed", "failed", "cancelled"]);
+
+export const DEFAULTS = {
+  replicas: 2,
+  scale: 100,
+  /** [{circuits, durationMs?}]: a burst wave fires `circuits` at once; a phase keeps them in flight for durationMs. */
+  waves: undefined,
+  users: 0,
+  mockLatencyMs: 50,
+  mockJitterMs: 25,
+  rate429: 0,
+  rate500: 0,
+  cap: 1024,
+  perUserCap: 8,
+  queueMax: 0,
+  natsCluster: 1,
+  cancel: 0,
+  pause: false,
+  killReplica: false,
+  restartNats: false,
+  killNatsNode: false,
+  injectAt: 0.3,
+  /** When set, injectors fire this long after the first wave starts instead (ms). */
+  injectAfterMs: undefined,
+  retries: 2,
+  waveTimeoutMs: 600_000,
+  settleMs: 90_000,
+  windowMs: 10_000,
+  postConcurrency: 256,
+  replicaEnv: {},
+  nodeArgs: [],
+};
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const round = (x, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
+
+/** A counting semaphore. */
+function limiter(n) {
+  let active = 0;
+  const queue = [];
+  return async (fn) => {
+    if (active >= n) await new Promise((r) => queue.push(r));
+    active++;
+    try {
+      return await fn();
+    } finally {
+      active--;
+      queue.shift()?.();
+    }
+  };
+}
+
+export async function runCircuits(options, { progress } = {}) {
+  const o = { ...DEFAULTS, ...options };
+  const waves = o.waves ?? [{ circuits: o.scale }];
+  const totalCircuits = waves.reduce((n, w) => n + (w.durationMs ? 0 : w.circuits), 0);
+  const queueMax = o.queueMax || Math.max(4_096, totalCircuits * 3 + 1_024);
+  const t0 = performance.now();
+  const now = () => performance.now() - t0;
+
+  const nats = await startNats(o.natsCluster);
+  const baseEnv = {
+    NATS_URL: nats.url,
+    RUNNER_MAX_CONCURRENT_RUNS: String(o.cap),
+    RUNNER_MAX_RUNS_PER_USER: String(o.perUserCap),
+    RUNNER_QUEUE_MAX: String(queueMax),
+    RUNNER_MOCK_LATENCY_MS: String(o.mockLatencyMs),
+    RUNNER_MOCK_JITTER_MS: String(o.mockJitterMs),
+    RUNNER_MOCK_429_RATE: String(o.rate429),
+    RUNNER_MOCK_500_RATE: String(o.rate500),
+    RUNNER_NATS_REPLICAS: String(o.natsCluster > 1 ? Math.min(3, o.natsCluster) : 1),
+    ...o.replicaEnv,
+  };
+  const replicas = [];
+  const meters = new Map();
+  let fabric;
+  const stopAll = async () => {
+    for (const m of meters.values()) m.stop();
+    await Promise.all(replicas.map((r) => r.kill("SIGTERM").catch(() => undefined)));
+    await fabric?.close().catch(() => undefined);
+    await nats.stop().catch(() => undefined);
+  };
+  try {
+    // The first replica creates the streams and buckets; the others join.
+    const startOne = async (i) => {
+      const r = await startReplica(
+        { ...baseEnv, RUNNER_REPLICA_ID: `bench-${i + 1}` },
+        { nodeArgs: o.nodeArgs },
+      );
+      replicas.push(r);
+      meters.set(r.id, new ProcessMeter(r.proc.pid, 1_000, t0));
+    };
+    await startOne(0);
+    await Promise.all(Array.from({ length: o.replicas - 1 }, (_, i) => startOne(i + 1)));
+    replicas.sort((a, b) => a.id.localeCompare(b.id));
+    nats.pids().forEach((pid, i) => {
+      meters.set(`nats-${i + 1}`, new ProcessMeter(pid, 1_000, t0));
+    });
+    meters.set("driver", new ProcessMeter(process.pid, 1_000, t0));
+
+    fabric = await Fabric.connect({ nats: { servers: nats.servers }, name: "bench-circuits" });
+    const runsKv = await fabric.kvm.open(buckets.runnerRuns());
+    const memoryKv = await fabric.kvm.open(buckets.runnerMemory());
+    const evalsKv = await fabric.kvm.open(buckets.runnerEvals());
+    const quotasKv = await fabric.kvm.open(buckets.runnerQuotas());
+    const replicasKv = await fabric.kvm.open(buckets.runnerReplicas());
+
+    const h = new Driver({ o, replicas, nats, now, memoryKv, evalsKv, runsKv, quotasKv, replicasKv, fabric });
+    await h.watch();
+    const report = await h.run(waves, progress);
+    report.setup = {
+      replicas: o.replicas,
+      natsNodes: o.natsCluster,
+      cap: o.cap,
+      perUserCap: o.perUserCap,
+      queueMax,
+      users: o.users || "one per circuit",
+      mock: { latencyMs: o.mockLatencyMs, jitterMs: o.mockJitterMs, rate429: o.rate429, rate500: o.rate500 },
+      replicaEnv: o.replicaEnv,
+    };
+    report.processes = Object.fromEntries(
+      [...meters.entries()].map(([name, m]) => {
+        m.sample(t0);
+        const elapsed = Math.max(1, m.lastAt - m.startedAt);
+        return [
+          name,
+          {
+            peakRssMb: round(m.peakRssBytes / 2 ** 20),
+            cpuSeconds: round(m.cpuMs / 1_000, 2),
+            avgCpuPercent: round((m.cpuMs / elapsed) * 100),
+            rssFirstMb: m.series[0] ? round(m.series[0].rssBytes / 2 ** 20) : null,
+            rssLastMb: m.series.at(-1) ? round(m.series.at(-1).rssBytes / 2 ** 20) : null,
+          },
+        ];
+      }),
+    );
+    h.stop();
+    return report;
+  } finally {
+    await stopAll();
+  }
+}
+
+class Driver {
+  constructor(ctx) {
+    Object.assign(this, ctx);
+    /** runId → {c, role, status, replicaId, stopReason, endAt} */
+    this.runs = new Map();
+    /** Records seen before their POST answered. */
+    this.early = new Map();
+    /** editor runId → evaluation */
+    this.evaluations = new Map();
+    this.evalWaiters = new Map();
+    /** replica id → pause_since in its last heartbeat */
+    this.heartbeatPause = new Map();
+    this.pauseWaiters = [];
+    this.counters = { posts: 0, http429: 0, httpBackpressure: 0, http503: 0, httpOther: 0, netErrors: 0 };
+    this.rr = 0;
+    this.post = limiter(this.o.postConcurrency);
+    this.watchers = [];
+    this.wave = undefined;
+    this.injections = {};
+    this.finishedRuns = 0;
+  }
+
+  // ------------------------------------------------------------------ observation (push)
+
+  async watch() {
+    const follow = async (kv, key, onEntry) => {
+      const w = await kv.watch({ key, include: "updates" });
+      this.watchers.push(w);
+      void (async () => {
+        for await (const e of w) {
+          if (e.operation !== "PUT") continue;
+          try {
+            onEntry(e);
+          } catch {
+            // An unreadable value is not ours to judge here.
+          }
+        }
+      })();
+    };
+    await follow(this.runsKv, keys.runnerRunsPrefix(), (e) => this.#onRecord(e.json()));
+    await follow(this.evalsKv, ">", (e) => {
+      const v = e.json();
+      this.evaluations.set(v.run_id, { ...v, key: e.key });
+      this.evalWaiters.get(v.run_id)?.();
+    });
+    await follow(this.replicasKv, keys.runnerReplicasPrefix(), (e) => {
+      const hb = e.json();
+      this.heartbeatPause.set(hb.replica_id, hb.pause_since ?? null);
+      for (const w of this.pauseWaiters) w();
+    });
+  }
+
+  stop() {
+    for (const w of this.watchers) w.stop();
+  }
+
+  #onRecord(rec) {
+    const r = this.runs.get(rec.run_id);
+    if (!r) {
+      this.early.set(rec.run_id, rec);
+      return;
+    }
+    this.#apply(r, rec);
+  }
+
+  #apply(r, rec) {
+    if (r.endAt !== undefined) return;
+    r.status = rec.status;
+    r.replicaId = rec.replica_id;
+    r.stopReason = rec.stop_reason;
+    if (!TERMINAL.has(rec.status)) return;
+    r.endAt = this.now();
+    this.finishedRuns++;
+    const w = r.c.wave;
+    w.runsEnded++;
+    this.#window(r.endAt).runsEnded++;
+    w.byReplica[rec.replica_id] = (w.byReplica[rec.replica_id] ?? 0) + 1;
+    if (rec.status !== "completed" && !r.c.aborting) {
+      r.c.failure = `${r.role} ${rec.status}: ${rec.stop_reason ?? rec.error ?? "?"}`;
+      this.#abort(r.c);
+    }
+    this.#maybeSettle(r.c);
+  }
+
+  #maybeSettle(c) {
+    if (!c.submitted) return;
+    for (const id of c.runIds) if (this.runs.get(id)?.endAt === undefined) return;
+    c.settle();
+  }
+
+  /** Cancels what is left of a circuit that can no longer complete (a run failed or was cancelled). */
+  #abort(c) {
+    if (c.aborting) return;
+    c.aborting = true;
+    for (const id of c.runIds) {
+      if (this.runs.get(id)?.endAt === undefined)
+        void this.#cancel(id, "circuit aborted").catch(() => undefined);
+    }
+  }
+
+  async #cancel(runId, reason, via) {
+    const r = via ?? this.#pick();
+    const res = await fetch(`${r.url}/v1/runs/${runId}/cancel`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ reason }),
+      signal: AbortSignal.timeout(15_000),
+    });
+    return { status: res.status, body: await res.json().catch(() => ({})) };
+  }
+
+  #alive() {
+    return this.replicas.filter((r) => r.alive);
+  }
+
+  #pick() {
+    const alive = this.#alive();
+    this.rr = (this.rr + 1) % Math.max(1, alive.length);
+    return alive[this.rr] ?? this.replicas[0];
+  }
+
+  // ------------------------------------------------------------------ firing
+
+  async #postRun(c, role, deadline) {
+    const body = JSON.stringify({
+      agent: `mock-${role}`,
+      prompt: `Your circuit_id is ${c.id}.`,
+      user_id: c.user,
+      stream: false,
+    });
+    while (this.now() < deadline && !c.aborting) {
+      const replica = this.#pick();
+      this.counters.posts++;
+      let res;
+      try {
+        res = await this.post(() =>
+          fetch(`${replica.url}/v1/runs`, {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body,
+            signal: AbortSignal.timeout(30_000),
+          }),
+        );
+      } catch {
+        this.counters.netErrors++;
+        await sleep(100);
+        continue;
+      }
+      const json = await res.json().catch(() => ({}));
+      if (res.status === 202) return json.run_id;
+      if (res.status === 429) {
+        if (json.code === "backpressure") this.counters.httpBackpressure++;
+        else this.counters.http429++;
+        await sleep(json.code === "backpressure" ? 100 + Math.random() * 200 : 250);
+      } else if (res.status === 503) {
+        this.counters.http503++;
+        await sleep(200);
+      } else {
+        this.counters.httpOther++;
+        throw new Error(`POST /v1/runs answered ${res.status}: ${JSON.stringify(json)}`);
+      }
+    }
+    return undefined;
+  }
+
+  /** One attempt at a circuit: posts its three runs, resolves when every posted run is terminal. */
+  async #attempt(n, attempt, wave, user, deadline) {
+    let settle;
+    const c = {
+      n,
+      id: attempt === 0 ? `c${n}` : `c${n}r${attempt}`,
+      user,
+      wave,
+      t0: this.now(),
+      runIds: [],
+      roles: {},
+      submitted: false,
+      aborting: false,
+      failure: undefined,
+      injected: undefined,
+      settled: new Promise((r) => {
+        settle = r;
+      }),
+    };
+    c.settle = settle;
+    for (const role of ROLES) {
+      const runId = await this.#postRun(c, role, deadline);
+      if (runId === undefined) {
+        if (!c.aborting) c.failure = `${role} not admitted before the wave deadline`;
+        this.#abort(c);
+        break;
+      }
+      const r = { c, role, status: "queued", replicaId: undefined, stopReason: undefined, endAt: undefined };
+      this.runs.set(runId, r);
+      c.runIds.push(runId);
+      c.roles[role] = runId;
+      const early = this.early.get(runId);
+      if (early) {
+        this.early.delete(runId);
+        this.#apply(r, early);
+      }
+      if (c.aborting) void this.#cancel(runId, "circuit aborted").catch(() => undefined);
+    }
+    c.submitted = true;
+    this.#maybeSettle(c);
+    const timer = setTimeout(() => c.settle(), Math.max(0, deadline - this.now()));
+    await c.settled;
+    clearTimeout(timer);
+    c.endAt = Math.max(...c.runIds.map((id) => this.runs.get(id)?.endAt ?? this.now()));
+    const ended = c.runIds.every((id) => this.runs.get(id)?.endAt !== undefined);
+    if (!ended) return { c, outcome: "incomplete" };
+    if (c.injected === "cancel") return { c, outcome: "cancelled" };
+    if (c.failure || c.runIds.length < 3) return { c, outcome: "failed" };
+    return { c, outcome: (await this.#verify(c)) ? "completed" : "silent" };
+  }
+
+  /** The circuit's output: three memory values and the evaluation, with the right content. */
+  async #verify(c) {
+    const get = async (suffix) => {
+      const e = await this.memoryKv.get(keys.runnerMemory("user", c.user, `${c.id}-${suffix}`));
+      return e?.operation === "PUT" ? e.json().value : undefined;
+    };
+    const [research, edited, scored] = await Promise.all([
+      get("research"),
+      get("research-edited"),
+      get("research-scored"),
+    ]);
+    if (research?.circuit !== c.id) return false;
+    if (edited?.edited !== true || edited.from?.circuit !== c.id) return false;
+    if (scored?.score !== 0.8) return false;
+    const editor = c.roles.editor;
+    if (!this.evaluations.has(editor)) {
+      // The evaluation watch may trail the run-record watch by a moment.
+      await Promise.race([new Promise((r) => this.evalWaiters.set(editor, r)), sleep(5_000)]);
+      this.evalWaiters.delete(editor);
+    }
+    const ev = this.evaluations.get(editor);
+    if (!ev || ev.by_run_id !== c.roles.evaluator || ev.score !== 0.8) return false;
+    const stored = await this.evalsKv.get(ev.key);
+    return stored?.operation === "PUT";
+  }
+
+  /** A circuit with retries: a run lost to a fault (failed, not completed) is tried again as a new circuit. */
+  async #circuit(n, wave, deadline) {
+    const user = this.o.users > 0 ? `bench-u${n % this.o.users}` : `bench-c${n}`;
+    const release = await this.#userSlot(user);
+    try {
+      for (let attempt = 0; ; attempt++) {
+        const { c, outcome } = await this.#attempt(n, attempt, wave, user, deadline);
+        if (outcome === "failed" && attempt < this.o.retries && this.now() < deadline) {
+          wave.retried++;
+          wave.losses[c.failure] = (wave.losses[c.failure] ?? 0) + 1;
+          continue;
+        }
+        wave[outcome]++;
+        if (outcome === "failed") wave.losses[c.failure] = (wave.losses[c.failure] ?? 0) + 1;
+        if (outcome === "completed") {
+          const ms = c.endAt - c.t0;
+          wave.latencies.push(ms);
+          this.#window(c.endAt).latencies.push(ms);
+          // Latency of the whole circuit counts from its first attempt.
+          if (attempt > 0) wave.retriedLatencies.push(c.endAt - wave.firstT0.get(n));
+        }
+        return outcome;
+      }
+    } finally {
+      release();
+    }
+  }
+
+  /** At most floor(perUserCap / 3) circuits of one user in flight, so its three runs always fit its quota. */
+  async #userSlot(user) {
+    if (this.o.users === 0) return () => {};
+    this.userSlots ??= new Map();
+    const per = Math.max(1, Math.floor(this.o.perUserCap / 3));
+    let s = this.userSlots.get(user);
+    if (!s) {
+      s = limiter(per);
+      this.userSlots.set(user, s);
+    }
+    let release;
+    const held = new Promise((r) => {
+      release = r;
+    });
+    let entered;
+    const inside = new Promise((r) => {
+      entered = r;
+    });
+    void s(async () => {
+      entered();
+      await held;
+    });
+    await inside;
+    return release;
+  }
+
+  #window(at) {
+    const i = Math.floor(at / this.o.windowMs);
+    this.windows ??= [];
+    while (this.windows.length <= i) {
+      this.windows.push({ index: this.windows.length, latencies: [], runsEnded: 0 });
+    }
+    return this.windows[i];
+  }
+
+  // ------------------------------------------------------------------ waves
+
+  async run(waves, progress) {
+    const started = this.now();
+    const results = [];
+    let injected = false;
+    const liveLine = setInterval(() => progress?.(this.#progressLine(waves.length)), 1_000);
+    try {
+      for (const [i, spec] of waves.entries()) {
+        const wave = {
+          index: i + 1,
+          name: spec.durationMs
+            ? `${spec.circuits}:${Math.round(spec.durationMs / 1000)}s`
+            : `${spec.circuits}`,
+          kind: spec.durationMs ? "phase" : "burst",
+          fired: 0,
+          completed: 0,
+          failed: 0,
+          silent: 0,
+          cancelled: 0,
+          incomplete: 0,
+          retried: 0,
+          losses: {},
+          latencies: [],
+          retriedLatencies: [],
+          runsEnded: 0,
+          byReplica: {},
+          firstT0: new Map(),
+          t0: this.now(),
+          spec,
+        };
+        this.wave = wave;
+        const deadline = wave.t0 + (spec.durationMs ?? 0) + this.o.waveTimeoutMs;
+        const fire = (n) => {
+          wave.fired++;
+          wave.firstT0.set(n, this.now());
+          return this.#circuit(n, wave, deadline);
+        };
+        const injector =
+          !injected && this.#wantsInjection()
+            ? setInterval(() => {
+                const frac = spec.durationMs
+                  ? (this.now() - wave.t0) / spec.durationMs
+                  : (wave.completed + wave.failed + wave.silent + wave.cancelled) / spec.circuits;
+                const due =
+                  this.o.injectAfterMs !== undefined
+                    ? this.now() - wave.t0 >= this.o.injectAfterMs
+                    : frac >= this.o.injectAt;
+                // Faults are meant to hit runs in flight: wait for one to be running.
+                if (due && !injected && this.#runningRuns().length > 0) {
+                  injected = true;
+                  clearInterval(injector);
+                  this.injecting = this.#inject().catch((err) => {
+                    this.injections.error = String(err);
+                  });
+                }
+              }, 20)
+            : undefined;
+        let next = results.reduce((n, w) => n + w.fired, 0);
+        if (spec.durationMs) {
+          const until = wave.t0 + spec.durationMs;
+          await Promise.all(
+            Array.from({ length: spec.circuits }, async () => {
+              while (this.now() < until) await fire(next++);
+            }),
+          );
+        } else {
+          await Promise.all(Array.from({ length: spec.circuits }, () => fire(next++)));
+        }
+        clearInterval(injector);
+        await this.injecting;
+        wave.elapsedMs = this.now() - wave.t0;
+        results.push(wave);
+      }
+    } finally {
+      clearInterval(liveLine);
+    }
+    const elapsedMs = this.now() - started;
+    const after = await this.#afterRun();
+    return {
+      elapsedMs: Math.round(elapsedMs),
+      waves: results.map((w) => this.#waveReport(w)),
+      windows: (this.windows ?? []).map((w) => ({
+        startS: (w.index * this.o.windowMs) / 1000,
+        circuits: w.latencies.length,
+        runsPerSecond: round(w.runsEnded / (this.o.windowMs / 1000)),
+        latencyMs: percentiles(w.latencies),
+      })),
+      injections: this.injections,
+      http: this.counters,
+      ...after,
+    };
+  }
+
+  #waveReport(w) {
+    const considered = w.fired - w.cancelled;
+    const totalRuns = Object.values(w.byReplica).reduce((a, b) => a + b, 0);
+    return {
+      wave: w.index,
+      name: w.name,
+      kind: w.kind,
+      circuits: w.fired,
+      completed: w.completed,
+      completionPercent: considered > 0 ? round((w.completed / considered) * 100, 2) : 100,
+      failed: w.failed,
+      silentRegressions: w.silent,
+      incomplete: w.incomplete,
+      cancelledByInjector: w.cancelled,
+      retried: w.retried,
+      losses: w.losses,
+      elapsedMs: Math.round(w.elapsedMs),
+      runsEnded: w.runsEnded,
+      runsPerSecond: round(w.runsEnded / (w.elapsedMs / 1000)),
+      latencyMs: percentiles(w.latencies),
+      retriedLatencyMs: w.retriedLatencies.length > 0 ? percentiles(w.retriedLatencies) : undefined,
+      perReplicaShare: Object.fromEntries(
+        Object.entries(w.byReplica)
+          .sort()
+          .map(([k, v]) => [k, round((v / Math.max(1, totalRuns)) * 100, 1)]),
+      ),
+    };
+  }
+
+  #progressLine(nWaves) {
+    const w = this.wave;
+    if (!w) return "starting";
+    const done = w.completed + w.failed + w.silent + w.cancelled + w.incomplete;
+    const elapsed = (this.now() - w.t0) / 1000;
+    const rate = w.runsEnded / Math.max(0.001, elapsed);
+    const target = w.spec.durationMs
+      ? `${Math.round(elapsed)}/${Math.round(w.spec.durationMs / 1000)}s`
+      : `${done}/${w.spec.circuits}`;
+    const c = this.counters;
+    return (
+      `[${(this.now() / 1000).toFixed(0)}s] wave ${w.index}/${nWaves} ${target}: ${w.completed} completed, ` +
+      `${w.failed} failed, ${w.silent} silent, ${w.retried} retried | ${w.runsEnded} runs, ${rate.toFixed(0)} runs/s, ` +
+      `in flight ${w.fired - done} | 429 ${c.http429 + c.httpBackpressure}, 503 ${c.http503}, net ${c.netErrors}`
+    );
+  }
+
+  // ------------------------------------------------------------------ injectors
+
+  #wantsInjection() {
+    const o = this.o;
+    return o.cancel > 0 || o.pause || o.killReplica || o.restartNats || o.killNatsNode;
+  }
+
+  async #inject() {
+    const o = this.o;
+    if (o.cancel > 0) this.injections.cancel = await this.#injectCancel(o.cancel);
+    if (o.pause) this.injections.pause = await this.#injectPause();
+    if (o.killReplica) this.injections.killReplica = await this.#injectKill();
+    if (o.restartNats) this.injections.restartNats = await this.#injectNatsRestart();
+    if (o.killNatsNode) this.injections.killNatsNode = await this.#injectNatsNodeKill();
+  }
+
+  #runningRuns() {
+    return [...this.runs.entries()].filter(([, r]) => r.status === "running" && r.endAt === undefined);
+  }
+
+  /** Cancels K random running runs, each through a replica that does not own it; the ack is the answer. */
+  async #injectCancel(k) {
+    const pool = this.#runningRuns().filter(([, r]) => !r.c.aborting);
+    for (let i = pool.length - 1; i > 0; i--) {
+      const j = Math.floor(Math.random() * (i + 1));
+      [pool[i], pool[j]] = [pool[j], pool[i]];
+    }
+    const chosen = pool.slice(0, k);
+    const ackMs = [];
+    const outcomes = {};
+    await Promise.all(
+      chosen.map(async ([runId, r], i) => {
+        await sleep(i * 5);
+        const via = this.#alive().find((x) => x.id !== r.replicaId);
+        if (!via) return;
+        r.c.injected = "cancel";
+        r.c.aborting = true;
+        const t = performance.now();
+        const res = await this.#cancel(runId, "bench cancel", via).catch((err) => ({
+          status: 0,
+          body: { error: String(err) },
+        }));
+        const ms = performance.now() - t;
+        const key = res.status === 200 ? res.body.status : `http_${res.status}:${res.body.code ?? ""}`;
+        outcomes[key] = (outcomes[key] ?? 0) + 1;
+        if (res.status === 200) ackMs.push(ms);
+        // The rest of the circuit cannot complete now.
+        for (const id of r.c.runIds) {
+          if (id !== runId && this.runs.get(id)?.endAt === undefined)
+            void this.#cancel(id, "circuit aborted").catch(() => undefined);
+        }
+      }),
+    );
+    return { requested: k, sent: chosen.length, outcomes, ackMs: percentiles(ackMs) };
+  }
+
+  /** Pauses the cluster through one replica: time until every replica's heartbeat shows it, then resumes. */
+  async #injectPause() {
+    const r = this.#alive()[0];
+    const ids = this.#alive().map((x) => x.id);
+    const before = new Map(ids.map((id) => [id, this.heartbeatPause.get(id) ?? null]));
+    const visibleMs = {};
+    const t = performance.now();
+    const seen = new Promise((resolve) => {
+      const check = () => {
+        for (const id of ids) {
+          const p = this.heartbeatPause.get(id);
+          if (visibleMs[id] === undefined && p && p !== before.get(id)) visibleMs[id] = performance.now() - t;
+        }
+        if (ids.every((id) => visibleMs[id] !== undefined)) resolve();
+      };
+      this.pauseWaiters.push(check);
+    });
+    const paused = fetch(`${r.url}/v1/_pause`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ timeout_ms: 5_000 }),
+    }).then(async (res) => ({ status: res.status, body: await res.json(), ms: performance.now() - t }));
+    await Promise.race([seen, sleep(10_000)]);
+    const p = await paused;
+    this.pauseWaiters.length = 0;
+    await sleep(500);
+    const resumed = await fetch(`${r.url}/v1/_resume`, { method: "POST" });
+    return {
+      visibleMs: Object.fromEntries(Object.entries(visibleMs).map(([k, v]) => [k, round(v, 2)])),
+      maxVisibleMs: round(Math.max(...Object.values(visibleMs), 0), 2),
+      allVisible: ids.every((id) => visibleMs[id] !== undefined),
+      pauseAnswer: p.body,
+      pauseAnswerMs: Math.round(p.ms),
+      resumed: resumed.status === 200,
+    };
+  }
+
+  /** kill -9 of the replica running the most runs: time until each of its runs is terminal. */
+  async #injectKill() {
+    const alive = this.#alive();
+    if (alive.length < 2) return { skipped: "needs at least 2 replicas" };
+    const running = this.#runningRuns();
+    const count = (id) => running.filter(([, r]) => r.replicaId === id).length;
+    const victim = alive.reduce((a, b) => (count(b.id) > count(a.id) ? b : a));
+    const victims = running.filter(([, r]) => r.replicaId === victim.id).map(([id]) => id);
+    const t = performance.now();
+    await victim.kill("SIGKILL");
+    const deadline = t + 120_000;
+    while (performance.now() < deadline && victims.some((id) => this.runs.get(id)?.endAt === undefined)) {
+      await sleep(10);
+    }
+    const reasons = {};
+    for (const id of victims) {
+      const r = this.runs.get(id);
+      const k = r?.endAt === undefined ? "not terminal" : `${r.status}/${r.stopReason}`;
+      reasons[k] = (reasons[k] ?? 0) + 1;
+    }
+    const left = victims.filter((id) => this.runs.get(id)?.endAt === undefined).length;
+    return {
+      victim: victim.id,
+      victimRuns: victims.length,
+      killToAllTerminalMs: left === 0 ? Math.round(performance.now() - t) : null,
+      notTerminal: left,
+      victimOutcomes: reasons,
+    };
+  }
+
+  async #injectNatsRestart() {
+    const node = this.nats.nodes[0];
+    const t = performance.now();
+    await node.restart();
+    return { downMs: Math.round(performance.now() - t) };
+  }
+
+  async #injectNatsNodeKill() {
+    if (this.nats.nodes.length < 3) return { skipped: "needs --nats-cluster 3" };
+    const node = this.nats.nodes.at(-1);
+    await node.kill();
+    return { killed: `n${this.nats.nodes.length}`, port: node.port };
+  }
+
+  // ------------------------------------------------------------------ after the run
+
+  /** Every run record terminal, every quota slot and global slot free — waited for, bounded. */
+  async #afterRun() {
+    const t = performance.now();
+    const nonTerminal = async () => {
+      const out = { queued: 0, running: 0, total: 0 };
+      const status = await this.runsKv.status();
+      if (status.values === 0) return out;
+      const w = await this.runsKv.watch({ key: keys.runnerRunsPrefix() });
+      const timer = setTimeout(() => w.stop(), 60_000);
+      try {
+        for await (const e of w) {
+          if (e.operation === "PUT") {
+            out.total++;
+            const s = e.json().status;
+            if (s === "queued" || s === "running") out[s]++;
+          }
+          if (e.delta === 0) break;
+        }
+      } finally {
+        clearTimeout(timer);
+        w.stop();
+      }
+      return out;
+    };
+    const heldRuns = [];
+    const quotaHeld = async () => {
+      let n = 0;
+      heldRuns.length = 0;
+      const ks = await this.quotasKv.keys(keys.runnerQuotasPrefix());
+      for await (const k of ks) {
+        const e = await this.quotasKv.get(k);
+        if (e?.operation !== "PUT") continue;
+        const ids = Object.keys(e.json().runs ?? {});
+        n += ids.length;
+        for (const id of ids.slice(0, 20 - heldRuns.length)) {
+          const rec = await this.runsKv.get(keys.runnerRun(id));
+          const v = rec?.operation === "PUT" ? rec.json() : undefined;
+          heldRuns.push({
+            run_id: id,
+            user: e.json().user_id,
+            status: v?.status ?? "no record",
+            stop_reason: v?.stop_reason,
+          });
+        }
+      }
+      return n;
+    };
+    const admit = async () => {
+      const jsm = await this.fabric.jsm();
+      const { consumers, streams } = await import("@loominal/protocol");
+      const info = await jsm.consumers.info(streams.runnerAdmit(), consumers.runnerAdmit());
+      return { ackPending: info.num_ack_pending, pending: info.num_pending };
+    };
+    let runs;
+    let held;
+    let slots;
+    const deadline = t + this.o.settleMs;
+    for (;;) {
+      try {
+        runs = await nonTerminal();
+        held = await quotaHeld();
+        slots = await admit();
+      } catch (err) {
+        runs = { error: String(err) };
+      }
+      const clean = runs.running === 0 && runs.queued === 0 && held === 0 && slots?.ackPending === 0;
+      if (clean || performance.now() > deadline) break;
+      await sleep(1_000);
+    }
+    return {
+      after: {
+        settledInMs: Math.round(performance.now() - t),
+        runRecords: runs.total,
+        stuckRunning: runs.running,
+        stuckQueued: runs.queued,
+        quotaSlotsHeld: held,
+        globalSlotsHeld: slots?.ackPending,
+        admissionQueued: slots?.pending,
+        heldRuns: heldRuns.length > 0 ? heldRuns : undefined,
+        error: runs.error,
+      },
+    };
+  }
+}

@@ -1,0 +1,115 @@
+import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { tempDir } from "@loominal/testkit";
+import { afterAll, describe, expect, it } from "vitest";
+
+const HARNESS = fileURLToPath(new URL("../../bench/circuits/index.mjs", import.meta.url));
+const dir = tempDir("circuits-");
+afterAll(() => dir.cleanup());
+
+interface Report {
+  waves: Array<{
+    circuits: number;
+    completed: number;
+    failed: number;
+    silentRegressions: number;
+    incomplete: number;
+    retried: number;
+    losses: Record<string, number>;
+  }>;
+  injections: {
+    killReplica?: { victimRuns: number; notTerminal: number; victimOutcomes: Record<string, number> };
+  };
+  after: {
+    stuckRunning: number;
+    stuckQueued: number;
+    quotaSlotsHeld: number;
+    globalSlotsHeld: number;
+    runRecords: number;
+  };
+  clean: boolean;
+}
+
+/** Runs the harness as its own process (it starts nats-server and the replicas) and reads its report. */
+function harness(args: string[]): Promise<{ code: number | null; report: Report; stderr: string }> {
+  const out = join(dir.path, "report.json");
+  const proc = spawn(process.execPath, [HARNESS, ...args, "--out", out, "--quiet"], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  let stderr = "";
+  proc.stderr.on("data", (b: Buffer) => {
+    stderr += b.toString();
+  });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      proc.kill("SIGKILL");
+      reject(new Error(`the harness did not finish within 100 s:\n${stderr}`));
+    }, 100_000);
+    proc.once("exit", (code) => {
+      clearTimeout(timer);
+      try {
+        resolve({ code, report: JSON.parse(readFileSync(out, "utf8")) as Report, stderr });
+      } catch (err) {
+        reject(new Error(`no report (${String(err)}); exit ${code}:\n${stderr}`));
+      }
+    });
+  });
+}
+
+describe("11 runner circuits", () => {
+  it("20 circuits on 2 replicas, one killed with SIGKILL mid-wave: all complete, nothing stuck or held", async () => {
+    const { code, report, stderr } = await harness([
+      "--scale",
+      "20",
+      "--replicas",
+      "2",
+      "--mock-latency",
+      "100",
+      "--mock-jitter",
+      "20",
+      "--kill-replica",
+      "--inject-after",
+      "300ms",
+      "--settle",
+      "30s",
+      "--wave-timeout",
+      "60s",
+      ...[
+        "RUNNER_HEARTBEAT_INTERVAL_MS=200",
+        "RUNNER_REPLICA_TTL_MS=1500",
+        "RUNNER_REAPER_INTERVAL_MS=200",
+        "RUNNER_ADMIT_ACK_WAIT_MS=3000",
+        "RUNNER_RETRY_BASE_MS=1",
+      ].flatMap((e) => ["--replica-env", e]),
+    ]);
+    const kill = report.injections.killReplica;
+    expect(kill, stderr).toBeDefined();
+    // The kill hit runs in flight, and each of them ended.
+    expect(kill?.victimRuns).toBeGreaterThan(0);
+    expect(kill?.notTerminal).toBe(0);
+    expect(Object.keys(kill?.victimOutcomes ?? {})).toEqual(["failed/replica_died"]);
+    const [wave] = report.waves;
+    expect(wave).toMatchObject({
+      circuits: 20,
+      completed: 20,
+      failed: 0,
+      silentRegressions: 0,
+      incomplete: 0,
+    });
+    // Circuits that lost a run to the kill were fired again; each loss names the dead replica.
+    expect(wave?.retried).toBeGreaterThan(0);
+    for (const reason of Object.keys(wave?.losses ?? {}))
+      expect(reason).toMatch(/replica_died|circuit aborted/);
+    expect(report.after).toMatchObject({
+      stuckRunning: 0,
+      stuckQueued: 0,
+      quotaSlotsHeld: 0,
+      globalSlotsHeld: 0,
+    });
+    expect(report.after.runRecords).toBeGreaterThanOrEqual(60);
+    expect(report.clean).toBe(true);
+    expect(code).toBe(0);
+  });
+});
