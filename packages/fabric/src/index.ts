@@ -87,8 +87,11 @@ export {
 export {
   ancestorPids,
   findNatsServer,
+  hostBootId,
   natsServerVersionOf,
   processAlive,
+  processCommandLine,
+  processStartTime,
   requireNatsServer,
 } from "./host.js";
 export { Lease, type LeaseOptions, type LeaseRecord, leaseBucket, leaseBucketSpec } from "./lease.js";
@@ -125,6 +128,7 @@ export { KeyedSerialQueue } from "./serial.js";
 export { GracefulShutdown, type GracefulShutdownOptions } from "./shutdown.js";
 export {
   type BucketSpec,
+  bucketKeys,
   consumerInfo,
   ensureBucket,
   ensureStream,
