@@ -119,7 +119,19 @@ export async function runCircuits(options, { progress } = {}) {
     const quotasKv = await fabric.kvm.open(buckets.runnerQuotas());
     const replicasKv = await fabric.kvm.open(buckets.runnerReplicas());
 
-    const h = new Driver({ o, replicas, nats, now, memoryKv, evalsKv, runsKv, quotasKv, replicasKv, fabric });
+    const h = new Driver({
+      o,
+      replicas,
+      nats,
+      now,
+      meters,
+      memoryKv,
+      evalsKv,
+      runsKv,
+      quotasKv,
+      replicasKv,
+      fabric,
+    });
     await h.watch();
     const report = await h.run(waves, progress);
     report.setup = {
@@ -134,7 +146,7 @@ export async function runCircuits(options, { progress } = {}) {
     };
     report.processes = Object.fromEntries(
       [...meters.entries()].map(([name, m]) => {
-        m.sample(t0);
+        m.sample();
         const elapsed = Math.max(1, m.lastAt - m.startedAt);
         return [
           name,
@@ -467,6 +479,9 @@ class Driver {
     const results = [];
     let injected = false;
     const liveLine = setInterval(() => progress?.(this.#progressLine(waves.length)), 1_000);
+    for (const m of this.meters.values()) m.sample();
+    const cpuBefore = new Map([...this.meters.entries()].map(([k, m]) => [k, m.cpuMs]));
+    let cpuDuring;
     try {
       for (const [i, spec] of waves.entries()) {
         const wave = {
@@ -536,8 +551,25 @@ class Driver {
       }
     } finally {
       clearInterval(liveLine);
+      for (const m of this.meters.values()) m.sample();
+      cpuDuring = new Map([...this.meters.entries()].map(([k, m]) => [k, m.cpuMs - (cpuBefore.get(k) ?? 0)]));
     }
     const elapsedMs = this.now() - started;
+    const runsEnded = results.reduce((n, w) => n + w.runsEnded, 0);
+    const sum = (pred) => [...cpuDuring.entries()].filter(([k]) => pred(k)).reduce((n, [, v]) => n + v, 0);
+    const perRun = (ms) => (runsEnded > 0 ? round(ms / runsEnded, 2) : null);
+    const cpu = {
+      runsEnded,
+      wavesElapsedMs: Math.round(elapsedMs),
+      cpuPercentDuringWaves: Object.fromEntries(
+        [...cpuDuring.entries()].map(([k, v]) => [k, round((v / Math.max(1, elapsedMs)) * 100)]),
+      ),
+      cpuMsPerRun: {
+        replicas: perRun(sum((k) => k.startsWith("bench-"))),
+        nats: perRun(sum((k) => k.startsWith("nats-"))),
+        driver: perRun(sum((k) => k === "driver")),
+      },
+    };
     const after = await this.#afterRun();
     return {
       elapsedMs: Math.round(elapsedMs),
@@ -549,6 +581,7 @@ class Driver {
         latencyMs: percentiles(w.latencies),
       })),
       injections: this.injections,
+      cpu,
       http: this.counters,
       ...after,
     };
