@@ -180,7 +180,16 @@ class Driver {
     /** replica id → pause_since in its last heartbeat */
     this.heartbeatPause = new Map();
     this.pauseWaiters = [];
-    this.counters = { posts: 0, http429: 0, httpBackpressure: 0, http503: 0, httpOther: 0, netErrors: 0 };
+    this.counters = {
+      posts: 0,
+      http429: 0,
+      httpBackpressure: 0,
+      http503: 0,
+      httpOther: 0,
+      netErrors: 0,
+      watchRestarts: 0,
+      readRetries: 0,
+    };
     this.rr = 0;
     this.post = limiter(this.o.postConcurrency);
     this.watchers = [];
@@ -192,19 +201,40 @@ class Driver {
   // ------------------------------------------------------------------ observation (push)
 
   async watch() {
+    // A watch that fails (its server went away) is started again from the revision after the last seen.
     const follow = async (kv, key, onEntry) => {
-      const w = await kv.watch({ key, include: "updates" });
-      this.watchers.push(w);
-      void (async () => {
-        for await (const e of w) {
-          if (e.operation !== "PUT") continue;
+      let last = 0;
+      const start = async () => {
+        const w = await kv.watch(
+          last > 0 ? { key, resumeFromRevision: last + 1 } : { key, include: "updates" },
+        );
+        this.watchers.push(w);
+        void (async () => {
           try {
-            onEntry(e);
+            for await (const e of w) {
+              last = Math.max(last, e.revision);
+              if (e.operation !== "PUT") continue;
+              try {
+                onEntry(e);
+              } catch {
+                // An unreadable value is not ours to judge here.
+              }
+            }
           } catch {
-            // An unreadable value is not ours to judge here.
+            this.counters.watchRestarts++;
           }
-        }
-      })();
+          while (!this.stopped) {
+            await sleep(250);
+            try {
+              await start();
+              return;
+            } catch {
+              this.counters.watchRestarts++;
+            }
+          }
+        })();
+      };
+      await start();
     };
     await follow(this.runsKv, keys.runnerRunsPrefix(), (e) => this.#onRecord(e.json()));
     await follow(this.evalsKv, ">", (e) => {
@@ -220,6 +250,7 @@ class Driver {
   }
 
   stop() {
+    this.stopped = true;
     for (const w of this.watchers) w.stop();
   }
 
@@ -386,7 +417,9 @@ class Driver {
   /** The circuit's output: three memory values and the evaluation, with the right content. */
   async #verify(c) {
     const get = async (suffix) => {
-      const e = await this.memoryKv.get(keys.runnerMemory("user", c.user, `${c.id}-${suffix}`));
+      const e = await this.#read(() =>
+        this.memoryKv.get(keys.runnerMemory("user", c.user, `${c.id}-${suffix}`)),
+      );
       return e?.operation === "PUT" ? e.json().value : undefined;
     };
     const [research, edited, scored] = await Promise.all([
@@ -405,8 +438,21 @@ class Driver {
     }
     const ev = this.evaluations.get(editor);
     if (!ev || ev.by_run_id !== c.roles.evaluator || ev.score !== 0.8) return false;
-    const stored = await this.evalsKv.get(ev.key);
+    const stored = await this.#read(() => this.evalsKv.get(ev.key));
     return stored?.operation === "PUT";
+  }
+
+  /** A read that survives a NATS node going away: retried for up to ~10 s. */
+  async #read(fn) {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await fn();
+      } catch (err) {
+        if (attempt >= 20) throw err;
+        this.counters.readRetries++;
+        await sleep(500);
+      }
+    }
   }
 
   /** A circuit with retries: a run lost to a fault (failed, not completed) is tried again as a new circuit. */
@@ -716,7 +762,16 @@ class Driver {
     this.pauseWaiters.length = 0;
     await sleep(500);
     const resumed = await fetch(`${r.url}/v1/_resume`, { method: "POST" });
+    const logTail =
+      p.status === 200
+        ? undefined
+        : r.output
+            .join("")
+            .split("\n")
+            .filter((l) => /"level":(40|50)/.test(l))
+            .slice(-3);
     return {
+      logTail,
       visibleMs: Object.fromEntries(Object.entries(visibleMs).map(([k, v]) => [k, round(v, 2)])),
       maxVisibleMs: round(Math.max(...Object.values(visibleMs), 0), 2),
       allVisible: ids.every((id) => visibleMs[id] !== undefined),
@@ -735,6 +790,7 @@ class Driver {
     const victim = alive.reduce((a, b) => (count(b.id) > count(a.id) ? b : a));
     const victims = running.filter(([, r]) => r.replicaId === victim.id).map(([id]) => id);
     const t = performance.now();
+    const killAt = this.now();
     await victim.kill("SIGKILL");
     const deadline = t + 120_000;
     while (performance.now() < deadline && victims.some((id) => this.runs.get(id)?.endAt === undefined)) {
@@ -747,9 +803,11 @@ class Driver {
       reasons[k] = (reasons[k] ?? 0) + 1;
     }
     const left = victims.filter((id) => this.runs.get(id)?.endAt === undefined).length;
+    const ended = victims.map((id) => this.runs.get(id)?.endAt).filter((x) => x !== undefined);
     return {
       victim: victim.id,
       victimRuns: victims.length,
+      victimTerminalAfterKillMs: percentiles(ended.map((x) => x - killAt)),
       killToAllTerminalMs: left === 0 ? Math.round(performance.now() - t) : null,
       notTerminal: left,
       victimOutcomes: reasons,
