@@ -341,8 +341,11 @@ class Driver {
             signal: AbortSignal.timeout(30_000),
           }),
         );
-      } catch {
+      } catch (err) {
         this.counters.netErrors++;
+        const kind = err?.cause?.code ?? err?.name ?? "error";
+        this.counters.netErrorKinds ??= {};
+        this.counters.netErrorKinds[kind] = (this.counters.netErrorKinds[kind] ?? 0) + 1;
         await sleep(100);
         continue;
       }
@@ -427,19 +430,38 @@ class Driver {
       get("research-edited"),
       get("research-scored"),
     ]);
-    if (research?.circuit !== c.id) return false;
-    if (edited?.edited !== true || edited.from?.circuit !== c.id) return false;
-    if (scored?.score !== 0.8) return false;
+    const wrong = (why) => {
+      c.wrong = why;
+      return false;
+    };
+    if (research?.circuit !== c.id) return wrong(research ? "research value wrong" : "research missing");
+    if (edited?.edited !== true || edited.from?.circuit !== c.id)
+      return wrong(edited ? "edited value wrong" : "edited missing");
+    if (scored?.score !== 0.8) return wrong(scored ? "score value wrong" : "score missing");
     const editor = c.roles.editor;
     if (!this.evaluations.has(editor)) {
       // The evaluation watch may trail the run-record watch by a moment.
       await Promise.race([new Promise((r) => this.evalWaiters.set(editor, r)), sleep(5_000)]);
       this.evalWaiters.delete(editor);
     }
+    if (!this.evaluations.has(editor)) {
+      // Not seen by the watch (it may have lost its server): read the bucket itself.
+      const found = await this.#read(async () => {
+        const out = [];
+        for await (const k of await this.evalsKv.keys(keys.runnerEvaluationsPrefix(editor))) out.push(k);
+        return out;
+      });
+      for (const k of found) {
+        const e = await this.#read(() => this.evalsKv.get(k));
+        if (e?.operation === "PUT") this.evaluations.set(editor, { ...e.json(), key: k });
+      }
+      if (found.length > 0) this.counters.evaluationsReadBack = (this.counters.evaluationsReadBack ?? 0) + 1;
+    }
     const ev = this.evaluations.get(editor);
-    if (!ev || ev.by_run_id !== c.roles.evaluator || ev.score !== 0.8) return false;
+    if (!ev) return wrong("evaluation missing");
+    if (ev.by_run_id !== c.roles.evaluator || ev.score !== 0.8) return wrong("evaluation wrong");
     const stored = await this.#read(() => this.evalsKv.get(ev.key));
-    return stored?.operation === "PUT";
+    return stored?.operation === "PUT" ? true : wrong("evaluation missing");
   }
 
   /** A read that survives a NATS node going away: retried for up to ~10 s. */
@@ -468,6 +490,7 @@ class Driver {
           continue;
         }
         wave[outcome]++;
+        if (outcome === "silent") wave.silentReasons[c.wrong] = (wave.silentReasons[c.wrong] ?? 0) + 1;
         if (outcome === "failed") wave.losses[c.failure] = (wave.losses[c.failure] ?? 0) + 1;
         if (outcome === "completed") {
           const ms = c.endAt - c.t0;
@@ -544,6 +567,7 @@ class Driver {
           incomplete: 0,
           retried: 0,
           losses: {},
+          silentReasons: {},
           latencies: [],
           retriedLatencies: [],
           runsEnded: 0,
@@ -645,6 +669,7 @@ class Driver {
       completionPercent: considered > 0 ? round((w.completed / considered) * 100, 2) : 100,
       failed: w.failed,
       silentRegressions: w.silent,
+      silentReasons: w.silent > 0 ? w.silentReasons : undefined,
       incomplete: w.incomplete,
       cancelledByInjector: w.cancelled,
       retried: w.retried,
