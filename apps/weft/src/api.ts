@@ -361,9 +361,9 @@ export const OPERATIONS: Operation[] = [
     query: projectQuery,
     body: createTargetSchema,
     admin: "create targets",
-    handler: async ({ weft, projectId }, { body }) => ({
+    handler: async ({ weft, projectId, principal }, { body }) => ({
       status: 201,
-      body: await weft.createTarget(projectId as string, body),
+      body: await weft.createTarget(projectId as string, body, principal.id),
     }),
   },
   {
@@ -388,8 +388,8 @@ export const OPERATIONS: Operation[] = [
     query: projectQuery,
     body: updateTargetSchema,
     admin: "change targets",
-    handler: async ({ weft, projectId }, { params, body }) => ({
-      body: await weft.updateTarget(projectId as string, params.target, body),
+    handler: async ({ weft, projectId, principal }, { params, body }) => ({
+      body: await weft.updateTarget(projectId as string, params.target, body, principal.id),
     }),
   },
   {
@@ -401,8 +401,8 @@ export const OPERATIONS: Operation[] = [
     params: targetParam,
     query: projectQuery,
     admin: "delete targets",
-    handler: async ({ weft, projectId }, { params }) => {
-      const t = await weft.deleteTarget(projectId as string, params.target);
+    handler: async ({ weft, projectId, principal }, { params }) => {
+      const t = await weft.deleteTarget(projectId as string, params.target, principal.id);
       return { body: { deleted: true, targetId: t.targetId, name: t.name } };
     },
   },
@@ -431,9 +431,9 @@ export const OPERATIONS: Operation[] = [
       boundary: nameToken("boundary").optional(),
     }),
     admin: "spin up targets",
-    handler: async ({ weft, projectId }, { params, body }) => ({
+    handler: async ({ weft, projectId, principal }, { params, body }) => ({
       status: 202,
-      body: await weft.spinUpTarget(projectId as string, params.target, body),
+      body: await weft.spinUpTarget(projectId as string, params.target, { ...body, actor: principal.id }),
     }),
   },
   {
@@ -445,8 +445,8 @@ export const OPERATIONS: Operation[] = [
     params: targetParam,
     query: projectQuery,
     admin: "change targets",
-    handler: async ({ weft, projectId }, { params }) => ({
-      body: await weft.setTargetEnabled(projectId as string, params.target, true),
+    handler: async ({ weft, projectId, principal }, { params }) => ({
+      body: await weft.setTargetEnabled(projectId as string, params.target, true, principal.id),
     }),
   },
   {
@@ -458,8 +458,8 @@ export const OPERATIONS: Operation[] = [
     params: targetParam,
     query: projectQuery,
     admin: "change targets",
-    handler: async ({ weft, projectId }, { params }) => ({
-      body: await weft.setTargetEnabled(projectId as string, params.target, false),
+    handler: async ({ weft, projectId, principal }, { params }) => ({
+      body: await weft.setTargetEnabled(projectId as string, params.target, false, principal.id),
     }),
   },
   {

@@ -2,14 +2,20 @@ import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "@loominal/fabric";
+import { tokenIdentity } from "./audit.js";
 import type { ApiToken } from "./config.js";
 import { WeftHttpError } from "./errors.js";
 
 /** The file a Weft with no configured token writes its generated admin token to (mode 0600). */
 export const TOKEN_FILE = "weft-token";
 
-/** Who is calling: an admin, or a token limited to some projects. */
-export type Principal = { kind: "admin" } | { kind: "project"; projects: readonly string[] };
+/**
+ * Who is calling: an admin, or a token limited to some projects. `id` names the caller in audit records
+ * and logs (a token's fingerprint, never the token).
+ */
+export type Principal =
+  | { kind: "admin"; id: string }
+  | { kind: "project"; projects: readonly string[]; id: string };
 
 /**
  * The tokens Weft accepts. With none configured it generates an admin token (or reuses the one it
@@ -53,7 +59,10 @@ export class TokenAuthenticator {
   constructor(tokens: ApiToken[]) {
     this.#tokens = tokens.map((t) => ({
       digest: digest(t.token),
-      principal: t.kind === "admin" ? { kind: "admin" } : { kind: "project", projects: [...t.projects] },
+      principal:
+        t.kind === "admin"
+          ? { kind: "admin", id: tokenIdentity("admin", t.token) }
+          : { kind: "project", projects: [...t.projects], id: tokenIdentity("project", t.token) },
     }));
   }
 

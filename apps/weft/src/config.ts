@@ -100,6 +100,12 @@ export const weftFileSchema = z.strictObject({
       loopIntervalMs: ms(100).default(2_000),
       /** How often each enabled target's health check runs (ms); 0: only when asked. */
       healthCheckIntervalMs: ms(0).default(60_000),
+      /**
+       * How often the leader asks a mechanism how a spin-up that has not registered yet is doing (ms), so
+       * one whose Job failed, run was cancelled or process died fails at once with the mechanism's reason;
+       * 0: only the registration deadline fails it.
+       */
+      statusPollIntervalMs: ms(0).default(5_000),
       spinUp: spinUpDefaultsSchema.default(spinUpDefaultsSchema.parse({})),
     })
     .default({
@@ -107,6 +113,7 @@ export const weftFileSchema = z.strictObject({
       shutdownGraceMs: 30_000,
       loopIntervalMs: 2_000,
       healthCheckIntervalMs: 60_000,
+      statusPollIntervalMs: 5_000,
       spinUp: spinUpDefaultsSchema.parse({}),
     }),
   /** Targets created (if missing) at start. */

@@ -58,7 +58,11 @@ export function serveCoordinatorApi(weft: Weft, logger: Logger): Subscription {
                 },
               };
             } else {
-              const principal: Principal = { kind: "project", projects: [projectId] };
+              const principal: Principal = {
+                kind: "project",
+                projects: [projectId],
+                id: `nats:coord.${projectId}`,
+              };
               const r = await runOperation(weft, op, principal, {
                 params: parsed.data.params ?? {},
                 query: { ...(parsed.data.query ?? {}), projectId },

@@ -30,9 +30,10 @@ import {
   type WorkListFilter,
   WorkQueue,
 } from "@loominal/warp";
+import { type Actor, type TargetAudit, targetChanges } from "./audit.js";
 import type { WeftConfig } from "./config.js";
 import { LocalMechanism, localProcessAlive } from "./mechanisms/local.js";
-import type { Mechanism } from "./mechanisms/types.js";
+import type { Mechanism, RemoteStatus } from "./mechanisms/types.js";
 import type { WeftMetrics } from "./metrics.js";
 import { type AgentEntry, type RegistryChange, RegistryView } from "./registry-view.js";
 import { SpinUpStore, TargetStore } from "./stores.js";
@@ -131,6 +132,8 @@ export class Weft {
   #workWatches = new Map<string, Promise<EventWatch | undefined>>();
   /** The last status each agent was announced with, so a heartbeat is not an event. */
   #announced = new Map<string, string>();
+  /** When the leader last asked a mechanism about a starting spin-up, by spin-up id. */
+  #remoteAskedAt = new Map<string, number>();
 
   constructor(options: WeftOptions) {
     this.config = options.config;
@@ -166,9 +169,11 @@ export class Weft {
       const project = this.project(t.projectId);
       if (await project.targets.find(t.name)) continue;
       const { projectId: _p, ...input } = t;
-      await this.createTarget(t.projectId, input).catch((err: unknown) => {
-        if (!(err instanceof LoominalError && err.code === "already_exists")) throw err;
-      });
+      await this.createTarget(t.projectId, input, `config-file:${this.config.configFile ?? "weft"}`).catch(
+        (err: unknown) => {
+          if (!(err instanceof LoominalError && err.code === "already_exists")) throw err;
+        },
+      );
     }
     await this.#elect();
     this.#electTimer = setInterval(() => void this.#elect(), Math.floor(LEASES_BUCKET_TTL_MS / 5));
@@ -417,7 +422,31 @@ export class Weft {
 
   // ——— targets ———
 
-  async createTarget(projectId: string, input: TargetInput): Promise<TargetRecord> {
+  /**
+   * Records a target mutation: a `target` event (`data.audit`: who, when, what changed, secrets
+   * redacted) and an info log line `target audit`.
+   */
+  #audit(
+    projectId: string,
+    action: TargetAudit["action"],
+    actor: Actor,
+    before: TargetRecord | undefined,
+    after: TargetRecord | undefined,
+  ): void {
+    const t = (after ?? before) as TargetRecord;
+    const audit: TargetAudit = {
+      action,
+      actor,
+      at: new Date().toISOString(),
+      targetId: t.targetId,
+      name: t.name,
+      changes: targetChanges(before, after),
+    };
+    this.logger.info({ projectId, audit }, "target audit");
+    void this.publishEvent(projectId, "target", action, { targetId: t.targetId, name: t.name, audit });
+  }
+
+  async createTarget(projectId: string, input: TargetInput, actor: Actor = "weft"): Promise<TargetRecord> {
     const mechanism = this.mechanism(input.mechanism);
     const config = mechanism.validateConfig(input.config);
     const d = this.config.file.defaults;
@@ -444,10 +473,7 @@ export class Weft {
       updatedAt: now,
     };
     const created = await this.project(projectId).targets.create(record);
-    void this.publishEvent(projectId, "target", "created", {
-      targetId: created.targetId,
-      name: created.name,
-    });
+    this.#audit(projectId, "created", actor, undefined, created);
     return created;
   }
 
@@ -463,6 +489,7 @@ export class Weft {
     projectId: string,
     idOrName: string,
     patch: Partial<TargetInput>,
+    actor: Actor = "weft",
   ): Promise<TargetRecord> {
     const project = this.project(projectId);
     const cur = await project.targets.get(idOrName);
@@ -477,29 +504,28 @@ export class Weft {
       ...Object.fromEntries(Object.entries(patch).filter(([k, v]) => v !== undefined && k !== "config")),
       ...(config !== undefined ? { config } : {}),
     }));
-    void this.publishEvent(projectId, "target", "updated", {
-      targetId: updated.targetId,
-      name: updated.name,
-    });
+    this.#audit(projectId, "updated", actor, cur, updated);
     return updated;
   }
 
-  async deleteTarget(projectId: string, idOrName: string): Promise<TargetRecord> {
+  async deleteTarget(projectId: string, idOrName: string, actor: Actor = "weft"): Promise<TargetRecord> {
     const project = this.project(projectId);
     const cur = await project.targets.get(idOrName);
     await project.targets.delete(cur.targetId);
-    void this.publishEvent(projectId, "target", "deleted", { targetId: cur.targetId, name: cur.name });
+    this.#audit(projectId, "deleted", actor, cur, undefined);
     return cur;
   }
 
-  async setTargetEnabled(projectId: string, idOrName: string, enabled: boolean): Promise<TargetRecord> {
+  async setTargetEnabled(
+    projectId: string,
+    idOrName: string,
+    enabled: boolean,
+    actor: Actor = "weft",
+  ): Promise<TargetRecord> {
     const project = this.project(projectId);
     const cur = await project.targets.get(idOrName);
     const t = await project.targets.update(cur.targetId, (x) => ({ ...x, enabled }));
-    void this.publishEvent(projectId, "target", enabled ? "enabled" : "disabled", {
-      targetId: t.targetId,
-      name: t.name,
-    });
+    this.#audit(projectId, enabled ? "enabled" : "disabled", actor, cur, t);
     return t;
   }
 
@@ -526,7 +552,7 @@ export class Weft {
   async spinUpTarget(
     projectId: string,
     idOrName: string,
-    options: { capability?: string; boundary?: string } = {},
+    options: { capability?: string; boundary?: string; actor?: Actor } = {},
   ): Promise<SpinUpRecord> {
     const target = await this.getTarget(projectId, idOrName);
     if (!target.enabled)
@@ -540,6 +566,10 @@ export class Weft {
     const blocked = await this.#blockedReason(projectId, target);
     if (blocked)
       throw new LoominalError("conflict", `target ${target.name} cannot start an agent now: ${blocked}`);
+    this.logger.info(
+      { projectId, target: target.name, capability, boundary, actor: options.actor ?? "weft" },
+      "spin-up requested",
+    );
     return this.#launch(projectId, target, capability, boundary, "manual");
   }
 
@@ -804,9 +834,11 @@ export class Weft {
       .agents(projectId)
       .find((a) => a.spinUpId === s.spinUpId && a.status !== "offline");
     if (agent) {
+      this.#remoteAskedAt.delete(s.spinUpId);
       await this.#verify(projectId, s.spinUpId, agent.agentId);
       return;
     }
+    if (await this.#askRemote(projectId, s, now)) return;
     if (Date.parse(s.deadlineAt) > now) return;
     const { changed, record } = await this.project(projectId).spinUps.update(s.spinUpId, (cur) =>
       cur.status === "starting"
@@ -830,6 +862,54 @@ export class Weft {
       targetId: s.targetId,
       reason: record.reason,
     });
+  }
+
+  /**
+   * Asks the mechanism how a spin-up that has not registered is doing (at most every
+   * `statusPollIntervalMs`). What it says is recorded on the spin-up; when what was started already ended
+   * (Job failed, run cancelled or finished, process gone) the spin-up fails now with the mechanism's
+   * reason instead of at its deadline. Returns whether it failed it.
+   */
+  async #askRemote(projectId: string, s: SpinUpRecord, now: number): Promise<boolean> {
+    const every = this.config.file.defaults.statusPollIntervalMs;
+    const mechanism = this.#mechanisms.get(s.mechanism);
+    if (every === 0 || !s.handle || !mechanism?.status) return false;
+    if (now - (this.#remoteAskedAt.get(s.spinUpId) ?? 0) < every) return false;
+    this.#remoteAskedAt.set(s.spinUpId, now);
+    let remote: RemoteStatus;
+    try {
+      remote = await mechanism.status(s.handle);
+    } catch (err) {
+      // Cannot tell (API down, host unreachable): the registration deadline still applies.
+      remote = { state: "unknown", message: err instanceof Error ? err.message : String(err) };
+    }
+    const ended = remote.state === "failed" || remote.state === "gone" || remote.state === "succeeded";
+    // The agent may have registered while the mechanism answered: that wins.
+    if (ended && this.registry.agents(projectId).some((a) => a.spinUpId === s.spinUpId)) return false;
+    const checkedAt = new Date().toISOString();
+    const message = remote.message.slice(0, 2_000);
+    const reason = `the ${s.mechanism} mechanism reports it ${remote.state} before its agent registered: ${message}`;
+    const { changed, record } = await this.project(projectId).spinUps.update(s.spinUpId, (cur) => {
+      if (cur.status !== "starting") return undefined;
+      if (!ended && cur.remote?.state === remote.state && cur.remote.message === message) return undefined;
+      const next = { ...cur, remote: { state: remote.state, message, checkedAt } };
+      return ended ? { ...next, status: "failed", reason, finishedAt: checkedAt } : next;
+    });
+    if (!ended || !changed || !record) return false;
+    this.#remoteAskedAt.delete(s.spinUpId);
+    this.metrics.spinUps.inc({ result: "failed" });
+    this.logger.warn(
+      { projectId, spinUpId: s.spinUpId, target: s.targetName, remote: remote.state, message },
+      "spin-up failed: what its mechanism started ended before the agent registered",
+    );
+    void this.publishEvent(
+      projectId,
+      "spinup",
+      "failed",
+      { spinUpId: s.spinUpId, targetId: s.targetId, reason, remote: remote.state },
+      `spinup-${s.spinUpId}-failed`,
+    );
+    return true;
   }
 
   /** Marks a spin-up running once an agent carrying its id registered (any instance may do this). */
@@ -1034,6 +1114,10 @@ export class Weft {
       const pa = a.agentType === preferred ? 0 : 1;
       const pb = b.agentType === preferred ? 0 : 1;
       if (pa !== pb) return pa - pb;
+      // A target whose last health check passed before one not checked yet (unhealthy ones are skipped).
+      const ha = a.health.status === "healthy" ? 0 : 1;
+      const hb = b.health.status === "healthy" ? 0 : 1;
+      if (ha !== hb) return ha - hb;
       return (b.lastHealthyAt ?? "").localeCompare(a.lastHealthyAt ?? "");
     });
     for (const target of targets) {

@@ -1,6 +1,8 @@
 /** NATS types and constants the libraries use, so that only the fabric imports the NATS client. */
 export {
   AckPolicy,
+  type Consumer,
+  type ConsumerInfo,
   type ConsumerMessages,
   DeliverPolicy,
   type JetStreamClient,
@@ -79,7 +81,15 @@ export {
   type ServerVersion,
   versionAtLeast,
 } from "./features.js";
-export { findNatsServer, natsServerVersionOf, processAlive, requireNatsServer } from "./host.js";
+export {
+  findNatsServer,
+  hostBootId,
+  natsServerVersionOf,
+  processAlive,
+  processCommandLine,
+  processStartTime,
+  requireNatsServer,
+} from "./host.js";
 export { Lease, type LeaseOptions, type LeaseRecord, leaseBucket, leaseBucketSpec } from "./lease.js";
 export {
   createLogger,
@@ -114,10 +124,14 @@ export { KeyedSerialQueue } from "./serial.js";
 export { GracefulShutdown, type GracefulShutdownOptions } from "./shutdown.js";
 export {
   type BucketSpec,
+  bucketKeys,
+  consumerInfo,
   ensureBucket,
   ensureStream,
   forgetBucket,
   forgetStream,
+  isConsumerMissing,
+  JS_CONSUMER_NOT_FOUND,
   JS_STREAM_NOT_FOUND,
   type MismatchPolicy,
   mayMeanStreamMissing,

@@ -1,4 +1,5 @@
 import {
+  type ConsumerInfo,
   DiscardPolicy,
   JetStreamApiError,
   type JetStreamManager,
@@ -7,7 +8,7 @@ import {
   type StreamConfig,
   type StreamInfo,
 } from "@nats-io/jetstream";
-import type { KV } from "@nats-io/kv";
+import { Bucket, type KV } from "@nats-io/kv";
 import type { Fabric } from "./connection.js";
 import {
   type ConfigDifference,
@@ -197,6 +198,30 @@ export function mayMeanStreamMissing(err: unknown): boolean {
 
 /** JetStream API error code: stream not found. */
 export const JS_STREAM_NOT_FOUND = 10059;
+/** JetStream API error code: consumer not found. */
+export const JS_CONSUMER_NOT_FOUND = 10014;
+
+/** Whether an error says a consumer is not there: the consumer, or the stream it was on, is not found. */
+export function isConsumerMissing(err: unknown): boolean {
+  return (
+    err instanceof JetStreamApiError &&
+    (err.code === JS_CONSUMER_NOT_FOUND || err.code === JS_STREAM_NOT_FOUND)
+  );
+}
+
+/** Consumer info, or undefined when the stream has no consumer of that name. */
+export async function consumerInfo(
+  jsm: JetStreamManager,
+  stream: string,
+  name: string,
+): Promise<ConsumerInfo | undefined> {
+  try {
+    return await jsm.consumers.info(stream, name);
+  } catch (err) {
+    if (err instanceof JetStreamApiError && err.code === JS_CONSUMER_NOT_FOUND) return undefined;
+    throw err;
+  }
+}
 
 /**
  * After `err`, whether the stream `name` is gone: true (and this connection's memory of it forgotten, so
@@ -313,6 +338,21 @@ export async function streamInfo(jsm: JetStreamManager, name: string): Promise<S
     if (isPermissionViolation(err)) throw new NatsPermissionError(`access to stream ${name}`, { cause: err });
     throw err;
   }
+}
+
+/**
+ * The keys of a KV bucket matching `filter` (a subject filter over keys, `>` for all), read from the
+ * stream's per-subject counts: one request per page of subjects and no consumer. `kv.keys()` waits on an
+ * ordered consumer that, when a key expires or is replaced between its creation and its first delivery,
+ * only ends at the consumer's idle heartbeat seconds later; this cannot. A key whose last entry is a
+ * delete or purge marker is still listed: callers read the entry and skip those, as they must anyway for
+ * a key deleted after the listing.
+ */
+export async function bucketKeys(kv: KV, filter = ">"): Promise<string[]> {
+  if (!(kv instanceof Bucket)) throw new TypeError("bucketKeys needs a bucket opened through the fabric");
+  const info = await kv.jsm.streams.info(kv.stream, { subjects_filter: `${kv.prefix}.${filter}` });
+  const skip = kv.prefix.length + 1;
+  return Object.keys(info.state.subjects ?? {}).map((s) => s.slice(skip));
 }
 
 /** A KV bucket as Loominal describes it. */

@@ -1,90 +1,8 @@
-import { writeFileSync } from "node:fs";
-import { join } from "node:path";
 import { tempDir } from "@loominal/testkit";
 import { afterEach, describe, expect, it } from "vitest";
+import { fakeKubernetesApi, kubeconfig, K8S_NS as NS, K8S_TOKEN as TOKEN } from "./fake-peers.test-helper.js";
 import { jobName, KubernetesMechanism } from "./kubernetes.js";
-import { agentEnv, capturedLogger, httpPeer, sendJson, targetRecord } from "./mechanisms.test-helper.js";
-
-const TOKEN = "k8s-test-token-0003";
-const NS = "agents";
-
-/** The batch/v1 Job and core/v1 Pod endpoints the mechanism calls, over a map of Jobs. */
-async function fakeApiServer(options: { answer?: number } = {}) {
-  const jobs = new Map<string, Record<string, unknown>>();
-  const pods = new Map<string, Record<string, unknown>>();
-  const peer = await httpPeer((req, res) => {
-    if (req.headers.authorization !== `Bearer ${TOKEN}`)
-      return sendJson(res, 401, { kind: "Status", message: "Unauthorized" });
-    if (options.answer)
-      return sendJson(res, options.answer, {
-        kind: "Status",
-        message: `jobs.batch is answered ${options.answer}`,
-      });
-    const url = new URL(req.url, "http://x");
-    const jobsPath = `/apis/batch/v1/namespaces/${NS}/jobs`;
-    if (url.pathname === jobsPath && req.method === "POST") {
-      const job = JSON.parse(req.body) as { metadata: { name: string; labels: Record<string, string> } };
-      if (jobs.has(job.metadata.name))
-        return sendJson(res, 409, {
-          kind: "Status",
-          message: `jobs.batch "${job.metadata.name}" already exists`,
-        });
-      jobs.set(job.metadata.name, { ...job, status: { active: 1 } });
-      pods.set(`${job.metadata.name}-abcde`, {
-        metadata: { name: `${job.metadata.name}-abcde`, labels: job.metadata.labels },
-        status: {
-          phase: "Pending",
-          containerStatuses: [{ name: "agent", state: { waiting: { reason: "ContainerCreating" } } }],
-        },
-      });
-      return sendJson(res, 201, jobs.get(job.metadata.name));
-    }
-    if (url.pathname === jobsPath && req.method === "GET")
-      return sendJson(res, 200, {
-        kind: "JobList",
-        apiVersion: "batch/v1",
-        metadata: {},
-        items: [...jobs.values()],
-      });
-    if (url.pathname.startsWith(`${jobsPath}/`)) {
-      const name = url.pathname.slice(jobsPath.length + 1);
-      const job = jobs.get(name);
-      if (!job) return sendJson(res, 404, { kind: "Status", message: `jobs.batch "${name}" not found` });
-      if (req.method === "GET") return sendJson(res, 200, job);
-      if (req.method === "DELETE") {
-        jobs.delete(name);
-        for (const k of pods.keys()) if (k.startsWith(name)) pods.delete(k);
-        return sendJson(res, 200, { kind: "Status", status: "Success" });
-      }
-    }
-    if (url.pathname === `/api/v1/namespaces/${NS}/pods` && req.method === "GET") {
-      const [key, value] = (url.searchParams.get("labelSelector") ?? "").split("=");
-      const items = [...pods.values()].filter(
-        (p) => (p.metadata as { labels: Record<string, string> }).labels[key ?? ""] === value,
-      );
-      return sendJson(res, 200, { kind: "PodList", apiVersion: "v1", metadata: {}, items });
-    }
-    return sendJson(res, 404, { kind: "Status", message: `no route ${req.method} ${url.pathname}` });
-  });
-  return { peer, jobs, pods };
-}
-
-function kubeconfig(dir: string, server: string): string {
-  const file = join(dir, "kubeconfig");
-  writeFileSync(
-    file,
-    JSON.stringify({
-      apiVersion: "v1",
-      kind: "Config",
-      // client-node refuses plain http unless TLS verification is off; the peer is on loopback.
-      clusters: [{ name: "test", cluster: { server, "insecure-skip-tls-verify": true } }],
-      users: [{ name: "weft", user: { token: TOKEN } }],
-      contexts: [{ name: "test", context: { cluster: "test", user: "weft", namespace: NS } }],
-      "current-context": "test",
-    }),
-  );
-  return file;
-}
+import { agentEnv, capturedLogger, targetRecord } from "./mechanisms.test-helper.js";
 
 describe("kubernetes mechanism", () => {
   const closers: Array<() => Promise<void> | void> = [];
@@ -93,7 +11,7 @@ describe("kubernetes mechanism", () => {
   });
 
   async function setup(options: { answer?: number } = {}) {
-    const api = await fakeApiServer(options);
+    const api = await fakeKubernetesApi(options);
     const dir = tempDir("weft-k8s-");
     closers.push(api.peer.close, dir.cleanup);
     const { logger, lines } = capturedLogger();

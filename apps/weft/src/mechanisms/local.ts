@@ -5,7 +5,7 @@ import { delimiter, isAbsolute, join, resolve } from "node:path";
 import { type Logger, processAlive } from "@loominal/fabric";
 import { LoominalError, type TargetRecord } from "@loominal/protocol";
 import { z } from "zod";
-import type { HealthResult, Mechanism, MechanismHandle, StartRequest } from "./types.js";
+import type { HealthResult, Mechanism, MechanismHandle, RemoteStatus, StartRequest } from "./types.js";
 
 /** `local` target config: a command run without a shell on Weft's host. */
 export const localConfigSchema = z.strictObject({
@@ -122,6 +122,16 @@ export class LocalMechanism implements Mechanism {
     const until = Date.now() + options.graceMs;
     while (Date.now() < until && processAlive(pid)) await new Promise((r) => setTimeout(r, 100));
     if (processAlive(pid)) signal("SIGKILL");
+  }
+
+  async status(handle: MechanismHandle): Promise<RemoteStatus> {
+    const h = handleSchema.safeParse(handle);
+    if (!h.success) return { state: "unknown", message: "not a local spin-up handle" };
+    if (h.data.hostname !== hostname())
+      return { state: "unknown", message: `pid ${h.data.pid} runs on ${h.data.hostname}, not here` };
+    return processAlive(h.data.pid)
+      ? { state: "running", message: `pid ${h.data.pid} is running` }
+      : { state: "gone", message: `pid ${h.data.pid} exited (its output: ${h.data.logFile})` };
   }
 
   async test(target: TargetRecord): Promise<HealthResult> {

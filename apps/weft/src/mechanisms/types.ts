@@ -1,4 +1,4 @@
-import type { SpinUpMechanism as MechanismName, TargetRecord } from "@loominal/protocol";
+import type { SpinUpMechanism as MechanismName, RemoteState, TargetRecord } from "@loominal/protocol";
 
 /** What a mechanism is asked to start: one agent for one spin-up. */
 export interface StartRequest {
@@ -13,7 +13,7 @@ export type MechanismHandle = Record<string, unknown>;
 
 /** What a remote mechanism knows of a spin-up it started (the agent's registration is what Weft trusts). */
 export interface RemoteStatus {
-  state: "pending" | "running" | "succeeded" | "failed" | "gone" | "unknown";
+  state: RemoteState;
   message: string;
 }
 

@@ -72,6 +72,10 @@ export const targetRecordSchema = z.object({
 });
 export type TargetRecord = z.infer<typeof targetRecordSchema>;
 
+/** What a mechanism can report of something it started (`gone`: no longer there; `unknown`: cannot tell). */
+export const REMOTE_STATES = ["pending", "running", "succeeded", "failed", "gone", "unknown"] as const;
+export type RemoteState = (typeof REMOTE_STATES)[number];
+
 export const SPIN_UP_STATUSES = ["starting", "running", "failed", "stopped"] as const;
 export const spinUpStatusSchema = z.enum(SPIN_UP_STATUSES);
 export type SpinUpStatus = z.infer<typeof spinUpStatusSchema>;
@@ -103,6 +107,14 @@ export const spinUpRecordSchema = z.object({
   /** Last time its agent was seen with work (or registered), for the idle reaper. */
   lastBusyAt: isoTime.optional(),
   shutdownRequestedAt: isoTime.optional(),
+  /** What the mechanism last said of it (Weft's leader asks while it starts, for mechanisms that can tell). */
+  remote: z
+    .object({
+      state: z.enum(REMOTE_STATES),
+      message: z.string().max(2_000),
+      checkedAt: isoTime,
+    })
+    .optional(),
   finishedAt: isoTime.optional(),
   updatedAt: isoTime,
 });

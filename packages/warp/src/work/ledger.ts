@@ -1,6 +1,7 @@
 import {
   ConfigMismatchError,
   casUpdate,
+  DeliverPolicy,
   ensureBucket,
   type Fabric,
   forgetBucket,
@@ -9,11 +10,10 @@ import {
   isStorageFullError,
   type JsonCodec,
   jsonCodec,
+  type KV,
   type Logger,
 } from "@loominal/fabric";
 import { buckets, type WorkEvent, type WorkItem, type WorkStatus, workItemSchema } from "@loominal/protocol";
-import { DeliverPolicy } from "@nats-io/jetstream";
-import type { KV } from "@nats-io/kv";
 import { type EventWatch, type WatchEventsOptions, watchLedgerEvents } from "./events.js";
 
 /** One ledger record and the revision it was read or written at. */

@@ -1,11 +1,11 @@
 import { spawn } from "node:child_process";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Fabric } from "@loominal/fabric";
-import { randomId, type WarpConfig, type WorkEvent, warpConfigSchema } from "@loominal/protocol";
-import { eventually, NatsServer, uniqueProjectId } from "@loominal/testkit";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { WorkQueue } from "./index.js";
+import type { WarpConfig, WorkEvent } from "@loominal/protocol";
+import { eventually, uniqueProjectId } from "@loominal/testkit";
+import { describe, expect, it } from "vitest";
+import type { WorkQueue } from "./index.js";
+import { offer, useWorkQueues } from "./work.test-helper.js";
 
 const FIXTURE = join(
   dirname(fileURLToPath(import.meta.url)),
@@ -15,35 +15,11 @@ const FIXTURE = join(
   "offer-and-crash.mjs",
 );
 
-let server: NatsServer;
-const fabrics: Fabric[] = [];
-const queues: WorkQueue[] = [];
+const work = useWorkQueues();
 
-beforeAll(async () => {
-  server = await NatsServer.start();
-});
-
-afterAll(async () => {
-  for (const q of queues) await q.close();
-  for (const f of fabrics) await f.close();
-  await server?.stop();
-});
-
-async function agent(projectId: string, work: Partial<WarpConfig["work"]> = {}): Promise<WorkQueue> {
-  const fabric = await Fabric.connect({ nats: { servers: [server.url] } });
-  fabrics.push(fabric);
-  const q = new WorkQueue({
-    fabric,
-    projectId,
-    agentId: randomId(),
-    userId: randomId(),
-    settings: { ...warpConfigSchema.parse({}).work, ackWaitMs: 1_000, retryBackoffMs: 50, ...work },
-  });
-  queues.push(q);
-  return q;
+async function agent(projectId: string, settings: Partial<WarpConfig["work"]> = {}): Promise<WorkQueue> {
+  return (await work.agent({ projectId, work: settings })).queue;
 }
-
-const offer = (taskId: string) => ({ taskId, description: `do ${taskId}`, capability: "typescript" });
 
 describe("work maintenance", () => {
   it("dead-letters a claim that lapses on its last attempt without any claim traffic", async () => {
@@ -118,7 +94,7 @@ describe("work maintenance", () => {
 describe("stranded offers", () => {
   it("an offer whose offerer died between the ledger write and the publish is queued by maintenance", async () => {
     const projectId = uniqueProjectId();
-    const child = spawn(process.execPath, [FIXTURE, server.url, projectId], {
+    const child = spawn(process.execPath, [FIXTURE, work.server.url, projectId], {
       env: { ...process.env, LOOMINAL_TEST_CRASH_AT: "work-offer-before-publish" },
       stdio: ["ignore", "pipe", "pipe"],
     });

@@ -1,6 +1,12 @@
-import { type JsonCodec, jsonCodec, type Logger } from "@loominal/fabric";
+import {
+  type Consumer,
+  type ConsumerMessages,
+  type JsMsg,
+  type JsonCodec,
+  jsonCodec,
+  type Logger,
+} from "@loominal/fabric";
 import { type WorkOfferMessage, workOfferMessageSchema } from "@loominal/protocol";
-import type { Consumer, ConsumerMessages, JsMsg } from "@nats-io/jetstream";
 
 const codec: JsonCodec<WorkOfferMessage> = jsonCodec(workOfferMessageSchema);
 

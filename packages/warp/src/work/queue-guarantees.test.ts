@@ -1,61 +1,11 @@
 import { createHash } from "node:crypto";
-import { Fabric } from "@loominal/fabric";
-import {
-  buckets,
-  randomId,
-  streams,
-  type WarpConfig,
-  type WorkEvent,
-  type WorkItem,
-  warpConfigSchema,
-} from "@loominal/protocol";
-import { eventually, NatsServer, uniqueProjectId } from "@loominal/testkit";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { WorkQueue } from "./index.js";
+import { buckets, streams, type WorkEvent, type WorkItem } from "@loominal/protocol";
+import { eventually, uniqueProjectId } from "@loominal/testkit";
+import { describe, expect, it } from "vitest";
+import { offer, useWorkQueues, type WorkAgentOptions } from "./work.test-helper.js";
 
-let server: NatsServer;
-const fabrics: Fabric[] = [];
-const queues: WorkQueue[] = [];
-
-beforeAll(async () => {
-  server = await NatsServer.start();
-});
-
-afterAll(async () => {
-  for (const q of queues) await q.close();
-  for (const f of fabrics) await f.close();
-  await server?.stop();
-});
-
-interface AgentOptions {
-  projectId: string;
-  agentId?: string;
-  userId?: string;
-  work?: Partial<WarpConfig["work"]>;
-  prefetch?: number;
-}
-
-async function agent(opts: AgentOptions): Promise<{ queue: WorkQueue; fabric: Fabric }> {
-  const fabric = await Fabric.connect({ nats: { servers: [server.url] } });
-  fabrics.push(fabric);
-  const queue = new WorkQueue({
-    fabric,
-    projectId: opts.projectId,
-    agentId: opts.agentId ?? randomId(),
-    userId: opts.userId ?? randomId(),
-    settings: { ...warpConfigSchema.parse({}).work, ackWaitMs: 1_000, retryBackoffMs: 50, ...opts.work },
-    ...(opts.prefetch ? { prefetch: opts.prefetch } : {}),
-  });
-  queues.push(queue);
-  return { queue, fabric };
-}
-
-const offer = (taskId: string, extra: Record<string, unknown> = {}) => ({
-  taskId,
-  description: `do ${taskId}`,
-  capability: "typescript",
-  ...extra,
-});
+const work = useWorkQueues();
+const agent = (opts: WorkAgentOptions) => work.agent(opts);
 
 function idFor(key: string): string {
   return createHash("sha256").update(key).digest("hex").slice(0, 32);

@@ -1,55 +1,14 @@
-import { Fabric } from "@loominal/fabric";
-import { randomId, type WarpConfig, type WorkEvent, warpConfigSchema } from "@loominal/protocol";
-import { eventually, NatsServer, uniqueProjectId } from "@loominal/testkit";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { WorkQueue } from "./index.js";
+import { randomId, type WorkEvent } from "@loominal/protocol";
+import { eventually, uniqueProjectId } from "@loominal/testkit";
+import { describe, expect, it } from "vitest";
+import type { WorkQueue } from "./index.js";
+import { offer, useWorkQueues, type WorkAgentOptions } from "./work.test-helper.js";
 
-let server: NatsServer;
-const fabrics: Fabric[] = [];
-const queues: WorkQueue[] = [];
+const work = useWorkQueues();
 
-beforeAll(async () => {
-  server = await NatsServer.start();
-});
-
-afterAll(async () => {
-  for (const q of queues) await q.close();
-  for (const f of fabrics) await f.close();
-  await server?.stop();
-});
-
-function settings(overrides: Partial<WarpConfig["work"]> = {}): WarpConfig["work"] {
-  return { ...warpConfigSchema.parse({}).work, ...overrides };
+async function agent(opts: WorkAgentOptions): Promise<WorkQueue> {
+  return (await work.agent(opts)).queue;
 }
-
-interface AgentOptions {
-  projectId: string;
-  userId?: string;
-  work?: Partial<WarpConfig["work"]>;
-  prefetch?: number;
-}
-
-async function agent(opts: AgentOptions): Promise<WorkQueue> {
-  const fabric = await Fabric.connect({ nats: { servers: [server.url] } });
-  fabrics.push(fabric);
-  const q = new WorkQueue({
-    fabric,
-    projectId: opts.projectId,
-    agentId: randomId(),
-    userId: opts.userId ?? randomId(),
-    settings: settings({ ackWaitMs: 1_000, retryBackoffMs: 50, ...opts.work }),
-    ...(opts.prefetch ? { prefetch: opts.prefetch } : {}),
-  });
-  queues.push(q);
-  return q;
-}
-
-const offer = (taskId: string, extra: Record<string, unknown> = {}) => ({
-  taskId,
-  description: `do ${taskId}`,
-  capability: "typescript",
-  ...extra,
-});
 
 describe("work queue lifecycle", () => {
   it("offers, claims and completes an item, recording each transition in the ledger and as events", async () => {

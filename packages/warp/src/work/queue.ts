@@ -1,65 +1,50 @@
-import {
-  encodeJson,
-  ensureStream,
-  type Fabric,
-  forgetStream,
-  isCasConflict,
-  type Logger,
-  mayMeanStreamMissing,
-  StorageFullError,
-  silentLogger,
-  streamInfo,
-  streamVanished,
-} from "@loominal/fabric";
+import { type Fabric, isCasConflict, type Logger, StorageFullError, silentLogger } from "@loominal/fabric";
 import {
   assertAgentId,
   assertNameToken,
-  buckets,
   type ClaimedWork,
   canRead,
   DEFAULT_BOUNDARY,
-  type DeadLetter,
   LoominalError,
-  type Owner,
   randomId,
-  streams,
-  subjects,
-  type WarpConfig,
   type WorkEvent,
   type WorkItem,
-  type WorkOfferMessage,
   type WorkResult,
   type WorkStatus,
-  workIdSchema,
   workOfferInputSchema,
   workResultSchema,
   workStatusSchema,
 } from "@loominal/protocol";
-import { JetStreamApiError, type JsMsg } from "@nats-io/jetstream";
 import type { z } from "zod";
+import { tryClaim } from "./claiming.js";
+import { checkWorkId, type HeldClaim, invalid, type QueueContext, type WorkSettings } from "./context.js";
 import {
-  claimRecord,
-  type Delivery,
-  type DeliveryDecision,
-  deadRecord,
-  decideDelivery,
-  expiredRecord,
-  iso,
-  without,
-} from "./decision.js";
-import { type DeadLetterPage, DeadLetterStore, dlqStreamSpec } from "./dlq.js";
+  type DeadLetterList,
+  type DeadLetterListInput,
+  discardDeadItem,
+  listDeadLetters,
+  retryDeadItem,
+  toDeadLetters,
+} from "./dead-letters.js";
+import { iso, without } from "./decision.js";
 import { WorkClaimConflictError, WorkNotFoundError, WorkTransitionError } from "./errors.js";
 import { type EventWatch, transition, type WatchEventsOptions } from "./events.js";
-import { OfferJournal, STRANDED_AFTER_MS, strandedJournals } from "./journal.js";
-import { type LedgerEntry, WorkLedger } from "./ledger.js";
-import { WorkMaintenance } from "./maintenance.js";
+import { OfferJournal, STRANDED_AFTER_MS } from "./journal.js";
+import type { LedgerEntry, WorkLedger } from "./ledger.js";
+import type { WorkMaintenance } from "./maintenance.js";
 import { assertOwnClaim } from "./ownership.js";
-import { type DeliveredOffer, decodeOffer, OfferPuller } from "./puller.js";
+import {
+  purgeFinishedItems,
+  repairStrandedOffers,
+  startWorkMaintenance,
+  sweepLapsedClaims,
+} from "./passes.js";
+import { QueueResources } from "./recovery.js";
 import { BoundaryPolicies } from "./routing.js";
-import { ensureWorkConsumer, workStreamSpec } from "./setup.js";
 import { type QueueStatus, queueStatus } from "./status.js";
 
-export type WorkSettings = WarpConfig["work"];
+export type { WorkSettings } from "./context.js";
+export type { DeadLetterList, DeadLetterListInput } from "./dead-letters.js";
 
 /**
  * The `cancelReason` of an item the offerer cancelled itself because the ledger took it but the work
@@ -141,63 +126,15 @@ export interface WorkListPage {
   items: WorkItem[];
   nextCursor?: string;
 }
-
-export interface DeadLetterListInput {
-  capability?: string;
-  limit?: number;
-  cursor?: string;
-}
-
-export interface DeadLetterList {
-  letters: DeadLetter[];
-  nextCursor?: string;
-}
-
 /** Default wait of a claim, and the shortest one (a pull needs a round trip). */
 const DEFAULT_CLAIM_TIMEOUT_MS = 5_000;
 const MIN_CLAIM_WAIT_MS = 200;
 const MAX_CLAIM_TIMEOUT_MS = 300_000;
-/** How long an offer this claimer may not take is kept from coming straight back to it. */
-const NOT_MINE_DELAY_MS = 500;
-const NOT_MINE_MAX_DELAY_MS = 30_000;
 const MAX_RETRY_BACKOFF_MS = 300_000;
 const DEFAULT_PREFETCH_HOLD_MS = 5_000;
-/** Tries of an offer publish, waiting for the connection between them. */
-const OFFER_PUBLISH_ATTEMPTS = 3;
-/** How often the maintenance lease holder runs a pass (and others try to take the lease). */
-const DEFAULT_MAINTENANCE_INTERVAL_MS = 2_000;
-/** Pulls per consumer and pass, messages per pull, and how long a sweep pull waits. */
-const SWEEP_ROUNDS = 8;
-const SWEEP_BATCH = 16;
-const SWEEP_PULL_EXPIRES_MS = 1_000;
-/** How often maintenance removes finished items past their retention. */
-const RETENTION_PASS_MS = 60_000;
-const DAY_MS = 86_400_000;
 const DEFAULT_RESERVE_BYTES = 512 * 1024;
 /** How often an offerer looks whether the storage reserve is in place. */
 const RESERVE_CHECK_MS = 1_000;
-
-/** A claim this process holds: the JetStream message (to ack, nak, extend) and the ledger state it wrote. */
-interface HeldClaim {
-  msg: JsMsg;
-  claimId: string;
-  entry: LedgerEntry;
-}
-
-/** Thrown inside a ledger mutation when an offer must not be claimed; says what to do with the message. */
-class OfferNotClaimable extends Error {
-  constructor(
-    readonly action: "ack" | "term" | "leave" | "release" | "repair",
-    readonly why: string,
-  ) {
-    super(why);
-  }
-}
-
-interface Setup {
-  ledger: WorkLedger;
-  dlq: DeadLetterStore;
-}
 
 let lastWorkId = "";
 
@@ -211,17 +148,6 @@ export function newWorkId(now = Date.now()): string {
   lastWorkId = id;
   return id;
 }
-
-function invalid(message: string): LoominalError {
-  return new LoominalError("invalid_input", message);
-}
-
-function checkWorkId(workId: unknown): string {
-  const r = workIdSchema.safeParse(workId);
-  if (!r.success) throw invalid(r.error.issues.map((i) => i.message).join("; "));
-  return r.data;
-}
-
 /**
  * Work queues of one project, as one agent sees them.
  *
@@ -244,17 +170,16 @@ export class WorkQueue {
   readonly settings: WorkSettings;
   #fabric: Fabric;
   #logger: Logger;
-  #prefetch: number;
-  #prefetchHoldMs: number;
-  #connectTimeoutMs: number;
-  #setup: Promise<Setup> | undefined;
-  #pullers = new Map<string, Promise<OfferPuller>>();
   #agentType: (() => string | undefined) | undefined;
   #policies: BoundaryPolicies;
   #held = new Map<string, HeldClaim>();
   #heldListeners = new Set<() => void>();
   #maintenance: WorkMaintenance | undefined;
   #journal: OfferJournal;
+  /** The streams, ledger and pullers this queue runs on, re-made when they vanish. */
+  #r: QueueResources;
+  /** What the queue's parts (claiming, dead letters, maintenance passes) share. */
+  #ctx: QueueContext;
   /** Who this queue acts as, for ownership checks. */
   #me: { agentId: string; mayRead: (item: WorkItem) => boolean };
   #storageReserveBytes: number;
@@ -272,12 +197,23 @@ export class WorkQueue {
     this.userId = options.userId;
     this.settings = options.settings;
     this.#logger = options.logger ?? silentLogger();
-    this.#prefetch = Math.max(1, Math.floor(options.prefetch ?? 1));
-    this.#prefetchHoldMs = Math.max(
-      50,
-      Math.floor(options.prefetchHoldMs ?? Math.min(DEFAULT_PREFETCH_HOLD_MS, this.settings.ackWaitMs / 2)),
-    );
-    this.#connectTimeoutMs = options.connectTimeoutMs ?? 2_000;
+    this.#r = new QueueResources({
+      fabric: this.#fabric,
+      projectId: this.projectId,
+      settings: this.settings,
+      logger: this.#logger,
+      connectTimeoutMs: options.connectTimeoutMs ?? 2_000,
+      prefetch: Math.max(1, Math.floor(options.prefetch ?? 1)),
+      prefetchHoldMs: Math.max(
+        50,
+        Math.floor(options.prefetchHoldMs ?? Math.min(DEFAULT_PREFETCH_HOLD_MS, this.settings.ackWaitMs / 2)),
+      ),
+      closed: () => this.#closed,
+      onReserveReleased: () => {
+        this.#reserveCheck = Promise.resolve(false);
+        this.#reserveCheckedAt = Date.now();
+      },
+    });
     this.#me = { agentId: this.agentId, mayRead: (item) => this.#mayRead(item) };
     this.#storageReserveBytes = Math.max(1, Math.floor(options.storageReserveBytes ?? DEFAULT_RESERVE_BYTES));
     this.#journal = new OfferJournal(
@@ -288,6 +224,20 @@ export class WorkQueue {
     );
     this.#agentType = options.agentType;
     this.#policies = new BoundaryPolicies(this.#fabric);
+    this.#ctx = {
+      fabric: this.#fabric,
+      projectId: this.projectId,
+      agentId: this.agentId,
+      userId: this.userId,
+      settings: this.settings,
+      logger: this.#logger,
+      resources: this.#r,
+      journal: this.#journal,
+      held: this.#held,
+      heldChanged: () => this.#heldChanged(),
+      agentType: this.#agentType,
+      mayRead: (item) => this.#mayRead(item),
+    };
   }
 
   /** Items this process currently holds claims on. */
@@ -343,8 +293,8 @@ export class WorkQueue {
       updatedAt: iso(now),
       lastTransition: transition(["offered"], this.agentId, iso(now)),
     };
-    return this.#guard(async () => {
-      const { ledger } = await this.#ready();
+    return this.#r.guard(async () => {
+      const { ledger } = await this.#r.ready();
       await this.#assertRoomForOffers(ledger);
       // Noted before the ledger write, so if this process dies before the publish, maintenance queues it.
       await this.#journal.enter(item.workId);
@@ -393,7 +343,7 @@ export class WorkQueue {
     }
     if (this.#crashAt === "work-offer-before-publish") process.kill(process.pid, "SIGKILL");
     try {
-      await this.#publishOfferDurably(entry);
+      await this.#r.publishOfferDurably(entry);
     } catch (err) {
       // Not queued: say so in the ledger rather than leave an item nobody will ever deliver.
       const at = iso(Date.now());
@@ -442,7 +392,7 @@ export class WorkQueue {
         `work ${wanted.workId} already exists for task ${JSON.stringify(have.taskId)} (${have.boundary}/${have.capability}); use another workId for a different task`,
         { details: { workId: wanted.workId } },
       );
-    if (have.status === "pending" && have.attempts === 0) await this.#publishOfferDurably(existing);
+    if (have.status === "pending" && have.attempts === 0) await this.#r.publishOfferDurably(existing);
     return have;
   }
 
@@ -459,19 +409,19 @@ export class WorkQueue {
         `timeoutMs must be an integer from 0 to ${MAX_CLAIM_TIMEOUT_MS}, got ${String(input.timeoutMs)}`,
       );
     this.#assertOpen();
-    return this.#guard(async () => {
-      await this.#ready();
+    return this.#r.guard(async () => {
+      await this.#r.ready();
       if (this.#agentType) await this.#policies.assertMayClaim(boundary, this.#agentType());
       const deadline = Date.now() + Math.max(timeoutMs, MIN_CLAIM_WAIT_MS);
       for (;;) {
         // Taken afresh each round: a puller whose consumer vanished is replaced meanwhile.
-        const puller = await this.#puller(boundary, capability);
+        const puller = await this.#r.puller(boundary, capability);
         const delivered = await puller.take(deadline - Date.now());
         if (!delivered) {
           if (puller.closed && !this.#closed && Date.now() < deadline) continue;
           return undefined;
         }
-        const claimed = await this.#tryClaim(await this.#ready(), delivered);
+        const claimed = await tryClaim(this.#ctx, await this.#r.ready(), delivered);
         if (claimed) return claimed;
         if (Date.now() >= deadline) return undefined;
       }
@@ -483,8 +433,8 @@ export class WorkQueue {
     checkWorkId(workId);
     if (note !== undefined && (typeof note !== "string" || note.length > 2_000))
       throw invalid("note must be a string of at most 2000 characters");
-    return this.#guard(async () => {
-      const { ledger } = await this.#ready();
+    return this.#r.guard(async () => {
+      const { ledger } = await this.#r.ready();
       const held = this.#held.get(workId);
       const now = Date.now();
       const entry = await this.#own(workId, "report progress on", () =>
@@ -525,8 +475,8 @@ export class WorkQueue {
     checkWorkId(workId);
     const r = workResultSchema.safeParse(result);
     if (!r.success) throw invalid(`invalid result: ${r.error.issues.map((i) => i.message).join("; ")}`);
-    return this.#guard(async () => {
-      const { ledger } = await this.#ready();
+    return this.#r.guard(async () => {
+      const { ledger } = await this.#r.ready();
       const held = this.#held.get(workId);
       const now = iso(Date.now());
       const entry = await this.#own(workId, "complete", () =>
@@ -564,8 +514,8 @@ export class WorkQueue {
     if (typeof reason !== "string" || reason.length === 0 || reason.length > 4_000)
       throw invalid("reason must be a non-empty string of at most 4000 characters");
     if (typeof retryable !== "boolean") throw invalid("retryable must be true or false");
-    return this.#guard(async () => {
-      const setup = await this.#ready();
+    return this.#r.guard(async () => {
+      const setup = await this.#r.ready();
       const held = this.#held.get(workId);
       const nowMs = Date.now();
       const now = iso(nowMs);
@@ -609,7 +559,7 @@ export class WorkQueue {
       this.#held.delete(workId);
       this.#heldChanged();
       if (entry.item.status === "dead") {
-        const dead = await this.#toDeadLetters(setup, entry);
+        const dead = await toDeadLetters(this.#ctx, setup, entry);
         held?.msg.term();
         return dead.item;
       }
@@ -628,8 +578,8 @@ export class WorkQueue {
     checkWorkId(workId);
     if (reason !== undefined && (typeof reason !== "string" || reason.length > 4_000))
       throw invalid("reason must be a string of at most 4000 characters");
-    return this.#guard(async () => {
-      const { ledger } = await this.#ready();
+    return this.#r.guard(async () => {
+      const { ledger } = await this.#r.ready();
       const now = iso(Date.now());
       const entry = await ledger.transition(workId, (cur) => {
         if (!cur || !this.#mayRead(cur)) throw new WorkNotFoundError(workId);
@@ -670,8 +620,8 @@ export class WorkQueue {
 
   async get(workId: string): Promise<WorkItem | undefined> {
     checkWorkId(workId);
-    return this.#guard(async () => {
-      const { ledger } = await this.#ready();
+    return this.#r.guard(async () => {
+      const { ledger } = await this.#r.ready();
       const item = (await ledger.get(workId))?.item;
       return item && this.#mayRead(item) ? item : undefined;
     });
@@ -725,8 +675,8 @@ export class WorkQueue {
     }
     if (filter.offeredBy !== undefined) assertAgentId(filter.offeredBy);
     if (filter.claimedBy !== undefined) assertAgentId(filter.claimedBy);
-    return this.#guard(async () => {
-      const { ledger } = await this.#ready();
+    return this.#r.guard(async () => {
+      const { ledger } = await this.#r.ready();
       const page = await ledger.page(
         {
           ...(filter.capability !== undefined ? { capability: filter.capability } : {}),
@@ -749,192 +699,52 @@ export class WorkQueue {
    */
   async status(capability?: string): Promise<QueueStatus> {
     if (capability !== undefined) assertNameToken(capability, "capability");
-    return this.#guard(async () => {
-      const { dlq } = await this.#ready();
+    return this.#r.guard(async () => {
+      const { dlq } = await this.#r.ready();
       return queueStatus(this.#fabric, this.projectId, dlq, capability);
     });
   }
 
   /** Dead letters, oldest first; letters whose item was since retried or discarded are left out. */
-  async dlqList(input: DeadLetterListInput = {}): Promise<DeadLetterList> {
-    const limit = input.limit ?? 50;
-    if (!Number.isInteger(limit) || limit < 1 || limit > 100)
-      throw invalid("limit must be an integer from 1 to 100");
-    if (input.capability !== undefined) assertNameToken(input.capability, "capability");
-    if (input.cursor !== undefined && !/^[1-9][0-9]{0,15}$/.test(input.cursor))
-      throw invalid("cursor must be the nextCursor of a previous warp_dlq_list result");
-    return this.#guard(async () => {
-      const { dlq, ledger } = await this.#ready();
-      const page: DeadLetterPage = await dlq.page(limit, input.capability, input.cursor);
-      const current = await Promise.all(page.letters.map((l) => ledger.get(l.letter.workId)));
-      const letters: DeadLetter[] = [];
-      page.letters.forEach((l, i) => {
-        const item = current[i]?.item;
-        // Only letters of items still dead, and of each item only the letter its record names.
-        if (item?.status !== "dead" || !this.#mayRead(item)) return;
-        if (item.dead?.dlqSeq !== undefined && item.dead.dlqSeq !== l.seq) return;
-        letters.push({ ...l.letter, item });
-      });
-      return page.nextCursor !== undefined ? { letters, nextCursor: page.nextCursor } : { letters };
-    });
+  dlqList(input: DeadLetterListInput = {}): Promise<DeadLetterList> {
+    return listDeadLetters(this.#ctx, input);
   }
 
   /**
    * Puts a dead item back in its queue. Without `resetAttempts` it gets one more attempt; with it, a
    * fresh `maxAttempts`.
    */
-  async dlqRetry(workId: string, options: { resetAttempts?: boolean } = {}): Promise<WorkItem> {
-    checkWorkId(workId);
-    const reset = options.resetAttempts ?? false;
-    return this.#guard(async () => {
-      const { ledger, dlq } = await this.#ready();
-      await this.#journal.enter(workId);
-      try {
-        return await this.#retryNoted(ledger, dlq, workId, reset);
-      } finally {
-        this.#journal.leave(workId);
-      }
-    });
+  dlqRetry(workId: string, options: { resetAttempts?: boolean } = {}): Promise<WorkItem> {
+    return retryDeadItem(this.#ctx, workId, options);
   }
 
-  async #retryNoted(
-    ledger: WorkLedger,
-    dlq: DeadLetterStore,
-    workId: string,
-    reset: boolean,
-  ): Promise<WorkItem> {
-    const now = iso(Date.now());
-    let letterSeq: number | undefined;
-    const entry = await ledger.transition(workId, (cur) => {
-      const dead = this.#deadItem(workId, cur, "retry");
-      letterSeq = dead.dead?.dlqSeq;
-      return {
-        ...without(dead, "dead", "availableAt"),
-        status: "pending",
-        attempts: reset ? 0 : dead.attempts,
-        maxAttempts: reset ? this.settings.maxAttempts : Math.max(dead.maxAttempts, dead.attempts + 1),
-        updatedAt: now,
-        lastTransition: transition(["retried"], this.agentId, now, {
-          reason: reset ? "retried with attempts reset" : "retried with one more attempt",
-        }),
-      };
-    });
-    try {
-      await this.#publishOfferDurably(entry);
-    } catch (err) {
-      await ledger
-        .transition(
-          workId,
-          (cur) => ({
-            ...(cur ?? entry.item),
-            status: "dead",
-            dead: {
-              reason: "retry could not be queued",
-              at: now,
-              ...(letterSeq ? { dlqSeq: letterSeq } : {}),
-            },
-            lastTransition: transition([], this.agentId, iso(Date.now())),
-          }),
-          entry,
-        )
-        .catch((deadErr: unknown) =>
-          this.#logger.warn(
-            { workId, err: String(deadErr) },
-            "a DLQ retry that could not be queued is pending in the ledger; retry it again",
-          ),
-        );
-      throw err;
-    }
-    if (letterSeq !== undefined) await dlq.remove(letterSeq);
-    return entry.item;
+  /** Drops a dead item for good (status discarded). */
+  dlqDiscard(workId: string): Promise<WorkItem> {
+    return discardDeadItem(this.#ctx, workId);
   }
 
   /**
    * Removes from the ledger the items that finished more than `work.retentionDays` ago (dead items once
    * their dead letters expired too), at most `maxItems` per call. Returns how many it removed.
    */
-  async purgeFinishedItems(signal?: AbortSignal, maxItems = 10_000): Promise<number> {
-    const { ledger } = await this.#ready();
-    const now = Date.now();
-    const keepMs = this.settings.retentionDays * DAY_MS;
-    const removed = await ledger.purgeFinished(
-      now - keepMs,
-      now - Math.max(keepMs, this.settings.dlqMaxAgeMs),
-      maxItems,
-      signal,
-    );
-    if (removed > 0) this.#logger.info({ removed }, "removed finished work items past their retention");
-    return removed;
+  purgeFinishedItems(signal?: AbortSignal, maxItems = 10_000): Promise<number> {
+    return purgeFinishedItems(this.#ctx, signal, maxItems);
   }
 
   /**
    * Queues the offers of journals that offerers left behind (they stopped between writing the ledger and
-   * publishing): each item still pending from that very write is published again. Its message id makes
-   * the publish a duplicate the stream drops if the first one did land within two minutes, and claimers
-   * ignore a later duplicate. Returns how many offers were published.
+   * publishing). Returns how many offers were published.
    */
-  async repairStrandedOffers(strandedAfterMs = STRANDED_AFTER_MS): Promise<number> {
-    const { ledger } = await this.#ready();
-    let published = 0;
-    for (const journal of await strandedJournals(
-      this.#fabric,
-      this.projectId,
-      strandedAfterMs,
-      this.#logger,
-    )) {
-      for (const workId of journal.workIds) {
-        const r = workIdSchema.safeParse(workId);
-        if (!r.success) continue;
-        const entry = await ledger.get(r.data);
-        if (entry?.item.status !== "pending") continue;
-        const events = entry.item.lastTransition?.events ?? [];
-        if (!events.includes("offered") && !events.includes("retried")) continue;
-        await this.#publishOfferDurably(entry);
-        published++;
-        this.#logger.info(
-          { workId, offerer: journal.holder },
-          "queued an offer its offerer left pending in the ledger",
-        );
-      }
-      await journal.done();
-    }
-    return published;
+  repairStrandedOffers(strandedAfterMs = STRANDED_AFTER_MS): Promise<number> {
+    return repairStrandedOffers(this.#ctx, strandedAfterMs);
   }
 
-  /** The record of an item in the dead-letter queue that this agent may see, or the error saying why not. */
-  #deadItem(workId: string, cur: WorkItem | undefined, action: "retry" | "discard"): WorkItem {
-    if (!cur || !this.#mayRead(cur)) throw new WorkNotFoundError(workId);
-    if (cur.status !== "dead")
-      throw new WorkTransitionError(
-        workId,
-        action,
-        cur.status,
-        `only items in the dead-letter queue can be ${action === "retry" ? "retried" : "discarded"}`,
-      );
-    return cur;
-  }
-
-  /** Drops a dead item for good (status discarded). */
-  async dlqDiscard(workId: string): Promise<WorkItem> {
-    checkWorkId(workId);
-    return this.#guard(async () => {
-      const { ledger, dlq } = await this.#ready();
-      const now = iso(Date.now());
-      let letterSeq: number | undefined;
-      const entry = await ledger.transition(workId, (cur) => {
-        const dead = this.#deadItem(workId, cur, "discard");
-        letterSeq = dead.dead?.dlqSeq;
-        return {
-          ...dead,
-          status: "discarded",
-          updatedAt: now,
-          finishedAt: now,
-          lastTransition: transition(["discarded"], this.agentId, now),
-        };
-      });
-      if (letterSeq !== undefined) await dlq.remove(letterSeq);
-      return entry.item;
-    });
+  /**
+   * Moves on claims that lapsed while no claimer was pulling (back to `pending`, or dead on their last
+   * attempt). Returns how many it moved.
+   */
+  sweepLapsedClaims(signal?: AbortSignal): Promise<number> {
+    return sweepLapsedClaims(this.#ctx, signal);
   }
 
   /** Follows work events of this project (all, or of some items) until `stop()`. */
@@ -943,8 +753,8 @@ export class WorkQueue {
     options: WatchEventsOptions = {},
   ): Promise<EventWatch> {
     for (const id of options.workIds ?? []) checkWorkId(id);
-    return this.#guard(async () => {
-      const { ledger } = await this.#ready();
+    return this.#r.guard(async () => {
+      const { ledger } = await this.#r.ready();
       if (options.asCoordinator) return ledger.watch(handler, options);
       // An event carries the whole item: it reaches a watcher only if `get` would show the item to it.
       const filter = options.filter;
@@ -964,9 +774,7 @@ export class WorkQueue {
     this.#closed = true;
     await this.#maintenance?.stop();
     await this.#journal.close().catch(() => undefined);
-    const pullers = await Promise.allSettled(this.#pullers.values());
-    for (const p of pullers) if (p.status === "fulfilled") await p.value.close();
-    this.#pullers.clear();
+    await this.#r.close();
     this.#held.clear();
   }
 
@@ -977,422 +785,18 @@ export class WorkQueue {
       throw new LoominalError("invalid_transition", "this work queue is closed; create a new one");
   }
 
-  async #guard<T>(run: () => Promise<T>): Promise<T> {
-    try {
-      return await this.#recovering(run);
-    } catch (err) {
-      // The fabric's one classifier turns "not there right now" (JetStream not enabled while the server
-      // starts, a request cut off by a disconnect) into nats_unavailable.
-      throw this.#fabric.mapError(err);
-    }
-  }
-
-  /**
-   * Runs `run`; if it failed because the work stream, the dead-letter stream or the ledger bucket is gone
-   * (deleted, or a server that lost its store), forgets the setup so the next call creates them again,
-   * and runs it once more.
-   */
-  async #recovering<T>(run: () => Promise<T>): Promise<T> {
-    try {
-      return await run();
-    } catch (err) {
-      if (!mayMeanStreamMissing(err) || !this.#fabric.isConnected) throw err;
-      if (!(await this.#forgetVanished(err).catch(() => false))) throw err;
-      return run();
-    }
-  }
-
-  /** Whether one of the queue's streams vanished; if so, its setup and pullers are dropped. */
-  async #forgetVanished(err: unknown): Promise<boolean> {
-    const names = [
-      streams.work(this.projectId),
-      streams.dlq(this.projectId),
-      `KV_${buckets.workLedger(this.projectId)}`,
-    ];
-    const gone = await Promise.all(names.map((n) => streamVanished(this.#fabric, n, err)));
-    if (!gone.some(Boolean)) return false;
-    this.#setup = undefined;
-    // The consumers went with the work stream: pull through new ones.
-    this.#dropPullers();
-    return true;
-  }
-
-  #dropPullers(): void {
-    const pullers = [...this.#pullers.values()];
-    this.#pullers.clear();
-    for (const p of pullers) p.then((x) => x.close()).catch(() => undefined);
-  }
-
-  /** A pull failed: if the work stream or the consumer is gone, drop the puller so claims make anew. */
-  async #onPullError(key: string, consumerName: string, err: unknown): Promise<void> {
-    if (this.#closed || !this.#fabric.isConnected) return;
-    if (await this.#forgetVanished(err).catch(() => false)) return;
-    const jsm = await this.#fabric.jsm();
-    const missing = await jsm.consumers.info(streams.work(this.projectId), consumerName).then(
-      () => false,
-      (e: unknown) => e instanceof JetStreamApiError && (e.code === 10014 || e.code === 10059),
-    );
-    if (!missing) return;
-    const p = this.#pullers.get(key);
-    this.#pullers.delete(key);
-    p?.then((x) => x.close()).catch(() => undefined);
-    if (await streamInfo(jsm, streams.work(this.projectId)).then((i) => i === undefined)) {
-      forgetStream(this.#fabric, streams.work(this.projectId));
-      this.#setup = undefined;
-    }
-  }
-
-  async #ready(): Promise<Setup> {
-    await this.#fabric.ready(this.#connectTimeoutMs);
-    if (!this.#setup) {
-      const setup = this.#prepare();
-      this.#setup = setup;
-      // A failed setup (NATS went away, a config mismatch) is tried again on the next call.
-      setup.catch(() => {
-        if (this.#setup === setup) this.#setup = undefined;
-      });
-    }
-    return this.#setup;
-  }
-
-  async #prepare(): Promise<Setup> {
-    await Promise.all([
-      ensureStream(this.#fabric, workStreamSpec(this.projectId)),
-      ensureStream(this.#fabric, dlqStreamSpec(this.projectId, this.settings.dlqMaxAgeMs)),
-    ]);
-    const ledger = await WorkLedger.open(this.#fabric, this.projectId, this.#logger);
-    ledger.onReserveReleased = () => {
-      this.#reserveCheck = Promise.resolve(false);
-      this.#reserveCheckedAt = Date.now();
-    };
-    return { ledger, dlq: new DeadLetterStore(this.#fabric, this.projectId, this.#logger) };
-  }
-
-  #puller(boundary: string, capability: string): Promise<OfferPuller> {
-    const key = `${boundary}\u0000${capability}`;
-    let p = this.#pullers.get(key);
-    if (!p) {
-      p = this.#openPuller(boundary, capability);
-      this.#pullers.set(key, p);
-      p.catch(() => this.#pullers.delete(key));
-    }
-    return p;
-  }
-
-  async #openPuller(boundary: string, capability: string): Promise<OfferPuller> {
-    const { consumer, name } = await ensureWorkConsumer(
-      this.#fabric,
-      this.projectId,
-      boundary,
-      capability,
-      this.settings.ackWaitMs,
-    );
-    return new OfferPuller(consumer, {
-      prefetch: this.#prefetch,
-      staleAfterMs: Math.min(this.#prefetchHoldMs, Math.floor(this.settings.ackWaitMs / 2)),
-      logger: this.#logger,
-      onPullError: (err) =>
-        void this.#onPullError(`${boundary}\u0000${capability}`, name, err).catch(() => undefined),
-    });
-  }
-
-  /**
-   * Publishes the offer message of a ledger entry. A publish that fails while NATS is reconnecting is
-   * tried again once the connection is back (within `connectTimeoutMs`); the message id makes a
-   * publish that did land the first time a duplicate the stream drops.
-   */
-  async #publishOfferDurably(entry: LedgerEntry): Promise<void> {
-    const { item, revision } = entry;
-    const message: WorkOfferMessage = { workId: item.workId, revision, item };
-    const subject = subjects.workOffer(this.projectId, item.boundary, item.capability);
-    const data = encodeJson(message);
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await this.#fabric.js.publish(subject, data, { msgID: `${item.workId}-${revision}` });
-        return;
-      } catch (err) {
-        if (attempt >= OFFER_PUBLISH_ATTEMPTS) throw err;
-        // A work stream that vanished is created again before the next try.
-        if (await this.#forgetVanished(err).catch(() => false)) await this.#ready();
-        this.#logger.debug(
-          { workId: item.workId, attempt, err: String(err) },
-          "offer publish failed; retrying",
-        );
-        await this.#fabric.ready(this.#connectTimeoutMs);
-        await new Promise((r) => setTimeout(r, 50 * attempt));
-      }
-    }
-  }
-
-  /**
-   * Tries to turn one delivered offer into a claim. Returns undefined (and disposes of the message)
-   * when the item may not or need not be claimed: not this agent's scope, already finished, held by a
-   * live claimer, or out of attempts (then it goes to the dead-letter queue).
-   */
-  async #tryClaim(setup: Setup, delivered: DeliveredOffer): Promise<ClaimedWork | undefined> {
-    const { msg, offer } = delivered;
-    if (!offer) {
-      this.#logger.warn(
-        { subject: msg.subject, seq: msg.seq, problem: delivered.problem },
-        "dropping an invalid work offer",
-      );
-      msg.term();
-      return undefined;
-    }
-    const owner: Owner = {
-      projectId: offer.item.projectId,
-      agentId: offer.item.offeredBy.agentId,
-      userId: offer.item.offeredBy.userId,
-    };
-    if (
-      !canRead(offer.item.scope, owner, {
-        projectId: this.projectId,
-        agentId: this.agentId,
-        userId: this.userId,
-      })
-    ) {
-      // Not for this agent: hand it back unconsumed, a little later so it does not bounce straight back.
-      msg.nak(NOT_MINE_DELAY_MS);
-      return undefined;
-    }
-    const required = offer.item.requiredAgentType;
-    if (required !== undefined && this.#agentType && this.#agentType() !== required) {
-      // For another agent type: hand it back, waiting longer each time it comes back to the wrong kind of
-      // claimer, so claimers that may not take it poll it at most every 30 s instead of spinning on it.
-      msg.nak(Math.min(NOT_MINE_MAX_DELAY_MS, NOT_MINE_DELAY_MS * 2 ** Math.min(6, msg.info.deliveryCount)));
-      return undefined;
-    }
-    const workId = offer.workId;
-    // The server's ack timer runs from delivery. A fresh delivery keeps that deadline (saves a message
-    // per claim); one that waited in the prefetch buffer is extended to a full ack wait from now.
-    const fresh = Date.now() - delivered.receivedAt < this.settings.ackWaitMs / 10;
-    const delivery: Delivery = { seq: msg.seq, deliveryCount: msg.info.deliveryCount };
-    // Set by the mutation (its last run is the one that was written).
-    let decided: DeliveryDecision | undefined;
-    let entry: LedgerEntry;
-    try {
-      entry = await setup.ledger.transition(
-        workId,
-        (cur) => {
-          const nowMs = Date.now();
-          decided = decideDelivery(cur, delivery, nowMs, "claim");
-          return this.#recordOf(cur, decided, delivery, nowMs, fresh ? delivered.receivedAt : nowMs);
-        },
-        { item: offer.item, revision: offer.revision },
-      );
-    } catch (err) {
-      if (err instanceof OfferNotClaimable) {
-        await this.#dispose(setup, msg, workId, err);
-        return undefined;
-      }
-      // The claim could not be recorded: give the message back for another try.
-      msg.nak();
-      throw err;
-    }
-    if (decided?.action === "dead") {
-      await this.#toDeadLetters(setup, entry);
-      msg.term();
-      return undefined;
-    }
-    if (!fresh) msg.working();
-    const claim = entry.item.claim;
-    if (entry.item.status !== "claimed" || !claim)
-      throw new Error(`ledger claim of ${workId} was not recorded`);
-    this.#held.set(workId, { msg, claimId: claim.claimId, entry });
-    this.#heldChanged();
-    return { ...entry.item, status: "claimed", claim };
-  }
-
-  /** The record a decision writes, or OfferNotClaimable when it writes none. */
-  #recordOf(
-    cur: WorkItem | undefined,
-    d: DeliveryDecision,
-    delivery: Delivery,
-    nowMs: number,
-    timerFromMs: number,
-  ): WorkItem {
-    if (!cur) throw new OfferNotClaimable("term", "no ledger record");
-    switch (d.action) {
-      case "claim":
-        return claimRecord(
-          cur,
-          delivery,
-          this.agentId,
-          nowMs,
-          timerFromMs,
-          this.settings.ackWaitMs,
-          d.tookOver,
-        );
-      case "dead":
-        return deadRecord(cur, d.reason, this.agentId, nowMs, d.events, d.eventReason);
-      case "expire":
-        return expiredRecord(cur, this.agentId, nowMs);
-      default:
-        throw new OfferNotClaimable(d.action, d.why);
-    }
-  }
-
-  /** Does with an offer message what a decision that writes nothing says. */
-  async #dispose(setup: Setup, msg: JsMsg, workId: string, err: OfferNotClaimable): Promise<void> {
-    switch (err.action) {
-      case "repair": {
-        const dead = await setup.ledger.get(workId);
-        if (dead?.item.status === "dead") await this.#toDeadLetters(setup, dead);
-        msg.term();
-        return;
-      }
-      case "ack":
-        msg.ack();
-        return;
-      case "term":
-        this.#logger.warn({ workId, why: err.why }, "dropping a work offer");
-        msg.term();
-        return;
-      case "release":
-        msg.nak();
-        return;
-      case "leave":
-        return;
-    }
-  }
-
-  /**
-   * Looks at one offer message on behalf of the maintenance sweep: a claim that lapsed goes back to the
-   * queue (or, on its last attempt, to the dead-letter queue); anything else is handed back or disposed
-   * of as a claimer would. Returns whether it moved a lapsed claim on.
-   */
-  async #sweepDelivery(setup: Setup, msg: JsMsg): Promise<boolean> {
-    const decoded = decodeOffer(msg);
-    if (!decoded.offer) {
-      this.#logger.warn(
-        { subject: msg.subject, seq: msg.seq, problem: decoded.problem },
-        "dropping an invalid work offer",
-      );
-      msg.term();
-      return false;
-    }
-    const workId = decoded.offer.workId;
-    const delivery: Delivery = { seq: msg.seq, deliveryCount: msg.info.deliveryCount };
-    let decided: DeliveryDecision | undefined;
-    let entry: LedgerEntry;
-    try {
-      entry = await setup.ledger.transition(workId, (cur) => {
-        const nowMs = Date.now();
-        decided = decideDelivery(cur, delivery, nowMs, "sweep");
-        return this.#recordOf(cur, decided, delivery, nowMs, nowMs);
-      });
-    } catch (err) {
-      if (err instanceof OfferNotClaimable) {
-        await this.#dispose(setup, msg, workId, err);
-        return false;
-      }
-      msg.nak();
-      throw err;
-    }
-    if (decided?.action === "dead") {
-      await this.#toDeadLetters(setup, entry);
-      msg.term();
-    } else msg.nak();
-    this.#logger.debug({ workId, action: decided?.action }, "maintenance moved a lapsed claim on");
-    return true;
-  }
-
-  /**
-   * Moves on claims that lapsed while no claimer was pulling: the server redelivers a message only to a
-   * pull, so without this an item whose only claimer died would show `claimed` until the next claim.
-   * For each consumer with unacknowledged messages and no waiting claimer it pulls what the server
-   * offers (redeliveries come first) and decides on each as the sweep: lapsed claims go back to
-   * `pending` (or dead on their last attempt); a pending offer pulled by the way is handed straight back.
-   */
-  async sweepLapsedClaims(signal?: AbortSignal): Promise<number> {
-    const setup = await this.#ready();
-    const jsm = await this.#fabric.jsm();
-    const stream = streams.work(this.projectId);
-    let moved = 0;
-    const idle = [];
-    for await (const ci of jsm.consumers.list(stream)) {
-      if (ci.num_ack_pending > 0 && ci.num_waiting === 0) idle.push(ci);
-    }
-    for (const ci of idle) {
-      const consumer = await this.#fabric.js.consumers.get(stream, ci.name);
-      for (let round = 0; round < SWEEP_ROUNDS && !signal?.aborted; round++) {
-        // With offers waiting, take one at a time so few are pulled by the way; redeliveries come first.
-        const max = ci.num_pending > 0 ? 1 : Math.min(SWEEP_BATCH, ci.num_ack_pending);
-        const messages = await consumer.fetch({ max_messages: max, expires: SWEEP_PULL_EXPIRES_MS });
-        let got = 0;
-        let lapsed = 0;
-        for await (const m of messages) {
-          got++;
-          if (await this.#sweepDelivery(setup, m)) lapsed++;
-        }
-        moved += lapsed;
-        if (lapsed === 0 || got < max) break;
-      }
-    }
-    return moved;
-  }
-
   /**
    * Starts this process's part in work maintenance: it takes the project's maintenance lease when free
    * and, while it holds it, moves lapsed claims on every `intervalMs`. Stopped by `close()`.
    */
   startMaintenance(options: { intervalMs?: number; strandedAfterMs?: number } = {}): void {
     if (this.#maintenance || this.#closed) return;
-    this.#maintenance = new WorkMaintenance({
-      fabric: this.#fabric,
-      projectId: this.projectId,
-      holder: `${this.agentId} pid ${process.pid}`,
-      intervalMs: options.intervalMs ?? DEFAULT_MAINTENANCE_INTERVAL_MS,
-      logger: this.#logger,
-      tasks: [
-        { name: "lapsed claims", run: (signal) => this.sweepLapsedClaims(signal).then(() => undefined) },
-        {
-          name: "retention",
-          everyMs: RETENTION_PASS_MS,
-          run: (signal) => this.purgeFinishedItems(signal).then(() => undefined),
-        },
-        {
-          name: "stranded offers",
-          run: () => this.repairStrandedOffers(options.strandedAfterMs).then(() => undefined),
-        },
-      ],
-    });
-    this.#maintenance.start();
+    this.#maintenance = startWorkMaintenance(this.#ctx, options);
   }
 
   /** Whether this process runs the project's work maintenance now (holds its lease). */
   get maintaining(): boolean {
     return this.#maintenance?.holding === true;
-  }
-
-  /**
-   * Stores the dead letter of an item the ledger already marks dead, then records where it is; that
-   * second write is the item's `dead` event. Callers dispose of the offer message only after this
-   * returns, so if either step fails the message comes back and the claimer that gets it repairs the
-   * missing letter (see #tryClaim). A letter stored twice that way is shown once: the ledger names the
-   * one that counts.
-   */
-  async #toDeadLetters(setup: Setup, entry: LedgerEntry): Promise<LedgerEntry> {
-    const reason = entry.item.dead?.reason ?? "dead";
-    const seq = await setup.dlq.put(entry.item, reason, entry.revision);
-    try {
-      return await setup.ledger.transition(
-        entry.item.workId,
-        (cur) => {
-          if (cur?.status !== "dead" || !cur.dead) throw new OfferNotClaimable("leave", "item left the DLQ");
-          return {
-            ...cur,
-            dead: { ...cur.dead, dlqSeq: seq },
-            lastTransition: transition(["dead"], this.agentId, iso(Date.now()), { reason }),
-          };
-        },
-        entry,
-      );
-    } catch (err) {
-      // Retried or discarded in the meantime: the letter is stale and the DLQ list leaves it out.
-      if (err instanceof OfferNotClaimable) return entry;
-      throw err;
-    }
   }
 
   /**

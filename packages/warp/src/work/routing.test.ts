@@ -1,43 +1,19 @@
-import { Fabric } from "@loominal/fabric";
-import { randomId, warpConfigSchema } from "@loominal/protocol";
-import { NatsServer, uniqueProjectId } from "@loominal/testkit";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BoundaryPolicies, WorkQueue } from "./index.js";
+import { randomId } from "@loominal/protocol";
+import { uniqueProjectId } from "@loominal/testkit";
+import { describe, expect, it } from "vitest";
+import { BoundaryPolicies, type WorkQueue } from "./index.js";
+import { useWorkQueues } from "./work.test-helper.js";
 
-let server: NatsServer;
-const fabrics: Fabric[] = [];
-const queues: WorkQueue[] = [];
-
-beforeAll(async () => {
-  server = await NatsServer.start();
-});
-
-afterAll(async () => {
-  for (const q of queues) await q.close();
-  for (const f of fabrics) await f.close();
-  await server?.stop();
-});
+const work = useWorkQueues();
 
 async function queueAs(projectId: string, agentType: string | undefined): Promise<WorkQueue> {
-  const fabric = await Fabric.connect({ nats: { servers: [server.url] } });
-  fabrics.push(fabric);
-  const q = new WorkQueue({
-    fabric,
-    projectId,
-    agentId: randomId(),
-    userId: randomId(),
-    settings: { ...warpConfigSchema.parse({}).work, ackWaitMs: 2_000 },
-    agentType: () => agentType,
-  });
-  queues.push(q);
-  return q;
+  return (await work.agent({ projectId, work: { ackWaitMs: 2_000 }, agentType: () => agentType })).queue;
 }
 
 describe("routing enforced at claim", () => {
   it("a boundary that allows only copilot-cli is never claimed by a claude-code agent, and its offer stays queued", async () => {
     const p = uniqueProjectId();
-    const fabric = await Fabric.connect({ nats: { servers: [server.url] } });
-    fabrics.push(fabric);
+    const fabric = await work.connect();
     const boundary = `corp-${randomId().slice(0, 6)}`;
     await new BoundaryPolicies(fabric).put({ boundary, allowedAgentTypes: ["copilot-cli"], spinUp: true });
     const claude = await queueAs(p, "claude-code");

@@ -1,6 +1,5 @@
-import type { Fabric } from "@loominal/fabric";
+import { AckPolicy, type Consumer, consumerInfo, DeliverPolicy, type Fabric } from "@loominal/fabric";
 import { consumers, streams, subjects } from "@loominal/protocol";
-import { AckPolicy, type Consumer, DeliverPolicy, JetStreamApiError } from "@nats-io/jetstream";
 import { WorkConsumerMismatchError } from "./errors.js";
 
 const NS_PER_MS = 1_000_000;
@@ -33,10 +32,7 @@ export async function ensureWorkConsumer(
   const name = consumers.work(boundary, capability);
   const filter = subjects.workOffer(projectId, boundary, capability);
   const ackWaitNs = ackWaitMs * NS_PER_MS;
-  let existing = await jsm.consumers.info(stream, name).catch((err: unknown) => {
-    if (err instanceof JetStreamApiError && err.code === 10014) return undefined;
-    throw err;
-  });
+  let existing = await consumerInfo(jsm, stream, name);
   if (!existing) {
     existing = await jsm.consumers.add(stream, {
       durable_name: name,
