@@ -124,6 +124,7 @@ export { KeyedSerialQueue } from "./serial.js";
 export { GracefulShutdown, type GracefulShutdownOptions } from "./shutdown.js";
 export {
   type BucketSpec,
+  bucketKeys,
   consumerInfo,
   ensureBucket,
   ensureStream,
