@@ -109,6 +109,11 @@ describe("loominal up --detach, status, down", () => {
     expect((await fetch(`${runner}/v1/users/alice/runs`)).status).toBe(401);
     const auth = { authorization: `Bearer ${token}` };
     expect((await fetch(`${runner}/v1/users/alice/runs`, { headers: auth })).status).toBe(200);
+    // The dashboard up points at: a login page without the token, the page with it.
+    const login = await fetch(`${weft}/ui`);
+    expect(login.status).toBe(401);
+    expect(await login.text()).toContain('name="token"');
+    expect((await fetch(`${weft}/ui`, { headers: auth })).status).toBe(200);
 
     // A second up is refused while this one runs.
     const second = await runCli([...UP, "--detach"], { cwd, env });
