@@ -1,4 +1,6 @@
-import { isAbsolute } from "node:path";
+import { execFileSync } from "node:child_process";
+import { readFileSync, realpathSync, writeFileSync } from "node:fs";
+import { isAbsolute, join } from "node:path";
 import { NatsServer, spawnStdio, tempDir } from "@loominal/testkit";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { runCli } from "./cli.test-helper.js";
@@ -105,6 +107,126 @@ describe("loominal mcp-config", () => {
       "NATS_URL carries a user and password that differ from NATS_USER/NATS_PASSWORD",
     );
     expect(conflict.stdout + conflict.stderr).not.toContain("s3cret");
+  });
+});
+
+describe("loominal mcp-config --write and --claude", () => {
+  test("--write merges into .mcp.json, keeps another server, and each written server lists its tools", async () => {
+    const dir = tempDir("loom-mcp-write-");
+    try {
+      const file = join(dir.path, ".mcp.json");
+      const other = { command: "npx", args: ["-y", "some-other-server"], env: { TOKEN_FILE: "/x" } };
+      writeFileSync(file, JSON.stringify({ mcpServers: { other }, note: "kept" }, null, 4));
+
+      const write = await runCli(["mcp-config", "--write"], { cwd: dir.path, env: { NATS_URL: nats.url } });
+      expect(write.stderr).toBe("");
+      expect(write.code).toBe(0);
+      expect(write.stdout).toContain("loominal-warp: added");
+      expect(write.stdout).toContain("kept as they were: other");
+      const written = JSON.parse(readFileSync(file, "utf8")) as McpJson & { note: string };
+      expect(written.note).toBe("kept");
+      expect(written.mcpServers.other).toEqual(other);
+      expect(Object.keys(written.mcpServers).sort()).toEqual([
+        "loominal-pattern",
+        "loominal-shuttle",
+        "loominal-warp",
+        "loominal-weft",
+        "other",
+      ]);
+      // The file's own indentation is kept.
+      expect(readFileSync(file, "utf8")).toMatch(/^\{\n {4}"/);
+
+      // Spawned exactly as Claude Code would from the file (the other SDK generation than the test above).
+      for (const [name, entry] of Object.entries(written.mcpServers)) {
+        if (name === "other") continue;
+        const client = await spawnStdio({
+          sdk: "v1",
+          command: entry.command,
+          args: entry.args,
+          env: entry.env,
+          cwd: dir.path,
+        });
+        try {
+          expect((await client.listTools()).length, name).toBeGreaterThan(0);
+        } finally {
+          await client.close();
+        }
+      }
+
+      const again = await runCli(["mcp-config", "--write"], { cwd: dir.path, env: { NATS_URL: nats.url } });
+      expect(again.code).toBe(0);
+      expect(again.stdout.match(/: unchanged/g)).toHaveLength(4);
+    } finally {
+      dir.cleanup();
+    }
+  });
+
+  test("--write refuses to overwrite a differing entry without --force, and writes nothing", async () => {
+    const dir = tempDir("loom-mcp-write-");
+    try {
+      const file = join(dir.path, ".mcp.json");
+      const mine = {
+        type: "stdio",
+        command: "/opt/node",
+        args: ["/opt/warp.js"],
+        env: { NATS_URL: "nats://x:1" },
+      };
+      const before = `${JSON.stringify({ mcpServers: { "loominal-warp": mine, other: { command: "true" } } }, null, 2)}\n`;
+      writeFileSync(file, before);
+
+      const refused = await runCli(["mcp-config", "--write"], { cwd: dir.path, env: { NATS_URL: nats.url } });
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toContain('already has "loominal-warp" with a different command');
+      expect(refused.stderr).toContain("--write --force");
+      expect(readFileSync(file, "utf8")).toBe(before);
+
+      const forced = await runCli(["mcp-config", "--write", "--force"], {
+        cwd: dir.path,
+        env: { NATS_URL: nats.url },
+      });
+      expect(forced.code).toBe(0);
+      expect(forced.stdout).toContain("loominal-warp: replaced");
+      expect(forced.stdout).toContain("loominal-weft: added");
+      const written = JSON.parse(readFileSync(file, "utf8")) as McpJson;
+      expect(written.mcpServers["loominal-warp"]?.env.NATS_URL).toBe(nats.url);
+      expect(written.mcpServers.other).toEqual({ command: "true" });
+
+      writeFileSync(file, "{ not json");
+      const broken = await runCli(["mcp-config", "--write"], { cwd: dir.path, env: { NATS_URL: nats.url } });
+      expect(broken.code).toBe(2);
+      expect(broken.stderr).toContain(`${realpathSync(dir.path)}/.mcp.json is not valid JSON`);
+      expect(readFileSync(file, "utf8")).toBe("{ not json");
+    } finally {
+      dir.cleanup();
+    }
+  });
+
+  test("--claude prints one 'claude mcp add' per server whose words are the written command", async () => {
+    const env = { NATS_URL: "nats://127.0.0.1:4333,nats://127.0.0.1:4334" };
+    const json = JSON.parse((await runCli(["mcp-config"], { cwd: project.path, env })).stdout) as McpJson;
+    const run = await runCli(["mcp-config", "--claude"], { cwd: project.path, env });
+    expect(run.code).toBe(0);
+    const lines = run.stdout.trim().split("\n");
+    expect(lines).toHaveLength(4);
+    for (const line of lines) {
+      // What a POSIX shell makes of the line: its argv after `claude`.
+      const words = execFileSync("sh", ["-c", `printf '%s\\n' ${line.replace(/^claude /, "")}`], {
+        encoding: "utf8",
+      })
+        .trimEnd()
+        .split("\n");
+      expect(words.slice(0, 6)).toEqual(["mcp", "add", "--transport", "stdio", "--scope", "project"]);
+      const entry = json.mcpServers[words[6] ?? ""];
+      expect(entry, line).toBeDefined();
+      // The name comes before -e (which takes several values), and `--` ends claude's options.
+      expect(words.slice(7, 10)).toEqual(["-e", `NATS_URL=${env.NATS_URL}`, "--"]);
+      expect(words.slice(10)).toEqual([entry?.command, ...(entry?.args ?? [])]);
+    }
+    const user = await runCli(["mcp-config", "--claude", "--scope", "user"], { cwd: project.path, env });
+    expect(user.stdout).toContain("--scope user loominal-warp -e");
+    const bad = await runCli(["mcp-config", "--claude", "--scope", "team"], { cwd: project.path, env });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("--scope must be local, project or user");
   });
 });
 

@@ -55,7 +55,7 @@ export function buildMcpConfig(env: Record<string, string>): McpConfigResult {
 }
 
 /** The absolute path of a package's bin, read from its package.json in this workspace. */
-function binPath(packageDir: string, binName: string): string {
+export function binPath(packageDir: string, binName: string): string {
   const manifestPath = join(packageDir, "package.json");
   let manifest: { bin?: unknown };
   try {

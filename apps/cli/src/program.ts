@@ -4,6 +4,7 @@ import { registerMcpConfigCommand } from "./commands/mcp-config.js";
 import { registerNatsCommands } from "./commands/nats.js";
 import { registerNatsConfigCommand } from "./commands/nats-config.js";
 import { registerNatsProvisionCommand } from "./commands/nats-provision.js";
+import { registerServiceCommands } from "./commands/services.js";
 import { registerUpCommand } from "./commands/up.js";
 import { registerVersionCommand } from "./commands/version.js";
 import { registerWeftCommands } from "./commands/weft.js";
@@ -27,7 +28,8 @@ export function createProgram(ctx: CliContext, setExit: (code: number) => void =
       writeErr: (s) => ctx.err(s.replace(/\n$/, "")),
     })
     .exitOverride();
-  registerUpCommand(program, ctx);
+  registerUpCommand(program, ctx, setExit);
+  registerServiceCommands(program, ctx, setExit);
   registerNatsCommands(program, ctx, setExit);
   registerMcpConfigCommand(program, ctx);
   registerNatsConfigCommand(program, ctx);

@@ -53,13 +53,13 @@ afterAll(async () => {
   authDir.cleanup();
 });
 
-describe("loominal up", () => {
+describe("loominal up --nats-only, and what up checks before it starts anything", () => {
   test("starts a JetStream server under .loominal/ on NATS_URL's port; nats status sees it; nats stop stops it", async () => {
     const cwd = project();
     const port = await freePort();
     const env = { NATS_URL: `nats://127.0.0.1:${port}` };
 
-    const up = await runCli(["up"], { cwd, env });
+    const up = await runCli(["up", "--nats-only"], { cwd, env });
     expect(up.stderr).toBe("");
     expect(up.code).toBe(0);
     expect(up.stdout).toContain("starting a local server");
@@ -84,7 +84,7 @@ describe("loominal up", () => {
       version: expect.stringMatching(/^\d+\.\d+\.\d+/),
     });
 
-    const again = await runCli(["up"], { cwd, env });
+    const again = await runCli(["up", "--nats-only"], { cwd, env });
     expect(again.code).toBe(0);
     expect(again.stdout).toContain(`this project's local server, pid ${pid}`);
 
@@ -102,7 +102,7 @@ describe("loominal up", () => {
   test("the store survives a stop: a stream created before is there after the next up", async () => {
     const cwd = project();
     const env = { NATS_URL: `nats://127.0.0.1:${await freePort()}` };
-    const first = await runCli(["up"], { cwd, env });
+    const first = await runCli(["up", "--nats-only"], { cwd, env });
     expect(first.code).toBe(0);
     const url = exportedUrl(first.stdout) ?? "";
     const fabric = await Fabric.connect({ nats: { servers: [url] } });
@@ -110,7 +110,7 @@ describe("loominal up", () => {
     await fabric.close();
     expect((await runCli(["nats", "stop"], { cwd, env })).code).toBe(0);
 
-    const second = await runCli(["up"], { cwd, env });
+    const second = await runCli(["up", "--nats-only"], { cwd, env });
     expect(second.code).toBe(0);
     const again = await Fabric.connect({ nats: { servers: [exportedUrl(second.stdout) ?? ""] } });
     try {
@@ -122,7 +122,7 @@ describe("loominal up", () => {
 
   test("reuses a reachable JetStream server and starts nothing", async () => {
     const cwd = project();
-    const up = await runCli(["up"], { cwd, env: { NATS_URL: jetStreamServer.url } });
+    const up = await runCli(["up", "--nats-only"], { cwd, env: { NATS_URL: jetStreamServer.url } });
     expect(up.code).toBe(0);
     expect(up.stdout).toContain(`Using NATS at ${jetStreamServer.url}`);
     expect(up.stdout).toContain("with JetStream");
@@ -144,7 +144,7 @@ describe("loominal up", () => {
 
   test("uses a NATS_URL with user:password@ (raw @ and / in the password) and never prints the password", async () => {
     const cwd = project();
-    const up = await runCli(["up"], {
+    const up = await runCli(["up", "--nats-only"], {
       cwd,
       env: { NATS_URL: `nats://alice:${AUTH_PASSWORD}@127.0.0.1:${authServer.port}` },
     });

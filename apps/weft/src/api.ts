@@ -5,6 +5,7 @@ import {
   nameToken,
   presenceFilterSchema,
   projectIdSchema,
+  RUN_ID_RE,
   SPIN_UP_MECHANISMS,
   streams,
   summarizeWork,
@@ -55,6 +56,8 @@ export interface Operation {
   admin?: string;
   /** May be called without a project (admin: across projects). */
   crossProject?: boolean;
+  /** Acts on no project at all: the handler gets no projectId and answers from the principal alone. */
+  noProject?: boolean;
   /** Gets the parts already parsed by the schemas above (typed loosely: one table holds every operation). */
   // biome-ignore lint/suspicious/noExplicitAny: each handler reads what its own schemas produced
   handler: (ctx: OpContext, input: { params: any; query: any; body: any }) => Promise<OpResult>;
@@ -295,6 +298,83 @@ export const OPERATIONS: Operation[] = [
     }),
   },
   {
+    id: "workHistory",
+    method: "get",
+    path: "/api/work/:workId/history",
+    summary:
+      "The item's recent transitions, oldest first (the revisions the work ledger keeps: offered, claimed, a progress note, the outcome)",
+    params: workIdParam,
+    query: projectQuery,
+    handler: async ({ weft, projectId }, { params }) => {
+      const events = await weft.workHistory(projectId as string, params.workId);
+      return {
+        body: {
+          workId: params.workId,
+          events: events.map(({ item: _item, projectId: _p, ...e }) => e),
+          count: events.length,
+        },
+      };
+    },
+  },
+  // ——— dead letters ———
+  {
+    id: "listDeadLetters",
+    method: "get",
+    path: "/api/dlq",
+    summary: "Items in the dead-letter queue, oldest first, with why they died; page with nextCursor",
+    query: projectQuery.extend({
+      capability: nameToken("capability").optional(),
+      cursor: z
+        .string()
+        .regex(/^[1-9][0-9]{0,15}$/, "the nextCursor of a previous page")
+        .optional(),
+      limit: limit(100, 50),
+    }),
+    handler: async ({ weft, projectId }, { query }) => {
+      const page = await weft.dlqList(projectId as string, {
+        ...(query.capability ? { capability: query.capability } : {}),
+        ...(query.cursor ? { cursor: query.cursor } : {}),
+        limit: query.limit,
+      });
+      return {
+        body: {
+          letters: page.letters.map(({ item, ...letter }) => ({ ...letter, item: summarizeWork(item) })),
+          count: page.letters.length,
+          hasMore: page.nextCursor !== undefined,
+          ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}),
+        },
+      };
+    },
+  },
+  {
+    id: "retryDeadLetter",
+    method: "post",
+    path: "/api/dlq/:workId/retry",
+    summary:
+      "Put a dead item back in its queue (one more attempt, or a fresh maxAttempts with resetAttempts)",
+    params: workIdParam,
+    query: projectQuery,
+    body: z.strictObject({ resetAttempts: z.boolean().optional() }),
+    handler: async ({ weft, projectId }, { params, body }) => ({
+      body: workView(
+        await weft.dlqRetry(projectId as string, params.workId, {
+          ...(body.resetAttempts !== undefined ? { resetAttempts: body.resetAttempts } : {}),
+        }),
+      ),
+    }),
+  },
+  {
+    id: "discardDeadLetter",
+    method: "post",
+    path: "/api/dlq/:workId/discard",
+    summary: "Drop a dead item for good (status discarded)",
+    params: workIdParam,
+    query: projectQuery,
+    handler: async ({ weft, projectId }, { params }) => ({
+      body: workView(await weft.dlqDiscard(projectId as string, params.workId)),
+    }),
+  },
+  {
     id: "cancelWork",
     op: "work-cancel",
     method: "post",
@@ -475,6 +555,44 @@ export const OPERATIONS: Operation[] = [
         .filter((s) => query.status === undefined || s.status === query.status)
         .sort((a, b) => b.startedAt.localeCompare(a.startedAt));
       return { body: { spinUps, count: spinUps.length } };
+    },
+  },
+  // ——— projects and the Runner ———
+  {
+    id: "listProjects",
+    method: "get",
+    path: "/api/projects",
+    summary:
+      "Projects this token may see: an admin's every project Weft knows, a project token's own; and the token's kind",
+    noProject: true,
+    handler: async ({ weft, principal }) => {
+      const projects =
+        principal.kind === "admin" ? await weft.knownProjects() : [...principal.projects].sort();
+      return { body: { projects, count: projects.length, tokenKind: principal.kind } };
+    },
+  },
+  {
+    id: "runnerOverview",
+    method: "get",
+    path: "/api/runner",
+    summary:
+      "The Runner cluster as it is in NATS (admin): pause state, live replicas, the most recently written runs",
+    query: z.object({ limit: limit(1_000, 200) }),
+    admin: "read the Runner's state",
+    noProject: true,
+    handler: async ({ weft }, { query }) => ({ body: await weft.runner.overview(query.limit) }),
+  },
+  {
+    id: "runnerRunEvents",
+    method: "get",
+    path: "/api/runner/runs/:runId/events",
+    summary: "A run's events so far, oldest first (admin); /api/runner/runs/:runId/stream follows them live",
+    params: z.object({ runId: z.string().regex(RUN_ID_RE, "runId must be 32 lower-case hex characters") }),
+    admin: "read the Runner's state",
+    noProject: true,
+    handler: async ({ weft }, { params }) => {
+      const events = await weft.runner.runEvents(params.runId);
+      return { body: { runId: params.runId, events, count: events.length } };
     },
   },
   // ——— stats and channels ———

@@ -52,18 +52,19 @@ function digest(value: string): Buffer {
   return createHash("sha256").update(value, "utf8").digest();
 }
 
+/** Who a configured token acts as. */
+export function principalOf(t: ApiToken): Principal {
+  return t.kind === "admin"
+    ? { kind: "admin", id: tokenIdentity("admin", t.token) }
+    : { kind: "project", projects: [...t.projects], id: tokenIdentity("project", t.token) };
+}
+
 /** Checks bearer tokens in constant time against every configured token. */
 export class TokenAuthenticator {
   #tokens: Array<{ digest: Buffer; principal: Principal }>;
 
   constructor(tokens: ApiToken[]) {
-    this.#tokens = tokens.map((t) => ({
-      digest: digest(t.token),
-      principal:
-        t.kind === "admin"
-          ? { kind: "admin", id: tokenIdentity("admin", t.token) }
-          : { kind: "project", projects: [...t.projects], id: tokenIdentity("project", t.token) },
-    }));
+    this.#tokens = tokens.map((t) => ({ digest: digest(t.token), principal: principalOf(t) }));
   }
 
   /** The principal of a token, or undefined. Every configured token is compared, whatever matches. */

@@ -1,9 +1,9 @@
 import type { Server } from "node:http";
 import type { Logger } from "@loominal/fabric";
-import { isLoominalError, projectIdSchema, weftEventSchema } from "@loominal/protocol";
+import { isLoominalError, projectIdSchema, RUN_ID_RE, weftEventSchema } from "@loominal/protocol";
 import { DeliverPolicy } from "@nats-io/jetstream";
 import express, { type NextFunction, type Request, type Response } from "express";
-import type { z } from "zod";
+import { z } from "zod";
 import { OPERATIONS, type Operation } from "./api.js";
 import {
   assertAdmin,
@@ -14,6 +14,9 @@ import {
 } from "./auth.js";
 import { STATUS_OF, WeftHttpError } from "./errors.js";
 import { openApiDocument } from "./openapi.js";
+import { pauseState } from "./runner-view.js";
+import { cookieValue, SESSION_COOKIE, type SessionSigner } from "./session.js";
+import { dashboardRouter, sameOrigin } from "./ui.js";
 import type { Weft } from "./weft.js";
 
 /** Largest request body, in bytes; bigger ones get 413. */
@@ -47,17 +50,23 @@ export async function runOperation(
   const params = op.params ? parsePart(op.params, raw.params, "params") : {};
   const query = op.query ? parsePart(op.query, raw.query, "query") : {};
   const body = op.body ? parsePart(op.body, raw.body, "body") : {};
+  if (op.admin) assertAdmin(principal, op.admin);
   const requested = (query as { projectId?: string }).projectId;
   let projectId: string | undefined;
-  if (op.crossProject && requested === undefined && principal.kind === "admin") projectId = undefined;
+  if (op.noProject) projectId = undefined;
+  else if (op.crossProject && requested === undefined && principal.kind === "admin") projectId = undefined;
   else projectId = projectFor(principal, requested);
-  if (op.admin) assertAdmin(principal, op.admin);
   const r = await op.handler({ weft, principal, projectId }, { params, query, body });
   return { status: r.status ?? 200, body: r.body };
 }
 
 /** The express app: auth on every route but /health, errors as `{ error: { code, message, details } }`. */
-export function createApp(weft: Weft, auth: TokenAuthenticator, logger: Logger): express.Express {
+export function createApp(
+  weft: Weft,
+  auth: TokenAuthenticator,
+  logger: Logger,
+  sessions: SessionSigner,
+): express.Express {
   const app = express();
   app.disable("x-powered-by");
   app.set("query parser", "simple");
@@ -80,8 +89,10 @@ export function createApp(weft: Weft, auth: TokenAuthenticator, logger: Logger):
     });
   });
 
+  app.use(dashboardRouter({ auth, sessions, logger }));
+
   app.use((req, res, next) => {
-    res.locals.principal = auth.fromHeader(req.header("authorization"));
+    res.locals.principal = authenticateRequest(req, auth, sessions);
     next();
   });
   app.use(express.json({ limit: MAX_BODY_BYTES }));
@@ -136,6 +147,21 @@ export function createApp(weft: Weft, auth: TokenAuthenticator, logger: Logger):
     await streamEvents(weft, projectId, req, res, logger);
   });
 
+  app.get("/api/runner/stream", async (req, res) => {
+    assertAdmin(res.locals.principal as Principal, "read the Runner's state");
+    await streamRunner(weft, req, res, logger);
+  });
+
+  app.get("/api/runner/runs/:runId/stream", async (req, res) => {
+    assertAdmin(res.locals.principal as Principal, "read the Runner's state");
+    const { runId } = parsePart(runIdParams, req.params, "params");
+    const out = openEventStream(req, res);
+    await weft.runner
+      .followRunEvents(runId, (e) => out.send("run-event", e, e.seq), out.signal)
+      .catch((err: unknown) => logger.debug({ err: String(err) }, "run event stream ended"));
+    out.end();
+  });
+
   app.use((_req, _res, next) =>
     next(new WeftHttpError(404, "not_found", "no such route; see /api/openapi.json")),
   );
@@ -147,6 +173,45 @@ export function createApp(weft: Weft, auth: TokenAuthenticator, logger: Logger):
     if (!res.headersSent) res.status(status).json(body);
   });
   return app;
+}
+
+const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
+
+/**
+ * Who is calling: a bearer token, else a dashboard session cookie. A request that changes something on
+ * the strength of a cookie must come from Weft's own pages: same Origin, and the session's CSRF token in
+ * `X-CSRF-Token` (the cookie is also SameSite=Strict). Throws 401 or 403.
+ */
+export function authenticateRequest(
+  req: Request,
+  auth: TokenAuthenticator,
+  sessions: SessionSigner,
+): Principal {
+  const header = req.header("authorization");
+  const cookie = cookieValue(req.header("cookie"), SESSION_COOKIE);
+  if (header !== undefined || cookie === undefined) return auth.fromHeader(header);
+  const session = sessions.verify(cookie);
+  if (!session)
+    throw new WeftHttpError(
+      401,
+      "unauthorized",
+      "the dashboard session has expired or is no longer valid; log in again at /ui",
+    );
+  if (!SAFE_METHODS.has(req.method)) {
+    if (!sameOrigin(req))
+      throw new WeftHttpError(
+        403,
+        "forbidden",
+        "a request with a session cookie must come from this Weft's own pages",
+      );
+    if (!sessions.csrfMatches(session, req.header("x-csrf-token")))
+      throw new WeftHttpError(
+        403,
+        "forbidden",
+        "send the session's CSRF token in X-CSRF-Token (the dashboard page carries it), or use a bearer token",
+      );
+  }
+  return session.principal;
 }
 
 /** The one place errors become HTTP responses. */
@@ -236,6 +301,102 @@ async function streamEvents(
   } catch (err) {
     logger.debug({ err: String(err) }, "event stream ended");
   }
+}
+
+const runIdParams = z.object({
+  runId: z.string().regex(RUN_ID_RE, "runId must be 32 lower-case hex characters"),
+});
+/** How often the Runner stream looks at the replicas (their liveness is a heartbeat TTL, not an event). */
+const REPLICA_POLL_MS = 2_000;
+const SSE_KEEPALIVE_MS = 15_000;
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener(
+      "abort",
+      () => {
+        clearTimeout(timer);
+        resolve();
+      },
+      { once: true },
+    );
+  });
+}
+
+/** A server-sent event stream on a response: `send` writes one event; `signal` aborts when the client goes. */
+function openEventStream(req: Request, res: Response) {
+  res.status(200).set({
+    "content-type": "text/event-stream",
+    "cache-control": "no-cache",
+    connection: "keep-alive",
+  });
+  res.flushHeaders();
+  res.write(": connected\n\n");
+  const abort = new AbortController();
+  const keepalive = setInterval(() => res.write(": keep-alive\n\n"), SSE_KEEPALIVE_MS);
+  req.on("close", () => {
+    clearInterval(keepalive);
+    abort.abort();
+  });
+  return {
+    signal: abort.signal,
+    send(event: string, data: unknown, id?: number) {
+      if (!abort.signal.aborted)
+        res.write(
+          `${id !== undefined ? `id: ${id}\n` : ""}event: ${event}\ndata: ${JSON.stringify(data)}\n\n`,
+        );
+    },
+    end() {
+      clearInterval(keepalive);
+      res.end();
+    },
+  };
+}
+
+/**
+ * The Runner cluster live: a `run` event each time a run record is written, and a `replicas` event
+ * (state, pause and live replicas) whenever that changes, looked at every REPLICA_POLL_MS.
+ */
+async function streamRunner(weft: Weft, req: Request, res: Response, logger: Logger): Promise<void> {
+  const out = openEventStream(req, res);
+  let last = "";
+  const sendReplicas = async () => {
+    const [pause, replicas] = await Promise.all([weft.runner.pause(), weft.runner.replicas()]);
+    const snapshot = { state: pauseState(pause, replicas), pause, replicas };
+    const digest = JSON.stringify({
+      ...snapshot,
+      replicas: replicas.map(({ at: _at, ...r }) => r),
+    });
+    if (digest !== last) out.send("replicas", snapshot);
+    last = digest;
+  };
+  const poll = setInterval(
+    () =>
+      void sendReplicas().catch((err: unknown) => logger.debug({ err: String(err) }, "replica poll failed")),
+    REPLICA_POLL_MS,
+  );
+  out.signal.addEventListener("abort", () => clearInterval(poll), { once: true });
+  // The first replicas event goes out once runs are followed, so a client may act on it without missing a run.
+  let first = true;
+  const sendFirst = async () => {
+    if (!first) return;
+    first = false;
+    await sendReplicas().catch(() => undefined);
+  };
+  // A follow ends when there is no Runner (yet) or its consumer went away: look again until the client leaves.
+  while (!out.signal.aborted) {
+    await weft.runner
+      .followRuns(
+        (run) => out.send("run", run),
+        out.signal,
+        () => void sendFirst(),
+      )
+      .catch((err: unknown) => logger.debug({ err: String(err) }, "following runner runs ended"));
+    await sendFirst();
+    if (!out.signal.aborted) await sleep(REPLICA_POLL_MS, out.signal);
+  }
+  clearInterval(poll);
 }
 
 export function listen(app: express.Express, port: number, host: string): Promise<Server> {

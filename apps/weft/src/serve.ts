@@ -6,6 +6,7 @@ import { createApp, listen } from "./http.js";
 import { remoteMechanisms } from "./mechanisms/index.js";
 import { WeftMetrics } from "./metrics.js";
 import { serveCoordinatorApi } from "./nats-api.js";
+import { SessionSigner } from "./session.js";
 import { Weft } from "./weft.js";
 
 export interface RunningWeft {
@@ -34,7 +35,7 @@ export async function startWeft(
   });
   await weft.start();
   const sub = serveCoordinatorApi(weft, logger);
-  const app = createApp(weft, new TokenAuthenticator(tokens), logger);
+  const app = createApp(weft, new TokenAuthenticator(tokens), logger, new SessionSigner(tokens));
   const server = await listen(app, config.port, config.host);
   const address = server.address();
   const port = typeof address === "object" && address ? address.port : config.port;

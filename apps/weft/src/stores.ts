@@ -1,4 +1,4 @@
-import { casUpdate, ensureBucket, type Fabric, jsonCodec, type Logger } from "@loominal/fabric";
+import { bucketKeys, casUpdate, ensureBucket, type Fabric, jsonCodec, type Logger } from "@loominal/fabric";
 import {
   buckets,
   LoominalError,
@@ -17,8 +17,7 @@ async function readAll<T>(
   decode: (v: Uint8Array, where: string) => { ok: true; value: T } | { ok: false; error: Error },
   logger: Logger,
 ): Promise<T[]> {
-  const keys: string[] = [];
-  for await (const k of await kv.keys()) keys.push(k);
+  const keys = await bucketKeys(kv);
   const out: T[] = [];
   for (const k of keys.sort()) {
     const e = await kv.get(k);

@@ -136,3 +136,68 @@ export function client(baseUrl: string, token?: string) {
 export function readToken(path: string): string {
   return readFileSync(path, "utf8").trim();
 }
+
+/** The built `loominal-runner` bin. */
+export const RUNNER_BIN = join(here, "..", "..", "runner", "dist", "bin.js");
+
+/** A Runner replica as a child process (the built bin), for the dashboard's Runner view. */
+export class RunnerReplica {
+  readonly proc: ChildProcess;
+  readonly url: string;
+  readonly replicaId: string;
+
+  private constructor(proc: ChildProcess, url: string, replicaId: string) {
+    this.proc = proc;
+    this.url = url;
+    this.replicaId = replicaId;
+  }
+
+  /** Starts it and resolves once it printed its ready line. */
+  static start(env: Record<string, string>): Promise<RunnerReplica> {
+    const proc = spawn(process.execPath, [RUNNER_BIN], {
+      env: { PATH: process.env.PATH ?? "", LOOMINAL_LOG_LEVEL: "warn", RUNNER_PORT: "0", ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    live.add(proc);
+    let out = "";
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`runner did not start within 30 s:\n${out}`)), 30_000);
+      proc.stderr?.on("data", (d: Buffer) => {
+        out += d.toString();
+      });
+      proc.stdout?.on("data", (d: Buffer) => {
+        out += d.toString();
+        const line = out.split("\n").find((l) => l.startsWith('{"ready":true'));
+        if (!line) return;
+        clearTimeout(timer);
+        const ready = JSON.parse(line) as { url: string; replica_id: string };
+        resolve(new RunnerReplica(proc, ready.url, ready.replica_id));
+      });
+      proc.once("exit", (code) => {
+        live.delete(proc);
+        clearTimeout(timer);
+        reject(new Error(`runner exited with ${code} before it was ready:\n${out}`));
+      });
+    });
+  }
+
+  /** Posts a run (no streaming) and resolves with its run id. */
+  async run(body: { agent: string; prompt: string; user_id: string }): Promise<string> {
+    const res = await fetch(`${this.url}/v1/runs`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ ...body, stream: false }),
+    });
+    const json = (await res.json()) as { run_id?: string };
+    if (res.status !== 202 || !json.run_id) throw new Error(`the runner refused the run: ${res.status}`);
+    return json.run_id;
+  }
+
+  /** SIGTERM and wait. */
+  async stop(): Promise<void> {
+    if (this.proc.exitCode !== null || this.proc.signalCode !== null) return;
+    const exited = new Promise<void>((r) => this.proc.once("exit", () => r()));
+    this.proc.kill("SIGTERM");
+    await exited;
+  }
+}

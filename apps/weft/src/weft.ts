@@ -18,6 +18,7 @@ import {
   subjects,
   type TargetRecord,
   type WeftEvent,
+  type WorkEvent,
   type WorkItem,
   type WorkStatus,
   warpConfigSchema,
@@ -25,6 +26,7 @@ import {
 } from "@loominal/protocol";
 import {
   BoundaryPolicies,
+  type DeadLetterListInput,
   type EventWatch,
   type OfferInput,
   type WorkListFilter,
@@ -36,6 +38,7 @@ import { LocalMechanism, localProcessAlive } from "./mechanisms/local.js";
 import type { Mechanism, RemoteStatus } from "./mechanisms/types.js";
 import type { WeftMetrics } from "./metrics.js";
 import { type AgentEntry, type RegistryChange, RegistryView } from "./registry-view.js";
+import { RunnerView } from "./runner-view.js";
 import { SpinUpStore, TargetStore } from "./stores.js";
 
 /** The identity Weft writes into the work ledger (offeredBy, transitions): the same for every instance. */
@@ -117,6 +120,8 @@ export class Weft {
   readonly logger: Logger;
   readonly metrics: WeftMetrics;
   readonly registry: RegistryView;
+  /** The Runner's state in NATS, read-only (for the dashboard). */
+  readonly runner: RunnerView;
   readonly policies: BoundaryPolicies;
   #projects = new Map<string, Project>();
   #mechanisms = new Map<string, Mechanism>();
@@ -141,6 +146,7 @@ export class Weft {
     this.logger = options.logger;
     this.metrics = options.metrics;
     this.registry = new RegistryView(this.fabric, this.logger);
+    this.runner = new RunnerView(this.fabric);
     this.policies = new BoundaryPolicies(this.fabric);
     for (const p of this.config.boundaries) this.#policyByBoundary.set(p.boundary, p);
     const local = new LocalMechanism({ dataDir: this.config.dataDir, logger: this.logger });
@@ -329,6 +335,30 @@ export class Weft {
         details: { workId },
       });
     return item;
+  }
+
+  /** The item's recent transitions (what the ledger keeps), oldest first. */
+  async workHistory(projectId: string, workId: string): Promise<WorkEvent[]> {
+    const events = await this.project(projectId).work.history(workId);
+    if (events.length === 0)
+      throw new LoominalError("not_found", `no work ${workId} in project ${projectId}`, {
+        details: { workId },
+      });
+    return events;
+  }
+
+  // ——— dead letters (Warp's DLQ operations, as the coordinator) ———
+
+  dlqList(projectId: string, input: DeadLetterListInput) {
+    return this.project(projectId).work.dlqList(input);
+  }
+
+  dlqRetry(projectId: string, workId: string, options: { resetAttempts?: boolean }): Promise<WorkItem> {
+    return this.project(projectId).work.dlqRetry(workId, options);
+  }
+
+  dlqDiscard(projectId: string, workId: string): Promise<WorkItem> {
+    return this.project(projectId).work.dlqDiscard(workId);
   }
 
   async cancelWork(projectId: string, workId: string, reason?: string): Promise<WorkItem> {

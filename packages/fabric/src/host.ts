@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { accessSync, constants, statSync } from "node:fs";
+import { accessSync, constants, readFileSync, statSync } from "node:fs";
 import { ConfigError, NATS_SERVER_INSTALL_HINT, natsServerCandidates } from "@loominal/protocol";
 
 /**
@@ -13,6 +13,39 @@ export function processAlive(pid: number): boolean {
     return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/**
+ * A process's start time in clock ticks since boot (Linux, `/proc/<pid>/stat` field 22), or undefined
+ * where /proc does not say. With the pid it names one process: a pid reused later has another start time.
+ */
+export function processStartTime(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // Fields after "(comm) " start at field 3; starttime is field 22.
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+  } catch {
+    return undefined;
+  }
+}
+
+/** The host's boot id (Linux, `/proc/sys/kernel/random/boot_id`), or undefined where there is none. */
+export function hostBootId(): string | undefined {
+  try {
+    return readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The command line of a process (Linux, `/proc/<pid>/cmdline`), or undefined where /proc does not say. */
+export function processCommandLine(pid: number): string[] | undefined {
+  try {
+    const raw = readFileSync(`/proc/${pid}/cmdline`, "utf8");
+    return raw.split("\0").filter((part) => part !== "");
+  } catch {
+    return undefined;
   }
 }
 

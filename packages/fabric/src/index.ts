@@ -81,7 +81,15 @@ export {
   type ServerVersion,
   versionAtLeast,
 } from "./features.js";
-export { findNatsServer, natsServerVersionOf, processAlive, requireNatsServer } from "./host.js";
+export {
+  findNatsServer,
+  hostBootId,
+  natsServerVersionOf,
+  processAlive,
+  processCommandLine,
+  processStartTime,
+  requireNatsServer,
+} from "./host.js";
 export { Lease, type LeaseOptions, type LeaseRecord, leaseBucket, leaseBucketSpec } from "./lease.js";
 export {
   createLogger,
@@ -116,6 +124,7 @@ export { KeyedSerialQueue } from "./serial.js";
 export { GracefulShutdown, type GracefulShutdownOptions } from "./shutdown.js";
 export {
   type BucketSpec,
+  bucketKeys,
   consumerInfo,
   ensureBucket,
   ensureStream,

@@ -2,7 +2,15 @@ import { rmSync } from "node:fs";
 import { eventually, NatsServer, uniqueProjectId } from "@loominal/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Fabric } from "./connection.js";
-import { ensureBucket, ensureStream, forgetStream, streamInfo, withBucket, withStream } from "./streams.js";
+import {
+  bucketKeys,
+  ensureBucket,
+  ensureStream,
+  forgetStream,
+  streamInfo,
+  withBucket,
+  withStream,
+} from "./streams.js";
 
 let server: NatsServer;
 const fabrics: Fabric[] = [];
@@ -92,5 +100,25 @@ describe("ensureStream recovers from a stream that disappeared", () => {
     const kv = await ensureBucket(f, bucket);
     await kv.put("k", "v");
     expect((await kv.get("k"))?.string()).toBe("v");
+  });
+});
+
+describe("bucketKeys", () => {
+  it("lists the keys under a filter from the stream, without a consumer, including ones replaced mid-listing", async () => {
+    const f = await open();
+    const name = `keys-${uniqueProjectId()}`;
+    const kv = await ensureBucket(f, { name, history: 1, ttlMs: 60_000 });
+    for (let i = 0; i < 250; i++) await kv.put(`a.k${i}`, "v");
+    await kv.put("b.other", "v");
+    await kv.put("a.gone", "v");
+    await kv.delete("a.gone");
+    const listed = await bucketKeys(kv, "a.>");
+    expect(listed).toHaveLength(251);
+    expect(listed).toContain("a.k249");
+    expect(listed).not.toContain("b.other");
+    // Deleted keys are listed with their marker; their entry says so.
+    expect((await kv.get("a.gone"))?.operation).toBe("DEL");
+    expect(await bucketKeys(kv)).toHaveLength(252);
+    expect(await bucketKeys(kv, "none.>")).toEqual([]);
   });
 });

@@ -8,7 +8,7 @@ import {
   type StreamConfig,
   type StreamInfo,
 } from "@nats-io/jetstream";
-import type { KV } from "@nats-io/kv";
+import { Bucket, type KV } from "@nats-io/kv";
 import type { Fabric } from "./connection.js";
 import {
   type ConfigDifference,
@@ -338,6 +338,21 @@ export async function streamInfo(jsm: JetStreamManager, name: string): Promise<S
     if (isPermissionViolation(err)) throw new NatsPermissionError(`access to stream ${name}`, { cause: err });
     throw err;
   }
+}
+
+/**
+ * The keys of a KV bucket matching `filter` (a subject filter over keys, `>` for all), read from the
+ * stream's per-subject counts: one request per page of subjects and no consumer. `kv.keys()` waits on an
+ * ordered consumer that, when a key expires or is replaced between its creation and its first delivery,
+ * only ends at the consumer's idle heartbeat seconds later; this cannot. A key whose last entry is a
+ * delete or purge marker is still listed: callers read the entry and skip those, as they must anyway for
+ * a key deleted after the listing.
+ */
+export async function bucketKeys(kv: KV, filter = ">"): Promise<string[]> {
+  if (!(kv instanceof Bucket)) throw new TypeError("bucketKeys needs a bucket opened through the fabric");
+  const info = await kv.jsm.streams.info(kv.stream, { subjects_filter: `${kv.prefix}.${filter}` });
+  const skip = kv.prefix.length + 1;
+  return Object.keys(info.state.subjects ?? {}).map((s) => s.slice(skip));
 }
 
 /** A KV bucket as Loominal describes it. */

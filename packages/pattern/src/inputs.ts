@@ -55,8 +55,19 @@ export type RememberFields = z.output<typeof rememberInputSchema>;
 /** Largest batch a bulk call accepts. */
 export const BULK_MAX = 1_000;
 
+/**
+ * pattern_remember's input as JSON Schema: what a bulk item is published as. The item itself is checked
+ * by `remember`, so an invalid one fails only itself.
+ */
+const rememberItemJsonSchema: Record<string, unknown> = z.toJSONSchema(rememberInputSchema, { io: "input" });
+delete rememberItemJsonSchema.$schema;
+
+/**
+ * A batch for `rememberBulk` and pattern_remember_bulk: the array is checked here (1 to BULK_MAX items);
+ * each item is validated on its own when it is stored, and one that is invalid fails only its result.
+ */
 export const rememberBulkInputSchema = z
-  .array(rememberInputSchema)
+  .array(z.unknown().meta(rememberItemJsonSchema))
   .min(1)
   .max(BULK_MAX, `at most ${BULK_MAX} memories per bulk call; split the batch`);
 

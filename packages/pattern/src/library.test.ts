@@ -55,6 +55,11 @@ describe("library entry points validate their input like the tools", () => {
       expect(await invalidInput(store.cleanup({ olderThanMs: -1 }))).toContain("olderThanMs");
       await invalidInput(store.forgetBulk([], {}));
       await invalidInput(store.rememberBulk([]));
+      // Filters are bounded: a huge array is refused, not scanned.
+      const huge = Array(100_000).fill("private") as Scope[];
+      expect(await invalidInput(store.list({ scopes: huge }))).toContain("scopes");
+      expect(await invalidInput(store.recallContext({ tags: Array(100_000).fill("t") }))).toContain("tags");
+      expect(await invalidInput(store.search("find", { scopes: huge }))).toContain("scopes");
 
       // Valid input still works, with the tools' defaults.
       expect((await store.recallContext({ scopes: ["private"] })).matched).toBe(1);

@@ -564,9 +564,11 @@ export class MemoryStore {
     return kinds.length > 0 ? [secretWarning(record.id, kinds)] : [];
   }
 
-  /** Stores many memories; each succeeds or fails on its own. At most BULK_MAX per call. */
+  /**
+   * Stores many memories; each succeeds or fails on its own (an invalid item gets `invalid_input` in its
+   * result). Only a batch that is not 1 to BULK_MAX items fails the call.
+   */
   async rememberBulk(inputs: readonly RememberInput[]): Promise<Array<BulkOutcome<WriteResult>>> {
-    // As in pattern_remember_bulk: malformed fields fail the call; an invalid pair fails only its item.
     parseInput(rememberBulkInputSchema, inputs);
     return mapBounded(inputs, 64, async (input) => {
       try {
@@ -843,7 +845,8 @@ export class MemoryStore {
    * memories are carried over). Each goes through the same normalisation and validation as `remember`
    * (tags trimmed and lower-cased, whitespace-only content refused, the core limit); one that fails is
    * skipped with the reason. Duplicates of memories the caller can already read (same scope, category
-   * and content) are skipped unless `skipDuplicates` is false.
+   * and content) are skipped unless `skipDuplicates` is false. Of records sharing an id only the first
+   * is imported; each later one is skipped, named by its id.
    */
   importRecords(
     records: readonly MemoryRecord[],
@@ -859,10 +862,23 @@ export class MemoryStore {
             )
           : [],
       );
-      const newIds = new Map(valid.map((r) => [r.id, randomId()]));
       const summary: ImportSummary = { imported: [], skipped: [], warnings: [] };
+      // An id names one memory: a later record with the same id would overwrite or shadow the first.
+      const firstOfId: MemoryRecord[] = [];
+      const newIds = new Map<string, string>();
+      for (const r of valid) {
+        if (newIds.has(r.id)) {
+          summary.skipped.push({
+            fromId: r.id,
+            reason: `another record of this file has the same id ${r.id}; only the first one is imported`,
+          });
+          continue;
+        }
+        newIds.set(r.id, randomId());
+        firstOfId.push(r);
+      }
       const now = new Date().toISOString();
-      await mapBounded(valid, 32, async (r) => {
+      await mapBounded(firstOfId, 32, async (r) => {
         let record: MemoryRecord;
         try {
           const fresh = this.#newRecord({

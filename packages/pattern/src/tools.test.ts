@@ -562,9 +562,20 @@ describe("bulk tools", () => {
       expect(results.map((x) => x.ok)).toEqual([true, false, true]);
       expect(results[1]?.error?.code).toBe("invalid_input");
       expect((await a.fails("pattern_remember_bulk", { memories: [] })).code).toBe("invalid_input");
-      expect((await a.fails("pattern_remember_bulk", { memories: [{ content: "" }] })).message).toContain(
-        "memories.0.content",
-      );
+      // An invalid item (empty content, a bad tag, not even an object) fails only itself.
+      const mixed = await a.ok("pattern_remember_bulk", {
+        memories: [{ content: "" }, { content: "kept", tags: ["ok"] }, { content: "x", priority: 9 }, 7],
+      });
+      expect(mixed.stored).toBe(1);
+      const mixedResults = mixed.results as Array<{ ok: boolean; error?: { code: string; message: string } }>;
+      expect(mixedResults.map((x) => x.ok)).toEqual([false, true, false, false]);
+      expect(mixedResults[0]?.error?.code).toBe("invalid_input");
+      expect(mixedResults[0]?.error?.message).toContain("content");
+      expect(mixedResults[2]?.error?.message).toContain("priority");
+      expect(mixedResults[3]?.error?.code).toBe("invalid_input");
+      expect(
+        (await a.fails("pattern_remember_bulk", { memories: Array(1_001).fill({ content: "x" }) })).message,
+      ).toContain("1000");
 
       const teamId = results[2]?.memoryId as string;
       const bobs = memoryOf(await b.ok("pattern_remember", { content: "bob's" }));

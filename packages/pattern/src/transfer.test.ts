@@ -210,3 +210,39 @@ describe("pattern_import normalisation", () => {
     }
   });
 });
+
+describe("pattern_import of a file with repeated ids", () => {
+  it("imports the first record of an id, and names each later one as skipped instead of losing it silently", async () => {
+    const a = await openAgent(nats.url, { projectId: uniqueProjectId() });
+    try {
+      await a.ok("pattern_remember", { content: "first of the id", category: "longterm" });
+      await a.ok("pattern_export", { scope: "private", path: "one.json" });
+      const file = JSON.parse(readFileSync(join(a.dir, "one.json"), "utf8"));
+      const [first] = file.memories;
+      const twin = { ...first, content: "second with the same id", category: "tasks" };
+      const third = { ...first, content: "third with the same id" };
+      writeFileSync(join(a.dir, "twins.json"), JSON.stringify({ ...file, memories: [first, twin, third] }));
+
+      const b = await openAgent(nats.url, { projectId: uniqueProjectId() });
+      try {
+        mkdirSync(join(b.dir, "in"));
+        writeFileSync(join(b.dir, "in/twins.json"), readFileSync(join(a.dir, "twins.json")));
+        const imp = await b.ok("pattern_import", { path: "in/twins.json" });
+        expect(imp.imported).toBe(1);
+        const skipped = imp.skipped as Array<{ fromId: string; reason: string }>;
+        expect(skipped).toHaveLength(2);
+        for (const s of skipped) {
+          expect(s.fromId).toBe(first.id);
+          expect(s.reason).toContain("same id");
+        }
+        const ctx = await b.ok("pattern_recall_context", { scopes: ["private"] });
+        const contents = (ctx.memories as MemoryOut[]).map((m) => m.content);
+        expect(contents).toEqual(["first of the id"]);
+      } finally {
+        await b.close();
+      }
+    } finally {
+      await a.close();
+    }
+  });
+});

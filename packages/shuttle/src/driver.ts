@@ -1,7 +1,6 @@
 import { randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
-import { KeyedSerialQueue, processAlive } from "@loominal/fabric";
+import { hostBootId, KeyedSerialQueue, processAlive, processStartTime } from "@loominal/fabric";
 import { z } from "zod";
 import type { WorkDir } from "./paths.js";
 
@@ -68,8 +67,8 @@ export class DriverLocks {
 
   constructor(workDir: WorkDir) {
     this.#workDir = workDir;
-    const bootId = readBootId();
-    const pidStart = processStart(process.pid);
+    const bootId = hostBootId();
+    const pidStart = processStartTime(process.pid);
     this.me = {
       pid: process.pid,
       hostname: hostname(),
@@ -142,7 +141,7 @@ export class DriverLocks {
     }
     if (!processAlive(holder.pid)) return true;
     if (holder.pidStart) {
-      const start = processStart(holder.pid);
+      const start = processStartTime(holder.pid);
       if (start !== undefined && start !== holder.pidStart) return true;
     }
     return false;
@@ -221,24 +220,5 @@ export class DriverLocks {
 
   #serial<T>(orchestrationId: string, run: () => Promise<T>): Promise<T> {
     return this.#queue.run(orchestrationId, run);
-  }
-}
-
-function readBootId(): string | undefined {
-  try {
-    return readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim() || undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** A process's start time in clock ticks since boot (Linux), or undefined where /proc does not say. */
-function processStart(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    // Fields after "(comm) " start at field 3; starttime is field 22.
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
-  } catch {
-    return undefined;
   }
 }

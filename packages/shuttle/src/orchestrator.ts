@@ -102,7 +102,10 @@ export interface OrchestrationSummary {
   updatedAt: string;
   subtasks: number;
   completed: number;
+  /** Subtasks whose work failed. */
   failed: number;
+  /** Subtasks that will not run because a dependency did not complete. */
+  blocked: number;
   outstanding: number;
   /** Whether the orchestration's directory is in this process's work dir. */
   local: boolean;
@@ -1189,7 +1192,8 @@ export function summarize(record: OrchestrationRecord): Omit<OrchestrationSummar
     updatedAt: record.updatedAt,
     subtasks: record.subtasks.length,
     completed: count((s) => s.status === "completed"),
-    failed: count((s) => s.status === "failed" || s.status === "blocked"),
+    failed: count((s) => s.status === "failed"),
+    blocked: count((s) => s.status === "blocked"),
     outstanding: count((s) => OUTSTANDING.includes(s.status)),
   };
 }

@@ -1,5 +1,6 @@
 import {
   type BucketSpec,
+  bucketKeys,
   casUpdate,
   ensureBucket,
   type Fabric,
@@ -177,7 +178,7 @@ export class OrchestrationStore {
     try {
       const kv = await this.bucket();
       const ids: string[] = [];
-      for await (const k of await kv.keys()) {
+      for (const k of await bucketKeys(kv)) {
         if (AGENT_ID_RE.test(k)) ids.push(k);
         if (ids.length >= max) break;
       }

@@ -19,4 +19,9 @@ export {
   natsServerBinary,
   natsServerVersion,
 } from "./nats-server.js";
+export {
+  type CollectEventsOptions,
+  collectServerSentEvents,
+  type ServerSentEvent,
+} from "./sse.js";
 export { TcpProxy } from "./tcp-proxy.js";

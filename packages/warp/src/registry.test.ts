@@ -1,3 +1,4 @@
+import { Fabric } from "@loominal/fabric";
 import { type AgentRecord, keys } from "@loominal/protocol";
 import { eventually, NatsServer, tempDir, uniqueProjectId } from "@loominal/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -267,6 +268,33 @@ describe("registry", () => {
     } finally {
       await wb.close();
       b.cleanup();
+    }
+  });
+
+  it("a restarted agent registers with no tasks, while re-registering in the same process keeps its count", async () => {
+    const a = projectConfig(nats.url, uniqueProjectId(), { env: { LOOMINAL_AGENT_NAME: "alice" } });
+    let wa = await openWarp(a.config, locks.path);
+    try {
+      await wa.warp.registry.register({ agentType: "claude-code" });
+      await wa.warp.registry.updatePresence({ currentTaskCount: 2 });
+      expect((await wa.warp.registry.register({ agentType: "claude-code" })).currentTaskCount).toBe(2);
+      const agentId = wa.warp.agentId;
+      const key = keys.registry(a.config.projectId, agentId);
+      const admin = await Fabric.connect({ nats: a.config.nats });
+      const kv = await admin.kvm.open(REGISTRY_BUCKET.name);
+      await wa.close();
+      // What a process that died holding three tasks left behind.
+      const left = JSON.parse(new TextDecoder().decode((await kv.get(key))?.value)) as AgentRecord;
+      await kv.put(key, JSON.stringify({ ...left, pid: process.pid + 1, currentTaskCount: 3 }));
+      await admin.close();
+      wa = await openWarp(a.config, locks.path);
+      expect(wa.warp.agentId).toBe(agentId);
+      const again = await wa.warp.registry.register({ agentType: "claude-code" });
+      expect(again.currentTaskCount).toBe(0);
+      expect((await wa.warp.registry.getInfo(agentId)).currentTaskCount).toBe(0);
+    } finally {
+      await wa.close();
+      a.cleanup();
     }
   });
 });

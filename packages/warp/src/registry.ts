@@ -227,7 +227,11 @@ export class Registry {
         boundaries,
         scope,
         status: "online" as const,
-        currentTaskCount: current?.agentId === id.agentId ? current.currentTaskCount : 0,
+        // Tasks are counted by the process that holds them: a new process (a restart) starts at none.
+        currentTaskCount:
+          current?.agentId === id.agentId && current.pid === process.pid && current.hostname === id.hostname
+            ? current.currentTaskCount
+            : 0,
         maxConcurrentTasks,
         hostname: id.hostname,
         pid: process.pid,

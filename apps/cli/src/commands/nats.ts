@@ -99,8 +99,8 @@ export function printConnectHint(ctx: CliContext, url: string, config?: Loominal
         "user:password@ in NATS_URL works too). They are never printed.",
     );
   }
-  ctx.out("Then print the Claude Code config for the MCP servers (.mcp.json):");
-  ctx.out(`  ${ctx.commandName} mcp-config`);
+  ctx.out("Then add the MCP servers to the project's .mcp.json for Claude Code:");
+  ctx.out(`  ${ctx.commandName} mcp-config --write`);
 }
 
 function printStatus(ctx: CliContext, status: LocalNatsStatus): void {

@@ -2,21 +2,40 @@ import { type LoominalConfig, NatsPermissionError, NotProvisionedError } from "@
 import { LoominalError } from "@loominal/protocol";
 import type { Command } from "commander";
 import { type CliContext, projectConfig } from "../context.js";
-import { LocalNats } from "../local-nats.js";
+import { LocalNats, type StartedServer } from "../local-nats.js";
 import { requireNatsServer } from "../nats-binary.js";
 import { type NatsProbe, probeNats } from "../probe.js";
 import { describeProvision, provisionWithConfig } from "../provision.js";
 import { preferredPort, printConnectHint, printStarted } from "./nats.js";
+import { type UpOptions, upServices } from "./services.js";
 
-export function registerUpCommand(program: Command, ctx: CliContext): void {
+export function registerUpCommand(program: Command, ctx: CliContext, setExit: (code: number) => void): void {
   program
     .command("up")
     .description(
-      "one command to a running local fabric: use NATS_URL if it answers with JetStream, " +
-        "start a local nats-server under .loominal/ if nothing answers there",
+      "one command to a running local fabric: NATS (NATS_URL if it answers with JetStream, else a local " +
+        "nats-server under .loominal/), then Weft and a Runner; Ctrl-C stops what it started",
     )
-    .action(async () => {
-      await up(ctx);
+    .option("--detach", "leave everything running and return; 'down' stops it, 'status' checks it")
+    .option("--nats-only", "only make sure NATS answers with JetStream and the project is provisioned")
+    .option(
+      "--weft-port <port>",
+      "Weft's HTTP port (default: WEFT_PORT, else 3000 when free, else a free one)",
+    )
+    .option(
+      "--runner-port <port>",
+      "the Runner's HTTP port (default: RUNNER_PORT, else 3100 when free, else a free one)",
+    )
+    .option("--show-token", "also print the API token itself (by default only the file holding it)")
+    .option("--timeout <ms>", "how long Weft and the Runner may take to become healthy", "60000")
+    .action(async (opts: UpOptions) => {
+      const config = projectConfig(ctx);
+      if (opts.natsOnly) {
+        const nats = await ensureNats(ctx, config);
+        printConnectHint(ctx, nats.url, nats.external ? config : undefined);
+        return;
+      }
+      setExit(await upServices(ctx, config, opts, () => ensureNats(ctx, config)));
     });
 }
 
@@ -35,8 +54,16 @@ function serverChosen(config: LoominalConfig): boolean {
   );
 }
 
-async function up(ctx: CliContext): Promise<void> {
-  const config = projectConfig(ctx);
+/** The NATS that `up` settled on, and the local server it started for it, if it did. */
+export interface UpNats {
+  url: string;
+  /** True when the server is one the user configured or already ran (credentials may apply). */
+  external: boolean;
+  started?: StartedServer;
+  local: LocalNats;
+}
+
+async function ensureNats(ctx: CliContext, config: LoominalConfig): Promise<UpNats> {
   const local = new LocalNats(config.projectDir);
   const probe = await probeNats(config.nats);
 
@@ -48,8 +75,7 @@ async function up(ctx: CliContext): Promise<void> {
         (isLocal ? ` (this project's local server, pid ${localPid}).` : "."),
     );
     await provisionOrExplain(ctx, config, probe.url);
-    printConnectHint(ctx, probe.url, config);
-    return;
+    return { url: probe.url, external: true, local };
   }
 
   if (probe.kind !== "unreachable") {
@@ -69,7 +95,7 @@ async function up(ctx: CliContext): Promise<void> {
   });
   printStarted(ctx, local, server);
   await provisionOrExplain(ctx, config, server.url);
-  printConnectHint(ctx, server.url);
+  return { url: server.url, external: false, ...(server.started ? { started: server } : {}), local };
 }
 
 /**

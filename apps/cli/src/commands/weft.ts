@@ -2,12 +2,17 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { LoominalError } from "@loominal/protocol";
 import type { Command } from "commander";
-import type { CliContext } from "../context.js";
+import { type CliContext, projectConfig } from "../context.js";
+import { readStackState, stackPaths } from "../stack.js";
 
-/** Where Weft is and how to authenticate: WEFT_URL, WEFT_TOKEN or the token file Weft generated. */
+/**
+ * Where Weft is and how to authenticate: WEFT_URL, else the Weft that `loominal up` started for this
+ * project, else http://127.0.0.1:3000; WEFT_TOKEN, else the token file Weft (or `up`) wrote.
+ */
 export function weftClient(ctx: CliContext) {
-  const base = (ctx.env.WEFT_URL?.trim() || "http://127.0.0.1:3000").replace(/\/+$/, "");
-  const tokenFile = join(ctx.cwd, ".loominal", "weft-token");
+  const started = upWeft(ctx);
+  const base = (ctx.env.WEFT_URL?.trim() || started?.url || "http://127.0.0.1:3000").replace(/\/+$/, "");
+  const tokenFile = started?.tokenFile ?? join(ctx.cwd, ".loominal", "weft-token");
   const token =
     ctx.env.WEFT_TOKEN?.trim() ||
     (existsSync(tokenFile) ? readFileSync(tokenFile, "utf8").trim() : undefined);
@@ -60,6 +65,16 @@ export function weftClient(ctx: CliContext) {
     }
     return json as Record<string, unknown>;
   };
+}
+
+/** The Weft `up` recorded for this project, if any (a broken configuration or record is ignored here). */
+function upWeft(ctx: CliContext): { url: string; tokenFile: string } | undefined {
+  try {
+    const state = readStackState(stackPaths(projectConfig(ctx).projectDir));
+    return state?.weft ? { url: state.weft.url, tokenFile: state.tokenFile } : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** A plain text table of chosen columns. */

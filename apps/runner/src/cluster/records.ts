@@ -1,86 +1,23 @@
-import { z } from "zod";
-
-export const RUN_STATUSES = ["queued", "running", "completed", "failed", "cancelled"] as const;
-export type RunStatus = (typeof RUN_STATUSES)[number];
-export const TERMINAL: ReadonlySet<RunStatus> = new Set(["completed", "failed", "cancelled"]);
-
-const usageSchema = z.object({ input_tokens: z.number(), output_tokens: z.number() });
-
-/** What POST /v1/runs accepted; travels in the admission stream to whichever replica runs it. */
-export const runRequestSchema = z.object({
-  run_id: z.string(),
-  agent: z.string(),
-  prompt: z.string(),
-  user_id: z.string(),
-  tenant_id: z.string().nullable(),
-  agent_id: z.string().nullable(),
-  session_id: z.string().nullable(),
-  metadata: z.record(z.string(), z.unknown()).nullable(),
-  run_timeout_seconds: z.number().nullable(),
-  accepted_by: z.string(),
-  created_at: z.string(),
-});
-export type RunRequest = z.infer<typeof runRequestSchema>;
-
-/** The run record in runner-runs; field names are those of the HTTP API. */
-export const runRecordSchema = runRequestSchema.omit({ prompt: true }).extend({
-  status: z.enum(RUN_STATUSES),
-  stop_reason: z.string().nullable(),
-  error: z.string().nullable(),
-  /** The replica executing the run (the accepting one while queued). */
-  replica_id: z.string(),
-  started_at: z.string().nullable(),
-  ended_at: z.string().nullable(),
-  usage: usageSchema,
-  iterations: z.number(),
-  /** Where the admission message's ack goes, so the reaper can free the global slot of a dead replica's run. */
-  admit_ack: z.string().nullable(),
-});
-export type RunRecord = z.infer<typeof runRecordSchema>;
-
-/** A user's admitted runs: run id → the replica that accepted it. Its size never exceeds the per-user cap. */
-export const quotaRecordSchema = z.object({
-  user_id: z.string(),
-  runs: z.record(z.string(), z.string()),
-});
-export type QuotaRecord = z.infer<typeof quotaRecordSchema>;
-
-export const heartbeatSchema = z.object({
-  replica_id: z.string(),
-  /** Random per process: tells a live replica from a restarted one with the same id. */
-  instance: z.string(),
-  started_at: z.string(),
-  at: z.string(),
-  active_runs: z.number(),
-  /** Runs not yet parked at a pause boundary (0 when the replica is fully paused). */
-  unparked_runs: z.number(),
-  /** The `since` of the pause this replica has seen and applied; null while running. */
-  pause_since: z.string().nullable(),
-  url: z.string().nullable(),
-  draining: z.boolean(),
-});
-export type Heartbeat = z.infer<typeof heartbeatSchema>;
-
-export const PAUSE_STATES = ["running", "pausing"] as const;
-/** The cluster's pause flag; `paused` is derived: pausing and no replica has an unparked run. */
-export const pauseRecordSchema = z.object({
-  state: z.enum(PAUSE_STATES),
-  since: z.string(),
-  by: z.string(),
-});
-export type PauseRecord = z.infer<typeof pauseRecordSchema>;
-
-export const lockRecordSchema = z.object({ run_id: z.string(), replica_id: z.string(), at: z.string() });
-export type LockRecord = z.infer<typeof lockRecordSchema>;
-
-/** One event on a run's event stream. */
-export const runEventSchema = z.object({
-  run_id: z.string(),
-  seq: z.number().int().min(1),
-  type: z.string(),
-  at: z.string(),
-  data: z.record(z.string(), z.unknown()),
-});
-export type RunEvent = z.infer<typeof runEventSchema>;
-
-export const TERMINAL_EVENTS: ReadonlySet<string> = new Set(["done", "error"]);
+// The record schemas live in @loominal/protocol (Weft's dashboard reads the same records); these are the
+// names the Runner's code uses for them.
+export {
+  RUN_STATUSES,
+  RUNNER_PAUSE_STATES as PAUSE_STATES,
+  type RunEvent,
+  type RunnerHeartbeat as Heartbeat,
+  type RunnerLockRecord as LockRecord,
+  type RunnerPauseRecord as PauseRecord,
+  type RunnerQuotaRecord as QuotaRecord,
+  type RunRecord,
+  type RunRequest,
+  type RunStatus,
+  runEventSchema,
+  runnerHeartbeatSchema as heartbeatSchema,
+  runnerLockRecordSchema as lockRecordSchema,
+  runnerPauseRecordSchema as pauseRecordSchema,
+  runnerQuotaRecordSchema as quotaRecordSchema,
+  runRecordSchema,
+  runRequestSchema,
+  TERMINAL_RUN_EVENTS as TERMINAL_EVENTS,
+  TERMINAL_RUN_STATUSES as TERMINAL,
+} from "@loominal/protocol";

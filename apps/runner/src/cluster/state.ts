@@ -1,4 +1,11 @@
-import { casUpdate, entryValue, forgetRevision, isCasConflict, jsonCodec } from "@loominal/fabric";
+import {
+  bucketKeys,
+  casUpdate,
+  entryValue,
+  forgetRevision,
+  isCasConflict,
+  jsonCodec,
+} from "@loominal/fabric";
 import { keys } from "@loominal/protocol";
 import type { KV } from "@nats-io/kv";
 import {
@@ -19,29 +26,9 @@ export const quotaCodec = jsonCodec(quotaRecordSchema);
 export const pauseCodec = jsonCodec(pauseRecordSchema);
 export const lockCodec = jsonCodec(lockRecordSchema);
 
-/**
- * The keys of a bucket under `filter`, deduplicated. Bounded in time: a listing that has not finished
- * after `timeoutMs` is stopped and reported as an error rather than left to hang a request or the reaper.
- */
-export async function listKeys(kv: KV, filter: string, timeoutMs = 5_000): Promise<string[]> {
-  const found = new Set<string>();
-  const iter = await kv.keys(filter);
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      iter.stop();
-      reject(new Error(`listing ${filter} took over ${timeoutMs} ms`));
-    }, timeoutMs);
-  });
-  const drain = (async () => {
-    for await (const k of iter) found.add(k);
-  })();
-  try {
-    await Promise.race([drain, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-  return [...found];
+/** The keys of a bucket under `filter`, deduplicated (one stream-info request; see the fabric's bucketKeys). */
+export function listKeys(kv: KV, filter: string): Promise<string[]> {
+  return bucketKeys(kv, filter);
 }
 
 /** Which status may follow which. Terminal states have no successor: the first writer wins. */

@@ -85,7 +85,11 @@ class KnownHosts {
   }
 }
 
-/** Starts agents on another host over SSH, detached (setsid + nohup) so they outlive the connection. */
+/**
+ * Starts agents on another host over SSH, detached (setsid + nohup) so they outlive the connection. The
+ * launch script, with the agent's environment, is written to the remote shell's stdin, never put on its
+ * command line.
+ */
 export class SshMechanism implements Mechanism {
   readonly name = "ssh" as const;
   #logger: Logger;
@@ -191,13 +195,24 @@ export class SshMechanism implements Mechanism {
     return { client, secrets };
   }
 
-  /** Runs `command` on the host; resolves with its exit code and output. */
+  /**
+   * Runs `command` on the host, writing `stdin` (if any) to it; resolves with its exit code and output.
+   * A connection that drops before the command exits is an error, never an exit code.
+   */
   async #exec(
     client: Client,
     command: string,
     timeoutMs: number,
+    stdin?: string,
   ): Promise<{ code: number | null; stdout: string; stderr: string }> {
     return new Promise((ok, fail) => {
+      const closed = () =>
+        fail(
+          new LoominalError(
+            "internal",
+            "the ssh connection closed before the remote command finished; whether it ran is unknown (check the host, then retry)",
+          ),
+        );
       const timer = setTimeout(() => {
         fail(
           new LoominalError(
@@ -215,6 +230,7 @@ export class SshMechanism implements Mechanism {
         }
         let stdout = "";
         let stderr = "";
+        let exited = false;
         let code: number | null = null;
         stream.on("data", (d: Buffer) => {
           stdout += d.toString("utf8");
@@ -223,16 +239,20 @@ export class SshMechanism implements Mechanism {
           stderr += d.toString("utf8");
         });
         stream.on("exit", (c: number | null) => {
+          exited = true;
           code = c;
         });
         stream.on("close", () => {
           clearTimeout(timer);
-          ok({ code, stdout, stderr });
+          if (exited) ok({ code, stdout, stderr });
+          else closed();
         });
+        stream.on("error", () => undefined);
+        if (stdin !== undefined) stream.end(stdin);
       });
       client.once("close", () => {
         clearTimeout(timer);
-        fail(new LoominalError("internal", "the ssh connection closed before the remote command finished"));
+        closed();
       });
     });
   }
@@ -270,7 +290,9 @@ export class SshMechanism implements Mechanism {
       "echo $!",
     ].join("\n");
     const { pid } = await this.#run(config, async (client) => {
-      const r = await this.#exec(client, `sh -c ${shellQuote(script)}`, config.timeoutMs);
+      // The script (with the agent's env) goes over stdin: the remote command line, which any user of
+      // the host can read in `ps`, is only `sh -s`.
+      const r = await this.#exec(client, "sh -s", config.timeoutMs, `${script}\n`);
       const pid = Number.parseInt(r.stdout.trim(), 10);
       if (r.code !== 0 || !Number.isInteger(pid) || pid <= 0)
         throw new LoominalError(

@@ -208,6 +208,9 @@ describe("orchestrations executed by worker processes", () => {
       ["report", "blocked"],
       ["leak", "completed"],
     ]);
+    const state = await callOk(s.client, "shuttle_get_state", { orchestrationId });
+    // A subtask that never ran because its dependency failed is blocked, not failed.
+    expect(state.summary).toMatchObject({ subtasks: 5, completed: 3, failed: 1, blocked: 1, outstanding: 0 });
     const results = await callOk(s.client, "shuttle_get_results", { orchestrationId });
     expect(results.missingOutputs).toEqual([
       { id: "perf", status: "failed" },

@@ -29,7 +29,8 @@ export const summarySchema = z.object({
   updatedAt: z.string(),
   subtasks: z.int(),
   completed: z.int(),
-  failed: z.int().describe("Subtasks that failed or were blocked by a failed dependency"),
+  failed: z.int().describe("Subtasks whose work failed"),
+  blocked: z.int().describe("Subtasks that will not run because a dependency failed or was cancelled"),
   outstanding: z.int().describe("Subtasks waiting, offered or claimed"),
   local: z.boolean().describe("Whether the orchestration's directory is in this server's work dir"),
 });

@@ -1,4 +1,12 @@
-import { ensureBucket, type Fabric, isCasConflict, jsonCodec, type KV, type Logger } from "@loominal/fabric";
+import {
+  bucketKeys,
+  ensureBucket,
+  type Fabric,
+  isCasConflict,
+  jsonCodec,
+  type KV,
+  type Logger,
+} from "@loominal/fabric";
 import { buckets, keys, randomId } from "@loominal/protocol";
 import { z } from "zod";
 
@@ -118,8 +126,7 @@ export async function strandedJournals(
 ): Promise<StrandedJournal[]> {
   const kv = await openBucket(fabric);
   const found: StrandedJournal[] = [];
-  const names: string[] = [];
-  for await (const k of await kv.keys(keys.offerJournalPrefix(projectId))) names.push(k);
+  const names = await bucketKeys(kv, keys.offerJournalPrefix(projectId));
   for (const key of names) {
     const entry = await kv.get(key);
     if (entry?.operation !== "PUT") continue;

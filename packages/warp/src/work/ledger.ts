@@ -136,6 +136,17 @@ export class WorkLedger {
     if (entry?.operation !== "PUT") return undefined;
     return { item: codec.decode(entry.value, `${this.bucket}/${workId}`), revision: entry.revision };
   }
+  /** The revisions the ledger still keeps of an item (at most LEDGER_HISTORY), oldest first. */
+  async history(workId: string): Promise<LedgerEntry[]> {
+    const out: LedgerEntry[] = [];
+    for await (const e of await this.#kv.history({ key: workId })) {
+      if (e.operation !== "PUT") continue;
+      const r = codec.safeDecode(e.value, `${this.bucket}/${workId}@${e.revision}`);
+      if (r.ok) out.push({ item: r.value, revision: e.revision });
+      else this.#logger.warn({ workId, err: r.error.message }, "skipping an unreadable work ledger revision");
+    }
+    return out;
+  }
 
   /**
    * Applies `mutate` by compare-and-set. With `known` (a record and revision this process already has,

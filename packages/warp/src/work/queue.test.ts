@@ -54,6 +54,25 @@ describe("work queue lifecycle", () => {
     expect(await claimer.claim({ capability: "typescript", timeoutMs: 300 })).toBeUndefined();
   });
 
+  it("tells an item's recent transitions, oldest first, and nothing of an item the reader may not see", async () => {
+    const projectId = uniqueProjectId();
+    const offerer = await agent({ projectId, userId: "u-offerer" });
+    const claimer = await agent({ projectId });
+    const item = await offerer.offer(offer("h1"));
+    await claimer.claim({ capability: "typescript", timeoutMs: 3_000 });
+    await claimer.complete(item.workId, "done");
+    const history = await offerer.history(item.workId);
+    expect(history.map((e) => e.type)).toEqual(["offered", "claimed", "completed"]);
+    expect(history.map((e) => e.status)).toEqual(["pending", "claimed", "completed"]);
+    expect(history[1]?.agentId).toBe(claimer.agentId);
+    expect(history[0]?.revision).toBeLessThan(history[2]?.revision ?? 0);
+
+    const priv = await offerer.offer(offer("h2", { scope: "private" }));
+    expect((await offerer.history(priv.workId)).map((e) => e.type)).toEqual(["offered"]);
+    expect(await claimer.history(priv.workId)).toEqual([]);
+    expect(await offerer.history(randomId())).toEqual([]);
+  });
+
   it("takes many concurrent offers on a fresh queue", async () => {
     const q = await agent({ projectId: uniqueProjectId() });
     const items = await Promise.all(Array.from({ length: 25 }, (_, i) => q.offer(offer(`c${i}`))));

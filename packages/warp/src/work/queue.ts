@@ -28,7 +28,7 @@ import {
 } from "./dead-letters.js";
 import { iso, without } from "./decision.js";
 import { WorkClaimConflictError, WorkNotFoundError, WorkTransitionError } from "./errors.js";
-import { type EventWatch, transition, type WatchEventsOptions } from "./events.js";
+import { type EventWatch, eventsOf, transition, type WatchEventsOptions } from "./events.js";
 import { OfferJournal, STRANDED_AFTER_MS } from "./journal.js";
 import type { LedgerEntry, WorkLedger } from "./ledger.js";
 import type { WorkMaintenance } from "./maintenance.js";
@@ -624,6 +624,22 @@ export class WorkQueue {
       const { ledger } = await this.#r.ready();
       const item = (await ledger.get(workId))?.item;
       return item && this.#mayRead(item) ? item : undefined;
+    });
+  }
+
+  /**
+   * The item's recent transitions, oldest first: the work events of the revisions the ledger still keeps
+   * (offered, claimed, a progress note and the outcome; see LEDGER_HISTORY). Empty when the item does not
+   * exist or this agent may not see it.
+   */
+  async history(workId: string): Promise<WorkEvent[]> {
+    checkWorkId(workId);
+    return this.#r.guard(async () => {
+      const { ledger } = await this.#r.ready();
+      const revisions = await ledger.history(workId);
+      const latest = revisions[revisions.length - 1]?.item;
+      if (!latest || !this.#mayRead(latest)) return [];
+      return revisions.flatMap((r) => eventsOf(r.item, r.revision));
     });
   }
 

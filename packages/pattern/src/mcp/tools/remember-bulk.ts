@@ -1,6 +1,6 @@
 import { defineTool } from "@loominal/mcp-kit";
 import { z } from "zod";
-import { BULK_MAX, rememberBulkInputSchema } from "../../inputs.js";
+import { BULK_MAX, type RememberInput, rememberBulkInputSchema } from "../../inputs.js";
 import type { PatternToolDeps } from "../deps.js";
 import { errorOutput, locationOutput } from "../schemas.js";
 
@@ -8,7 +8,7 @@ export function rememberBulkTool(deps: PatternToolDeps) {
   return defineTool({
     name: "pattern_remember_bulk",
     title: "Remember many",
-    description: `Store up to ${BULK_MAX} memories in one call, each with the same fields as pattern_remember. Each one succeeds or fails on its own; the result lists them in order.`,
+    description: `Store up to ${BULK_MAX} memories in one call, each with the same fields as pattern_remember. Each one succeeds or fails on its own (an invalid item, say empty content, fails only itself with invalid_input); the result lists them in order.`,
     input: z.strictObject({
       memories: rememberBulkInputSchema.describe("The memories to store."),
     }),
@@ -27,7 +27,8 @@ export function rememberBulkTool(deps: PatternToolDeps) {
       warnings: z.array(z.string()),
     }),
     handler: async (input) => {
-      const outcomes = await deps.store.rememberBulk(input.memories);
+      // Each item is validated as it is stored (an invalid one fails only its result).
+      const outcomes = await deps.store.rememberBulk(input.memories as RememberInput[]);
       const warnings: string[] = [];
       const results = outcomes.map((o, index) => {
         if (!o.ok) return { index, ok: false, error: o.error };

@@ -26,7 +26,9 @@ export function listOrchestrationsTool({ shuttle }: ShuttleToolDeps) {
             : list
                 .map(
                   (o) =>
-                    `${o.orchestrationId} ${o.phase} ${o.completed}/${o.subtasks}: ${o.task.slice(0, 80)}`,
+                    // One line per orchestration: a task's own line breaks must not start lines that
+                    // read as other orchestrations.
+                    `${o.orchestrationId} ${o.phase} ${o.completed}/${o.subtasks}: ${o.task.replace(/\s+/g, " ").trim().slice(0, 80)}`,
                 )
                 .join("\n"),
       };
