@@ -129,7 +129,8 @@ describe("loominal up --detach, status, down", () => {
     expect(text.code).toBe(0);
     expect(text.stdout).toContain("Everything 'up' runs is healthy.");
 
-    // An agent online and a queued work item show up in status; `work submit` finds up's Weft by itself.
+    // An agent online and a queued work item show up in status; `work submit` finds up's Weft, its token
+    // and this directory's project by itself.
     const warp = buildMcpConfig({}).config.mcpServers["loominal-warp"];
     const agent = await spawnStdio({
       command: warp.command,
@@ -151,8 +152,6 @@ describe("loominal up --detach, status, down", () => {
           "docs",
           "--description",
           "write the getting-started guide",
-          "--project",
-          healthy.json.projectId,
           "--json",
         ],
         { cwd, env },
