@@ -119,7 +119,19 @@ export async function runCircuits(options, { progress } = {}) {
     const quotasKv = await fabric.kvm.open(buckets.runnerQuotas());
     const replicasKv = await fabric.kvm.open(buckets.runnerReplicas());
 
-    const h = new Driver({ o, replicas, nats, now, memoryKv, evalsKv, runsKv, quotasKv, replicasKv, fabric });
+    const h = new Driver({
+      o,
+      replicas,
+      nats,
+      now,
+      meters,
+      memoryKv,
+      evalsKv,
+      runsKv,
+      quotasKv,
+      replicasKv,
+      fabric,
+    });
     await h.watch();
     const report = await h.run(waves, progress);
     report.setup = {
@@ -134,7 +146,7 @@ export async function runCircuits(options, { progress } = {}) {
     };
     report.processes = Object.fromEntries(
       [...meters.entries()].map(([name, m]) => {
-        m.sample(t0);
+        m.sample();
         const elapsed = Math.max(1, m.lastAt - m.startedAt);
         return [
           name,
@@ -168,7 +180,16 @@ class Driver {
     /** replica id → pause_since in its last heartbeat */
     this.heartbeatPause = new Map();
     this.pauseWaiters = [];
-    this.counters = { posts: 0, http429: 0, httpBackpressure: 0, http503: 0, httpOther: 0, netErrors: 0 };
+    this.counters = {
+      posts: 0,
+      http429: 0,
+      httpBackpressure: 0,
+      http503: 0,
+      httpOther: 0,
+      netErrors: 0,
+      watchRestarts: 0,
+      readRetries: 0,
+    };
     this.rr = 0;
     this.post = limiter(this.o.postConcurrency);
     this.watchers = [];
@@ -180,19 +201,40 @@ class Driver {
   // ------------------------------------------------------------------ observation (push)
 
   async watch() {
+    // A watch that fails (its server went away) is started again from the revision after the last seen.
     const follow = async (kv, key, onEntry) => {
-      const w = await kv.watch({ key, include: "updates" });
-      this.watchers.push(w);
-      void (async () => {
-        for await (const e of w) {
-          if (e.operation !== "PUT") continue;
+      let last = 0;
+      const start = async () => {
+        const w = await kv.watch(
+          last > 0 ? { key, resumeFromRevision: last + 1 } : { key, include: "updates" },
+        );
+        this.watchers.push(w);
+        void (async () => {
           try {
-            onEntry(e);
+            for await (const e of w) {
+              last = Math.max(last, e.revision);
+              if (e.operation !== "PUT") continue;
+              try {
+                onEntry(e);
+              } catch {
+                // An unreadable value is not ours to judge here.
+              }
+            }
           } catch {
-            // An unreadable value is not ours to judge here.
+            this.counters.watchRestarts++;
           }
-        }
-      })();
+          while (!this.stopped) {
+            await sleep(250);
+            try {
+              await start();
+              return;
+            } catch {
+              this.counters.watchRestarts++;
+            }
+          }
+        })();
+      };
+      await start();
     };
     await follow(this.runsKv, keys.runnerRunsPrefix(), (e) => this.#onRecord(e.json()));
     await follow(this.evalsKv, ">", (e) => {
@@ -208,6 +250,7 @@ class Driver {
   }
 
   stop() {
+    this.stopped = true;
     for (const w of this.watchers) w.stop();
   }
 
@@ -298,8 +341,11 @@ class Driver {
             signal: AbortSignal.timeout(30_000),
           }),
         );
-      } catch {
+      } catch (err) {
         this.counters.netErrors++;
+        const kind = err?.cause?.code ?? err?.name ?? "error";
+        this.counters.netErrorKinds ??= {};
+        this.counters.netErrorKinds[kind] = (this.counters.netErrorKinds[kind] ?? 0) + 1;
         await sleep(100);
         continue;
       }
@@ -374,7 +420,9 @@ class Driver {
   /** The circuit's output: three memory values and the evaluation, with the right content. */
   async #verify(c) {
     const get = async (suffix) => {
-      const e = await this.memoryKv.get(keys.runnerMemory("user", c.user, `${c.id}-${suffix}`));
+      const e = await this.#read(() =>
+        this.memoryKv.get(keys.runnerMemory("user", c.user, `${c.id}-${suffix}`)),
+      );
       return e?.operation === "PUT" ? e.json().value : undefined;
     };
     const [research, edited, scored] = await Promise.all([
@@ -382,19 +430,51 @@ class Driver {
       get("research-edited"),
       get("research-scored"),
     ]);
-    if (research?.circuit !== c.id) return false;
-    if (edited?.edited !== true || edited.from?.circuit !== c.id) return false;
-    if (scored?.score !== 0.8) return false;
+    const wrong = (why) => {
+      c.wrong = why;
+      return false;
+    };
+    if (research?.circuit !== c.id) return wrong(research ? "research value wrong" : "research missing");
+    if (edited?.edited !== true || edited.from?.circuit !== c.id)
+      return wrong(edited ? "edited value wrong" : "edited missing");
+    if (scored?.score !== 0.8) return wrong(scored ? "score value wrong" : "score missing");
     const editor = c.roles.editor;
     if (!this.evaluations.has(editor)) {
       // The evaluation watch may trail the run-record watch by a moment.
       await Promise.race([new Promise((r) => this.evalWaiters.set(editor, r)), sleep(5_000)]);
       this.evalWaiters.delete(editor);
     }
+    if (!this.evaluations.has(editor)) {
+      // Not seen by the watch (it may have lost its server): read the bucket itself.
+      const found = await this.#read(async () => {
+        const out = [];
+        for await (const k of await this.evalsKv.keys(keys.runnerEvaluationsPrefix(editor))) out.push(k);
+        return out;
+      });
+      for (const k of found) {
+        const e = await this.#read(() => this.evalsKv.get(k));
+        if (e?.operation === "PUT") this.evaluations.set(editor, { ...e.json(), key: k });
+      }
+      if (found.length > 0) this.counters.evaluationsReadBack = (this.counters.evaluationsReadBack ?? 0) + 1;
+    }
     const ev = this.evaluations.get(editor);
-    if (!ev || ev.by_run_id !== c.roles.evaluator || ev.score !== 0.8) return false;
-    const stored = await this.evalsKv.get(ev.key);
-    return stored?.operation === "PUT";
+    if (!ev) return wrong("evaluation missing");
+    if (ev.by_run_id !== c.roles.evaluator || ev.score !== 0.8) return wrong("evaluation wrong");
+    const stored = await this.#read(() => this.evalsKv.get(ev.key));
+    return stored?.operation === "PUT" ? true : wrong("evaluation missing");
+  }
+
+  /** A read that survives a NATS node going away: retried for up to ~10 s. */
+  async #read(fn) {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await fn();
+      } catch (err) {
+        if (attempt >= 20) throw err;
+        this.counters.readRetries++;
+        await sleep(500);
+      }
+    }
   }
 
   /** A circuit with retries: a run lost to a fault (failed, not completed) is tried again as a new circuit. */
@@ -410,6 +490,7 @@ class Driver {
           continue;
         }
         wave[outcome]++;
+        if (outcome === "silent") wave.silentReasons[c.wrong] = (wave.silentReasons[c.wrong] ?? 0) + 1;
         if (outcome === "failed") wave.losses[c.failure] = (wave.losses[c.failure] ?? 0) + 1;
         if (outcome === "completed") {
           const ms = c.endAt - c.t0;
@@ -467,6 +548,9 @@ class Driver {
     const results = [];
     let injected = false;
     const liveLine = setInterval(() => progress?.(this.#progressLine(waves.length)), 1_000);
+    for (const m of this.meters.values()) m.sample();
+    const cpuBefore = new Map([...this.meters.entries()].map(([k, m]) => [k, m.cpuMs]));
+    let cpuDuring;
     try {
       for (const [i, spec] of waves.entries()) {
         const wave = {
@@ -483,6 +567,7 @@ class Driver {
           incomplete: 0,
           retried: 0,
           losses: {},
+          silentReasons: {},
           latencies: [],
           retriedLatencies: [],
           runsEnded: 0,
@@ -536,8 +621,25 @@ class Driver {
       }
     } finally {
       clearInterval(liveLine);
+      for (const m of this.meters.values()) m.sample();
+      cpuDuring = new Map([...this.meters.entries()].map(([k, m]) => [k, m.cpuMs - (cpuBefore.get(k) ?? 0)]));
     }
     const elapsedMs = this.now() - started;
+    const runsEnded = results.reduce((n, w) => n + w.runsEnded, 0);
+    const sum = (pred) => [...cpuDuring.entries()].filter(([k]) => pred(k)).reduce((n, [, v]) => n + v, 0);
+    const perRun = (ms) => (runsEnded > 0 ? round(ms / runsEnded, 2) : null);
+    const cpu = {
+      runsEnded,
+      wavesElapsedMs: Math.round(elapsedMs),
+      cpuPercentDuringWaves: Object.fromEntries(
+        [...cpuDuring.entries()].map(([k, v]) => [k, round((v / Math.max(1, elapsedMs)) * 100)]),
+      ),
+      cpuMsPerRun: {
+        replicas: perRun(sum((k) => k.startsWith("bench-"))),
+        nats: perRun(sum((k) => k.startsWith("nats-"))),
+        driver: perRun(sum((k) => k === "driver")),
+      },
+    };
     const after = await this.#afterRun();
     return {
       elapsedMs: Math.round(elapsedMs),
@@ -549,6 +651,7 @@ class Driver {
         latencyMs: percentiles(w.latencies),
       })),
       injections: this.injections,
+      cpu,
       http: this.counters,
       ...after,
     };
@@ -566,6 +669,7 @@ class Driver {
       completionPercent: considered > 0 ? round((w.completed / considered) * 100, 2) : 100,
       failed: w.failed,
       silentRegressions: w.silent,
+      silentReasons: w.silent > 0 ? w.silentReasons : undefined,
       incomplete: w.incomplete,
       cancelledByInjector: w.cancelled,
       retried: w.retried,
@@ -683,7 +787,16 @@ class Driver {
     this.pauseWaiters.length = 0;
     await sleep(500);
     const resumed = await fetch(`${r.url}/v1/_resume`, { method: "POST" });
+    const logTail =
+      p.status === 200
+        ? undefined
+        : r.output
+            .join("")
+            .split("\n")
+            .filter((l) => /"level":(40|50)/.test(l))
+            .slice(-3);
     return {
+      logTail,
       visibleMs: Object.fromEntries(Object.entries(visibleMs).map(([k, v]) => [k, round(v, 2)])),
       maxVisibleMs: round(Math.max(...Object.values(visibleMs), 0), 2),
       allVisible: ids.every((id) => visibleMs[id] !== undefined),
@@ -702,6 +815,7 @@ class Driver {
     const victim = alive.reduce((a, b) => (count(b.id) > count(a.id) ? b : a));
     const victims = running.filter(([, r]) => r.replicaId === victim.id).map(([id]) => id);
     const t = performance.now();
+    const killAt = this.now();
     await victim.kill("SIGKILL");
     const deadline = t + 120_000;
     while (performance.now() < deadline && victims.some((id) => this.runs.get(id)?.endAt === undefined)) {
@@ -714,9 +828,11 @@ class Driver {
       reasons[k] = (reasons[k] ?? 0) + 1;
     }
     const left = victims.filter((id) => this.runs.get(id)?.endAt === undefined).length;
+    const ended = victims.map((id) => this.runs.get(id)?.endAt).filter((x) => x !== undefined);
     return {
       victim: victim.id,
       victimRuns: victims.length,
+      victimTerminalAfterKillMs: percentiles(ended.map((x) => x - killAt)),
       killToAllTerminalMs: left === 0 ? Math.round(performance.now() - t) : null,
       notTerminal: left,
       victimOutcomes: reasons,

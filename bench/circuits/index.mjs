@@ -177,10 +177,16 @@ export function table(r) {
     );
   }
   lines.push("");
-  lines.push(`${pad("process", 12)}${pad("peak RSS", 12)}${pad("CPU s", 10)}avg CPU %`);
+  lines.push(`${pad("process", 12)}${pad("peak RSS", 12)}${pad("CPU s", 10)}CPU % during the waves`);
   for (const [name, p] of Object.entries(r.processes ?? {})) {
-    lines.push(`${pad(name, 12)}${pad(`${p.peakRssMb} MB`, 12)}${pad(p.cpuSeconds, 10)}${p.avgCpuPercent}`);
+    lines.push(
+      `${pad(name, 12)}${pad(`${p.peakRssMb} MB`, 12)}${pad(p.cpuSeconds, 10)}${r.cpu?.cpuPercentDuringWaves?.[name] ?? "-"}`,
+    );
   }
+  const per = r.cpu?.cpuMsPerRun ?? {};
+  lines.push(
+    `CPU per run ended: replicas ${per.replicas} ms, nats-server ${per.nats} ms, driver ${per.driver} ms (${r.cpu?.runsEnded} runs)`,
+  );
   const a = r.after;
   lines.push("");
   lines.push(

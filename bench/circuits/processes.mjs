@@ -33,22 +33,23 @@ export class ProcessMeter {
 
   constructor(pid, everyMs = 1_000, t0 = performance.now()) {
     this.#pid = pid;
+    this.t0 = t0;
     this.startedAt = performance.now();
     this.lastAt = this.startedAt;
     this.#first = sampleProcess(pid);
     this.#last = this.#first;
     if (this.#first) this.peakRssBytes = this.#first.rssBytes;
-    this.#timer = setInterval(() => this.sample(t0), everyMs);
+    this.#timer = setInterval(() => this.sample(), everyMs);
     this.#timer.unref();
   }
 
-  sample(t0) {
+  sample() {
     const s = sampleProcess(this.#pid);
     if (!s) return;
     this.#last = s;
     this.lastAt = performance.now();
     this.peakRssBytes = Math.max(this.peakRssBytes, s.rssBytes);
-    this.series.push({ at: Math.round(performance.now() - t0), ...s });
+    this.series.push({ at: Math.round(performance.now() - this.t0), ...s });
     if (this.series.length > 20_000) this.series.splice(0, this.series.length - 20_000);
   }
 

@@ -1,66 +1,65 @@
 import { existsSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import {
-  eventually,
-  NatsServer,
-  spawnStdio,
-  type TestClient,
-  tempDir,
-  uniqueProjectId,
-} from "@loominal/testkit";
+import { eventually, spawnStdio, type TestClient, tempDir, uniqueProjectId } from "@loominal/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { NATS_MODES, ScenarioNats } from "../lib/nats.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const WARP_BIN = join(here, "..", "..", "packages", "warp", "dist", "bin.js");
 
-let nats: NatsServer;
-const clients: TestClient[] = [];
-const project = tempDir("chat-scenario-");
-const projectId = uniqueProjectId("chat");
+describe.each(NATS_MODES)("01-chat (%s NATS): two agents talk on a channel and by direct message", (mode) => {
+  let nats: ScenarioNats;
+  const clients: TestClient[] = [];
+  const project = tempDir("chat-scenario-");
+  const projectId = uniqueProjectId("chat");
+  // One generated user per agent (credentialed mode), both of the project.
+  const users = [
+    { name: "planner", projectId, userId: "0a".repeat(16) },
+    { name: "coder", projectId, userId: "0c".repeat(16) },
+  ];
 
-beforeAll(async () => {
-  if (!existsSync(WARP_BIN))
-    throw new Error(`${WARP_BIN} is missing: run pnpm --filter @loominal/warp exec tsc -b`);
-  nats = await NatsServer.start();
-  writeFileSync(
-    join(project.path, ".loominal.json"),
-    JSON.stringify({ projectId, warp: { heartbeatIntervalMs: 500 } }),
-  );
-});
-afterAll(async () => {
-  for (const c of clients) await c.close().catch(() => undefined);
-  await nats.stop();
-  project.cleanup();
-});
-
-/** One agent = one `loominal-warp` process, started by its MCP client as Claude Code would start it. */
-async function startAgent(name: string): Promise<TestClient> {
-  const client = await spawnStdio({
-    command: process.execPath,
-    args: [WARP_BIN],
-    cwd: project.path,
-    env: { NATS_URL: nats.url, LOOMINAL_AGENT_NAME: name, LOOMINAL_LOG_LEVEL: "warn" },
+  beforeAll(async () => {
+    if (!existsSync(WARP_BIN))
+      throw new Error(`${WARP_BIN} is missing: run pnpm --filter @loominal/warp exec tsc -b`);
+    writeFileSync(
+      join(project.path, ".loominal.json"),
+      JSON.stringify({ projectId, warp: { heartbeatIntervalMs: 500 } }),
+    );
+    nats = await ScenarioNats.start(mode, users, { [projectId]: project.path });
   });
-  clients.push(client);
-  return client;
-}
+  afterAll(async () => {
+    for (const c of clients) await c.close().catch(() => undefined);
+    await nats?.stop();
+    project.cleanup();
+  });
 
-async function call(client: TestClient, tool: string, args: Record<string, unknown> = {}) {
-  const r = await client.call(tool, args);
-  if (r.isError) throw new Error(`${tool}: ${r.text}`);
-  return r.structured ?? {};
-}
+  /** One agent = one `loominal-warp` process, started by its MCP client as Claude Code would start it. */
+  async function startAgent(name: string): Promise<TestClient> {
+    const client = await spawnStdio({
+      command: process.execPath,
+      args: [WARP_BIN],
+      cwd: project.path,
+      env: { ...nats.env(name), LOOMINAL_AGENT_NAME: name, LOOMINAL_LOG_LEVEL: "warn" },
+    });
+    clients.push(client);
+    return client;
+  }
 
-/** Retries a call while NATS is coming back. */
-function soon(client: TestClient, tool: string, args: Record<string, unknown> = {}) {
-  return eventually(() => call(client, tool, args), { timeoutMs: 20_000, intervalMs: 200 });
-}
+  async function call(client: TestClient, tool: string, args: Record<string, unknown> = {}) {
+    const r = await client.call(tool, args);
+    if (r.isError) throw new Error(`${tool}: ${r.text}`);
+    return r.structured ?? {};
+  }
 
-type ChannelMessage = { senderHandle: string; message: string };
-type DirectMessage = { fromHandle: string; message: string; messageType: string };
+  /** Retries a call while NATS is coming back. */
+  function soon(client: TestClient, tool: string, args: Record<string, unknown> = {}) {
+    return eventually(() => call(client, tool, args), { timeoutMs: 20_000, intervalMs: 200 });
+  }
 
-describe("01-chat: two agents talk on a channel and by direct message", () => {
+  type ChannelMessage = { senderHandle: string; message: string };
+  type DirectMessage = { fromHandle: string; message: string; messageType: string };
+
   it("planner and coder coordinate, and the conversation survives a NATS restart", async () => {
     const planner = await startAgent("planner");
     const coder = await startAgent("coder");

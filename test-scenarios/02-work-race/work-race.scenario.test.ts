@@ -1,26 +1,31 @@
 import type { WorkEvent } from "@loominal/protocol";
-import { eventually, NatsServer, uniqueProjectId } from "@loominal/testkit";
+import { eventually, uniqueProjectId } from "@loominal/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ClaimerProcess, openWorkQueue } from "../lib/claimers.js";
+import { NATS_MODES, ScenarioNats } from "../lib/nats.js";
 
-const ITEMS = 500;
 const CLAIMERS = 5;
 
-let nats: NatsServer;
-const claimers: ClaimerProcess[] = [];
+describe.each(NATS_MODES)("02 work race (%s NATS)", (mode) => {
+  // The credentialed run proves the permissions; the open one carries the full load.
+  const ITEMS = mode === "open" ? 500 : 200;
+  const projectId = uniqueProjectId("race");
+  let nats: ScenarioNats;
+  const claimers: ClaimerProcess[] = [];
 
-beforeAll(async () => {
-  nats = await NatsServer.start();
-});
-afterAll(async () => {
-  for (const c of claimers) await c.kill();
-  await nats?.stop();
-});
+  beforeAll(async () => {
+    nats = await ScenarioNats.start(mode, [
+      { name: "driver", projectId },
+      { name: "claimer", projectId },
+    ]);
+  });
+  afterAll(async () => {
+    for (const c of claimers) await c.kill();
+    await nats?.stop();
+  });
 
-describe("02 work race", () => {
-  it("five claimer processes race over 500 items and each item is completed exactly once", async () => {
-    const projectId = uniqueProjectId("race");
-    const driver = await openWorkQueue(nats.url, projectId);
+  it("five claimer processes race over the items and each item is completed exactly once", async () => {
+    const driver = await openWorkQueue(nats.url, projectId, undefined, nats.auth("driver"));
     try {
       const events: WorkEvent[] = [];
       const watch = await driver.work.watchEvents((e) => {
@@ -29,7 +34,7 @@ describe("02 work race", () => {
       // Claimers start before the offers so they really race for each one.
       for (let i = 0; i < CLAIMERS; i++) {
         claimers.push(
-          new ClaimerProcess({ NATS_URL: nats.url, PROJECT_ID: projectId, LANES: "4", PREFETCH: "1" }),
+          new ClaimerProcess({ ...nats.env("claimer"), PROJECT_ID: projectId, LANES: "4", PREFETCH: "1" }),
         );
       }
       await eventually(() => expect(claimers.every((c) => c.of("started").length === 1)).toBe(true), {

@@ -1,23 +1,27 @@
 import type { WorkEvent } from "@loominal/protocol";
-import { eventually, NatsServer, uniqueProjectId } from "@loominal/testkit";
+import { eventually, uniqueProjectId } from "@loominal/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ClaimerProcess, openWorkQueue } from "../lib/claimers.js";
+import { NATS_MODES, ScenarioNats } from "../lib/nats.js";
 
-let nats: NatsServer;
-const claimers: ClaimerProcess[] = [];
+describe.each(NATS_MODES)("04 dead-letter queue (%s NATS)", (mode) => {
+  const projectId = uniqueProjectId("dlq");
+  let nats: ScenarioNats;
+  const claimers: ClaimerProcess[] = [];
 
-beforeAll(async () => {
-  nats = await NatsServer.start();
-});
-afterAll(async () => {
-  for (const c of claimers) await c.kill();
-  await nats?.stop();
-});
+  beforeAll(async () => {
+    nats = await ScenarioNats.start(mode, [
+      { name: "driver", projectId },
+      { name: "claimer", projectId },
+    ]);
+  });
+  afterAll(async () => {
+    for (const c of claimers) await c.kill();
+    await nats?.stop();
+  });
 
-describe("04 dead-letter queue", () => {
   it("an item failing 3 times lands in the DLQ, is retried from it and completes", async () => {
-    const projectId = uniqueProjectId("dlq");
-    const driver = await openWorkQueue(nats.url, projectId);
+    const driver = await openWorkQueue(nats.url, projectId, undefined, nats.auth("driver"));
     try {
       const events: WorkEvent[] = [];
       const watch = await driver.work.watchEvents((e) => {
@@ -31,7 +35,7 @@ describe("04 dead-letter queue", () => {
 
       // A claimer that fails every item (retryable), in its own process.
       const failing = new ClaimerProcess({
-        NATS_URL: nats.url,
+        ...nats.env("claimer"),
         PROJECT_ID: projectId,
         MODE: "fail",
         MAX_ATTEMPTS: "3",
@@ -56,7 +60,7 @@ describe("04 dead-letter queue", () => {
       // Retried from the DLQ (the bug is "fixed"): a healthy claimer completes it.
       await driver.work.dlqRetry(item.workId, { resetAttempts: true });
       expect((await driver.work.dlqList({})).letters).toEqual([]);
-      const healthy = new ClaimerProcess({ NATS_URL: nats.url, PROJECT_ID: projectId, MODE: "complete" });
+      const healthy = new ClaimerProcess({ ...nats.env("claimer"), PROJECT_ID: projectId, MODE: "complete" });
       claimers.push(healthy);
       await eventually(() => expect(healthy.of("completed").map((l) => l.workId)).toEqual([item.workId]), {
         timeoutMs: 30_000,

@@ -12,6 +12,7 @@ import {
   heartbeatSchema,
   type PauseRecord,
   pauseRecordSchema,
+  type QuotaRecord,
   type RunEvent,
   type RunRecord,
   type RunRequest,
@@ -39,6 +40,9 @@ const cancelReplyCodec = jsonCodec(z.object({ ok: z.boolean() }));
 /** How often a replica looks for runs it owns but does not run, and how old they must be (ms). */
 const ORPHAN_CHECK_MS = 10_000;
 const ORPHAN_MIN_AGE_MS = 10_000;
+
+/** Users the reaper sweeps at once. */
+const SWEEP_CONCURRENCY = 32;
 
 /** JetStream API error: the stream is at max_msgs with discard new. */
 const JS_MAX_MESSAGES = 10077;
@@ -470,7 +474,8 @@ export class RunnerService {
     let seq = 0;
     const emit: EmitEvent = async (type, data) => {
       seq++;
-      await this.events.publish(record.run_id, seq, type, data);
+      const n = seq;
+      await this.#persist(() => this.events.publish(record.run_id, n, type, data), "storing a run event");
       if (type === "retry") this.#o.metrics?.providerRetries.inc({ reason: String(data.reason) });
     };
     const started = Date.now();
@@ -561,17 +566,19 @@ export class RunnerService {
   }
 
   /**
-   * Retries a write that ends a run while NATS is away (a reconnect takes a few seconds), so a run is not
-   * left `running` by a short outage; the periodic orphan check catches what still fails.
+   * Retries a write of the run's own bookkeeping (its events, its end) while NATS is away (a reconnect
+   * takes a few seconds), so a short outage neither fails a run nor leaves it `running`; the periodic
+   * orphan check catches what still fails. Only for idempotent writes: event publishes carry a message
+   * id, and the end is a compare-and-set.
    */
-  async #persist<T>(write: () => Promise<T>): Promise<T> {
+  async #persist<T>(write: () => Promise<T>, what = "ending a run"): Promise<T> {
     let delay = 100;
     for (let attempt = 1; ; attempt++) {
       try {
         return await write();
       } catch (err) {
         if (attempt >= 8 || this.#stopped) throw err;
-        this.#log.warn({ err: String(err), attempt }, "ending a run failed; retrying");
+        this.#log.warn({ err: String(err), attempt }, `${what} failed; retrying`);
         await new Promise((r) => setTimeout(r, delay));
         delay = Math.min(delay * 2, 2_000);
       }
@@ -883,25 +890,36 @@ export class RunnerService {
   async #sweep(signal: AbortSignal): Promise<void> {
     const live = new Set((await this.replicas()).map((r) => r.replica_id));
     live.add(this.replicaId);
-    for (const quota of await this.quotas.all()) {
-      if (signal.aborted) return;
-      await Promise.all(
-        Object.entries(quota.runs).map(async ([runId, acceptedBy]) => {
-          const record = await this.runs.get(runId);
-          if (!record) {
-            if (!live.has(acceptedBy)) await this.quotas.release(quota.user_id, [runId]);
-            return;
-          }
-          if (TERMINAL.has(record.status)) {
-            await this.#releaseSlots(record);
-            return;
-          }
-          if (record.status === "running" && !live.has(record.replica_id)) {
-            await this.failRun(record, "replica_died", `replica ${record.replica_id} stopped heartbeating`);
-          }
-        }),
-      );
-    }
+    // Users are swept SWEEP_CONCURRENCY at a time: after a replica with hundreds of runs dies, failing them
+    // one user after another would take a round trip per write in series.
+    const quotas = await this.quotas.all();
+    let next = 0;
+    const lane = async () => {
+      while (next < quotas.length && !signal.aborted) {
+        const quota = quotas[next++];
+        if (quota) await this.#sweepUser(quota, live);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(SWEEP_CONCURRENCY, quotas.length) }, lane));
+  }
+
+  async #sweepUser(quota: QuotaRecord, live: Set<string>): Promise<void> {
+    await Promise.all(
+      Object.entries(quota.runs).map(async ([runId, acceptedBy]) => {
+        const record = await this.runs.get(runId);
+        if (!record) {
+          if (!live.has(acceptedBy)) await this.quotas.release(quota.user_id, [runId]);
+          return;
+        }
+        if (TERMINAL.has(record.status)) {
+          await this.#releaseSlots(record);
+          return;
+        }
+        if (record.status === "running" && !live.has(record.replica_id)) {
+          await this.failRun(record, "replica_died", `replica ${record.replica_id} stopped heartbeating`);
+        }
+      }),
+    );
   }
 
   // ---------------------------------------------------------------- pause

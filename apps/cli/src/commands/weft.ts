@@ -68,10 +68,12 @@ export function weftClient(ctx: CliContext) {
 }
 
 /** The Weft `up` recorded for this project, if any (a broken configuration or record is ignored here). */
-function upWeft(ctx: CliContext): { url: string; tokenFile: string } | undefined {
+function upWeft(ctx: CliContext): { url: string; tokenFile: string; projectId: string } | undefined {
   try {
     const state = readStackState(stackPaths(projectConfig(ctx).projectDir));
-    return state?.weft ? { url: state.weft.url, tokenFile: state.tokenFile } : undefined;
+    return state?.weft
+      ? { url: state.weft.url, tokenFile: state.tokenFile, projectId: state.projectId }
+      : undefined;
   } catch {
     return undefined;
   }
@@ -102,9 +104,18 @@ export function registerWeftCommands(program: Command, ctx: CliContext): void {
     ctx.out(json ? JSON.stringify(value, null, 2) : human());
   const withProject = (cmd: Command) =>
     cmd
-      .option("--project <id>", "project id (default: LOOMINAL_PROJECT_ID, or the token's only project)")
+      .option(
+        "--project <id>",
+        "project id (default: LOOMINAL_PROJECT_ID, this directory's with the Weft 'up' started, or the token's only project)",
+      )
       .option("--json", "print JSON");
-  const project = (o: { project?: string }) => o.project ?? ctx.env.LOOMINAL_PROJECT_ID;
+  // The Weft `up` started runs with an admin token, so its project is this directory's.
+  const project = (o: { project?: string }) => o.project ?? ctx.env.LOOMINAL_PROJECT_ID ?? upProject();
+  const upProject = () => {
+    const started = upWeft(ctx);
+    const url = ctx.env.WEFT_URL?.trim().replace(/\/+$/, "");
+    return started && (!url || url === started.url) ? started.projectId : undefined;
+  };
 
   const work = program.command("work").description("work items through Weft (WEFT_URL, WEFT_TOKEN)");
   withProject(
