@@ -35,6 +35,7 @@ const bucketFamilies: Array<[string, Arg[], (...a: string[]) => string]> = [
   ["offerJournal", [], () => buckets.offerJournal()],
   ["fileLeases", ["project"], (p) => buckets.fileLeases(p)],
   ["reminders", ["project"], (p) => buckets.reminders(p)],
+  ["messageAcks", ["project"], (p) => buckets.messageAcks(p)],
   ["runnerRuns", [], () => buckets.runnerRuns()],
   ["runnerQuotas", [], () => buckets.runnerQuotas()],
   ["runnerReplicas", [], () => buckets.runnerReplicas()],
@@ -182,6 +183,12 @@ const FAMILIES: Family[] = [
   },
   { namespace: "key:file-leases", name: "fileLeaseTable", args: [], build: () => keys.fileLeaseTable() },
   { namespace: "key:reminders", name: "reminders", args: ["agent"], build: (a) => keys.reminders(a) },
+  {
+    namespace: "key:message-acks",
+    name: "messageAck",
+    args: ["agent", "agent"],
+    build: (a, m) => keys.messageAck(a, m),
+  },
   {
     namespace: "key:memory",
     name: "memoryPrivate",

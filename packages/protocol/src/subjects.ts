@@ -114,6 +114,8 @@ export const buckets = {
   agentIdentities: () => "loom-agent-ids",
   /** Which direct messages each agent has read (key `<p>.<agentId>`), so each is returned once. */
   inboxLedger: () => "loom-inbox-ledger",
+  /** Acknowledgements of direct messages sent with `ackRequired` (key `<senderId>.<messageId>`). */
+  messageAcks: (projectId: string) => `loom-acks-${p(projectId)}`,
   runnerRuns: () => "runner-runs",
   runnerQuotas: () => "runner-quotas",
   runnerReplicas: () => "runner-replicas",
@@ -154,6 +156,9 @@ export const keys = {
   fileLeaseTable: () => "table",
   /** An agent's reminder state in the project's reminders bucket. */
   reminders: (agentId: string) => assertAgentId(agentId),
+  /** An acknowledgement record: `<senderId>.<messageId>`, so a sender lists its own with `<senderId>.>`. */
+  messageAck: (senderId: string, messageId: string) =>
+    `${assertAgentId(senderId)}.${assertAgentId(messageId)}`,
   /** One offering process's journal: `<p>.<token>`, the token 32 hex, random per process. */
   offerJournal: (projectId: string, token: string) => `${p(projectId)}.${assertAgentId(token)}`,
   offerJournalPrefix: (projectId: string) => `${p(projectId)}.>`,
@@ -241,6 +246,13 @@ export function natsLayout(): LayoutRow[] {
       subject: subjects.inbox(EX, EXA),
       store: `stream ${streams.inbox(EX)}`,
       retention: `limits, max msgs per agent; what each agent has read: KV ${buckets.inboxLedger()} key ${keys.inboxLedger(EX, EXA)}`,
+    },
+    {
+      what: "direct-message acknowledgements",
+      subject: `key ${keys.messageAck(EXA, EXA)}`,
+      store: `KV ${buckets.messageAcks(EX)}`,
+      retention:
+        "history 1, bucket TTL the inbox's maxAgeMs; written pending by the sender, acknowledged by the recipient",
     },
     {
       what: "work offers",

@@ -10,6 +10,7 @@ import { leaseAcquireTool } from "./lease-acquire.js";
 import { leaseListTool } from "./lease-list.js";
 import { leaseReleaseTool } from "./lease-release.js";
 import { leaseRenewTool } from "./lease-renew.js";
+import { messagesAckStatusTool, messagesAckTool } from "./messages-ack.js";
 import { messagesReadDirectTool } from "./messages-read-direct.js";
 import { messagesSendDirectTool } from "./messages-send-direct.js";
 import { registryDeregisterTool } from "./registry-deregister.js";
@@ -44,6 +45,8 @@ export function warpTools(deps: WarpToolDeps): ToolDefinition[] {
     leaseRenewTool(deps),
     leaseReleaseTool(deps),
     leaseListTool(deps),
+    messagesAckTool(deps),
+    messagesAckStatusTool(deps),
     ...workTools({ work: deps.warp.work, ready: () => deps.warp.ready() }),
   ];
 }

@@ -8,6 +8,7 @@ import {
 } from "@loominal/protocol";
 import { z } from "zod";
 import type { WarpToolDeps } from "./index.js";
+import { threadInput } from "./thread-fields.js";
 
 export function messagesSendDirectTool({ warp }: WarpToolDeps) {
   return defineTool({
@@ -30,8 +31,18 @@ export function messagesSendDirectTool({ warp }: WarpToolDeps) {
         .describe(
           "'urgent' puts it in front of the recipient before anything else at its next turn (default normal)",
         ),
+      ...threadInput,
+      ackRequired: z
+        .boolean()
+        .optional()
+        .describe(
+          "Ask the recipient to acknowledge it (warp_messages_ack); warp_messages_ack_status shows it unacknowledged until then. Same project only",
+        ),
     }),
     output: z.object({
+      messageId: z.string(),
+      threadId: z.string(),
+      ackRequired: z.boolean(),
       to: agentIdSchema,
       projectId: projectIdSchema,
       seq: z.int().positive(),
@@ -39,9 +50,22 @@ export function messagesSendDirectTool({ warp }: WarpToolDeps) {
       priority: messagePrioritySchema,
       sentAt: z.string(),
     }),
-    handler: async ({ agentId, message, messageType, metadata, projectId, priority }) =>
+    handler: async ({
+      agentId,
+      message,
+      messageType,
+      metadata,
+      projectId,
+      threadId,
+      replyTo,
+      ackRequired,
+      priority,
+    }) =>
       warp.run(async () => {
         const sent = await warp.inbox.send(agentId, message, {
+          ...(threadId !== undefined ? { threadId } : {}),
+          ...(replyTo !== undefined ? { replyTo } : {}),
+          ...(ackRequired !== undefined ? { ackRequired } : {}),
           ...(messageType !== undefined ? { messageType } : {}),
           ...(metadata !== undefined ? { metadata } : {}),
           ...(projectId !== undefined ? { projectId } : {}),
@@ -50,7 +74,7 @@ export function messagesSendDirectTool({ warp }: WarpToolDeps) {
         const where = sent.projectId === warp.projectId ? "" : ` in project ${sent.projectId}`;
         return {
           data: sent,
-          text: `Sent ${sent.priority === "urgent" ? "urgent " : ""}${sent.messageType} message to ${sent.to}${where} (seq ${sent.seq}).`,
+          text: `Sent ${sent.priority === "urgent" ? "urgent " : ""}${sent.messageType} message to ${sent.to}${where} (seq ${sent.seq}; messageId ${sent.messageId}, thread ${sent.threadId}${sent.ackRequired ? "; awaiting acknowledgement" : ""}).`,
         };
       }),
   });
