@@ -8,6 +8,7 @@ import { handleGetTool } from "./handle-get.js";
 import { handleSetTool } from "./handle-set.js";
 import { messagesAckStatusTool, messagesAckTool } from "./messages-ack.js";
 import { messagesReadDirectTool } from "./messages-read-direct.js";
+import { messagesSearchTool } from "./messages-search.js";
 import { messagesSendDirectTool } from "./messages-send-direct.js";
 import { registryDeregisterTool } from "./registry-deregister.js";
 import { registryDiscoverTool } from "./registry-discover.js";
@@ -39,6 +40,7 @@ export function warpTools(deps: WarpToolDeps): ToolDefinition[] {
     messagesReadDirectTool(deps),
     messagesAckTool(deps),
     messagesAckStatusTool(deps),
+    messagesSearchTool(deps),
     ...workTools({ work: deps.warp.work, ready: () => deps.warp.ready() }),
   ];
 }
