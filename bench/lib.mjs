@@ -21,6 +21,41 @@ export function processCpuMicros(pid) {
   }
 }
 
+/** User and system CPU of a process in microseconds, and its write/read system calls so far (Linux). */
+export function processUsage(pid) {
+  if (pid === undefined) return undefined;
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+    const io = Object.fromEntries(
+      readFileSync(`/proc/${pid}/io`, "utf8")
+        .trim()
+        .split("\n")
+        .map((l) => l.split(": "))
+        .map(([k, v]) => [k, Number(v)]),
+    );
+    return {
+      userUs: Number(fields[11]) * 10_000,
+      systemUs: Number(fields[12]) * 10_000,
+      writes: io.syscw,
+      reads: io.syscr,
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Per-operation difference of two processUsage readings. */
+export function usagePer(before, after, ops) {
+  if (!before || !after || ops === 0) return null;
+  const per = (k) => Math.round(((after[k] - before[k]) / ops) * 100) / 100;
+  return {
+    userUs: per("userUs"),
+    systemUs: per("systemUs"),
+    writeSyscalls: per("writes"),
+    readSyscalls: per("reads"),
+  };
+}
+
 /** p50/p95/p99/max of a list of milliseconds, rounded to µs. */
 export function percentiles(samples) {
   const s = [...samples].sort((a, b) => a - b);

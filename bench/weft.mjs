@@ -14,7 +14,16 @@ import { fileURLToPath } from "node:url";
 import { Fabric } from "@loominal/fabric";
 import { randomId, warpConfigSchema } from "@loominal/protocol";
 import { WorkQueue } from "@loominal/warp";
-import { benchServer, bounded, percentiles, processCpuMicros, report, since } from "./lib.mjs";
+import {
+  benchServer,
+  bounded,
+  percentiles,
+  processCpuMicros,
+  processUsage,
+  report,
+  since,
+  usagePer,
+} from "./lib.mjs";
 
 const args = new Map();
 for (let i = 2; i < process.argv.length; i += 2)
@@ -112,6 +121,7 @@ try {
     for (let i = 0; i < 50; i++) await submit(projectId, { description: "warm", capability: "bulk" });
     const lat = [];
     const cpu0 = processCpuMicros(weft.proc.pid);
+    const use0 = processUsage(weft.proc.pid);
     const t0 = performance.now();
     const done = await bounded({ count: SUBMISSIONS, maxMs: MAX_MS, concurrency: CONCURRENCY }, async (i) => {
       const t = performance.now();
@@ -120,6 +130,7 @@ try {
     });
     const elapsedMs = since(t0);
     const cpu1 = processCpuMicros(weft.proc.pid);
+    const use1 = processUsage(weft.proc.pid);
     report("weft-rest-submit", {
       submissions: done,
       concurrency: CONCURRENCY,
@@ -131,6 +142,7 @@ try {
         cpu0 !== undefined && cpu1 !== undefined
           ? Math.round(((cpu1 - cpu0) / 1000 / elapsedMs) * 100) / 100
           : null,
+      weftPerSubmission: usagePer(use0, use1, done),
     });
   }
 } finally {

@@ -26,12 +26,12 @@ import {
   memoryExportSchema,
   memoryIdSchema,
   memoryRecordSchema,
-  type PatternConfig,
   randomId,
   SCOPES,
   type Scope,
 } from "@loominal/protocol";
 import { z } from "zod";
+import { type BulkOutcome, describeError, mapBounded } from "./bulk.js";
 import {
   type BucketRole,
   candidateLocations,
@@ -51,6 +51,7 @@ import {
   NotAuthorError,
   WrongMemoryKindError,
 } from "./errors.js";
+import { type StoreHealth, storeHealth } from "./health.js";
 import {
   BULK_MAX,
   cleanupInputSchema,
@@ -66,6 +67,7 @@ import {
   searchInputSchema,
   shareOptionsSchema,
 } from "./inputs.js";
+import { memoryBucketSpec } from "./provision.js";
 import {
   type HeldMemory,
   type Memory,
@@ -129,8 +131,6 @@ export function memoryIdForKey(identity: { projectId: string; agentId: string },
     .slice(0, 32);
 }
 
-export type BulkOutcome<T> = ({ ok: true } & T) | { ok: false; error: { code: string; message: string } };
-
 export interface ForgetResult {
   memoryId: string;
   /** Where it was removed from (more than one only when an interrupted move left two copies). */
@@ -168,42 +168,6 @@ export interface CleanupResult {
   ephemeralRemaining: number;
 }
 
-export interface BucketHealth {
-  role: BucketRole;
-  name: string;
-  exists: boolean;
-  values?: number;
-  bytes?: number;
-  ttlMs?: number;
-}
-
-export interface StoreHealth {
-  status: "ok" | "unavailable" | "degraded";
-  nats: { url: string; state: string; serverVersion?: string; error?: string };
-  identity: MemoryIdentity;
-  settings: {
-    ephemeralTtlMs: number;
-    maxCoreMemories: number;
-    maxPublicMemories: number;
-    maxTeamMemories: number;
-  };
-  buckets: BucketHealth[];
-  views: ViewHealth[];
-}
-
-/** One in-process view: how many memories it holds, and what it skipped or dropped. */
-export interface ViewHealth {
-  bucket: string;
-  prefix: string;
-  memories: number;
-  /** Records skipped because they failed validation or were stored at the wrong key. */
-  invalidSkipped: number;
-  /** The most it holds (public and team views). */
-  limit?: number;
-  /** Memories dropped to stay within `limit`. */
-  dropped?: number;
-}
-
 export interface ImportSummary {
   imported: Array<{ fromId: string; memoryId: string }>;
   skipped: Array<{ fromId: string; reason: string }>;
@@ -217,6 +181,9 @@ interface Found {
   writtenAtMs: number;
 }
 
+export { type BulkOutcome, mapBounded } from "./bulk.js";
+export type { BucketHealth, StoreHealth, ViewHealth } from "./health.js";
+export { patternProvisionSpecs } from "./provision.js";
 export { BULK_MAX };
 
 /** Cleanup forgets at most this many memories per call. */
@@ -921,74 +888,21 @@ export class MemoryStore {
   }
 
   /** Connection, identity, settings and bucket sizes. Never includes credentials; never throws for a NATS outage. */
-  async health(): Promise<StoreHealth> {
-    const base = {
-      identity: { ...this.identity },
-      settings: {
-        ephemeralTtlMs: this.ephemeralTtlMs,
-        maxCoreMemories: this.maxCoreMemories,
-        maxPublicMemories: this.maxPublicMemories,
-        maxTeamMemories: this.maxTeamMemories,
+  health(): Promise<StoreHealth> {
+    return storeHealth(
+      this.#fabric,
+      {
+        identity: { ...this.identity },
+        settings: {
+          ephemeralTtlMs: this.ephemeralTtlMs,
+          maxCoreMemories: this.maxCoreMemories,
+          maxPublicMemories: this.maxPublicMemories,
+          maxTeamMemories: this.maxTeamMemories,
+        },
+        views: [...this.#views.values()],
       },
-      views: [...this.#views.values()].map(
-        (v): ViewHealth => ({
-          bucket: v.bucket,
-          prefix: v.prefix,
-          memories: v.size,
-          invalidSkipped: v.invalidRecords,
-          ...(v.maxEntries === undefined ? {} : { limit: v.maxEntries, dropped: v.dropped }),
-        }),
-      ),
-    };
-    const roles: BucketRole[] = ["project", "ephemeral", "personal", "public"];
-    if (!this.#fabric.isConnected) {
-      return {
-        status: "unavailable",
-        nats: { url: this.#fabric.url, state: this.#fabric.state, error: this.#fabric.unavailable().message },
-        buckets: roles.map((role) => ({ role, name: this.bucketName(role), exists: false })),
-        ...base,
-      };
-    }
-    try {
-      const jsm = await this.#fabric.jsm();
-      const infos = await Promise.all(roles.map((role) => streamInfo(jsm, `KV_${this.bucketName(role)}`)));
-      const bucketHealth = roles.map((role, i): BucketHealth => {
-        const info = infos[i];
-        const name = this.bucketName(role);
-        if (!info) return { role, name, exists: false };
-        return {
-          role,
-          name,
-          exists: true,
-          values: info.state.messages,
-          bytes: info.state.bytes,
-          ttlMs: Math.round(info.config.max_age / 1_000_000),
-        };
-      });
-      const degraded = base.views.some((v) => v.invalidSkipped > 0);
-      return {
-        status: degraded ? "degraded" : "ok",
-        nats: {
-          url: this.#fabric.url,
-          state: this.#fabric.state,
-          serverVersion: this.#fabric.features.version.text,
-        },
-        buckets: bucketHealth,
-        ...base,
-      };
-    } catch (err) {
-      const mapped = this.#fabric.mapError(err);
-      return {
-        status: "unavailable",
-        nats: {
-          url: this.#fabric.url,
-          state: this.#fabric.state,
-          error: mapped instanceof Error ? mapped.message : String(mapped),
-        },
-        buckets: roles.map((role) => ({ role, name: this.bucketName(role), exists: false })),
-        ...base,
-      };
-    }
+      (role) => this.bucketName(role),
+    );
   }
 
   /** Stops the views. The fabric stays open (it belongs to the caller). */
@@ -1046,46 +960,4 @@ function dupKey(scope: Scope, category: MemoryCategory, content: string): string
 function countEphemeral(targets: readonly HeldMemory[], ids: readonly string[]): number {
   const gone = new Set(ids);
   return targets.filter((h) => gone.has(h.entry.record.id) && isEphemeral(h.entry.record.category)).length;
-}
-
-function describeError(err: unknown): { code: string; message: string } {
-  if (err instanceof LoominalError) return { code: err.code, message: err.message };
-  return { code: "internal", message: err instanceof Error ? err.message : String(err) };
-}
-
-/** Runs `fn` over `items` with at most `concurrency` in flight; results keep the input order. */
-export async function mapBounded<T, R>(
-  items: readonly T[],
-  concurrency: number,
-  fn: (item: T) => Promise<R>,
-): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await fn(items[i] as T);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, worker));
-  return results;
-}
-
-function memoryBucketSpec(name: string, role: BucketRole, ephemeralTtlMs: number): BucketSpec {
-  const spec: BucketSpec = { name, history: 1 };
-  if (role === "ephemeral") spec.ttlMs = ephemeralTtlMs;
-  return spec;
-}
-
-/**
- * Every memory bucket of a project (its own two, and the shared personal and public ones) with the
- * configuration Pattern ensures: what `loominal nats-provision` creates with admin credentials.
- */
-export function patternProvisionSpecs(projectId: string, pattern: PatternConfig): BucketSpec[] {
-  return [
-    memoryBucketSpec(buckets.memory(projectId), "project", pattern.ephemeralTtlMs),
-    memoryBucketSpec(buckets.memoryEphemeral(projectId), "ephemeral", pattern.ephemeralTtlMs),
-    memoryBucketSpec(buckets.memoryPersonal(), "personal", pattern.ephemeralTtlMs),
-    memoryBucketSpec(buckets.memoryPublic(), "public", pattern.ephemeralTtlMs),
-  ];
 }

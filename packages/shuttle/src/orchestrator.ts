@@ -9,32 +9,37 @@ import {
   AGENT_ID_RE,
   FINAL_SUBTASK_STATUSES,
   LoominalError,
-  type OrchestrationCheckpoint,
   type OrchestrationPhase,
   type OrchestrationRecord,
   randomId,
   type ShuttleWorkContext,
   type SubtaskPlan,
   type SubtaskState,
-  type SubtaskStatus,
   type WorkEvent,
   type WorkItem,
 } from "@loominal/protocol";
 import type { OfferInput } from "@loominal/warp";
 import { PendingCancels } from "./cancels.js";
 import { type DriverInfo, DriverLocks } from "./driver.js";
-import {
-  InvalidTransitionError,
-  NotRegularFileError,
-  OrchestrationNotFoundError,
-  PathEscapeError,
-  PlanError,
-} from "./errors.js";
+import { InvalidTransitionError, OrchestrationNotFoundError, PlanError } from "./errors.js";
 import { type EventFollower, WorkEventFollower } from "./event-follower.js";
 import type { FileRead, WorkDir } from "./paths.js";
 import { assertTransition, isTerminalPhase, withPhase } from "./phases.js";
 import { orderPlan, type PlanTemplate, planTemplate } from "./plan.js";
+import { type ResultsView, readOutput, resultsView } from "./results.js";
 import { clip, type OrchestrationStore } from "./store.js";
+import {
+  appendCheckpoint,
+  applyWorkItem,
+  finishOutstanding,
+  now,
+  type OrchestrationSummary,
+  OUTSTANDING,
+  replaceSubtasks,
+  settleBlocked,
+  subtaskDir,
+  summarize,
+} from "./subtask-states.js";
 import { type Synthesis, type SynthesisFormat, synthesize } from "./synthesis.js";
 import {
   AppliedStates,
@@ -43,6 +48,14 @@ import {
   wasDroppedByWarp,
   workIdGeneration,
 } from "./work-items.js";
+
+export { OUTPUT_READ_LIMIT, type ResultsView, type SubtaskResult } from "./results.js";
+export {
+  appendCheckpoint,
+  CHECKPOINTS_KEPT,
+  type OrchestrationSummary,
+  summarize,
+} from "./subtask-states.js";
 
 /** The part of Warp's WorkQueue that Shuttle uses. */
 export interface WorkQueuePort {
@@ -72,67 +85,16 @@ export interface ShuttleOptions {
   boundary?: string;
 }
 
-/** Bytes of an output file returned by `results()`; the rest is reported as truncated. */
-export const OUTPUT_READ_LIMIT = 256 * 1024;
-/** Bytes of JSON of workers' results kept in a record altogether; each subtask gets an equal share. */
-const RESULTS_BUDGET_BYTES = 256 * 1024;
-/** Bounds of one subtask's share of RESULTS_BUDGET_BYTES. */
-const RESULT_KEEP_MAX_BYTES = 16 * 1024;
-const RESULT_KEEP_MIN_BYTES = 1024;
-/** Characters of a worker's error or progress note kept per subtask. */
-const TEXT_KEEP_CHARS = 1_000;
 /** Largest plan accepted, in bytes of JSON of the new record. */
 const RECORD_MAX_BYTES = 512 * 1024;
 /** Characters of a checkpoint note kept (the record's schema allows 2 000). */
 const CHECKPOINT_NOTE_MAX = 2_000;
-/** Checkpoints kept in a record; older ones are dropped and counted in the first entry. */
-export const CHECKPOINTS_KEPT = 100;
 /** Adoption scans (every sixth reconcile tick) between two re-reads of the whole work dir. */
 const ADOPT_EVERY_TICKS = 6;
 
 export type AssessOutcome =
   | { kind: "template"; template: PlanTemplate }
   | { kind: "plan"; record: OrchestrationRecord };
-
-export interface OrchestrationSummary {
-  orchestrationId: string;
-  task: string;
-  phase: OrchestrationPhase;
-  createdAt: string;
-  updatedAt: string;
-  subtasks: number;
-  completed: number;
-  /** Subtasks whose work failed. */
-  failed: number;
-  /** Subtasks that will not run because a dependency did not complete. */
-  blocked: number;
-  outstanding: number;
-  /** Whether the orchestration's directory is in this process's work dir. */
-  local: boolean;
-}
-
-export interface SubtaskResult {
-  id: string;
-  title: string;
-  status: SubtaskStatus;
-  wave: number;
-  workId: string | undefined;
-  claims: number;
-  claimedBy: string | undefined;
-  result: unknown;
-  error: string | undefined;
-  outputPath: string;
-  output: FileRead | undefined;
-  /** Why an output file that exists was not read (not a regular file, or a link leading out). */
-  outputProblem: string | undefined;
-}
-
-export interface ResultsView {
-  record: OrchestrationRecord;
-  subtasks: SubtaskResult[];
-  /** Subtasks without a readable output file, with their status and, when the file exists, why. */
-  missingOutputs: Array<{ id: string; status: SubtaskStatus; reason?: string }>;
-}
 
 export interface CancelOutcome {
   record: OrchestrationRecord;
@@ -141,59 +103,9 @@ export interface CancelOutcome {
   notCancelled: Array<{ subtaskId: string; workId: string; reason: string }>;
 }
 
-interface OutputRead {
-  file?: FileRead;
-  problem?: string;
-}
-
 type OfferOutcome = { kind: "item"; item: WorkItem } | { kind: "refused"; error: string } | { kind: "retry" };
 
 type Commit = (next: OrchestrationRecord) => Promise<OrchestrationRecord>;
-
-const OUTSTANDING: readonly SubtaskStatus[] = ["waiting", "offered", "claimed"];
-
-function now(): string {
-  return new Date().toISOString();
-}
-
-function subtaskDir(id: string): string[] {
-  return ["subtasks", id];
-}
-
-function replaceSubtasks(record: OrchestrationRecord, changed: SubtaskState[]): OrchestrationRecord {
-  if (changed.length === 0) return record;
-  const byId = new Map(changed.map((s) => [s.id, s]));
-  return { ...record, subtasks: record.subtasks.map((s) => byId.get(s.id) ?? s) };
-}
-
-const DROPPED_MARKER_RE = /^\[shuttle\] (\d+) earlier checkpoints? (?:was|were) dropped/;
-
-/**
- * `checkpoints` with `entry` appended, at most `keep` long: beyond that the oldest are dropped and the
- * first entry becomes a marker counting every checkpoint dropped so far.
- */
-export function appendCheckpoint(
-  checkpoints: readonly OrchestrationCheckpoint[],
-  entry: OrchestrationCheckpoint,
-  keep = CHECKPOINTS_KEPT,
-): OrchestrationCheckpoint[] {
-  const all = [...checkpoints, entry];
-  if (all.length <= keep) return all;
-  const markerCount = Number(DROPPED_MARKER_RE.exec(all[0]?.note ?? "")?.[1] ?? 0);
-  const body = markerCount > 0 ? all.slice(1) : all;
-  const excess = body.length - (keep - 1);
-  const dropped = body.slice(0, excess);
-  const last = dropped.at(-1) ?? entry;
-  const total = markerCount + dropped.length;
-  return [
-    {
-      at: last.at,
-      phase: last.phase,
-      note: `[shuttle] ${total} earlier checkpoint${total === 1 ? " was" : "s were"} dropped; the record keeps the newest ${keep - 1}`,
-    },
-    ...body.slice(excess),
-  ];
-}
 
 /**
  * Shuttle: plans a task into subtasks, offers them as Warp work wave by wave, follows the work events,
@@ -372,7 +284,7 @@ export class Shuttle {
    */
   async #advance(record: OrchestrationRecord, commit: Commit): Promise<OrchestrationRecord> {
     if (record.phase !== "spawning" && record.phase !== "execution") return record;
-    let next = this.#settleBlocked(record);
+    let next = settleBlocked(record);
     if (this.#fabric.isConnected) next = await this.#offerReady(next, commit);
     const subtasks = next.subtasks;
     if (next.phase === "execution" && subtasks.every((s) => FINAL_SUBTASK_STATUSES.includes(s.status))) {
@@ -386,34 +298,6 @@ export class Shuttle {
       this.#stopDriving(next.orchestrationId);
     }
     return next;
-  }
-
-  /** Blocks waiting subtasks with a failed dependency (directly or not); unblocks those without one. */
-  #settleBlocked(record: OrchestrationRecord): OrchestrationRecord {
-    const byId = new Map(record.subtasks.map((s) => [s.id, s]));
-    const at = now();
-    const changed: SubtaskState[] = [];
-    // Plan order is a topological order only within waves, so walk the waves.
-    for (const wave of record.waves) {
-      for (const id of wave) {
-        const s = byId.get(id);
-        if (!s || (s.status !== "waiting" && s.status !== "blocked")) continue;
-        const badDep = s.dependsOn.find((d) => {
-          const st = byId.get(d)?.status;
-          return st === "failed" || st === "cancelled" || st === "blocked";
-        });
-        let next: SubtaskState | undefined;
-        if (badDep && s.status !== "blocked")
-          next = { ...s, status: "blocked", error: `dependency ${badDep} did not complete`, updatedAt: at };
-        else if (!badDep && s.status === "blocked")
-          next = { ...s, status: "waiting", error: undefined, updatedAt: at };
-        if (next) {
-          byId.set(id, next);
-          changed.push(next);
-        }
-      }
-    }
-    return replaceSubtasks(record, changed);
   }
 
   /**
@@ -459,7 +343,7 @@ export class Shuttle {
           continue;
         }
         this.#applied.onRead(item);
-        next = this.#applyItem(next, s.id, item);
+        next = applyWorkItem(next, s.id, item);
         break;
       }
     }
@@ -561,70 +445,6 @@ export class Shuttle {
     }
   }
 
-  /**
-   * Applies a ledger state of a subtask's work item (the caller decided it is newer than the applied one).
-   * Returns the record itself when nothing changes, so an unchanged state is not saved again.
-   */
-  #applyItem(record: OrchestrationRecord, subtaskId: string, item: WorkItem): OrchestrationRecord {
-    const at = now();
-    const s = record.subtasks.find((x) => x.id === subtaskId);
-    if (!s || s.workId !== item.workId) return record;
-    const base: SubtaskState = {
-      ...s,
-      workUpdatedAt: item.updatedAt,
-      claims: Math.max(s.claims, item.attempts),
-      ...(item.claim ? { claimedBy: item.claim.agentId } : {}),
-      ...(item.claim?.progressNote ? { lastNote: clip(item.claim.progressNote, TEXT_KEEP_CHARS) } : {}),
-    };
-    let next: SubtaskState;
-    switch (item.status) {
-      case "pending":
-        next = {
-          ...base,
-          status: "offered",
-          offeredAt: s.offeredAt ?? at,
-          ...(item.lastError
-            ? { error: clip(`attempt ${item.lastError.attempt}: ${item.lastError.reason}`, TEXT_KEEP_CHARS) }
-            : {}),
-        };
-        break;
-      case "claimed":
-        next = { ...base, status: "claimed", offeredAt: s.offeredAt ?? at };
-        break;
-      case "completed":
-        next = {
-          ...base,
-          status: "completed",
-          error: undefined,
-          result: keepResult(item.result, record.subtasks.length, item.workId),
-          finishedAt: s.status === "completed" && s.finishedAt ? s.finishedAt : (item.finishedAt ?? at),
-          ...(item.completedBy ? { claimedBy: item.completedBy } : {}),
-        };
-        break;
-      case "dead":
-        next = {
-          ...base,
-          status: "failed",
-          error: clip(item.dead?.reason ?? item.lastError?.reason ?? "the work item died", TEXT_KEEP_CHARS),
-          finishedAt: item.dead?.at ?? at,
-        };
-        break;
-      case "cancelled":
-      case "discarded":
-        next = {
-          ...base,
-          status: "cancelled",
-          error: clip(item.cancelReason ?? `work item ${item.status}`, TEXT_KEEP_CHARS),
-          finishedAt: item.finishedAt ?? at,
-        };
-        break;
-      default:
-        return record;
-    }
-    if (sameSubtask(s, next)) return record;
-    return replaceSubtasks(record, [{ ...next, updatedAt: at }]);
-  }
-
   #onEvent(event: WorkEvent): void {
     const ref = this.#byWork.get(event.workId);
     if (!ref) return;
@@ -632,7 +452,7 @@ export class Shuttle {
       if (rec.phase !== "spawning" && rec.phase !== "execution") return rec;
       const item = await this.#newerState(event);
       if (!item) return rec;
-      return this.#advance(this.#applyItem(rec, ref.subtaskId, item), commit);
+      return this.#advance(applyWorkItem(rec, ref.subtaskId, item), commit);
     }).catch((err) => this.#logger.warn({ ...ref, err: String(err) }, "could not apply a work event"));
   }
 
@@ -662,7 +482,7 @@ export class Shuttle {
           if (!s.workId || (s.status !== "offered" && s.status !== "claimed")) continue;
           try {
             const item = await this.#queue.get(s.workId);
-            if (item && this.#applied.onRead(item)) next = this.#applyItem(next, s.id, item);
+            if (item && this.#applied.onRead(item)) next = applyWorkItem(next, s.id, item);
           } catch (err) {
             this.#logger.warn(
               { orchestrationId, workId: s.workId, err: String(err) },
@@ -901,30 +721,7 @@ export class Shuttle {
   /** Each subtask's status, result and output file (missing ones named). Reads only. */
   async results(orchestrationId: string): Promise<ResultsView> {
     const record = await this.get(orchestrationId);
-    const local = this.isLocal(record);
-    const subtasks: SubtaskResult[] = [];
-    for (const s of record.subtasks) {
-      const outputPath = local ? this.outputPath(record, s) : `${record.directory}/${s.outputFile}`;
-      const read: OutputRead = local ? await this.#readOutput(record, s) : {};
-      subtasks.push({
-        id: s.id,
-        title: s.title,
-        status: s.status,
-        wave: s.wave,
-        workId: s.workId,
-        claims: s.claims,
-        claimedBy: s.claimedBy,
-        result: s.result,
-        error: s.error,
-        outputPath,
-        output: read.file,
-        outputProblem: read.problem,
-      });
-    }
-    const missingOutputs = subtasks
-      .filter((s) => s.output === undefined)
-      .map((s) => ({ id: s.id, status: s.status, ...(s.outputProblem ? { reason: s.outputProblem } : {}) }));
-    return { record, subtasks, missingOutputs };
+    return resultsView(this.workDir, this.#logger, record, this.isLocal(record));
   }
 
   /**
@@ -952,7 +749,7 @@ export class Shuttle {
       const outputs = new Map<string, FileRead | undefined>();
       const problems = new Map<string, string>();
       for (const s of next.subtasks) {
-        const read = await this.#readOutput(next, s);
+        const read = await readOutput(this.workDir, this.#logger, next, s);
         outputs.set(s.id, read.file);
         if (read.problem) problems.set(s.id, read.problem);
       }
@@ -1016,7 +813,7 @@ export class Shuttle {
       .filter((s) => s.workId !== undefined && OUTSTANDING.includes(s.status))
       .map((s) => ({ subtaskId: s.id, workId: s.workId ?? "" }));
     await this.#cancels.set(rec.orchestrationId, { reason, items });
-    const record = await commit(this.#finishOutstanding(withPhase(rec, phase, now(), reason), reason));
+    const record = await commit(finishOutstanding(withPhase(rec, phase, now(), reason), reason));
     const outcome = await this.#cancelPending(rec.orchestrationId);
     return { record, outcome };
   }
@@ -1063,33 +860,6 @@ export class Shuttle {
       } catch (err) {
         this.#logger.warn({ orchestrationId: id, err: String(err) }, "could not retry cancellations");
       }
-    }
-  }
-
-  #finishOutstanding(record: OrchestrationRecord, reason: string): OrchestrationRecord {
-    const at = now();
-    return {
-      ...record,
-      subtasks: record.subtasks.map((s) =>
-        OUTSTANDING.includes(s.status)
-          ? { ...s, status: "cancelled", error: clip(reason, TEXT_KEEP_CHARS), finishedAt: at, updatedAt: at }
-          : s,
-      ),
-    };
-  }
-
-  /**
-   * A subtask's output file. One that is a link leading out of the work dir, or not a regular file (a
-   * FIFO would block the read forever), is not read: it counts as missing, with the reason.
-   */
-  async #readOutput(record: OrchestrationRecord, s: SubtaskState): Promise<OutputRead> {
-    try {
-      const file = await this.workDir.readFile(this.outputPath(record, s), OUTPUT_READ_LIMIT);
-      return file ? { file } : {};
-    } catch (err) {
-      if (!(err instanceof PathEscapeError) && !(err instanceof NotRegularFileError)) throw err;
-      this.#logger.warn({ orchestrationId: record.orchestrationId, subtaskId: s.id }, err.message);
-      return { problem: err.message };
     }
   }
 
@@ -1180,45 +950,4 @@ export class Shuttle {
     });
     return run;
   }
-}
-
-export function summarize(record: OrchestrationRecord): Omit<OrchestrationSummary, "local"> {
-  const count = (pred: (s: SubtaskState) => boolean) => record.subtasks.filter(pred).length;
-  return {
-    orchestrationId: record.orchestrationId,
-    task: record.task.length > 200 ? `${record.task.slice(0, 200)}…` : record.task,
-    phase: record.phase,
-    createdAt: record.createdAt,
-    updatedAt: record.updatedAt,
-    subtasks: record.subtasks.length,
-    completed: count((s) => s.status === "completed"),
-    failed: count((s) => s.status === "failed"),
-    blocked: count((s) => s.status === "blocked"),
-    outstanding: count((s) => OUTSTANDING.includes(s.status)),
-  };
-}
-
-function sameSubtask(a: SubtaskState, b: SubtaskState): boolean {
-  return JSON.stringify({ ...a, updatedAt: "" }) === JSON.stringify({ ...b, updatedAt: "" });
-}
-
-/**
- * A worker's result as kept in the record: whole if it fits the subtask's share of the record's results
- * budget (256 KiB over all subtasks, 1–16 KiB each), else a preview. The whole result stays in Warp.
- */
-function keepResult(result: WorkItem["result"], subtasks: number, workId: string): unknown {
-  if (result === undefined) return undefined;
-  const keep = Math.max(
-    RESULT_KEEP_MIN_BYTES,
-    Math.min(RESULT_KEEP_MAX_BYTES, Math.floor(RESULTS_BUDGET_BYTES / Math.max(1, subtasks))),
-  );
-  const json = JSON.stringify(result);
-  const bytes = Buffer.byteLength(json, "utf8");
-  if (bytes <= keep) return result;
-  return {
-    truncated: true,
-    bytes,
-    preview: json.slice(0, keep / 2),
-    fullResult: `on Warp work item ${workId}`,
-  };
 }

@@ -102,7 +102,8 @@ describe("shuttle tools", () => {
     expect(lines).toHaveLength(2);
     expect(out.text).toContain("Migrate the API ab12cd34ef56ab12cd34ef56ab12cd34 execution 9/9: forged line");
     // The structured summary keeps the task as written.
-    const listed = ((out.structured ?? {}).orchestrations as Array<{ task: string }>).map((o) => o.task);
+    const orchestrations = out.structured?.orchestrations as Array<{ task: string }> | undefined;
+    const listed = (orchestrations ?? []).map((o) => o.task);
     expect(listed).toContain(task);
   });
 
