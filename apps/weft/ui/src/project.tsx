@@ -72,7 +72,13 @@ export function ProjectView(props: { projectId: string; onConnection: (c: Connec
     },
   });
   const { onConnection } = props;
-  useEffect(() => onConnection(connection), [connection, onConnection]);
+  useEffect(() => {
+    onConnection(connection);
+    // Once the stream is (again) live, load everything afresh: nothing changed between the first load
+    // (or a disconnect) and the stream's start goes unseen.
+    if (connection === "live")
+      for (const l of [agents, claimed, work, dlq, targets, spinUps, stats]) l.reload();
+  }, [connection, onConnection]);
 
   return (
     <>
