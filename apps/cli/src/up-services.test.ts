@@ -5,7 +5,7 @@ import { eventually, freePort, NatsServer, spawnStdio, tempDir } from "@loominal
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { CLI_BIN, isAlive, runCli } from "./cli.test-helper.js";
 import { LocalNats } from "./local-nats.js";
-import { buildMcpConfig } from "./mcp-config.js";
+import { binPath, buildMcpConfig, workspaceRoot } from "./mcp-config.js";
 import { probeNats } from "./probe.js";
 import { stackPaths } from "./stack.js";
 
@@ -251,6 +251,76 @@ describe("loominal up --detach, status, down", () => {
       // The real Weft was not recorded any more: stop it as its owner would.
       process.kill(state.weft?.pid ?? 0, "SIGTERM");
       await eventually(() => expect(isAlive(state.weft?.pid ?? 0)).toBe(false));
+    },
+    SLOW,
+  );
+});
+
+describe("the walkthrough: work submitted to up's Weft", () => {
+  test(
+    "starts loominal-agent on a local target, which completes the item; down stops that agent too",
+    async () => {
+      const cwd = project();
+      const env = { NATS_URL: external.url };
+      expect((await runCli([...UP, "--detach"], { cwd, env })).code).toBe(0);
+
+      const agentBin = binPath(join(workspaceRoot(), "apps/agent"), "loominal-agent");
+      const target = await runCli(
+        [
+          "targets",
+          "add",
+          "echo-agent",
+          "--agent-type",
+          "custom",
+          "--capability",
+          "docs",
+          "--command",
+          process.execPath,
+          "--arg",
+          agentBin,
+          "--arg",
+          "--command",
+          "--arg",
+          'echo "done: $LOOMINAL_WORK_DESCRIPTION"',
+        ],
+        { cwd, env },
+      );
+      expect(target.stderr).toBe("");
+      expect(target.code).toBe(0);
+
+      const submit = await runCli(
+        ["work", "submit", "--capability", "docs", "--description", "write the intro", "--json"],
+        { cwd, env },
+      );
+      expect(submit.code).toBe(0);
+      const { workId, spinUp } = JSON.parse(submit.stdout) as {
+        workId: string;
+        spinUp: { spinUpId: string } | null;
+      };
+      expect(spinUp?.spinUpId).toMatch(/^[0-9a-f]{32}$/);
+
+      const done = await eventually(
+        async () => {
+          const get = await runCli(["work", "get", workId, "--json"], { cwd, env });
+          const item = JSON.parse(get.stdout) as { status: string; result?: { output?: string } };
+          expect(item.status).toBe("completed");
+          return item;
+        },
+        { timeoutMs: 120_000, intervalMs: 500 },
+      );
+      expect(done.result?.output).toBe("done: write the intro\n");
+
+      const agents = await runCli(["agents", "ls", "--json"], { cwd, env });
+      const listed = JSON.parse(agents.stdout) as { agents: Array<{ pid: number; spinUpId?: string }> };
+      const spun = listed.agents.find((a) => a.spinUpId === spinUp?.spinUpId);
+      expect(spun?.pid).toBeGreaterThan(0);
+      expect(isAlive(spun?.pid ?? 0)).toBe(true);
+
+      const down = await runCli(["down"], { cwd, env });
+      expect(down.stderr).toBe("");
+      expect(down.code).toBe(0);
+      expect(down.stdout).toContain("Asked 1 agent Weft started to shut down");
+      await eventually(() => expect(isAlive(spun?.pid ?? 0)).toBe(false), { timeoutMs: 60_000 });
     },
     SLOW,
   );

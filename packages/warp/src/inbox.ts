@@ -396,6 +396,17 @@ export class Inbox {
   }
 
   /**
+   * The newest `maxScan` messages still stored in this agent's inbox, read or not, oldest first, without
+   * consuming anything (for search). Costs one pull per 1,000 messages of the agent's subject.
+   */
+  async scan(maxScan: number): Promise<{ messages: ReadDirectMessage[]; scanned: number; stored: number }> {
+    await this.ensure();
+    const { messages } = await this.#pullFrom(1);
+    const newest = maxScan > 0 ? messages.slice(-maxScan) : [];
+    return { messages: newest, scanned: newest.length, stored: messages.length };
+  }
+
+  /**
    * The ledger as it applies to the stream created at `created`: one written for an earlier stream of
    * the same name (or, for a ledger that does not say, one whose floor is past the stream's last
    * sequence) starts over, since the new stream numbers its messages from 1.

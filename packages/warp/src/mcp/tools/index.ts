@@ -12,6 +12,7 @@ import { leaseReleaseTool } from "./lease-release.js";
 import { leaseRenewTool } from "./lease-renew.js";
 import { messagesAckStatusTool, messagesAckTool } from "./messages-ack.js";
 import { messagesReadDirectTool } from "./messages-read-direct.js";
+import { messagesSearchTool } from "./messages-search.js";
 import { messagesSendDirectTool } from "./messages-send-direct.js";
 import { registryDeregisterTool } from "./registry-deregister.js";
 import { registryDiscoverTool } from "./registry-discover.js";
@@ -47,6 +48,7 @@ export function warpTools(deps: WarpToolDeps): ToolDefinition[] {
     leaseListTool(deps),
     messagesAckTool(deps),
     messagesAckStatusTool(deps),
+    messagesSearchTool(deps),
     ...workTools({ work: deps.warp.work, ready: () => deps.warp.ready() }),
   ];
 }
