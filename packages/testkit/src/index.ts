@@ -1,5 +1,13 @@
 export { NatsCluster } from "./cluster.js";
-export { type EventuallyOptions, eventually, sleep, tempDir, uniqueProjectId } from "./helpers.js";
+export {
+  type EventuallyOptions,
+  eventually,
+  type ProcessOutcome,
+  runToExit,
+  sleep,
+  tempDir,
+  uniqueProjectId,
+} from "./helpers.js";
 export {
   connectInMemory,
   type ListedTool,
