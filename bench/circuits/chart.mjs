@@ -8,14 +8,16 @@ const PCTS = ["p50", "p95", "p99", "max"];
 
 /** Per-wave latency and completion (and, for runs with several windows, latency and runs/s over time). */
 export function chartSpec(report, title) {
-  const waves = report.waves.map((w) => `${w.wave}: ${w.name}${w.kind === "phase" ? " (sustained)" : ""}`);
+  const waves = report.waves.map(
+    (w) => `${w.wave}: ${w.circuits} circuits${w.kind === "phase" ? ` in ${w.name.split(":")[1]}` : ""}`,
+  );
   const latency = report.waves.flatMap((w, i) =>
     PCTS.map((p) => ({ wave: waves[i], percentile: p, seconds: w.latencyMs[p] / 1000 })),
   );
   const completion = report.waves.map((w, i) => ({
     wave: waves[i],
     completion: w.completionPercent,
-    label: `${w.completionPercent}% (${w.completed}/${w.circuits - w.cancelledByInjector})`,
+    label: `${w.completionPercent}%`,
   }));
   const charts = [
     {
@@ -57,7 +59,7 @@ export function chartSpec(report, title) {
   ];
   const rows = [{ hconcat: charts }];
   const windows = (report.windows ?? []).filter((w) => w.circuits > 0);
-  if (windows.length >= 3) {
+  if (windows.length >= 3 && report.waves.some((w) => w.kind === "phase")) {
     const over = windows.flatMap((w) => [
       { t: w.startS, series: "p50 latency (s)", value: w.latencyMs.p50 / 1000 },
       { t: w.startS, series: "p99 latency (s)", value: w.latencyMs.p99 / 1000 },
@@ -93,7 +95,8 @@ export function chartSpec(report, title) {
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
     title: { text: title, fontSize: 13 },
-    vconcat: rows,
+    vconcat: rows.map((r) => ({ ...r, resolve: { scale: { color: "independent" } } })),
+    resolve: { scale: { color: "independent" } },
     config: { font: "DejaVu Sans", view: { stroke: null } },
   };
 }
@@ -113,4 +116,16 @@ export async function writeChart(report, pngPath, title, { svg = false } = {}) {
     .render()
     .asPng();
   writeFileSync(pngPath, png);
+}
+
+// `node bench/circuits/chart.mjs report.json out.png [title]` draws a saved report again.
+if (process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href) {
+  const { readFileSync } = await import("node:fs");
+  const [file, png, title] = process.argv.slice(2);
+  if (!file || !png) {
+    process.stderr.write("usage: node bench/circuits/chart.mjs report.json out.png [title]\n");
+    process.exit(2);
+  }
+  const r = JSON.parse(readFileSync(file, "utf8"));
+  await writeChart(r, png, title ?? r.command);
 }

@@ -92,8 +92,11 @@ async function cancel(id: string): Promise<void> {
 }
 
 describe("runner HTTP API (one replica process)", () => {
-  it("needs the bearer token everywhere but /healthz", async () => {
+  it("needs the bearer token everywhere but /healthz and /health", async () => {
     expect((await r.fetch("/healthz")).status).toBe(200);
+    const health = await r.fetch("/health");
+    expect(health.status).toBe(200);
+    expect(await json(health)).toMatchObject({ nats: "connected" });
     const res = await r.fetch("/v1/_state");
     expect(res.status).toBe(401);
     expect(await json(res)).toMatchObject({ code: "unauthorized" });

@@ -90,14 +90,17 @@ export function createHttpApp(o: HttpOptions): express.Express {
   const app = express();
   app.disable("x-powered-by");
 
-  app.get("/healthz", async (_req, res) => {
+  const health = async (_req: Request, res: Response) => {
     const replicas = await service.replicas();
     res.json({
       replica_id: service.replicaId,
       replicas: replicas.map((r) => r.replica_id),
       nats: service.fabric.state,
     });
-  });
+  };
+  // `/health` as every Loominal service (probes); `/healthz` as before.
+  app.get("/health", health);
+  app.get("/healthz", health);
 
   if (o.authToken !== undefined) {
     const expected = Buffer.from(`Bearer ${o.authToken}`);

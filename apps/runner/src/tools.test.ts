@@ -1,6 +1,6 @@
 import { Fabric } from "@loominal/fabric";
 import { randomId } from "@loominal/protocol";
-import { NatsServer } from "@loominal/testkit";
+import { eventually, NatsServer, TcpProxy } from "@loominal/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TOOL_NAMES } from "./agents.js";
 import { openStores, type RunnerStores } from "./cluster/stores.js";
@@ -52,6 +52,30 @@ describe("agent tools on NATS", () => {
       if (r.isError || (r.output as { message: { i: number } }).message.i !== i) missed++;
     }
     expect(missed).toBe(0);
+  });
+
+  it("channel_subscribe finds a message published while its connection was away (no core delivery)", async () => {
+    const proxy = await TcpProxy.start(server.port);
+    const away = await Fabric.connect({ nats: { servers: [proxy.url] } });
+    try {
+      const awayStores = await openStores(away, loadRunnerConfig({}));
+      const awayTools = new RunnerTools({ fabric: away, memory: awayStores.memory, evals: awayStores.evals });
+      const topic = `away/${randomId().slice(0, 8)}`;
+      const waiting = awayTools
+        .forRun(run(), TOOL_NAMES)
+        .run(call("channel_subscribe", { topic, timeout_ms: 20_000 }), signal);
+      // Its subscription is gone with its connection; the publish is stored but reaches no subscriber.
+      proxy.down();
+      await eventually(() => expect(away.state).not.toBe("connected"));
+      await tools.forRun(run(), TOOL_NAMES).run(call("channel_publish", { topic, message: "late" }), signal);
+      proxy.up();
+      const r = await waiting;
+      expect(r.isError).toBe(false);
+      expect(r.output).toMatchObject({ topic, message: "late" });
+    } finally {
+      await away.close();
+      await proxy.close();
+    }
   });
 
   it("channel_subscribe returns a message published before it, carries the publisher's run id, and pages by seq", async () => {

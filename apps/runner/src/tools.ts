@@ -9,6 +9,9 @@ import { listKeys } from "./cluster/state.js";
 import { type ToolBox, ToolFailure } from "./loop.js";
 import type { ToolCall, ToolSpec } from "./providers/types.js";
 
+/** While channel_subscribe waits, how often it reads the stream again besides waiting for the wakeup (ms). */
+const SUBSCRIBE_RECHECK_MS = 2_000;
+
 /** JetStream API error: no message found. */
 const JS_NO_MESSAGE = 10037;
 
@@ -249,33 +252,61 @@ export class RunnerTools {
   async #subscribe(subject: string, after: number, timeoutMs: number, signal: AbortSignal): Promise<unknown> {
     const nc = this.#s.fabric.nc;
     const sub = nc.subscribe(subject, { max: 1 });
+    const deadline = Date.now() + timeoutMs;
+    let stopWaiting = () => {};
     try {
-      await nc.flush();
-      const found = await this.#next(subject, after);
-      if (found) return found;
-      const arrived = await new Promise<boolean>((resolve, reject) => {
-        const timer = setTimeout(() => resolve(false), timeoutMs);
-        const onAbort = () => {
-          clearTimeout(timer);
-          reject(signal.reason);
-        };
-        signal.addEventListener("abort", onAbort, { once: true });
-        void (async () => {
-          for await (const _ of sub) {
-            clearTimeout(timer);
-            signal.removeEventListener("abort", onAbort);
-            resolve(true);
-            return;
-          }
-        })();
-      });
-      if (arrived) {
-        // The stream stored it before the subscriber saw it (publish → stream → fan-out), so it is readable now.
-        const next = await this.#next(subject, after);
-        if (next) return next;
+      let lastError: unknown;
+      try {
+        await nc.flush();
+        const found = await this.#next(subject, after);
+        if (found) return found;
+      } catch (err) {
+        // NATS away at the start: wait and read again below, as after a missed wakeup.
+        lastError = err;
       }
+      let wake: Promise<unknown> = (async () => {
+        try {
+          for await (const _ of sub) return;
+        } catch {
+          // The subscription failed with its connection: the periodic read below still finds the message.
+        }
+      })();
+      const aborted = new Promise<never>((_, reject) => {
+        const onAbort = () => reject(signal.reason);
+        signal.addEventListener("abort", onAbort, { once: true });
+        stopWaiting = () => signal.removeEventListener("abort", onAbort);
+      });
+      aborted.catch(() => undefined);
+      // Woken by the core subscription; the stream is also read again every SUBSCRIBE_RECHECK_MS, because
+      // a message published while this connection was reconnecting (to another cluster node, or to a
+      // restarted server) is stored but never delivered to the core subscription.
+      while (Date.now() < deadline) {
+        let timer: NodeJS.Timeout | undefined;
+        const tick = new Promise((r) => {
+          timer = setTimeout(r, Math.min(SUBSCRIBE_RECHECK_MS, Math.max(0, deadline - Date.now())));
+        });
+        const woken = await Promise.race([wake.then(() => true), tick.then(() => false), aborted]).finally(
+          () => clearTimeout(timer),
+        );
+        if (woken) wake = new Promise(() => {});
+        // After a wakeup the message is stored (publish → stream → fan-out), but on a replicated stream a
+        // direct get may be answered by a replica that has not applied it yet: read again briefly.
+        for (let attempt = 0; attempt < (woken ? 20 : 1); attempt++) {
+          if (attempt > 0) await new Promise((r) => setTimeout(r, 50));
+          try {
+            const next = await this.#next(subject, after);
+            lastError = undefined;
+            if (next) return next;
+          } catch (err) {
+            // NATS away for a moment (a reconnect): read again at the next tick while time remains.
+            lastError = err;
+          }
+        }
+      }
+      if (lastError !== undefined) throw lastError;
       throw new ToolRefusal(`nothing arrived on the topic within ${timeoutMs} ms`);
     } finally {
+      stopWaiting();
       sub.unsubscribe();
     }
   }

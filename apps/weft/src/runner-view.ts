@@ -193,9 +193,14 @@ export class RunnerView {
     handle: (data: Uint8Array, subject: string) => boolean,
     onFollowing?: () => void,
   ): Promise<void> {
-    if (signal.aborted || !(await streamInfo(await this.#fabric.jsm(), stream))) return;
+    const info = signal.aborted ? undefined : await streamInfo(await this.#fabric.jsm(), stream);
+    if (!info) return;
+    // "From now on" is pinned to the stream's last sequence now, not to whenever the server creates the
+    // consumer: whatever is written once `onFollowing` is called is delivered.
     const consumer = await this.#fabric.js.consumers.get(stream, {
-      deliver_policy: deliver,
+      ...(deliver === DeliverPolicy.New
+        ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: info.state.last_seq + 1 }
+        : { deliver_policy: deliver }),
       ...(filter !== undefined ? { filter_subjects: filter } : {}),
     });
     const messages = await consumer.consume({ max_messages: 256 });

@@ -33,6 +33,7 @@ const bucketFamilies: Array<[string, Arg[], (...a: string[]) => string]> = [
   ["agentIdentities", [], () => buckets.agentIdentities()],
   ["inboxLedger", [], () => buckets.inboxLedger()],
   ["offerJournal", [], () => buckets.offerJournal()],
+  ["messageAcks", ["project"], (p) => buckets.messageAcks(p)],
   ["runnerRuns", [], () => buckets.runnerRuns()],
   ["runnerQuotas", [], () => buckets.runnerQuotas()],
   ["runnerReplicas", [], () => buckets.runnerReplicas()],
@@ -177,6 +178,12 @@ const FAMILIES: Family[] = [
     name: "inboxLedger",
     args: ["project", "agent"],
     build: (p, a) => keys.inboxLedger(p, a),
+  },
+  {
+    namespace: "key:message-acks",
+    name: "messageAck",
+    args: ["agent", "agent"],
+    build: (a, m) => keys.messageAck(a, m),
   },
   {
     namespace: "key:memory",

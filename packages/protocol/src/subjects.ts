@@ -106,6 +106,8 @@ export const buckets = {
   agentIdentities: () => "loom-agent-ids",
   /** Which direct messages each agent has read (key `<p>.<agentId>`), so each is returned once. */
   inboxLedger: () => "loom-inbox-ledger",
+  /** Acknowledgements of direct messages sent with `ackRequired` (key `<senderId>.<messageId>`). */
+  messageAcks: (projectId: string) => `loom-acks-${p(projectId)}`,
   runnerRuns: () => "runner-runs",
   runnerQuotas: () => "runner-quotas",
   runnerReplicas: () => "runner-replicas",
@@ -142,6 +144,9 @@ export const keys = {
   /** Identity claims use the same `<projectId>.<agentId>` shape as registry keys. */
   agentIdentity: (projectId: string, agentId: string) => `${p(projectId)}.${assertAgentId(agentId)}`,
   inboxLedger: (projectId: string, agentId: string) => `${p(projectId)}.${assertAgentId(agentId)}`,
+  /** An acknowledgement record: `<senderId>.<messageId>`, so a sender lists its own with `<senderId>.>`. */
+  messageAck: (senderId: string, messageId: string) =>
+    `${assertAgentId(senderId)}.${assertAgentId(messageId)}`,
   /** One offering process's journal: `<p>.<token>`, the token 32 hex, random per process. */
   offerJournal: (projectId: string, token: string) => `${p(projectId)}.${assertAgentId(token)}`,
   offerJournalPrefix: (projectId: string) => `${p(projectId)}.>`,
@@ -229,6 +234,13 @@ export function natsLayout(): LayoutRow[] {
       subject: subjects.inbox(EX, EXA),
       store: `stream ${streams.inbox(EX)}`,
       retention: `limits, max msgs per agent; what each agent has read: KV ${buckets.inboxLedger()} key ${keys.inboxLedger(EX, EXA)}`,
+    },
+    {
+      what: "direct-message acknowledgements",
+      subject: `key ${keys.messageAck(EXA, EXA)}`,
+      store: `KV ${buckets.messageAcks(EX)}`,
+      retention:
+        "history 1, bucket TTL the inbox's maxAgeMs; written pending by the sender, acknowledged by the recipient",
     },
     {
       what: "work offers",

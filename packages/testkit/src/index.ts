@@ -1,3 +1,11 @@
+export {
+  type BrowserContext,
+  CHROMIUM_BIN,
+  CHROMIUM_FLAGS,
+  type HeadlessChromium,
+  launchChromium,
+  type Page,
+} from "./chromium.js";
 export { NatsCluster } from "./cluster.js";
 export {
   type EventuallyOptions,

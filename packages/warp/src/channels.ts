@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import {
   createReadConsumer,
   dropConsumer,
@@ -8,6 +9,7 @@ import {
   type Logger,
   type PulledMessage,
   pullBatch,
+  readAll,
   type StreamSpec,
   type StreamState,
   streamVanished,
@@ -20,6 +22,7 @@ import {
   channelMessageSchema,
   LoominalError,
   MESSAGE_MAX_CHARS,
+  randomId,
   type Scope,
   scopeSchema,
   streams,
@@ -27,6 +30,7 @@ import {
 } from "@loominal/protocol";
 import { UnknownChannelError } from "./errors.js";
 import type { Identity } from "./identity.js";
+import { checkThreadOptions, type ThreadOptions, threadView } from "./threads.js";
 
 const codec = jsonCodec(channelMessageSchema);
 const encoder = new TextEncoder();
@@ -37,6 +41,8 @@ const READ_CONSUMER_IDLE_MS = 60_000;
 /** A cached read consumer is reused only if used this recently (well inside the server's idle limit). */
 const READ_CONSUMER_REUSE_MS = 30_000;
 const PULL_TIMEOUT_MS = 5_000;
+/** Messages of a channel a thread read looks at, newest first (its cost bound). */
+export const THREAD_SCAN_MAX = 2_000;
 /** Windows a newest-page read searches for messages visible to its reader before it gives up. */
 export const NEWEST_MAX_WINDOWS = 10;
 /** Largest older window (raw messages) one pull of a newest-page read asks for. */
@@ -68,6 +74,9 @@ export interface SentChannelMessage {
   sentAt: string;
   /** A message with the same idempotency key was stored already; `seq` is that message's. */
   duplicate: boolean;
+  messageId: string;
+  /** The thread it was sent in (its own messageId when it starts one). */
+  threadId: string;
 }
 
 export interface ReadChannelMessage {
@@ -77,6 +86,9 @@ export interface ReadChannelMessage {
   scope: Scope;
   message: string;
   sentAt: string;
+  messageId?: string;
+  threadId?: string;
+  replyTo?: string;
 }
 
 export interface ChannelPage {
@@ -195,9 +207,10 @@ export class Channels {
     channel: string,
     message: string,
     scope: Scope = "team",
-    options: { idempotencyKey?: string } = {},
+    options: { idempotencyKey?: string } & ThreadOptions = {},
   ): Promise<SentChannelMessage> {
     const info = this.info(channel);
+    const thread = checkThreadOptions(options);
     if (typeof message !== "string" || message.length === 0 || message.length > MESSAGE_MAX_CHARS)
       throw new LoominalError("invalid_input", `message must be 1–${MESSAGE_MAX_CHARS} characters`);
     if (!scopeSchema.safeParse(scope).success)
@@ -215,6 +228,12 @@ export class Channels {
       scope,
       message,
       sentAt: new Date().toISOString(),
+      // A retry with the same idempotency key gets the same messageId as the copy that was stored.
+      messageId:
+        options.idempotencyKey === undefined
+          ? randomId()
+          : createHash("sha256").update(`${id.agentId}:${options.idempotencyKey}`).digest("hex").slice(0, 32),
+      ...thread,
     };
     const key = options.idempotencyKey;
     if (key !== undefined && !/^[A-Za-z0-9_-]{1,64}$/.test(key))
@@ -228,7 +247,16 @@ export class Channels {
       );
     });
     this.#noteTail(channel, ack.seq);
-    return { channel, seq: ack.seq, scope, sentAt: record.sentAt, duplicate: ack.duplicate === true };
+    const messageId = record.messageId ?? "";
+    return {
+      channel,
+      seq: ack.seq,
+      scope,
+      sentAt: record.sentAt,
+      duplicate: ack.duplicate === true,
+      messageId,
+      threadId: thread.threadId ?? messageId,
+    };
   }
 
   /**
@@ -259,6 +287,67 @@ export class Channels {
       this.#noteTail(info.name, pulled.nextSeq - 1);
       const { messages, skippedInvalid } = this.#visible(info, pulled.messages);
       return { channel, messages, nextCursor: pulled.nextSeq, hasMore: pulled.hasMore, skippedInvalid };
+    });
+  }
+
+  /**
+   * The messages of one thread the reader may see, oldest first: the newest `limit` of them among the
+   * newest `maxScan` messages of the channel (a bounded cost, stated as `scanned`).
+   */
+  async readThread(
+    channel: string,
+    threadId: string,
+    options: { limit?: number; maxScan?: number } = {},
+  ): Promise<ChannelPage & { scanned: number }> {
+    checkThreadOptions({ threadId });
+    const limit = options.limit ?? CHANNEL_READ_DEFAULT_LIMIT;
+    if (!Number.isInteger(limit) || limit < 1 || limit > CHANNEL_READ_MAX_LIMIT)
+      throw new LoominalError(
+        "invalid_input",
+        `limit must be an integer from 1 to ${CHANNEL_READ_MAX_LIMIT}`,
+      );
+    const scan = await this.scanNewest(channel, options.maxScan ?? THREAD_SCAN_MAX);
+    const inThread = scan.messages.filter((m) => m.threadId === threadId);
+    return {
+      channel,
+      messages: inThread.slice(-limit),
+      nextCursor: scan.nextCursor,
+      hasMore: false,
+      skippedInvalid: scan.skippedInvalid,
+      scanned: scan.scanned,
+    };
+  }
+
+  /**
+   * The newest `maxScan` messages of a channel (at most), those the reader may see, oldest first, with
+   * how many stored messages were looked at. One temporary consumer and `maxScan / 1000` pulls.
+   */
+  async scanNewest(
+    channel: string,
+    maxScan: number,
+  ): Promise<{
+    messages: ReadChannelMessage[];
+    scanned: number;
+    nextCursor: number;
+    skippedInvalid: number;
+  }> {
+    const info = this.info(channel);
+    if (!Number.isInteger(maxScan) || maxScan < 1)
+      throw new LoominalError("invalid_input", "maxScan must be a positive integer");
+    return this.#recovering(info, async () => {
+      await this.ensure(channel);
+      const state = (await (await this.#fabric.jsm()).streams.info(info.stream)).state;
+      if (state.messages === 0)
+        return { messages: [], scanned: 0, nextCursor: state.last_seq + 1, skippedInvalid: 0 };
+      const start = Math.max(state.first_seq, state.last_seq - maxScan + 1);
+      const pulled = await readAll(this.#fabric, info.stream, {
+        start: { from: "sequence", seq: start },
+        idleMs: READ_CONSUMER_IDLE_MS,
+        pullTimeoutMs: PULL_TIMEOUT_MS,
+      });
+      const raw = pulled.messages.filter((m) => m.streamSeq <= state.last_seq);
+      const { messages, skippedInvalid } = this.#visible(info, raw);
+      return { messages, scanned: raw.length, nextCursor: state.last_seq + 1, skippedInvalid };
     });
   }
 
@@ -536,6 +625,7 @@ export class Channels {
         scope: rec.scope,
         message: rec.message,
         sentAt: rec.sentAt,
+        ...threadView(rec),
       });
     }
     return { messages, skippedInvalid };

@@ -156,6 +156,7 @@ describe("direct messages", () => {
         registry: bob.registry,
         settings: bob.config.file.warp.inbox,
         logger: silentLogger(),
+        acks: bob.acks,
       });
       const reads = await Promise.all(
         Array.from({ length: 8 }, (_, i) => (i % 2 === 0 ? bob : { inbox: twin }).inbox.read({ limit: 4 })),

@@ -28,12 +28,15 @@ import {
   LoominalError,
   MESSAGE_MAX_CHARS,
   METADATA_MAX_CHARS,
+  randomId,
   streams,
   subjects,
   type WarpConfig,
 } from "@loominal/protocol";
+import type { MessageAcks } from "./acks.js";
 import type { Identity } from "./identity.js";
 import type { Registry } from "./registry.js";
+import { checkThreadOptions, type ThreadOptions, threadView } from "./threads.js";
 
 const codec = jsonCodec(directMessageSchema);
 const ledgerCodec = jsonCodec(inboxLedgerSchema);
@@ -57,6 +60,10 @@ export const DIRECT_READ_MAX_LIMIT = 100;
 export type InboxSettings = WarpConfig["inbox"];
 
 export interface SentDirectMessage {
+  messageId: string;
+  /** The thread it was sent in (its own messageId when it starts one). */
+  threadId: string;
+  ackRequired: boolean;
   to: string;
   /** The recipient's project (whose inbox stream holds the message). */
   projectId: string;
@@ -73,6 +80,10 @@ export interface ReadDirectMessage {
   message: string;
   metadata?: Record<string, unknown>;
   sentAt: string;
+  messageId?: string;
+  threadId?: string;
+  replyTo?: string;
+  ackRequired?: boolean;
 }
 
 export interface DirectReadResult {
@@ -97,6 +108,8 @@ export interface DirectReadFilter {
   limit?: number;
   messageType?: string;
   fromAgentId?: string;
+  /** Only messages of this thread. */
+  threadId?: string;
 }
 
 export interface InboxOptions {
@@ -105,6 +118,7 @@ export interface InboxOptions {
   registry: Registry;
   settings: InboxSettings;
   logger: Logger;
+  acks: MessageAcks;
 }
 
 /**
@@ -123,6 +137,7 @@ export class Inbox {
   #registry: Registry;
   #settings: InboxSettings;
   #logger: Logger;
+  #acks: MessageAcks;
   /** Inbox streams of other projects this process has sent to. */
   #otherInboxes = new Map<string, Promise<void>>();
   /** The ledger as this process last wrote or read it; a stale one costs one conflict and a re-read. */
@@ -136,6 +151,7 @@ export class Inbox {
     this.#registry = options.registry;
     this.#settings = options.settings;
     this.#logger = options.logger;
+    this.#acks = options.acks;
   }
 
   get stream(): string {
@@ -155,9 +171,16 @@ export class Inbox {
   async send(
     toAgentId: string,
     message: string,
-    options: { messageType?: string; metadata?: Record<string, unknown>; projectId?: string } = {},
+    options: {
+      messageType?: string;
+      metadata?: Record<string, unknown>;
+      projectId?: string;
+      /** The recipient must acknowledge it (`warp_messages_ack`); until then the sender sees it pending. */
+      ackRequired?: boolean;
+    } & ThreadOptions = {},
   ): Promise<SentDirectMessage> {
     assertAgentId(toAgentId);
+    const thread = checkThreadOptions(options);
     const messageType = assertNameToken(options.messageType ?? DEFAULT_MESSAGE_TYPE, "name");
     if (typeof message !== "string" || message.length === 0 || message.length > MESSAGE_MAX_CHARS)
       throw new LoominalError("invalid_input", `message must be 1–${MESSAGE_MAX_CHARS} characters`);
@@ -176,6 +199,13 @@ export class Inbox {
     );
     const projectId = recipient.projectId;
     const id = this.#identity;
+    const ackRequired = options.ackRequired === true;
+    if (ackRequired && projectId !== id.projectId)
+      throw new LoominalError(
+        "invalid_input",
+        `ackRequired works within your project; ${toAgentId} is in project ${projectId}. Send without ackRequired and ask for a reply instead`,
+      );
+    const messageId = randomId();
     const record: DirectMessage = {
       from: id.agentId,
       fromHandle: id.handle,
@@ -186,7 +216,12 @@ export class Inbox {
       message,
       ...(options.metadata !== undefined ? { metadata: options.metadata } : {}),
       sentAt: new Date().toISOString(),
+      messageId,
+      ...thread,
+      ...(ackRequired ? { ackRequired: true } : {}),
     };
+    // The pending acknowledgement exists before the message, so the recipient can always acknowledge it.
+    if (ackRequired) await this.#acks.expect(record, recipient.handle);
     const publish = async () => {
       await this.#ensureInboxOf(projectId);
       return this.#fabric.js.publish(
@@ -196,14 +231,28 @@ export class Inbox {
     };
     let ack: Awaited<ReturnType<typeof publish>>;
     try {
-      ack = await publish();
+      try {
+        ack = await publish();
+      } catch (err) {
+        // The inbox stream vanished (deleted, or a server that lost its store): create it again, once.
+        if (!(await streamVanished(this.#fabric, streams.inbox(projectId), err))) throw err;
+        this.#otherInboxes.delete(projectId);
+        ack = await publish();
+      }
     } catch (err) {
-      // The inbox stream vanished (deleted, or a server that lost its store): create it again, once.
-      if (!(await streamVanished(this.#fabric, streams.inbox(projectId), err))) throw err;
-      this.#otherInboxes.delete(projectId);
-      ack = await publish();
+      if (ackRequired) await this.#acks.forget(messageId).catch(() => undefined);
+      throw err;
     }
-    return { to: toAgentId, projectId, seq: ack.seq, messageType, sentAt: record.sentAt };
+    return {
+      messageId,
+      threadId: thread.threadId ?? messageId,
+      ackRequired,
+      to: toAgentId,
+      projectId,
+      seq: ack.seq,
+      messageType,
+      sentAt: record.sentAt,
+    };
   }
 
   /**
@@ -249,6 +298,7 @@ export class Inbox {
     try {
       if (filter.messageType !== undefined) assertNameToken(filter.messageType, "name");
       if (filter.fromAgentId !== undefined) assertAgentId(filter.fromAgentId);
+      if (filter.threadId !== undefined) checkThreadOptions({ threadId: filter.threadId });
     } catch (err) {
       return Promise.reject(err);
     }
@@ -291,6 +341,7 @@ export class Inbox {
         if (chosen.length >= limit) break;
         if (filter.messageType !== undefined && m.messageType !== filter.messageType) continue;
         if (filter.fromAgentId !== undefined && m.from !== filter.fromAgentId) continue;
+        if (filter.threadId !== undefined && m.threadId !== filter.threadId) continue;
         chosen.push(m);
       }
       const seen = { lastSeen: Math.max(lastSeen, highest), waiting: unread.length - chosen.length };
@@ -410,6 +461,8 @@ export class Inbox {
         message: rec.message,
         ...(rec.metadata !== undefined ? { metadata: rec.metadata } : {}),
         sentAt: rec.sentAt,
+        ...threadView(rec),
+        ...(rec.ackRequired ? { ackRequired: true } : {}),
       });
     }
     return { messages, skippedInvalid, unparsed: pulled.unparsed };

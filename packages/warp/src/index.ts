@@ -1,4 +1,12 @@
 export {
+  ACK_STATUS_DEFAULT_LIMIT,
+  ACK_STATUS_MAX_LIMIT,
+  type AckStatus,
+  type AckStatusPage,
+  MessageAcks,
+  messageAcksBucketSpec,
+} from "./acks.js";
+export {
   CHANNEL_READ_DEFAULT_LIMIT,
   CHANNEL_READ_MAX_LIMIT,
   type ChannelInfo,
@@ -9,6 +17,7 @@ export {
   channelStreamSpec,
   type ReadChannelMessage,
   type SentChannelMessage,
+  THREAD_SCAN_MAX,
 } from "./channels.js";
 export { AgentNotFoundError, IdentityInUseError, NotRegisteredError, UnknownChannelError } from "./errors.js";
 export {
@@ -37,11 +46,13 @@ export {
   DISCOVER_MAX_LIMIT,
   type DiscoverFilter,
   type DiscoverPage,
+  type Holdings,
   type PresenceUpdate,
   REGISTRY_BUCKET,
   type RegisterInput,
   Registry,
   type RegistryOptions,
 } from "./registry.js";
+export type { ThreadOptions } from "./threads.js";
 export { DEFAULT_READY_TIMEOUT_MS, Warp, type WarpOpenOptions } from "./warp.js";
 export * from "./work/index.js";

@@ -7,6 +7,7 @@ import {
   subjects,
   type WarpConfig,
 } from "@loominal/protocol";
+import { messageAcksBucketSpec } from "./acks.js";
 import { channelStreamSpec } from "./channels.js";
 import { IDENTITY_LEASE_TTL_MS } from "./identity.js";
 import { INBOX_LEDGER_BUCKET, inboxStreamSpec } from "./inbox.js";
@@ -39,6 +40,7 @@ export function warpProvisionSpecs(
       { name: buckets.workLedger(p), history: LEDGER_HISTORY },
       REGISTRY_BUCKET,
       INBOX_LEDGER_BUCKET,
+      messageAcksBucketSpec(p, warp.inbox.maxAgeMs),
       leaseBucketSpec(buckets.agentIdentities(), IDENTITY_LEASE_TTL_MS),
       // Work maintenance runs under a lease here (`<p>.work-maintenance`).
       leaseBucketSpec(buckets.leases(), LEASES_BUCKET_TTL_MS),

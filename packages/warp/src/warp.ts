@@ -1,6 +1,7 @@
 import type { Fabric, Logger, LoominalConfig } from "@loominal/fabric";
 import { silentLogger } from "@loominal/fabric";
 import { LoominalError } from "@loominal/protocol";
+import { MessageAcks } from "./acks.js";
 import { Channels } from "./channels.js";
 import { Identity } from "./identity.js";
 import { Inbox } from "./inbox.js";
@@ -44,6 +45,8 @@ export class Warp {
   readonly channels: Channels;
   readonly registry: Registry;
   readonly inbox: Inbox;
+  /** Acknowledgements of direct messages sent with `ackRequired`. */
+  readonly acks: MessageAcks;
   readonly work: WorkQueue;
   #claiming: Promise<void> | undefined;
   #restoredHandle = false;
@@ -66,7 +69,15 @@ export class Warp {
       // Readers show the agent busy while it holds claims, without it reporting anything.
       holdings: () => ({ claims: this.work.heldClaims.length, leases: 0 }),
     });
-    this.inbox = new Inbox({ fabric, identity, registry: this.registry, settings: warp.inbox, logger });
+    this.acks = new MessageAcks({ fabric, identity, inboxMaxAgeMs: warp.inbox.maxAgeMs, logger });
+    this.inbox = new Inbox({
+      fabric,
+      identity,
+      registry: this.registry,
+      settings: warp.inbox,
+      logger,
+      acks: this.acks,
+    });
     this.work = new WorkQueue({
       fabric,
       projectId: identity.projectId,

@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { readFileSync, statSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { basename, join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse, parseAllDocuments } from "yaml";
@@ -19,11 +19,13 @@ interface K8sObject {
 interface Container {
   name: string;
   image: string;
+  envFrom?: Array<{ secretRef?: { name: string; optional?: boolean } }>;
+  volumeMounts?: Array<{ name: string; mountPath: string }>;
   securityContext?: { readOnlyRootFilesystem?: boolean; allowPrivilegeEscalation?: boolean };
-  livenessProbe?: unknown;
-  readinessProbe?: unknown;
+  livenessProbe?: { httpGet?: { path: string } };
+  readinessProbe?: { httpGet?: { path: string } };
   resources?: { requests?: unknown; limits?: unknown };
-  env?: Array<{ valueFrom?: { secretKeyRef?: { name: string } } }>;
+  env?: Array<{ name: string; value?: string; valueFrom?: { secretKeyRef?: { name: string; key: string } } }>;
 }
 
 function hasKubectl(): boolean {
@@ -182,6 +184,47 @@ describe("deploy/k8s renders a fabric kubectl can apply", () => {
           `${w.metadata.name} has a PodDisruptionBudget`,
         ).toBe(true);
       }
+      // NATS users come from the Secret `loominal nats-config --k8s` writes, included by nats.conf.
+      expect(natsConf).toMatch(/^include \.\.\/nats-auth\/accounts\.conf$/m);
+      const natsPod = (
+        nats.spec.template as {
+          spec: {
+            containers: Container[];
+            volumes: Array<{ name: string; secret?: { secretName: string } }>;
+          };
+        }
+      ).spec;
+      const authVolume = natsPod.volumes.find((v) => v.secret?.secretName === "nats-accounts");
+      expect(authVolume).toBeDefined();
+      const mounts = natsPod.containers[0]?.volumeMounts ?? [];
+      expect(mounts.find((m) => m.name === authVolume?.name)?.mountPath).toBe("/etc/nats-auth");
+      expect(mounts.find((m) => m.mountPath === "/etc/nats")).toBeDefined();
+
+      // The Runner, whenever the repository has one: its Deployment, Service, probes on /health.
+      if (existsSync(join(ROOT, "apps/runner"))) {
+        const runner = one("Deployment", "runner");
+        expect(runner.spec.replicas).toBe(overlay === "ha" ? 2 : 1);
+        const c = (runner.spec.template as { spec: { containers: Container[] } }).spec.containers[0];
+        expect(c?.env?.find((e) => e.name === "RUNNER_AUTH_TOKEN")?.valueFrom?.secretKeyRef).toEqual({
+          name: "runner-auth",
+          key: "token",
+        });
+        expect(c?.env?.find((e) => e.name === "RUNNER_HOST")?.value).toBe("0.0.0.0");
+        const port = (one("Service", "runner").spec.ports as Array<{ targetPort: string }>)[0];
+        expect(port?.targetPort).toBe("http");
+      }
+
+      // Weft and the Runner: probes on /health, the services' NATS user by reference, their images built
+      // by a Dockerfile of this repository.
+      for (const d of byKind("Deployment")) {
+        const c = (d.spec.template as { spec: { containers: Container[] } }).spec.containers[0];
+        expect(c?.livenessProbe?.httpGet?.path, d.metadata.name).toBe("/health");
+        expect(c?.readinessProbe?.httpGet?.path, d.metadata.name).toBe("/health");
+        expect(c?.envFrom, d.metadata.name).toContainEqual({ secretRef: { name: "nats-service-user" } });
+        const image = /^ghcr\.io\/loominal\/([a-z-]+):/.exec(c?.image ?? "")?.[1];
+        expect(existsSync(join(ROOT, "deploy/docker", `${image}.Dockerfile`)), c?.image).toBe(true);
+      }
+
       // Tokens are referenced, never written into the manifests.
       expect(byKind("Secret")).toEqual([]);
       const weftContainer = (weft.spec.template as { spec: { containers: Container[] } }).spec.containers[0];

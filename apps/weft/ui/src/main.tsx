@@ -46,7 +46,7 @@ function App() {
             aria-label="project"
             value={selected ?? ""}
             onChange={(e) => choose(e.currentTarget.value)}
-            disabled={projects.length === 0}
+            disabled={projects.length === 0 && !selected}
           >
             {projects.length === 0 && <option value="">no project yet</option>}
             {selected && !projects.includes(selected) && <option value={selected}>{selected}</option>}

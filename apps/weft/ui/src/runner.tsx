@@ -68,7 +68,7 @@ export function RunnerView() {
   return (
     <section id="runner">
       <h2>
-        Runner <span class={`status status-${runner?.state ?? "unknown"}`}>{runner?.state ?? "…"}</span>
+        Runner {runner?.available && <span class={`status status-${runner.state}`}>{runner.state}</span>}
       </h2>
       {error && <p class="error">{error}</p>}
       {runner && !runner.available && (

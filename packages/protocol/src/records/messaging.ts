@@ -13,6 +13,29 @@ export const DEFAULT_MESSAGE_TYPE = "text";
 
 const isoTime = z.iso.datetime({ offset: true });
 
+/** A message id: 32 lower-case hex, given to every channel and direct message when it is sent. */
+export const MESSAGE_ID_RE = /^[0-9a-f]{32}$/;
+export const messageIdSchema = z
+  .string()
+  .regex(MESSAGE_ID_RE, "a messageId is 32 lower-case hex characters, as a read or send returned it");
+
+/**
+ * A thread: the messageId of the message that started it, or a name the agents chose
+ * (`^[a-z0-9][a-z0-9_-]{0,63}$`). Messages without one are each their own thread (`threadId` = `messageId`).
+ */
+export const THREAD_ID_RE = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+export const threadIdSchema = z
+  .string()
+  .regex(THREAD_ID_RE, "a threadId is 1–64 of a-z, 0-9, '_' and '-', starting with a letter or digit");
+
+/** Thread fields every stored message may carry (absent on messages written before threads existed). */
+const threadFields = {
+  messageId: messageIdSchema.optional(),
+  threadId: threadIdSchema.optional(),
+  /** The messageId this message answers. */
+  replyTo: messageIdSchema.optional(),
+};
+
 /** A message on a channel, as stored in the channel's stream (`loom.<p>.chan.<channel>`). */
 export const channelMessageSchema = z.object({
   channel: nameToken("channel"),
@@ -25,6 +48,7 @@ export const channelMessageSchema = z.object({
   scope: scopeSchema,
   message: z.string().max(MESSAGE_MAX_CHARS),
   sentAt: isoTime,
+  ...threadFields,
 });
 export type ChannelMessage = z.infer<typeof channelMessageSchema>;
 
@@ -38,6 +62,9 @@ export const directMessageSchema = z.object({
   message: z.string().max(MESSAGE_MAX_CHARS),
   metadata: z.record(z.string(), z.unknown()).optional(),
   sentAt: isoTime,
+  ...threadFields,
+  /** The sender waits for the recipient's `warp_messages_ack`; the ack is kept in KV `loom-acks-<p>`. */
+  ackRequired: z.boolean().optional(),
 });
 export type DirectMessage = z.infer<typeof directMessageSchema>;
 
@@ -128,6 +155,14 @@ export const agentViewSchema = agentRecordSchema.extend({
 });
 export type AgentViewRecord = z.infer<typeof agentViewSchema>;
 
+/** Thread fields of a message as a reader gets it: a message sent before threads existed has no messageId. */
+const threadViewFields = {
+  messageId: z.string().optional(),
+  /** Its thread: the one it was sent in, else its own messageId. */
+  threadId: z.string().optional(),
+  replyTo: z.string().optional(),
+};
+
 /** A channel message as a reader gets it. */
 export const channelMessageViewSchema = z.object({
   seq: z.int().positive(),
@@ -136,6 +171,7 @@ export const channelMessageViewSchema = z.object({
   scope: scopeSchema,
   message: z.string(),
   sentAt: isoTime,
+  ...threadViewFields,
 });
 
 /** A direct message as its recipient gets it. */
@@ -147,7 +183,29 @@ export const directMessageViewSchema = z.object({
   message: z.string(),
   metadata: z.record(z.string(), z.unknown()).optional(),
   sentAt: isoTime,
+  ...threadViewFields,
+  /** The sender waits for your `warp_messages_ack {messageId}`. */
+  ackRequired: z.boolean().optional(),
 });
+
+/**
+ * The acknowledgement state of one direct message sent with `ackRequired`: KV `loom-acks-<p>`, key
+ * `<senderId>.<messageId>`, written pending by the sender before the message is published and marked
+ * acknowledged by the recipient.
+ */
+export const messageAckSchema = z.object({
+  messageId: messageIdSchema,
+  projectId: projectIdSchema,
+  from: agentIdSchema,
+  to: agentIdSchema,
+  toHandle: z.string().optional(),
+  threadId: threadIdSchema.optional(),
+  /** The first characters of the message, so the sender recognises it. */
+  excerpt: z.string().max(200),
+  sentAt: isoTime,
+  ackedAt: isoTime.optional(),
+});
+export type MessageAck = z.infer<typeof messageAckSchema>;
 
 /**
  * What one agent has read of its inbox: every message of its subject with a stream sequence ≤ `floor`

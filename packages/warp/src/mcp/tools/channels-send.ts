@@ -2,6 +2,7 @@ import { defineTool } from "@loominal/mcp-kit";
 import { MESSAGE_MAX_CHARS, nameToken, scopeSchema } from "@loominal/protocol";
 import { z } from "zod";
 import type { WarpToolDeps } from "./index.js";
+import { threadInput } from "./thread-fields.js";
 
 export function channelsSendTool({ warp }: WarpToolDeps) {
   return defineTool({
@@ -20,6 +21,7 @@ export function channelsSendTool({ warp }: WarpToolDeps) {
         .describe(
           "Your own key for this message (1–64 letters, digits, '_' or '-'). Retrying a send with the same key (say after nats_unavailable) within the channel's duplicate window (2 minutes, or the channel's max age if shorter) stores it once and answers with the first copy's seq and duplicate: true.",
         ),
+      ...threadInput,
     }),
     output: z.object({
       channel: z.string(),
@@ -27,17 +29,21 @@ export function channelsSendTool({ warp }: WarpToolDeps) {
       scope: scopeSchema,
       sentAt: z.string(),
       duplicate: z.boolean().describe("true when a message with this idempotencyKey was stored already"),
+      messageId: z.string(),
+      threadId: z.string(),
     }),
-    handler: async ({ channel, message, scope, idempotencyKey }) =>
+    handler: async ({ channel, message, scope, idempotencyKey, threadId, replyTo }) =>
       warp.run(async () => {
         const sent = await warp.channels.send(channel, message, scope ?? "team", {
           ...(idempotencyKey ? { idempotencyKey } : {}),
+          ...(threadId !== undefined ? { threadId } : {}),
+          ...(replyTo !== undefined ? { replyTo } : {}),
         });
         return {
           data: sent,
           text: sent.duplicate
             ? `Already sent to #${sent.channel} with this idempotencyKey (seq ${sent.seq}); not stored again.`
-            : `Sent to #${sent.channel} (seq ${sent.seq}, ${sent.scope}).`,
+            : `Sent to #${sent.channel} (seq ${sent.seq}, ${sent.scope}; messageId ${sent.messageId}, thread ${sent.threadId}).`,
         };
       }),
   });

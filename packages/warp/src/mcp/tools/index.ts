@@ -6,6 +6,7 @@ import { channelsSendTool } from "./channels-send.js";
 import { channelsStatusTool } from "./channels-status.js";
 import { handleGetTool } from "./handle-get.js";
 import { handleSetTool } from "./handle-set.js";
+import { messagesAckStatusTool, messagesAckTool } from "./messages-ack.js";
 import { messagesReadDirectTool } from "./messages-read-direct.js";
 import { messagesSendDirectTool } from "./messages-send-direct.js";
 import { registryDeregisterTool } from "./registry-deregister.js";
@@ -36,6 +37,8 @@ export function warpTools(deps: WarpToolDeps): ToolDefinition[] {
     registryDeregisterTool(deps),
     messagesSendDirectTool(deps),
     messagesReadDirectTool(deps),
+    messagesAckTool(deps),
+    messagesAckStatusTool(deps),
     ...workTools({ work: deps.warp.work, ready: () => deps.warp.ready() }),
   ];
 }

@@ -1,5 +1,5 @@
 import { defineTool } from "@loominal/mcp-kit";
-import { agentIdSchema, directMessageViewSchema, nameToken } from "@loominal/protocol";
+import { agentIdSchema, directMessageViewSchema, nameToken, threadIdSchema } from "@loominal/protocol";
 import { z } from "zod";
 import { DIRECT_READ_DEFAULT_LIMIT, DIRECT_READ_MAX_LIMIT } from "../../inbox.js";
 import type { WarpToolDeps } from "./index.js";
@@ -8,11 +8,17 @@ export function messagesReadDirectTool({ warp }: WarpToolDeps) {
   return defineTool({
     name: "warp_messages_read_direct",
     title: "Read direct messages",
-    description: `Reads your direct messages, oldest first. Each message is returned once: a read consumes what it returns and nothing else, so messages a filter (messageType, fromAgentId) or the limit leaves out stay for a later read. limit 1–${DIRECT_READ_MAX_LIMIT}, default ${DIRECT_READ_DEFAULT_LIMIT}. "dropped" counts messages an earlier read saw waiting that the inbox's retention removed unread since; "full" means the inbox is at its limit and the next message sent pushes out the oldest: read more often.`,
+    description: `Reads your unread direct messages, oldest first. Each is returned once: a read consumes what it returns and nothing else, so what a filter (messageType, fromAgentId, threadId) or the limit leaves out stays for a later read. A message with ackRequired waits for your warp_messages_ack {messageId}. "dropped": messages removed unread by retention since your last read; "full": the inbox is at its limit, read more often.`,
     input: z.strictObject({
-      limit: z.int().min(1).max(DIRECT_READ_MAX_LIMIT).optional(),
-      messageType: nameToken("name").optional(),
-      fromAgentId: agentIdSchema.optional(),
+      limit: z
+        .int()
+        .min(1)
+        .max(DIRECT_READ_MAX_LIMIT)
+        .optional()
+        .describe(`Most messages to return (default ${DIRECT_READ_DEFAULT_LIMIT})`),
+      messageType: nameToken("name").optional().describe("Only messages of this type"),
+      fromAgentId: agentIdSchema.optional().describe("Only messages from this agent"),
+      threadId: threadIdSchema.optional().describe("Only messages of this thread"),
     }),
     output: z.object({
       messages: z.array(directMessageViewSchema),
@@ -24,7 +30,10 @@ export function messagesReadDirectTool({ warp }: WarpToolDeps) {
     handler: async (filter) =>
       warp.run(async () => {
         const r = await warp.inbox.read(filter);
-        const lines = r.messages.map((m) => `[${m.sentAt}] ${m.fromHandle} (${m.messageType}): ${m.message}`);
+        const lines = r.messages.map(
+          (m) =>
+            `[${m.sentAt}] ${m.fromHandle} (${m.messageType}${m.threadId ? `, thread ${m.threadId}` : ""}${m.ackRequired ? `, ack required: messageId ${m.messageId}` : ""}): ${m.message}`,
+        );
         return {
           data: {
             messages: r.messages,

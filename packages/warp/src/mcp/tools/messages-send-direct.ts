@@ -2,6 +2,7 @@ import { defineTool } from "@loominal/mcp-kit";
 import { agentIdSchema, MESSAGE_MAX_CHARS, nameToken, projectIdSchema } from "@loominal/protocol";
 import { z } from "zod";
 import type { WarpToolDeps } from "./index.js";
+import { threadInput } from "./thread-fields.js";
 
 export function messagesSendDirectTool({ warp }: WarpToolDeps) {
   return defineTool({
@@ -19,17 +20,30 @@ export function messagesSendDirectTool({ warp }: WarpToolDeps) {
       projectId: projectIdSchema
         .optional()
         .describe("The recipient's project (default: yours, then any you may see)"),
+      ...threadInput,
+      ackRequired: z
+        .boolean()
+        .optional()
+        .describe(
+          "Ask the recipient to acknowledge it (warp_messages_ack); warp_messages_ack_status shows it unacknowledged until then. Same project only",
+        ),
     }),
     output: z.object({
+      messageId: z.string(),
+      threadId: z.string(),
+      ackRequired: z.boolean(),
       to: agentIdSchema,
       projectId: projectIdSchema,
       seq: z.int().positive(),
       messageType: z.string(),
       sentAt: z.string(),
     }),
-    handler: async ({ agentId, message, messageType, metadata, projectId }) =>
+    handler: async ({ agentId, message, messageType, metadata, projectId, threadId, replyTo, ackRequired }) =>
       warp.run(async () => {
         const sent = await warp.inbox.send(agentId, message, {
+          ...(threadId !== undefined ? { threadId } : {}),
+          ...(replyTo !== undefined ? { replyTo } : {}),
+          ...(ackRequired !== undefined ? { ackRequired } : {}),
           ...(messageType !== undefined ? { messageType } : {}),
           ...(metadata !== undefined ? { metadata } : {}),
           ...(projectId !== undefined ? { projectId } : {}),
@@ -37,7 +51,7 @@ export function messagesSendDirectTool({ warp }: WarpToolDeps) {
         const where = sent.projectId === warp.projectId ? "" : ` in project ${sent.projectId}`;
         return {
           data: sent,
-          text: `Sent ${sent.messageType} message to ${sent.to}${where} (seq ${sent.seq}).`,
+          text: `Sent ${sent.messageType} message to ${sent.to}${where} (seq ${sent.seq}; messageId ${sent.messageId}, thread ${sent.threadId}${sent.ackRequired ? "; awaiting acknowledgement" : ""}).`,
         };
       }),
   });
