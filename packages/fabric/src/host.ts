@@ -28,6 +28,30 @@ function processState(pid: number): string | undefined {
 }
 
 /**
+ * This process's ancestors, nearest first (its parent, the parent's parent, …), at most `max`. Read from
+ * `/proc` where there is one; elsewhere only the parent is known.
+ */
+export function ancestorPids(max = 16): number[] {
+  const out: number[] = [];
+  let pid = process.ppid;
+  while (pid > 1 && out.length < max) {
+    out.push(pid);
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    } catch {
+      break;
+    }
+    // The command name (2nd field) is in parentheses and may contain spaces; the ppid follows the state.
+    const after = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const parent = Number(after[1]);
+    if (!Number.isSafeInteger(parent) || parent === pid) break;
+    pid = parent;
+  }
+  return out;
+}
+
+/**
  * A process's start time in clock ticks since boot (Linux, `/proc/<pid>/stat` field 22), or undefined
  * where /proc does not say. With the pid it names one process: a pid reused later has another start time.
  */
