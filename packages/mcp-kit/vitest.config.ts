@@ -4,5 +4,8 @@ export default defineProject({
   test: {
     name: "@loominal/mcp-kit",
     include: ["src/**/*.test.ts"],
+    // Several tests spawn server processes over stdio; bound a hang, not a speed.
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
   },
 });

@@ -10,6 +10,7 @@ import { AckPolicy, DeliverPolicy, type JetStreamManager } from "@nats-io/jetstr
 import type { NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ClaimerProcess, openWorkQueue } from "../lib/claimers.js";
+import { callOk as call } from "../lib/mcp.js";
 
 const run = promisify(execFile);
 const here = dirname(fileURLToPath(import.meta.url));
@@ -110,19 +111,6 @@ async function startWarp(user: string, projectId: string, agentName: string, age
   });
   clients.push(client);
   return client;
-}
-
-async function call(client: TestClient, tool: string, args: Record<string, unknown> = {}) {
-  const r = await eventually(
-    async () => {
-      const out = await client.call(tool, args);
-      if (out.isError && /nats_unavailable/.test(out.text)) throw new Error(out.text);
-      return out;
-    },
-    { timeoutMs: 15_000, intervalMs: 200 },
-  );
-  if (r.isError) throw new Error(`${tool}: ${r.text}`);
-  return r.structured ?? {};
 }
 
 /** The server refused the request: nats.js rejects it with the server's permissions violation. */

@@ -1,8 +1,9 @@
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { eventually, spawnStdio, type TestClient, tempDir, uniqueProjectId } from "@loominal/testkit";
+import { spawnStdio, type TestClient, tempDir, uniqueProjectId } from "@loominal/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { callOk, callWhenConnected } from "../lib/mcp.js";
 import { NATS_MODES, ScenarioNats } from "../lib/nats.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -53,30 +54,11 @@ describe.each(NATS_MODES)("12 pattern memory across agents, users and projects (
     return client;
   }
 
-  async function call(client: TestClient, tool: string, args: Record<string, unknown> = {}) {
-    // The first call may come while the server is still connecting.
-    const r = await eventually(
-      async () => {
-        const out = await client.call(tool, args);
-        if (out.isError && /nats_unavailable/.test(out.text)) throw new Error(out.text);
-        return out;
-      },
-      { timeoutMs: 15_000, intervalMs: 200 },
-    );
-    return r;
-  }
-
-  async function ok(client: TestClient, tool: string, args: Record<string, unknown> = {}) {
-    const r = await call(client, tool, args);
-    if (r.isError || !r.structured) throw new Error(`${tool}: ${r.text}`);
-    return r.structured;
-  }
-
   const remember = async (client: TestClient, args: Record<string, unknown>) =>
-    (await ok(client, "pattern_remember", args)).memory as Memory;
+    (await callOk(client, "pattern_remember", args)).memory as Memory;
 
   const contents = async (client: TestClient, scopes: string[]) =>
-    ((await ok(client, "pattern_recall_context", { scopes, maxBytes: 65_536 })).memories as Memory[])
+    ((await callOk(client, "pattern_recall_context", { scopes, maxBytes: 65_536 })).memories as Memory[])
       .map((m) => m.content)
       .sort();
 
@@ -105,11 +87,11 @@ describe.each(NATS_MODES)("12 pattern memory across agents, users and projects (
 
     // Only the author forgets: bob may not forget alice's team or public memory.
     for (const memoryId of [team.id, pub.id]) {
-      const refused = await call(bobApp, "pattern_forget", { memoryId, force: true });
+      const refused = await callWhenConnected(bobApp, "pattern_forget", { memoryId, force: true });
       expect(refused.isError).toBe(true);
       expect(refused.error?.code).toBe("forbidden");
     }
-    await ok(aliceApp, "pattern_forget", { memoryId: pub.id });
+    await callOk(aliceApp, "pattern_forget", { memoryId: pub.id });
     expect(await contents(aliceLib, ["public"])).toEqual([]);
     expect(await contents(bobApp, ["team"])).toEqual(["app uses pnpm"]);
   });

@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
 /** The built CLI, exactly what `./loominal` runs. */
@@ -42,21 +42,6 @@ export function runCli(
       resolve({ code, stdout, stderr });
     });
   });
-}
-
-/** Whether pid is a live process (a zombie counts as gone). */
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return !/^\d+ \(.*\) Z/.test(stat);
-  } catch {
-    return !existsSync("/proc/self/stat");
-  }
 }
 
 /** The `export NATS_URL=…` line that `up` prints. */

@@ -12,6 +12,7 @@ import {
 } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
+import { processCommandLine } from "@loominal/fabric";
 import { LoominalError } from "@loominal/protocol";
 import { probeNats } from "./probe.js";
 
@@ -271,12 +272,8 @@ export class LocalNats {
     }
     // Without /proc (macOS) the liveness check is all there is.
     if (!existsSync("/proc/self/cmdline")) return true;
-    try {
-      // A zombie (exited, not yet reaped) has an empty command line.
-      return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").includes(this.paths.storeDir);
-    } catch {
-      return false;
-    }
+    // A zombie (exited, not yet reaped) has an empty command line.
+    return processCommandLine(pid)?.includes(this.paths.storeDir) ?? false;
   }
 
   async #waitForExit(pid: number, timeoutMs: number): Promise<boolean> {

@@ -1,11 +1,12 @@
 import { spawn } from "node:child_process";
 import { existsSync, readFileSync, realpathSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { processAlive } from "@loominal/fabric";
 import { eventually, freePort, NatsServer, spawnStdio, tempDir } from "@loominal/testkit";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { CLI_BIN, isAlive, runCli } from "./cli.test-helper.js";
+import { CLI_BIN, runCli } from "./cli.test-helper.js";
 import { LocalNats } from "./local-nats.js";
-import { buildMcpConfig } from "./mcp-config.js";
+import { binPath, buildMcpConfig, workspaceRoot } from "./mcp-config.js";
 import { probeNats } from "./probe.js";
 import { stackPaths } from "./stack.js";
 
@@ -94,7 +95,7 @@ describe("loominal up --detach, status, down", () => {
       const runner = state.runner?.url ?? "";
       expect(weft).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
       expect(runner).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
-      for (const pid of pidsOf(state)) expect(isAlive(pid), `pid ${pid}`).toBe(true);
+      for (const pid of pidsOf(state)) expect(processAlive(pid), `pid ${pid}`).toBe(true);
 
       // Where everything is and what to do next, but not the token itself.
       const tokenFile = join(realpathSync(cwd), ".loominal", "weft-token");
@@ -189,7 +190,8 @@ describe("loominal up --detach, status, down", () => {
       expect(down.stdout).toContain(`Stopped Runner (pid ${state.runner?.pid})`);
       expect(down.stdout).toContain(`Stopped Weft (pid ${state.weft?.pid})`);
       expect(down.stdout).toContain(`Stopped nats-server (pid ${state.nats.started?.pid})`);
-      for (const pid of pidsOf(state)) await eventually(() => expect(isAlive(pid), `pid ${pid}`).toBe(false));
+      for (const pid of pidsOf(state))
+        await eventually(() => expect(processAlive(pid), `pid ${pid}`).toBe(false));
       expect(existsSync(stackPaths(realpathSync(cwd)).stateFile)).toBe(false);
 
       const after = await status(cwd, env);
@@ -214,7 +216,7 @@ describe("loominal up --detach, status, down", () => {
       expect((await status(cwd, env)).json).toMatchObject({ healthy: true, nats: { startedByUp: false } });
 
       process.kill(state.runner?.pid ?? 0, "SIGKILL");
-      await eventually(() => expect(isAlive(state.runner?.pid ?? 0)).toBe(false));
+      await eventually(() => expect(processAlive(state.runner?.pid ?? 0)).toBe(false));
       const broken = await status(cwd, env);
       expect(broken.code).toBe(1);
       expect(broken.json.healthy).toBe(false);
@@ -225,7 +227,7 @@ describe("loominal up --detach, status, down", () => {
       expect(down.code).toBe(0);
       expect(down.stdout).toContain("was not running");
       expect(down.stdout).toContain(`Left NATS at ${external.url} running`);
-      await eventually(() => expect(isAlive(state.weft?.pid ?? 0)).toBe(false));
+      await eventually(() => expect(processAlive(state.weft?.pid ?? 0)).toBe(false));
       // The external server still serves.
       expect((await probeNats({ servers: [external.url] })).kind).toBe("ready");
     },
@@ -246,11 +248,81 @@ describe("loominal up --detach, status, down", () => {
       const down = await runCli(["down"], { cwd });
       expect(down.code).toBe(0);
       expect(down.stdout).toContain(`Weft (pid ${process.pid}) was not running`);
-      expect(isAlive(process.pid)).toBe(true);
-      await eventually(() => expect(isAlive(state.runner?.pid ?? 0)).toBe(false));
+      expect(processAlive(process.pid)).toBe(true);
+      await eventually(() => expect(processAlive(state.runner?.pid ?? 0)).toBe(false));
       // The real Weft was not recorded any more: stop it as its owner would.
       process.kill(state.weft?.pid ?? 0, "SIGTERM");
-      await eventually(() => expect(isAlive(state.weft?.pid ?? 0)).toBe(false));
+      await eventually(() => expect(processAlive(state.weft?.pid ?? 0)).toBe(false));
+    },
+    SLOW,
+  );
+});
+
+describe("the walkthrough: work submitted to up's Weft", () => {
+  test(
+    "starts loominal-agent on a local target, which completes the item; down stops that agent too",
+    async () => {
+      const cwd = project();
+      const env = { NATS_URL: external.url };
+      expect((await runCli([...UP, "--detach"], { cwd, env })).code).toBe(0);
+
+      const agentBin = binPath(join(workspaceRoot(), "apps/agent"), "loominal-agent");
+      const target = await runCli(
+        [
+          "targets",
+          "add",
+          "echo-agent",
+          "--agent-type",
+          "custom",
+          "--capability",
+          "docs",
+          "--command",
+          process.execPath,
+          "--arg",
+          agentBin,
+          "--arg",
+          "--command",
+          "--arg",
+          'echo "done: $LOOMINAL_WORK_DESCRIPTION"',
+        ],
+        { cwd, env },
+      );
+      expect(target.stderr).toBe("");
+      expect(target.code).toBe(0);
+
+      const submit = await runCli(
+        ["work", "submit", "--capability", "docs", "--description", "write the intro", "--json"],
+        { cwd, env },
+      );
+      expect(submit.code).toBe(0);
+      const { workId, spinUp } = JSON.parse(submit.stdout) as {
+        workId: string;
+        spinUp: { spinUpId: string } | null;
+      };
+      expect(spinUp?.spinUpId).toMatch(/^[0-9a-f]{32}$/);
+
+      const done = await eventually(
+        async () => {
+          const get = await runCli(["work", "get", workId, "--json"], { cwd, env });
+          const item = JSON.parse(get.stdout) as { status: string; result?: { output?: string } };
+          expect(item.status).toBe("completed");
+          return item;
+        },
+        { timeoutMs: 120_000, intervalMs: 500 },
+      );
+      expect(done.result?.output).toBe("done: write the intro\n");
+
+      const agents = await runCli(["agents", "ls", "--json"], { cwd, env });
+      const listed = JSON.parse(agents.stdout) as { agents: Array<{ pid: number; spinUpId?: string }> };
+      const spun = listed.agents.find((a) => a.spinUpId === spinUp?.spinUpId);
+      expect(spun?.pid).toBeGreaterThan(0);
+      expect(processAlive(spun?.pid ?? 0)).toBe(true);
+
+      const down = await runCli(["down"], { cwd, env });
+      expect(down.stderr).toBe("");
+      expect(down.code).toBe(0);
+      expect(down.stdout).toContain("Asked 1 agent Weft started to shut down");
+      await eventually(() => expect(processAlive(spun?.pid ?? 0)).toBe(false), { timeoutMs: 60_000 });
     },
     SLOW,
   );
@@ -283,12 +355,12 @@ describe("loominal up in the foreground", () => {
         expect(state.up?.pid).toBe(child.pid);
         const pids = pidsOf(state).filter((p) => p !== child.pid);
         expect(pids).toHaveLength(3);
-        for (const pid of pids) expect(isAlive(pid)).toBe(true);
+        for (const pid of pids) expect(processAlive(pid)).toBe(true);
 
         child.kill("SIGINT");
         expect(await exited).toBe(0);
         expect(stdout).toContain("SIGINT: stopping");
-        for (const pid of pids) await eventually(() => expect(isAlive(pid), `pid ${pid}`).toBe(false));
+        for (const pid of pids) await eventually(() => expect(processAlive(pid), `pid ${pid}`).toBe(false));
         expect(existsSync(stackPaths(realpathSync(cwd)).stateFile)).toBe(false);
       } finally {
         if (child.exitCode === null) child.kill("SIGKILL");

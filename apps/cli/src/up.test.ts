@@ -1,9 +1,9 @@
 import { existsSync, mkdirSync, readFileSync, realpathSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { Fabric } from "@loominal/fabric";
+import { Fabric, processAlive } from "@loominal/fabric";
 import { eventually, freePort, NatsServer, tempDir } from "@loominal/testkit";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { exportedUrl, isAlive, runCli } from "./cli.test-helper.js";
+import { exportedUrl, runCli } from "./cli.test-helper.js";
 import { LocalNats, localNatsPaths } from "./local-nats.js";
 
 /** Every temp project a test made; afterAll stops whatever server each one still runs. */
@@ -70,7 +70,7 @@ describe("loominal up --nats-only, and what up checks before it starts anything"
     expect(existsSync(paths.storeDir)).toBe(true);
     expect(existsSync(paths.logFile)).toBe(true);
     const pid = Number(readFileSync(paths.pidFile, "utf8").trim());
-    expect(isAlive(pid)).toBe(true);
+    expect(processAlive(pid)).toBe(true);
     expect(await jetStreamAnswers(`nats://127.0.0.1:${port}`)).toBe(true);
 
     const status = await runCli(["nats", "status", "--json"], { cwd, env });
@@ -91,7 +91,7 @@ describe("loominal up --nats-only, and what up checks before it starts anything"
     const stop = await runCli(["nats", "stop"], { cwd, env });
     expect(stop.code).toBe(0);
     expect(stop.stdout).toContain(`Stopped nats-server (pid ${pid})`);
-    await eventually(() => expect(isAlive(pid)).toBe(false));
+    await eventually(() => expect(processAlive(pid)).toBe(false));
     expect(existsSync(paths.pidFile)).toBe(false);
 
     const after = await runCli(["nats", "status"], { cwd, env });
@@ -190,7 +190,7 @@ describe("loominal up --nats-only, and what up checks before it starts anything"
     const stop = await runCli(["nats", "stop"], { cwd });
     expect(stop.code).toBe(0);
     expect(stop.stdout).toContain("not running");
-    expect(isAlive(process.pid)).toBe(true);
+    expect(processAlive(process.pid)).toBe(true);
   });
 
   test("a bad NATS_URL stops every command with exit code 2 and a message naming NATS_URL", async () => {

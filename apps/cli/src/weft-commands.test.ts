@@ -88,7 +88,8 @@ describe("loominal work / targets / agents / stats", () => {
     expect((await runCli(["agents", "ls"], { cwd: dir.path, env })).stdout).toBe("(none)\n");
     const stats = await runCli(["stats", "--json"], { cwd: dir.path, env });
     expect(JSON.parse(stats.stdout).projectId).toBe(p);
-  });
+    // A dozen CLI processes in sequence: bound a hang, not their speed on a loaded machine.
+  }, 240_000);
 
   test("exits non-zero with the server's message on a wrong token or no token", async () => {
     const p = uniqueProjectId();

@@ -168,5 +168,5 @@ describe("dashboard in Chromium", () => {
     const shot = await screenshot(page, "dashboard-after-retry");
     expect(shot).toMatch(/dashboard-after-retry\.png$/);
     await page.close();
-  });
+  }, 180_000);
 });

@@ -157,6 +157,11 @@ describe("dashboard login", () => {
   });
 
   it("keeps a project token's session to its projects and off the Runner", async () => {
+    const submitted = await client(weft.url, ADMIN)("POST", `/api/work?projectId=${p1}`, {
+      description: "makes the project known",
+      capability: "docs",
+    });
+    expect(submitted.status).toBe(201);
     const { cookie } = await login(LIMITED);
     const api = client(weft.url);
     const projects = await api("GET", "/api/projects", undefined, { cookie });
@@ -238,7 +243,8 @@ describe("dashboard Runner view", () => {
     expect(none.status).toBe(200);
     expect(none.body).toMatchObject({ available: false, replicas: [], runs: [] });
 
-    const replica = await RunnerReplica.start({ NATS_URL: nats.url });
+    // A short drain: stopping it at the end need not wait for anything.
+    const replica = await RunnerReplica.start({ NATS_URL: nats.url, RUNNER_DRAIN_TIMEOUT_MS: "2000" });
     try {
       const started = await replica.run({ agent: "mock-generic", prompt: "hello", user_id: "alice" });
       const overview = await eventually(
@@ -296,5 +302,5 @@ describe("dashboard Runner view", () => {
     } finally {
       await replica.stop();
     }
-  });
+  }, 120_000);
 });

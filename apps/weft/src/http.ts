@@ -1,5 +1,5 @@
 import type { Server } from "node:http";
-import type { Logger } from "@loominal/fabric";
+import { type Logger, streamInfo } from "@loominal/fabric";
 import { isLoominalError, projectIdSchema, RUN_ID_RE, weftEventSchema } from "@loominal/protocol";
 import { DeliverPolicy } from "@nats-io/jetstream";
 import express, { type NextFunction, type Request, type Response } from "express";
@@ -274,29 +274,24 @@ async function streamEvents(
 ): Promise<void> {
   const last = Number.parseInt(req.header("last-event-id") ?? "", 10);
   await weft.ensureEventStream(projectId);
-  const consumer = await weft.fabric.js.consumers.get(weft.eventStreamName(projectId), {
-    ...(Number.isFinite(last) && last > 0
-      ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: last + 1 }
-      : { deliver_policy: DeliverPolicy.New }),
+  const stream = weft.eventStreamName(projectId);
+  // "From now on" is the stream's last sequence now, pinned before the stream is answered: an event
+  // published once the client sees the stream open is never missed.
+  const from =
+    Number.isFinite(last) && last > 0
+      ? last + 1
+      : ((await streamInfo(await weft.fabric.jsm(), stream))?.state.last_seq ?? 0) + 1;
+  const consumer = await weft.fabric.js.consumers.get(stream, {
+    deliver_policy: DeliverPolicy.StartSequence,
+    opt_start_seq: from,
   });
-  res.status(200).set({
-    "content-type": "text/event-stream",
-    "cache-control": "no-cache",
-    connection: "keep-alive",
-  });
-  res.flushHeaders();
-  res.write(": connected\n\n");
   const messages = await consumer.consume();
-  const heartbeat = setInterval(() => res.write(": keep-alive\n\n"), 15_000);
-  req.on("close", () => {
-    clearInterval(heartbeat);
-    void messages.close();
-  });
+  const out = openEventStream(req, res);
+  out.signal.addEventListener("abort", () => void messages.close(), { once: true });
   try {
     for await (const m of messages) {
       const r = weftEventSchema.safeParse(m.json());
-      if (!r.success) continue;
-      res.write(`id: ${m.seq}\nevent: ${r.data.kind}\ndata: ${JSON.stringify(r.data)}\n\n`);
+      if (r.success) out.send(r.data.kind, r.data, m.seq);
     }
   } catch (err) {
     logger.debug({ err: String(err) }, "event stream ended");
@@ -364,10 +359,8 @@ async function streamRunner(weft: Weft, req: Request, res: Response, logger: Log
   const sendReplicas = async () => {
     const [pause, replicas] = await Promise.all([weft.runner.pause(), weft.runner.replicas()]);
     const snapshot = { state: pauseState(pause, replicas), pause, replicas };
-    const digest = JSON.stringify({
-      ...snapshot,
-      replicas: replicas.map(({ at: _at, ...r }) => r),
-    });
+    // The heartbeat times change too, so a dashboard shows how fresh each replica is.
+    const digest = JSON.stringify(snapshot);
     if (digest !== last) out.send("replicas", snapshot);
     last = digest;
   };

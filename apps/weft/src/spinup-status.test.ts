@@ -1,13 +1,10 @@
 // The leader asks each mechanism how a spin-up that has not registered is doing, and fails it as soon as
 // what was started ended; health results decide which target starts an agent. Real NATS, fake k8s/GitHub
 // API servers and a webhook peer on loopback, real child processes for `local`.
-import { writeFileSync } from "node:fs";
-import { join } from "node:path";
-import { createLogger, Fabric, type Logger } from "@loominal/fabric";
+import { createLogger, type Fabric, type Logger } from "@loominal/fabric";
 import { type SpinUpRecord, streams, subjects, weftEventSchema } from "@loominal/protocol";
 import { eventually, NatsServer, tempDir, uniqueProjectId } from "@loominal/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadWeftConfig } from "./config.js";
 import {
   fakeGithub,
   fakeKubernetesApi,
@@ -19,12 +16,13 @@ import { GithubActionsMechanism } from "./mechanisms/github-actions.js";
 import { jobName, KubernetesMechanism } from "./mechanisms/kubernetes.js";
 import { httpPeer, sendJson } from "./mechanisms/mechanisms.test-helper.js";
 import { WebhookMechanism } from "./mechanisms/webhook.js";
-import { WeftMetrics } from "./metrics.js";
-import { Weft } from "./weft.js";
+import type { Weft } from "./weft.js";
+import { startInProcessWeft } from "./weft.test-helper.js";
 
 let nats: NatsServer;
 let fabric: Fabric;
 let weft: Weft;
+let stopWeft: (() => Promise<void>) | undefined;
 let dir: { path: string; cleanup: () => void };
 const logLines: string[] = [];
 const closers: Array<() => Promise<void>> = [];
@@ -32,48 +30,32 @@ const closers: Array<() => Promise<void>> = [];
 beforeAll(async () => {
   nats = await NatsServer.start();
   dir = tempDir("weft-status-");
-  const configFile = join(dir.path, "weft.yaml");
-  // Fast loops; a registration deadline far away, so only what the mechanism says can fail a spin-up.
-  writeFileSync(
-    configFile,
-    [
-      "defaults:",
-      "  loopIntervalMs: 100",
-      "  statusPollIntervalMs: 100",
-      "  healthCheckIntervalMs: 200",
-      "  spinUp: { timeoutMs: 600000, cooldownMs: 0 }",
-    ].join("\n"),
-  );
-  const config = loadWeftConfig({
-    env: { NATS_URL: nats.url, WEFT_CONFIG: configFile, WEFT_DATA_DIR: join(dir.path, "data") },
-    cwd: dir.path,
-  });
   const logger: Logger = createLogger({
     name: "weft-status-test",
     level: "debug",
     destination: { write: (line: string) => void logLines.push(line) },
   });
-  fabric = await Fabric.connect({ nats: config.nats, logger, name: "weft-status-test" });
   const secrets = { GH_AGENT_TOKEN: GITHUB_TOKEN };
-  weft = new Weft({
-    config,
-    fabric,
+  // Fast loops; a registration deadline far away, so only what the mechanism says can fail a spin-up.
+  const started = await startInProcessWeft({
+    natsUrl: nats.url,
+    dir: dir.path,
+    defaults:
+      "{ loopIntervalMs: 100, statusPollIntervalMs: 100, healthCheckIntervalMs: 200, spinUp: { timeoutMs: 600000, cooldownMs: 0 } }",
     logger,
-    metrics: new WeftMetrics(),
     mechanisms: [
       new KubernetesMechanism({ logger }),
       new GithubActionsMechanism({ logger, secrets }),
       new WebhookMechanism({ logger, secrets }),
     ],
   });
-  await weft.start();
-  await eventually(() => expect(weft.isLeader).toBe(true), { timeoutMs: 10_000 });
+  ({ weft, fabric } = started);
+  stopWeft = started.stop;
 });
 
 afterAll(async () => {
   for (const c of closers.splice(0)) await c();
-  await weft?.stop();
-  await fabric?.close();
+  await stopWeft?.();
   await nats?.stop({ removeStore: true });
   dir?.cleanup();
 });

@@ -1,7 +1,12 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { Fabric, type Logger } from "@loominal/fabric";
+import { loadWeftConfig } from "./config.js";
+import type { Mechanism } from "./mechanisms/types.js";
+import { WeftMetrics } from "./metrics.js";
+import { Weft } from "./weft.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** The built `weft` bin (tests run it as a process, as an operator would). */
@@ -200,4 +205,43 @@ export class RunnerReplica {
     this.proc.kill("SIGTERM");
     await exited;
   }
+}
+
+/**
+ * A Weft in the test's own process on `natsUrl`, with `defaults` (YAML of the config file's `defaults:`)
+ * and the given mechanisms besides `local`; resolves once it leads.
+ */
+export async function startInProcessWeft(options: {
+  natsUrl: string;
+  dir: string;
+  defaults: string;
+  logger: Logger;
+  mechanisms?: Mechanism[];
+}): Promise<{ weft: Weft; fabric: Fabric; stop(): Promise<void> }> {
+  const configFile = join(options.dir, "weft.yaml");
+  writeFileSync(configFile, `defaults: ${options.defaults}\n`);
+  const config = loadWeftConfig({
+    env: { NATS_URL: options.natsUrl, WEFT_CONFIG: configFile, WEFT_DATA_DIR: join(options.dir, "data") },
+    cwd: options.dir,
+  });
+  const fabric = await Fabric.connect({ nats: config.nats, logger: options.logger, name: "weft-in-test" });
+  const weft = new Weft({
+    config,
+    fabric,
+    logger: options.logger,
+    metrics: new WeftMetrics(),
+    mechanisms: options.mechanisms ?? [],
+  });
+  await weft.start();
+  const deadline = Date.now() + 10_000;
+  while (!weft.isLeader && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  if (!weft.isLeader) throw new Error("the in-process Weft did not take the leader lease within 10 s");
+  return {
+    weft,
+    fabric,
+    async stop() {
+      await weft.stop();
+      await fabric.close();
+    },
+  };
 }

@@ -22,6 +22,35 @@ export function defaultLockDir(env: Record<string, string | undefined> = process
   return set ? set : join(tmpdir(), "loominal-agents");
 }
 
+/** How an identity claim names the process holding it: `pid <pid> on <hostname>`. */
+export function identityHolder(hostname: string, pid: number = process.pid): string {
+  return `pid ${pid} on ${hostname}`;
+}
+
+/**
+ * Whether the process an identity holder string names is certainly gone: it ran on `hostname` (this host)
+ * and its pid is not alive. A holder on another host is never judged here (its claim expires instead).
+ */
+export function identityHolderGone(holder: string, hostname: string): boolean {
+  const m = /^pid (\d+) on (.+)$/.exec(holder);
+  if (!m || m[2] !== hostname) return false;
+  const pid = Number(m[1]);
+  return pid !== process.pid && !processAlive(pid);
+}
+
+/**
+ * Who holds an agent's identity claim in NATS now (`pid N on host`), or undefined when nobody does: the
+ * claim expired (its process stopped renewing it) or was released.
+ */
+export async function identityClaimHolder(
+  fabric: Fabric,
+  projectId: string,
+  agentId: string,
+): Promise<string | undefined> {
+  const kv = await leaseBucket(fabric, buckets.agentIdentities(), IDENTITY_LEASE_TTL_MS);
+  return Lease.holderOf(kv, keys.agentIdentity(projectId, agentId));
+}
+
 /** Agent ids (per role) held by an instance of this very process: the lock file cannot tell them apart. */
 const heldInProcess = new Set<string>();
 
@@ -222,6 +251,47 @@ export class AgentInstance {
     );
   }
 
+  /**
+   * The identity the Warp server of this process's session holds in `config`'s directory, found without
+   * taking any lock: the instance slot whose Warp lock file belongs to a live process whose parent is one of
+   * `ancestors` (say, the Claude Code process that started both that server and a hook). Without such a
+   * slot, the base identity (instance 1). What a short-lived helper of a session (`loominal hook`) uses to
+   * act as the agent whose servers run beside it.
+   */
+  static locate(
+    config: LoominalConfig,
+    options: { ancestors: number[]; lockDir?: string },
+  ): { agentId: string; agentName: string; instance: number } {
+    const base = { agentId: config.agentId, agentName: config.agentName, instance: 1 };
+    const explicitId =
+      config.agentId !==
+      deriveAgentId({
+        hostname: config.hostname,
+        projectPath: config.projectDir,
+        agentName: config.agentName,
+      });
+    if (explicitId) return base;
+    const lockDir = options.lockDir ?? defaultLockDir();
+    const ancestors = new Set(options.ancestors);
+    for (let instance = 1; instance <= MAX_INSTANCES; instance++) {
+      const agentName = instance === 1 ? config.agentName : `${config.agentName}-${instance}`;
+      if (nameTokenProblem(agentName, "agent name")) break;
+      const agentId =
+        instance === 1
+          ? config.agentId
+          : deriveAgentId({ hostname: config.hostname, projectPath: config.projectDir, agentName });
+      const lock = readLock(join(lockDir, lockFileName(agentId, "warp")));
+      if (
+        typeof lock === "object" &&
+        lock.ppid !== undefined &&
+        ancestors.has(lock.ppid) &&
+        processAlive(lock.pid)
+      )
+        return { agentId, agentName, instance };
+    }
+    return base;
+  }
+
   /** The configuration with this instance's agent id and name (what a library opened with it should use). */
   applyTo(config: LoominalConfig): LoominalConfig {
     return { ...config, agentId: this.agentId, agentName: this.agentName };
@@ -230,6 +300,11 @@ export class AgentInstance {
   /** Whether the NATS claim is currently held. */
   get claimed(): boolean {
     return this.#lease?.held === true;
+  }
+
+  /** How this process's identity claim names it in NATS (`pid N on host`). */
+  get claimHolder(): string {
+    return identityHolder(this.hostname);
   }
 
   /**
@@ -242,7 +317,7 @@ export class AgentInstance {
     if (this.#lease?.held) return;
     const kv = await leaseBucket(fabric, buckets.agentIdentities(), IDENTITY_LEASE_TTL_MS);
     const key = keys.agentIdentity(this.projectId, this.agentId);
-    const holder = `pid ${process.pid} on ${this.hostname}`;
+    const holder = this.claimHolder;
     for (let attempt = 0; attempt < 3; attempt++) {
       const lease = await Lease.tryAcquire(kv, key, {
         holder,

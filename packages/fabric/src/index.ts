@@ -18,6 +18,9 @@ export {
   defaultLockDir,
   IDENTITY_LEASE_TTL_MS,
   IdentityInUseError,
+  identityClaimHolder,
+  identityHolder,
+  identityHolderGone,
   MAX_INSTANCES,
 } from "./agent-instance.js";
 export {
@@ -82,6 +85,7 @@ export {
   versionAtLeast,
 } from "./features.js";
 export {
+  ancestorPids,
   findNatsServer,
   hostBootId,
   natsServerVersionOf,

@@ -33,6 +33,8 @@ const bucketFamilies: Array<[string, Arg[], (...a: string[]) => string]> = [
   ["agentIdentities", [], () => buckets.agentIdentities()],
   ["inboxLedger", [], () => buckets.inboxLedger()],
   ["offerJournal", [], () => buckets.offerJournal()],
+  ["fileLeases", ["project"], (p) => buckets.fileLeases(p)],
+  ["reminders", ["project"], (p) => buckets.reminders(p)],
   ["messageAcks", ["project"], (p) => buckets.messageAcks(p)],
   ["runnerRuns", [], () => buckets.runnerRuns()],
   ["runnerQuotas", [], () => buckets.runnerQuotas()],
@@ -179,6 +181,8 @@ const FAMILIES: Family[] = [
     args: ["project", "agent"],
     build: (p, a) => keys.inboxLedger(p, a),
   },
+  { namespace: "key:file-leases", name: "fileLeaseTable", args: [], build: () => keys.fileLeaseTable() },
+  { namespace: "key:reminders", name: "reminders", args: ["agent"], build: (a) => keys.reminders(a) },
   {
     namespace: "key:message-acks",
     name: "messageAck",

@@ -98,6 +98,14 @@ export const buckets = {
   boundaries: () => "loom-boundaries",
   leases: () => "loom-leases",
   /**
+   * File and path leases of a project: one key (`keys.fileLeaseTable()`) holding every lease, so that
+   * acquiring is one compare-and-set against all overlapping globs. No bucket TTL: each lease expires by
+   * its own stored `expiresAt` and with its holder's identity.
+   */
+  fileLeases: (projectId: string) => `loom-file-leases-${p(projectId)}`,
+  /** What `loominal hook` has already put in front of each agent (key `<agentId>`), so nothing twice. */
+  reminders: (projectId: string) => `loom-reminders-${p(projectId)}`,
+  /**
    * Offers on their way from the ledger to the work stream, one key per offering process
    * (`<p>.<token>`), so work maintenance can queue what an offerer that died in between left pending.
    */
@@ -144,6 +152,10 @@ export const keys = {
   /** Identity claims use the same `<projectId>.<agentId>` shape as registry keys. */
   agentIdentity: (projectId: string, agentId: string) => `${p(projectId)}.${assertAgentId(agentId)}`,
   inboxLedger: (projectId: string, agentId: string) => `${p(projectId)}.${assertAgentId(agentId)}`,
+  /** The one key of a project's file-lease bucket: the whole lease table, changed by compare-and-set. */
+  fileLeaseTable: () => "table",
+  /** An agent's reminder state in the project's reminders bucket. */
+  reminders: (agentId: string) => assertAgentId(agentId),
   /** An acknowledgement record: `<senderId>.<messageId>`, so a sender lists its own with `<senderId>.>`. */
   messageAck: (senderId: string, messageId: string) =>
     `${assertAgentId(senderId)}.${assertAgentId(messageId)}`,
@@ -339,6 +351,19 @@ export function natsLayout(): LayoutRow[] {
       subject: `key <p>.<name>, e.g. ${leaseKeys.workMaintenance(EX)}`,
       store: `KV ${buckets.leases()} (bucket TTL ${LEASES_BUCKET_TTL_MS / 1000} s)`,
       retention: "singleton locks; expire when not renewed",
+    },
+    {
+      what: "file and path leases",
+      subject: `key ${keys.fileLeaseTable()}`,
+      store: `KV ${buckets.fileLeases(EX)}`,
+      retention:
+        "every lease of the project in one value, by CAS; expire at expiresAt or with the holder's identity",
+    },
+    {
+      what: "hook reminders",
+      subject: `key ${keys.reminders(EXA)}`,
+      store: `KV ${buckets.reminders(EX)}`,
+      retention: "what loominal hook has shown each agent (messages, work, lease conflicts)",
     },
     {
       what: "runner: admission",

@@ -7,7 +7,15 @@ export {
   type Page,
 } from "./chromium.js";
 export { NatsCluster } from "./cluster.js";
-export { type EventuallyOptions, eventually, sleep, tempDir, uniqueProjectId } from "./helpers.js";
+export {
+  type EventuallyOptions,
+  eventually,
+  type ProcessOutcome,
+  runToExit,
+  sleep,
+  tempDir,
+  uniqueProjectId,
+} from "./helpers.js";
 export {
   connectInMemory,
   type ListedTool,

@@ -4,6 +4,7 @@ import { fileURLToPath } from "node:url";
 import {
   eventually,
   NatsServer,
+  runToExit,
   spawnStdio,
   type TestClient,
   tempDir,
@@ -122,19 +123,12 @@ describe("loominal-warp over stdio", () => {
 
 describe("loominal-warp start-up failure", () => {
   it("exits 2 with the reason on stderr when the configuration is bad", async () => {
-    const { spawn } = await import("node:child_process");
     const dir = tempDir("warp-badenv-");
     try {
-      const child = spawn(process.execPath, [BIN], {
+      const { code, stderr } = await runToExit(process.execPath, [BIN], {
         cwd: dir.path,
         env: { PATH: process.env.PATH ?? "", LOOMINAL_PROJECT_ID: "Not A Project" },
-        stdio: ["pipe", "ignore", "pipe"],
       });
-      let stderr = "";
-      child.stderr.on("data", (d) => {
-        stderr += String(d);
-      });
-      const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
       expect(code).toBe(2);
       expect(stderr).toMatch(/loominal-warp: .*LOOMINAL_PROJECT_ID/);
     } finally {

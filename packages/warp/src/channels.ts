@@ -330,6 +330,9 @@ export class Channels {
     scanned: number;
     nextCursor: number;
     skippedInvalid: number;
+    /** The first sequence looked at, and the first one stored: older messages were left when they differ. */
+    firstSeq: number;
+    storedFirstSeq: number;
   }> {
     const info = this.info(channel);
     if (!Number.isInteger(maxScan) || maxScan < 1)
@@ -337,8 +340,16 @@ export class Channels {
     return this.#recovering(info, async () => {
       await this.ensure(channel);
       const state = (await (await this.#fabric.jsm()).streams.info(info.stream)).state;
+      const bounds = { storedFirstSeq: state.first_seq };
       if (state.messages === 0)
-        return { messages: [], scanned: 0, nextCursor: state.last_seq + 1, skippedInvalid: 0 };
+        return {
+          messages: [],
+          scanned: 0,
+          nextCursor: state.last_seq + 1,
+          skippedInvalid: 0,
+          firstSeq: state.first_seq,
+          ...bounds,
+        };
       const start = Math.max(state.first_seq, state.last_seq - maxScan + 1);
       const pulled = await readAll(this.#fabric, info.stream, {
         start: { from: "sequence", seq: start },
@@ -347,7 +358,14 @@ export class Channels {
       });
       const raw = pulled.messages.filter((m) => m.streamSeq <= state.last_seq);
       const { messages, skippedInvalid } = this.#visible(info, raw);
-      return { messages, scanned: raw.length, nextCursor: state.last_seq + 1, skippedInvalid };
+      return {
+        messages,
+        scanned: raw.length,
+        nextCursor: state.last_seq + 1,
+        skippedInvalid,
+        firstSeq: start,
+        ...bounds,
+      };
     });
   }
 

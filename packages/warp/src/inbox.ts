@@ -28,6 +28,7 @@ import {
   LoominalError,
   MESSAGE_MAX_CHARS,
   METADATA_MAX_CHARS,
+  type MessagePriority,
   randomId,
   streams,
   subjects,
@@ -69,6 +70,7 @@ export interface SentDirectMessage {
   projectId: string;
   seq: number;
   messageType: string;
+  priority: MessagePriority;
   sentAt: string;
 }
 
@@ -79,6 +81,8 @@ export interface ReadDirectMessage {
   messageType: string;
   message: string;
   metadata?: Record<string, unknown>;
+  /** Present when the sender marked it urgent. */
+  priority?: MessagePriority;
   sentAt: string;
   messageId?: string;
   threadId?: string;
@@ -175,6 +179,8 @@ export class Inbox {
       messageType?: string;
       metadata?: Record<string, unknown>;
       projectId?: string;
+      /** `urgent`: the recipient's next `loominal hook` run shows it before anything else. */
+      priority?: MessagePriority;
       /** The recipient must acknowledge it (`warp_messages_ack`); until then the sender sees it pending. */
       ackRequired?: boolean;
     } & ThreadOptions = {},
@@ -207,6 +213,7 @@ export class Inbox {
       );
     const messageId = randomId();
     const record: DirectMessage = {
+      ...(options.priority === "urgent" ? { priority: "urgent" as const } : {}),
       from: id.agentId,
       fromHandle: id.handle,
       to: toAgentId,
@@ -251,6 +258,7 @@ export class Inbox {
       projectId,
       seq: ack.seq,
       messageType,
+      priority: options.priority ?? "normal",
       sentAt: record.sentAt,
     };
   }
@@ -388,6 +396,17 @@ export class Inbox {
   }
 
   /**
+   * The newest `maxScan` messages still stored in this agent's inbox, read or not, oldest first, without
+   * consuming anything (for search). Costs one pull per 1,000 messages of the agent's subject.
+   */
+  async scan(maxScan: number): Promise<{ messages: ReadDirectMessage[]; scanned: number; stored: number }> {
+    await this.ensure();
+    const { messages } = await this.#pullFrom(1);
+    const newest = maxScan > 0 ? messages.slice(-maxScan) : [];
+    return { messages: newest, scanned: newest.length, stored: messages.length };
+  }
+
+  /**
    * The ledger as it applies to the stream created at `created`: one written for an earlier stream of
    * the same name (or, for a ledger that does not say, one whose floor is past the stream's last
    * sequence) starts over, since the new stream numbers its messages from 1.
@@ -460,6 +479,7 @@ export class Inbox {
         messageType: rec.messageType,
         message: rec.message,
         ...(rec.metadata !== undefined ? { metadata: rec.metadata } : {}),
+        ...(rec.priority === "urgent" ? { priority: rec.priority } : {}),
         sentAt: rec.sentAt,
         ...threadView(rec),
         ...(rec.ackRequired ? { ackRequired: true } : {}),

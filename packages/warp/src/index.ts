@@ -39,6 +39,25 @@ export {
   type ReadDirectMessage,
   type SentDirectMessage,
 } from "./inbox.js";
+export {
+  type AcquireInput,
+  type AcquireResult,
+  FileLeases,
+  type FileLeasesOptions,
+  fileLeaseBucketSpec,
+  HolderCheck,
+  type LeaseConflict,
+  type LeaseHolder,
+  leaseConflictsFor,
+  liveFileLeases,
+  readLeaseTable,
+} from "./leases/file-leases.js";
+export {
+  alternatives as leasePathAlternatives,
+  leasePathMatches,
+  leasePathsOverlap,
+  normaliseLeasePath,
+} from "./leases/globs.js";
 export { warpProvisionSpecs } from "./provision.js";
 export {
   type AgentView,

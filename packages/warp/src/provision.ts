@@ -11,6 +11,7 @@ import { messageAcksBucketSpec } from "./acks.js";
 import { channelStreamSpec } from "./channels.js";
 import { IDENTITY_LEASE_TTL_MS } from "./identity.js";
 import { INBOX_LEDGER_BUCKET, inboxStreamSpec } from "./inbox.js";
+import { fileLeaseBucketSpec } from "./leases/file-leases.js";
 import { REGISTRY_BUCKET } from "./registry.js";
 import { dlqStreamSpec } from "./work/dlq.js";
 import { LEDGER_HISTORY } from "./work/ledger.js";
@@ -46,6 +47,8 @@ export function warpProvisionSpecs(
       leaseBucketSpec(buckets.leases(), LEASES_BUCKET_TTL_MS),
       BOUNDARY_POLICY_BUCKET,
       { name: buckets.offerJournal(), history: 1 },
+      fileLeaseBucketSpec(p),
+      { name: buckets.reminders(p), history: 1 },
     ],
   };
 }

@@ -5,6 +5,7 @@ import { MessageAcks } from "./acks.js";
 import { Channels } from "./channels.js";
 import { Identity } from "./identity.js";
 import { Inbox } from "./inbox.js";
+import { FileLeases } from "./leases/file-leases.js";
 import { Registry } from "./registry.js";
 import { WorkQueue } from "./work/index.js";
 
@@ -48,6 +49,7 @@ export class Warp {
   /** Acknowledgements of direct messages sent with `ackRequired`. */
   readonly acks: MessageAcks;
   readonly work: WorkQueue;
+  readonly leases: FileLeases;
   #claiming: Promise<void> | undefined;
   #restoredHandle = false;
   #closed = false;
@@ -66,8 +68,8 @@ export class Warp {
       identity,
       heartbeatIntervalMs: warp.heartbeatIntervalMs,
       logger,
-      // Readers show the agent busy while it holds claims, without it reporting anything.
-      holdings: () => ({ claims: this.work.heldClaims.length, leases: 0 }),
+      // Readers show the agent busy while it holds claims or file leases, without it reporting anything.
+      holdings: () => ({ claims: this.work.heldClaims.length, leases: this.leases.heldCount }),
     });
     this.acks = new MessageAcks({ fabric, identity, inboxMaxAgeMs: warp.inbox.maxAgeMs, logger });
     this.inbox = new Inbox({
@@ -89,7 +91,24 @@ export class Warp {
       ...(options.workPrefetch !== undefined ? { prefetch: options.workPrefetch } : {}),
       logger,
     });
-    const unwatchHeld = this.work.onHeldChange(() => void this.registry.holdingsChanged());
+    this.leases = new FileLeases({
+      fabric,
+      projectDir: config.projectDir,
+      holder: () => ({
+        projectId: identity.projectId,
+        agentId: identity.agentId,
+        handle: identity.handle,
+        holder: identity.instanceOf.claimHolder,
+        hostname: identity.hostname,
+      }),
+      logger,
+    });
+    const unwatchClaims = this.work.onHeldChange(() => void this.registry.holdingsChanged());
+    const unwatchLeases = this.leases.onHeldChange(() => void this.registry.holdingsChanged());
+    const unwatchHeld = () => {
+      unwatchClaims();
+      unwatchLeases();
+    };
     // Claim the identity as soon as NATS is there, not at the first tool call.
     const unwatchState = fabric.onStateChange((state) => {
       if (state === "connected") this.#establishInBackground();
@@ -183,10 +202,17 @@ export class Warp {
     this.#closed = true;
     this.#unwatch();
     // Each part shuts down even when an earlier one fails (NATS gone, for example).
-    const steps: Array<[string, () => Promise<void> | void]> = [
+    const steps: Array<[string, () => Promise<unknown>]> = [
+      // A clean exit hands its file leases back at once rather than when the identity claim expires.
+      [
+        "file leases",
+        async () => {
+          if (this.fabric.isConnected && this.identity.claimed) await this.leases.releaseOwn();
+        },
+      ],
       ["work queue", () => this.work.close()],
       ["registry", () => this.registry.close()],
-      ["channels", () => this.channels.close()],
+      ["channels", async () => this.channels.close()],
       ["identity", () => this.identity.release()],
     ];
     for (const [part, step] of steps) {

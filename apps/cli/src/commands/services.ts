@@ -3,6 +3,7 @@ import { join, relative } from "node:path";
 import type { LoominalConfig } from "@loominal/fabric";
 import { LoominalError } from "@loominal/protocol";
 import type { Command } from "commander";
+import { z } from "zod";
 import { type CliContext, projectConfig } from "../context.js";
 import { LocalNats, portIsFree } from "../local-nats.js";
 import { binPath, workspaceRoot } from "../mcp-config.js";
@@ -200,6 +201,21 @@ async function stopState(
   paths: StackPaths,
   state: StackState,
 ): Promise<void> {
+  if (state.weft !== undefined && isRecordedProcess(state.weft)) {
+    try {
+      const asked = await shutdownSpunUpAgents(state, state.weft);
+      if (asked > 0) {
+        ctx.out(
+          `Asked ${asked} agent${asked === 1 ? "" : "s"} Weft started to shut down (each finishes its item first).`,
+        );
+      }
+    } catch (err) {
+      ctx.err(
+        `loominal: could not ask the agents Weft started to shut down (${err instanceof Error ? err.message : String(err)}); ` +
+          "they stop by themselves after their idle timeout.",
+      );
+    }
+  }
   for (const [name, record] of [
     ["Runner", state.runner],
     ["Weft", state.weft],
@@ -462,44 +478,88 @@ async function statusReport(config: LoominalConfig, state: StackState): Promise<
   return report;
 }
 
-async function weftStats(
-  tokenFile: string,
-  weftUrl: string,
-  projectId: string,
-): Promise<{
-  agents: { online: number; busy: number; offline: number };
-  work: { queued: number; inFlight: number; dead: number };
-}> {
+/** Weft's answers `up`, `status` and `down` read: only the fields they use, the rest passed over. */
+const count = z.number().int().nonnegative().catch(0);
+const statsSchema = z.object({
+  agents: z.object({ online: count, busy: count, offline: count }),
+  work: z.object({ queued: count, inFlight: count, dead: count }),
+});
+const agentsSchema = z.object({
+  agents: z.array(z.object({ agentId: z.string(), spinUpId: z.string().nullish() })),
+});
+const shutdownSchema = z.object({ succeeded: count, failed: count });
+
+/** One call to the REST API of the Weft `up` started, with the token from its file; the answer checked. */
+async function weftCall<T>(
+  weft: { url: string; tokenFile: string },
+  method: "GET" | "POST",
+  path: string,
+  schema: z.ZodType<T>,
+  body?: unknown,
+): Promise<T> {
   let token: string;
   try {
-    token = readFileSync(tokenFile, "utf8").trim();
+    token = readFileSync(weft.tokenFile, "utf8").trim();
   } catch (cause) {
-    throw new LoominalError("invalid_config", `cannot read the API token file ${tokenFile}`, { cause });
+    throw new LoominalError("invalid_config", `cannot read the API token file ${weft.tokenFile}`, { cause });
   }
-  const url = `${weftUrl}/api/stats?projectId=${encodeURIComponent(projectId)}`;
-  const res = await fetch(url, {
-    headers: { authorization: `Bearer ${token}` },
-    signal: AbortSignal.timeout(5_000),
+  const res = await fetch(`${weft.url}${path}`, {
+    method,
+    headers: {
+      authorization: `Bearer ${token}`,
+      ...(body !== undefined ? { "content-type": "application/json" } : {}),
+    },
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    signal: AbortSignal.timeout(10_000),
   });
   if (res.status !== 200) {
     throw new LoominalError(
       "internal",
-      `Weft answered ${res.status} to GET /api/stats` +
-        (res.status === 401 ? ` (the token in ${tokenFile} is not one Weft accepts)` : ""),
+      `Weft answered ${res.status} to ${method} ${path.split("?")[0]}` +
+        (res.status === 401 ? ` (the token in ${weft.tokenFile} is not one Weft accepts)` : ""),
     );
   }
-  const body = (await res.json()) as {
-    agents?: { online?: number; busy?: number; offline?: number };
-    work?: { queued?: number; inFlight?: number; dead?: number };
-  };
-  return {
-    agents: {
-      online: body.agents?.online ?? 0,
-      busy: body.agents?.busy ?? 0,
-      offline: body.agents?.offline ?? 0,
-    },
-    work: { queued: body.work?.queued ?? 0, inFlight: body.work?.inFlight ?? 0, dead: body.work?.dead ?? 0 },
-  };
+  const parsed = schema.safeParse(await res.json());
+  if (!parsed.success) {
+    throw new LoominalError(
+      "internal",
+      `Weft's answer to ${method} ${path.split("?")[0]} is not what this CLI expects ` +
+        `(${z.prettifyError(parsed.error).replaceAll("\n", " ")}); is Weft from the same checkout?`,
+    );
+  }
+  return parsed.data;
+}
+
+async function weftStats(
+  tokenFile: string,
+  weftUrl: string,
+  projectId: string,
+): Promise<z.infer<typeof statsSchema>> {
+  return weftCall(
+    { url: weftUrl, tokenFile },
+    "GET",
+    `/api/stats?projectId=${encodeURIComponent(projectId)}`,
+    statsSchema,
+  );
+}
+
+/**
+ * Asks the agents the Weft started for this project (those registered with a spin-up id) to shut down
+ * gracefully: each finishes the item in hand, goes offline and exits. Agents Weft did not start (Claude
+ * Code sessions, workers run by hand) are left alone. Resolves with how many were asked.
+ */
+async function shutdownSpunUpAgents(state: StackState, weft: ServiceRecord): Promise<number> {
+  const target = { url: weft.url, tokenFile: state.tokenFile };
+  const q = `projectId=${encodeURIComponent(state.projectId)}`;
+  const listed = await weftCall(target, "GET", `/api/agents?${q}&limit=100`, agentsSchema);
+  const agentIds = listed.agents.filter((a) => a.spinUpId).map((a) => a.agentId);
+  if (agentIds.length === 0) return 0;
+  const answer = await weftCall(target, "POST", `/api/agents/shutdown-batch?${q}`, shutdownSchema, {
+    agentIds,
+    graceful: true,
+    reason: "loominal down",
+  });
+  return answer.succeeded;
 }
 
 function printStatus(ctx: CliContext, r: StatusReport): void {

@@ -1,15 +1,11 @@
 // The ssh mechanism against an in-process ssh2 server, for what sshd cannot be made to do on cue: drop
 // the connection in the middle of a command, and show exactly what command line and stdin it was sent.
-import { writeFileSync } from "node:fs";
 import { createServer, type Server as NetServer, type Socket } from "node:net";
-import { join } from "node:path";
-import { createLogger, Fabric } from "@loominal/fabric";
+import { createLogger } from "@loominal/fabric";
 import { eventually, NatsServer, tempDir, uniqueProjectId } from "@loominal/testkit";
 import { type AuthContext, type Connection, Server, utils } from "ssh2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadWeftConfig } from "../config.js";
-import { WeftMetrics } from "../metrics.js";
-import { Weft } from "../weft.js";
+import { startInProcessWeft } from "../weft.test-helper.js";
 import { agentEnv, capturedLogger, targetRecord } from "./mechanisms.test-helper.js";
 import { hostKeyFingerprint, SshMechanism } from "./ssh.js";
 
@@ -160,22 +156,14 @@ describe("ssh mechanism against an in-process ssh2 server", () => {
   it("fails the spin-up at once when the connection drops while launching (nothing stays starting)", async () => {
     const nats = await NatsServer.start();
     const logger = createLogger({ name: "ssh2-weft", level: "silent", destination: "stderr" });
-    const configFile = join(dir.path, "weft.yaml");
-    writeFileSync(configFile, "defaults: { loopIntervalMs: 100, healthCheckIntervalMs: 0 }\n");
-    const weftConfig = loadWeftConfig({
-      env: { NATS_URL: nats.url, WEFT_CONFIG: configFile, WEFT_DATA_DIR: join(dir.path, "data") },
-      cwd: dir.path,
-    });
-    const fabric = await Fabric.connect({ nats: weftConfig.nats, logger, name: "ssh2-weft" });
-    const weft = new Weft({
-      config: weftConfig,
-      fabric,
+    const { weft, stop } = await startInProcessWeft({
+      natsUrl: nats.url,
+      dir: dir.path,
+      defaults: "{ loopIntervalMs: 100, healthCheckIntervalMs: 0 }",
       logger,
-      metrics: new WeftMetrics(),
       mechanisms: [new SshMechanism({ logger, dataDir: dir.path, secrets: { AGENT_KEY: sshd.privateKey } })],
     });
     try {
-      await weft.start();
       const projectId = uniqueProjectId();
       await weft.createTarget(projectId, {
         name: "box",
@@ -198,8 +186,7 @@ describe("ssh mechanism against an in-process ssh2 server", () => {
         });
       });
     } finally {
-      await weft.stop();
-      await fabric.close();
+      await stop();
       await nats.stop({ removeStore: true });
     }
   });

@@ -20,6 +20,8 @@ function App() {
   const [projectId, setProjectId] = useState<string | undefined>(projectFromHash());
   const [connection, setConnection] = useState<Connection>("connecting");
   const onConnection = useCallback((c: Connection) => setConnection(c), []);
+  // Projects appear as agents register and targets are created: the project view says when to look again.
+  const onNewcomer = session.reload;
   const projects = session.data?.projects ?? [];
   const selected = projectId ?? projects[0];
 
@@ -69,7 +71,12 @@ function App() {
       <main>
         {session.error && <p class="error">{session.error}</p>}
         {selected ? (
-          <ProjectView key={selected} projectId={selected} onConnection={onConnection} />
+          <ProjectView
+            key={selected}
+            projectId={selected}
+            onConnection={onConnection}
+            onNewcomer={onNewcomer}
+          />
         ) : (
           session.data && (
             <p class="muted">

@@ -19,7 +19,12 @@ const p = (projectId: string, extra: Record<string, string | number | undefined>
   query({ projectId, ...extra });
 
 /** One project: agents, work, dead letters, targets and spin-ups, refreshed by the project's event stream. */
-export function ProjectView(props: { projectId: string; onConnection: (c: Connection) => void }) {
+export function ProjectView(props: {
+  projectId: string;
+  onConnection: (c: Connection) => void;
+  /** Told when an agent or target event came (the list of projects may have grown). */
+  onNewcomer: () => void;
+}) {
   const { projectId } = props;
   const [filters, setFilters] = useState<{ status?: WorkStatus; capability: string; boundary: string }>({
     capability: "",
@@ -53,6 +58,7 @@ export function ProjectView(props: { projectId: string; onConnection: (c: Connec
     agent: () => {
       agents.reload();
       stats.reload();
+      props.onNewcomer();
     },
     work: () => {
       work.reload();
@@ -64,6 +70,7 @@ export function ProjectView(props: { projectId: string; onConnection: (c: Connec
     target: () => {
       targets.reload();
       stats.reload();
+      props.onNewcomer();
     },
     spinup: () => {
       spinUps.reload();
@@ -72,7 +79,13 @@ export function ProjectView(props: { projectId: string; onConnection: (c: Connec
     },
   });
   const { onConnection } = props;
-  useEffect(() => onConnection(connection), [connection, onConnection]);
+  useEffect(() => {
+    onConnection(connection);
+    // Once the stream is (again) live, load everything afresh: nothing changed between the first load
+    // (or a disconnect) and the stream's start goes unseen.
+    if (connection === "live")
+      for (const l of [agents, claimed, work, dlq, targets, spinUps, stats]) l.reload();
+  }, [connection, onConnection]);
 
   return (
     <>

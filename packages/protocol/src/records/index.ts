@@ -1,3 +1,4 @@
+export * from "./leases.js";
 export * from "./memory.js";
 export * from "./messaging.js";
 export * from "./runner.js";

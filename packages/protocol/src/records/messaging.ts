@@ -52,8 +52,17 @@ export const channelMessageSchema = z.object({
 });
 export type ChannelMessage = z.infer<typeof channelMessageSchema>;
 
+/**
+ * How soon a direct message wants attention: `urgent` ones are put first in front of the recipient by the
+ * next `loominal hook` run. Absent means `normal`.
+ */
+export const MESSAGE_PRIORITIES = ["normal", "urgent"] as const;
+export const messagePrioritySchema = z.enum(MESSAGE_PRIORITIES);
+export type MessagePriority = z.infer<typeof messagePrioritySchema>;
+
 /** A direct message, as stored in the inbox stream on subject `loom.<p>.inbox.<to>`. */
 export const directMessageSchema = z.object({
+  priority: messagePrioritySchema.optional(),
   from: agentIdSchema,
   fromHandle: nameToken("handle"),
   to: agentIdSchema,
@@ -182,6 +191,7 @@ export const directMessageViewSchema = z.object({
   messageType: z.string(),
   message: z.string(),
   metadata: z.record(z.string(), z.unknown()).optional(),
+  priority: messagePrioritySchema.optional(),
   sentAt: isoTime,
   ...threadViewFields,
   /** The sender waits for your `warp_messages_ack {messageId}`. */

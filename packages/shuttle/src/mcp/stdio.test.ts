@@ -1,6 +1,6 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { NatsServer, spawnStdio } from "@loominal/testkit";
+import { NatsServer, runToExit, spawnStdio } from "@loominal/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BIN, makeProject } from "../orchestration.test-helper.js";
 
@@ -44,19 +44,12 @@ describe("loominal-shuttle over stdio", () => {
 
 describe("loominal-shuttle start-up failure", () => {
   it("exits 2 with the reason on stderr when the configuration is bad", async () => {
-    const { spawn } = await import("node:child_process");
     const project = makeProject(server.url);
     try {
-      const child = spawn(process.execPath, [BIN], {
+      const { code, stderr } = await runToExit(process.execPath, [BIN], {
         cwd: project.dir,
         env: { PATH: process.env.PATH ?? "", LOOMINAL_AGENT_NAME: "Not.A.Name" },
-        stdio: ["pipe", "ignore", "pipe"],
       });
-      let stderr = "";
-      child.stderr.on("data", (d) => {
-        stderr += String(d);
-      });
-      const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
       expect(code).toBe(2);
       expect(stderr).toMatch(/loominal-shuttle: .*LOOMINAL_AGENT_NAME/);
     } finally {

@@ -6,8 +6,13 @@ import { channelsSendTool } from "./channels-send.js";
 import { channelsStatusTool } from "./channels-status.js";
 import { handleGetTool } from "./handle-get.js";
 import { handleSetTool } from "./handle-set.js";
+import { leaseAcquireTool } from "./lease-acquire.js";
+import { leaseListTool } from "./lease-list.js";
+import { leaseReleaseTool } from "./lease-release.js";
+import { leaseRenewTool } from "./lease-renew.js";
 import { messagesAckStatusTool, messagesAckTool } from "./messages-ack.js";
 import { messagesReadDirectTool } from "./messages-read-direct.js";
+import { messagesSearchTool } from "./messages-search.js";
 import { messagesSendDirectTool } from "./messages-send-direct.js";
 import { registryDeregisterTool } from "./registry-deregister.js";
 import { registryDiscoverTool } from "./registry-discover.js";
@@ -37,8 +42,13 @@ export function warpTools(deps: WarpToolDeps): ToolDefinition[] {
     registryDeregisterTool(deps),
     messagesSendDirectTool(deps),
     messagesReadDirectTool(deps),
+    leaseAcquireTool(deps),
+    leaseRenewTool(deps),
+    leaseReleaseTool(deps),
+    leaseListTool(deps),
     messagesAckTool(deps),
     messagesAckStatusTool(deps),
+    messagesSearchTool(deps),
     ...workTools({ work: deps.warp.work, ready: () => deps.warp.ready() }),
   ];
 }

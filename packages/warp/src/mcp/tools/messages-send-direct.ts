@@ -1,5 +1,11 @@
 import { defineTool } from "@loominal/mcp-kit";
-import { agentIdSchema, MESSAGE_MAX_CHARS, nameToken, projectIdSchema } from "@loominal/protocol";
+import {
+  agentIdSchema,
+  MESSAGE_MAX_CHARS,
+  messagePrioritySchema,
+  nameToken,
+  projectIdSchema,
+} from "@loominal/protocol";
 import { z } from "zod";
 import type { WarpToolDeps } from "./index.js";
 import { threadInput } from "./thread-fields.js";
@@ -20,6 +26,11 @@ export function messagesSendDirectTool({ warp }: WarpToolDeps) {
       projectId: projectIdSchema
         .optional()
         .describe("The recipient's project (default: yours, then any you may see)"),
+      priority: messagePrioritySchema
+        .optional()
+        .describe(
+          "'urgent' puts it in front of the recipient before anything else at its next turn (default normal)",
+        ),
       ...threadInput,
       ackRequired: z
         .boolean()
@@ -36,9 +47,20 @@ export function messagesSendDirectTool({ warp }: WarpToolDeps) {
       projectId: projectIdSchema,
       seq: z.int().positive(),
       messageType: z.string(),
+      priority: messagePrioritySchema,
       sentAt: z.string(),
     }),
-    handler: async ({ agentId, message, messageType, metadata, projectId, threadId, replyTo, ackRequired }) =>
+    handler: async ({
+      agentId,
+      message,
+      messageType,
+      metadata,
+      projectId,
+      threadId,
+      replyTo,
+      ackRequired,
+      priority,
+    }) =>
       warp.run(async () => {
         const sent = await warp.inbox.send(agentId, message, {
           ...(threadId !== undefined ? { threadId } : {}),
@@ -47,11 +69,12 @@ export function messagesSendDirectTool({ warp }: WarpToolDeps) {
           ...(messageType !== undefined ? { messageType } : {}),
           ...(metadata !== undefined ? { metadata } : {}),
           ...(projectId !== undefined ? { projectId } : {}),
+          ...(priority !== undefined ? { priority } : {}),
         });
         const where = sent.projectId === warp.projectId ? "" : ` in project ${sent.projectId}`;
         return {
           data: sent,
-          text: `Sent ${sent.messageType} message to ${sent.to}${where} (seq ${sent.seq}; messageId ${sent.messageId}, thread ${sent.threadId}${sent.ackRequired ? "; awaiting acknowledgement" : ""}).`,
+          text: `Sent ${sent.priority === "urgent" ? "urgent " : ""}${sent.messageType} message to ${sent.to}${where} (seq ${sent.seq}; messageId ${sent.messageId}, thread ${sent.threadId}${sent.ackRequired ? "; awaiting acknowledgement" : ""}).`,
         };
       }),
   });
