@@ -1,5 +1,6 @@
 import { isLoominalError } from "@loominal/protocol";
 import { Command, CommanderError } from "commander";
+import { registerGuardCommands } from "./commands/guard.js";
 import { registerMcpConfigCommand } from "./commands/mcp-config.js";
 import { registerNatsCommands } from "./commands/nats.js";
 import { registerNatsConfigCommand } from "./commands/nats-config.js";
@@ -35,6 +36,7 @@ export function createProgram(ctx: CliContext, setExit: (code: number) => void =
   registerNatsConfigCommand(program, ctx);
   registerNatsProvisionCommand(program, ctx);
   registerVersionCommand(program, ctx);
+  registerGuardCommands(program, ctx, setExit);
   registerWeftCommands(program, ctx);
   for (const command of program.commands) command.exitOverride();
   return program;
