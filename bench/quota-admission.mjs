@@ -187,26 +187,12 @@ try {
         slotsHeldAfter: Math.max(...rs.map((r) => r.slotsHeldAfter)),
       };
     };
+    const setup = { workers: WORKERS, holdMs: HOLD_MS, clients: CLIENTS, cap: CAP, rounds: ROUNDS };
     const k = summary(rounds.kv);
-    report("quota-admission", {
-      workers: WORKERS,
-      holdMs: HOLD_MS,
-      clients: CLIENTS,
-      cap: CAP,
-      rounds: ROUNDS,
-      ...k,
-    });
+    report("quota-admission", { ...setup, ...k });
     if (pgSide.skipped) continue;
     const p = summary(rounds.pg);
-    report("quota-admission", {
-      workers: WORKERS,
-      holdMs: HOLD_MS,
-      clients: CLIENTS,
-      cap: CAP,
-      rounds: ROUNDS,
-      postgres: pgSide.version,
-      ...p,
-    });
+    report("quota-admission", { ...setup, postgres: pgSide.version, ...p });
     report("quota-admission-ratio", {
       scenario: scenario.name,
       kvOverPostgres: Math.round((k.admissionsPerSecond / Math.max(1, p.admissionsPerSecond)) * 100) / 100,

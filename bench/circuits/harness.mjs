@@ -176,6 +176,8 @@ class Driver {
     this.early = new Map();
     /** editor runId → evaluation */
     this.evaluations = new Map();
+    /** evaluator runId → evaluation */
+    this.evaluationsBy = new Map();
     this.evalWaiters = new Map();
     /** replica id → pause_since in its last heartbeat */
     this.heartbeatPause = new Map();
@@ -240,6 +242,7 @@ class Driver {
     await follow(this.evalsKv, ">", (e) => {
       const v = e.json();
       this.evaluations.set(v.run_id, { ...v, key: e.key });
+      this.evaluationsBy.set(v.by_run_id, { ...v, key: e.key });
       this.evalWaiters.get(v.run_id)?.();
     });
     await follow(this.replicasKv, keys.runnerReplicasPrefix(), (e) => {
@@ -457,7 +460,22 @@ class Driver {
       }
       if (found.length > 0) this.counters.evaluationsReadBack = (this.counters.evaluationsReadBack ?? 0) + 1;
     }
-    const ev = this.evaluations.get(editor);
+    let ev = this.evaluations.get(editor);
+    if (!ev) {
+      // A POST that timed out may still have admitted its run, and the one posted again is a second editor:
+      // the evaluator then scores whichever editor published first. The circuit's output is complete when
+      // its evaluator scored an editor run of the same circuit.
+      const by = this.evaluationsBy.get(c.roles.evaluator);
+      const scored = by
+        ? await this.#read(() => this.runsKv.get(keys.runnerRun(by.run_id))).then((e) =>
+            e?.operation === "PUT" ? e.json() : undefined,
+          )
+        : undefined;
+      if (scored?.agent === "mock-editor" && scored.user_id === c.user && scored.status === "completed") {
+        this.counters.evaluatedDuplicateEditor = (this.counters.evaluatedDuplicateEditor ?? 0) + 1;
+        ev = { ...by, run_id: editor };
+      }
+    }
     if (!ev) return wrong("evaluation missing");
     if (ev.by_run_id !== c.roles.evaluator || ev.score !== 0.8) return wrong("evaluation wrong");
     const stored = await this.#read(() => this.evalsKv.get(ev.key));
