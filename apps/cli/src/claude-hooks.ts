@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { LoominalError } from "@loominal/protocol";
-import { HOOK_EVENTS, type HookEvent } from "./commands/hook.js";
+import { HOOK_EVENTS, type HookEvent } from "./hook-run.js";
 
 /** Tools whose input names a file the agent just changed. */
 export const POST_TOOL_USE_MATCHER = "Edit|Write|MultiEdit|NotebookEdit";
