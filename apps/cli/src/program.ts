@@ -1,6 +1,7 @@
 import { isLoominalError } from "@loominal/protocol";
 import { Command, CommanderError } from "commander";
 import { registerGuardCommands } from "./commands/guard.js";
+import { registerHookCommand } from "./commands/hook.js";
 import { registerMcpConfigCommand } from "./commands/mcp-config.js";
 import { registerNatsCommands } from "./commands/nats.js";
 import { registerNatsConfigCommand } from "./commands/nats-config.js";
@@ -37,6 +38,7 @@ export function createProgram(ctx: CliContext, setExit: (code: number) => void =
   registerNatsProvisionCommand(program, ctx);
   registerVersionCommand(program, ctx);
   registerGuardCommands(program, ctx, setExit);
+  registerHookCommand(program, ctx);
   registerWeftCommands(program, ctx);
   for (const command of program.commands) command.exitOverride();
   return program;

@@ -2,6 +2,7 @@ import { join } from "node:path";
 import type { LoominalConfig } from "@loominal/fabric";
 import { LoominalError } from "@loominal/protocol";
 import type { Command } from "commander";
+import { mergeClaudeHooks } from "../claude-hooks.js";
 import { type CliContext, projectConfig } from "../context.js";
 import { LocalNats } from "../local-nats.js";
 import { buildMcpConfig } from "../mcp-config.js";
@@ -18,39 +19,50 @@ export function registerMcpConfigCommand(program: Command, ctx: CliContext): voi
     .option("--force", "with --write: replace Loominal entries that differ from what would be written")
     .option("--claude", "print the equivalent 'claude mcp add' commands instead")
     .option(
+      "--hooks",
+      "merge the loominal hooks into the project's .claude/settings.json and print what changed",
+    )
+    .option(
       "--scope <scope>",
       "with --claude: local, project or user (what 'claude mcp add' takes)",
       "project",
     )
-    .action((opts: { write?: boolean; force?: boolean; claude?: boolean; scope: string }) => {
-      const config = projectConfig(ctx);
-      const env = mcpEnv(ctx, config, new LocalNats(config.projectDir));
-      const { config: mcp, missing } = buildMcpConfig(env);
-      if (opts.claude) {
-        if (!["local", "project", "user"].includes(opts.scope)) {
-          throw new LoominalError(
-            "invalid_input",
-            `--scope must be local, project or user, got "${opts.scope}"`,
-          );
+    .action(
+      (opts: { write?: boolean; force?: boolean; claude?: boolean; hooks?: boolean; scope: string }) => {
+        const config = projectConfig(ctx);
+        if (opts.hooks) {
+          const path = join(config.projectDir, ".claude", "settings.json");
+          for (const line of mergeClaudeHooks(path)) ctx.out(`${path}: ${line}`);
+          return;
         }
-        for (const line of claudeAddCommands(mcp.mcpServers, opts.scope as "local" | "project" | "user")) {
-          ctx.out(line);
+        const env = mcpEnv(ctx, config, new LocalNats(config.projectDir));
+        const { config: mcp, missing } = buildMcpConfig(env);
+        if (opts.claude) {
+          if (!["local", "project", "user"].includes(opts.scope)) {
+            throw new LoominalError(
+              "invalid_input",
+              `--scope must be local, project or user, got "${opts.scope}"`,
+            );
+          }
+          for (const line of claudeAddCommands(mcp.mcpServers, opts.scope as "local" | "project" | "user")) {
+            ctx.out(line);
+          }
+        } else if (opts.write) {
+          const merged = mergeMcpJson(join(config.projectDir, ".mcp.json"), mcp.mcpServers, {
+            force: opts.force === true,
+          });
+          ctx.out(`${merged.file}:`);
+          for (const s of merged.servers) ctx.out(`  ${s.name}: ${s.outcome}`);
+          if (merged.kept.length > 0) ctx.out(`  kept as they were: ${merged.kept.join(", ")}`);
+          ctx.out("Start Claude Code in this directory (it asks once before using the project's servers).");
+        } else {
+          ctx.out(JSON.stringify(mcp, null, 2));
         }
-      } else if (opts.write) {
-        const merged = mergeMcpJson(join(config.projectDir, ".mcp.json"), mcp.mcpServers, {
-          force: opts.force === true,
-        });
-        ctx.out(`${merged.file}:`);
-        for (const s of merged.servers) ctx.out(`  ${s.name}: ${s.outcome}`);
-        if (merged.kept.length > 0) ctx.out(`  kept as they were: ${merged.kept.join(", ")}`);
-        ctx.out("Start Claude Code in this directory (it asks once before using the project's servers).");
-      } else {
-        ctx.out(JSON.stringify(mcp, null, 2));
-      }
-      for (const bin of missing) {
-        ctx.err(`warning: ${bin} does not exist yet; build first (running '${ctx.commandName}' builds).`);
-      }
-    });
+        for (const bin of missing) {
+          ctx.err(`warning: ${bin} does not exist yet; build first (running '${ctx.commandName}' builds).`);
+        }
+      },
+    );
 }
 
 /**

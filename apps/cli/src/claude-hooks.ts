@@ -1,0 +1,92 @@
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { LoominalError } from "@loominal/protocol";
+import { HOOK_EVENTS, type HookEvent } from "./commands/hook.js";
+
+/** Tools whose input names a file the agent just changed. */
+export const POST_TOOL_USE_MATCHER = "Edit|Write|MultiEdit|NotebookEdit";
+/** Seconds Claude Code gives the hook (it finishes far sooner, and exits 0 when NATS is down). */
+const HOOK_TIMEOUT_S = 10;
+
+interface HookCommand {
+  type: string;
+  command?: string;
+  timeout?: number;
+  [key: string]: unknown;
+}
+interface HookGroup {
+  matcher?: string;
+  hooks?: HookCommand[];
+  [key: string]: unknown;
+}
+
+/** The command line Claude Code runs for one event: this node and this CLI, by absolute path. */
+export function hookCommand(event: HookEvent): string {
+  const bin = fileURLToPath(new URL("./bin.js", import.meta.url));
+  return `${JSON.stringify(process.execPath)} ${JSON.stringify(bin)} hook ${event}`;
+}
+
+const ours = (event: HookEvent) => (h: HookCommand) =>
+  typeof h.command === "string" && h.command.endsWith(` hook ${event}`) && h.command.includes("bin.js");
+
+/**
+ * Merges Loominal's hooks into a Claude Code settings file (`.claude/settings.json`): one command per event
+ * in HOOK_EVENTS, every other key and every hook of the user's kept as it was; an earlier Loominal hook of
+ * the same event is updated in place, so running it again changes nothing. Returns one line per event saying
+ * what happened.
+ */
+export function mergeClaudeHooks(path: string): string[] {
+  let settings: Record<string, unknown> = {};
+  if (existsSync(path)) {
+    try {
+      const parsed: unknown = JSON.parse(readFileSync(path, "utf8"));
+      if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed))
+        throw new Error("not a JSON object");
+      settings = parsed as Record<string, unknown>;
+    } catch (cause) {
+      throw new LoominalError(
+        "invalid_config",
+        `${path} is not a JSON object; fix or move it, then run again`,
+        {
+          cause,
+        },
+      );
+    }
+  }
+  const hooks = (settings.hooks ?? {}) as Record<string, unknown>;
+  if (typeof hooks !== "object" || Array.isArray(hooks))
+    throw new LoominalError("invalid_config", `"hooks" in ${path} is not an object; fix it, then run again`);
+  const changes: string[] = [];
+  let changed = false;
+  for (const event of HOOK_EVENTS) {
+    const groups = (Array.isArray(hooks[event]) ? hooks[event] : []) as HookGroup[];
+    const command = hookCommand(event);
+    const wanted: HookCommand = { type: "command", command, timeout: HOOK_TIMEOUT_S };
+    const existing = groups.find((g) => Array.isArray(g.hooks) && g.hooks.some(ours(event)));
+    if (existing?.hooks) {
+      const i = existing.hooks.findIndex(ours(event));
+      const current = existing.hooks[i];
+      if (current && current.command === command && current.timeout === HOOK_TIMEOUT_S) {
+        changes.push(`${event}: unchanged`);
+        continue;
+      }
+      existing.hooks[i] = { ...current, ...wanted };
+      changes.push(`${event}: updated the loominal hook`);
+    } else {
+      groups.push({
+        ...(event === "PostToolUse" ? { matcher: POST_TOOL_USE_MATCHER } : {}),
+        hooks: [wanted],
+      });
+      changes.push(`${event}: added the loominal hook`);
+    }
+    hooks[event] = groups;
+    changed = true;
+  }
+  if (changed) {
+    settings.hooks = hooks;
+    mkdirSync(dirname(path), { recursive: true });
+    writeFileSync(path, `${JSON.stringify(settings, null, 2)}\n`);
+  }
+  return changes;
+}

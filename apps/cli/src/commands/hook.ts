@@ -1,0 +1,252 @@
+import { readFileSync } from "node:fs";
+import { isAbsolute, relative, resolve, sep } from "node:path";
+import {
+  casUpdate,
+  ensureBucket,
+  entryValue,
+  type Fabric,
+  jsonCodec,
+  type LoominalConfig,
+  loadConfig,
+  readAll,
+} from "@loominal/fabric";
+import {
+  buckets,
+  directMessageSchema,
+  inboxLedgerSchema,
+  keys,
+  LoominalError,
+  type ReminderState,
+  reminderStateSchema,
+  streams,
+  subjects,
+} from "@loominal/protocol";
+import { type LeaseConflict, leaseConflictsFor, liveFileLeases } from "@loominal/warp";
+import type { Command } from "commander";
+import { z } from "zod";
+import type { CliContext } from "../context.js";
+import { quickConnect, sessionAgent } from "../session-agent.js";
+
+/** The Claude Code hook events `loominal hook` answers. */
+export const HOOK_EVENTS = ["SessionStart", "UserPromptSubmit", "PostToolUse", "Stop"] as const;
+export type HookEvent = (typeof HOOK_EVENTS)[number];
+
+/** A hook waits at most this long for NATS, then lets the session go on. */
+const HOOK_CONNECT_MS = 800;
+/** Messages shown in full (the newest, urgent ones first); the rest are counted. */
+const SHOWN_MESSAGES = 3;
+const EXCERPT_CHARS = 400;
+const CONFLICTS_REMEMBERED = 256;
+
+/** What Claude Code passes on stdin (only the fields used; the rest is ignored). */
+const hookInputSchema = z.looseObject({
+  cwd: z.string().optional(),
+  hook_event_name: z.string().optional(),
+  stop_hook_active: z.boolean().optional(),
+  tool_input: z
+    .looseObject({ file_path: z.string().optional(), notebook_path: z.string().optional() })
+    .optional(),
+});
+type HookInput = z.infer<typeof hookInputSchema>;
+
+const reminderCodec = jsonCodec(reminderStateSchema);
+const ledgerCodec = jsonCodec(inboxLedgerSchema);
+const messageCodec = jsonCodec(directMessageSchema);
+
+interface Unread {
+  seq: number;
+  fromHandle: string;
+  from: string;
+  urgent: boolean;
+  message: string;
+  sentAt: string;
+}
+
+/** What one run puts in front of the agent: only what no earlier run showed. */
+export interface Reminders {
+  unreadCount: number;
+  newMessages: Unread[];
+  conflicts: LeaseConflict[];
+}
+
+/**
+ * Unread direct messages (those the inbox ledger has not recorded as read) and lease conflicts for the
+ * files just touched, minus what earlier runs showed: the reminder state (KV `loom-reminders-<p>`, key
+ * `<agentId>`) is updated by compare-and-set, so two hooks running at once never show the same thing twice.
+ */
+async function collect(
+  fabric: Fabric,
+  config: LoominalConfig,
+  agentId: string,
+  files: string[],
+): Promise<Reminders> {
+  const p = config.projectId;
+  const jsm = await fabric.jsm();
+  let unread: Unread[] = [];
+  let streamCreated: string | undefined;
+  const info = await jsm.streams.info(streams.inbox(p)).catch(() => undefined);
+  if (info && info.state.messages > 0) {
+    streamCreated = info.created;
+    const ledgerKv = await ensureBucket(fabric, { name: buckets.inboxLedger(), history: 1 });
+    const ledger = entryValue(
+      await ledgerKv.get(keys.inboxLedger(p, agentId)),
+      ledgerCodec,
+      "inbox ledger",
+    ).value;
+    const sameStream =
+      ledger !== undefined && (ledger.stream === undefined || ledger.stream === info.created);
+    const floor = sameStream ? ledger.floor : 0;
+    const consumed = new Set(sameStream ? ledger.consumed : []);
+    const pulled = await readAll(fabric, streams.inbox(p), {
+      filterSubject: subjects.inbox(p, agentId),
+      start: { from: "sequence", seq: floor + 1 },
+      idleMs: 30_000,
+      pullTimeoutMs: 2_000,
+    });
+    unread = pulled.messages.flatMap((m) => {
+      if (consumed.has(m.streamSeq)) return [];
+      const r = messageCodec.safeDecode(m.data, `inbox#${m.streamSeq}`);
+      if (!r.ok || r.value.to !== agentId) return [];
+      return [
+        {
+          seq: m.streamSeq,
+          from: r.value.from,
+          fromHandle: r.value.fromHandle,
+          urgent: r.value.priority === "urgent",
+          message: r.value.message,
+          sentAt: r.value.sentAt,
+        },
+      ];
+    });
+  }
+  let found: LeaseConflict[] = [];
+  if (files.length > 0) {
+    const leases = await liveFileLeases(fabric, p, config.hostname);
+    found = leaseConflictsFor(leases, files, agentId);
+  }
+  if (unread.length === 0 && found.length === 0) return { unreadCount: 0, newMessages: [], conflicts: [] };
+
+  const kv = await ensureBucket(fabric, { name: buckets.reminders(p), history: 1 });
+  let result: Reminders = { unreadCount: unread.length, newMessages: [], conflicts: [] };
+  await casUpdate(kv, keys.reminders(agentId), reminderCodec, (current) => {
+    const state: ReminderState = current ?? { inboxSeq: 0, work: {}, conflicts: [] };
+    const fromSeq = state.inboxStream === streamCreated ? state.inboxSeq : 0;
+    const newMessages = unread.filter((m) => m.seq > fromSeq);
+    const seen = new Set(state.conflicts);
+    const conflicts = found.filter((c) => !seen.has(`${c.leaseId}:${c.path}`));
+    result = { unreadCount: unread.length, newMessages, conflicts };
+    if (newMessages.length === 0 && conflicts.length === 0) return undefined;
+    return {
+      ...(streamCreated !== undefined ? { inboxStream: streamCreated } : {}),
+      inboxSeq: Math.max(fromSeq, ...unread.map((m) => m.seq)),
+      work: state.work,
+      conflicts: [...state.conflicts, ...conflicts.map((c) => `${c.leaseId}:${c.path}`)].slice(
+        -CONFLICTS_REMEMBERED,
+      ),
+    };
+  });
+  return result;
+}
+
+/** The reminder text; empty when there is nothing new. Urgent messages come first. */
+export function reminderText(r: Reminders): string {
+  const parts: string[] = [];
+  if (r.newMessages.length > 0) {
+    const ordered = [...r.newMessages].sort((a, b) => Number(b.urgent) - Number(a.urgent) || b.seq - a.seq);
+    const shown = ordered.slice(0, Math.max(SHOWN_MESSAGES, ordered.filter((m) => m.urgent).length));
+    const urgent = shown.filter((m) => m.urgent).length;
+    parts.push(
+      `Loominal: ${r.unreadCount} unread direct message(s)${urgent > 0 ? `, ${urgent} URGENT` : ""}. Read them with warp_messages_read_direct.`,
+    );
+    for (const m of shown) {
+      const text = m.message.length > EXCERPT_CHARS ? `${m.message.slice(0, EXCERPT_CHARS)}…` : m.message;
+      parts.push(`- ${m.urgent ? "URGENT " : ""}from ${m.fromHandle} (${m.from}) at ${m.sentAt}: ${text}`);
+    }
+    if (r.newMessages.length > shown.length)
+      parts.push(`- and ${r.newMessages.length - shown.length} more new`);
+  }
+  if (r.conflicts.length > 0) {
+    parts.push("Loominal: files you just changed are leased exclusively by other agents:");
+    for (const c of r.conflicts)
+      parts.push(
+        `- ${c.path}: ${c.handle} (${c.agentId}) holds ${c.heldPath} until ${c.expiresAt}: ${c.reason}`,
+      );
+    parts.push("Coordinate with the holder (warp_messages_send_direct) before going on.");
+  }
+  return parts.join("\n");
+}
+
+/** The JSON Claude Code reads from a hook's stdout, or undefined to print nothing. */
+export function hookOutput(
+  event: HookEvent,
+  text: string,
+  input: HookInput,
+): Record<string, unknown> | undefined {
+  if (text === "") return undefined;
+  if (event === "Stop") {
+    // Keep the agent going once to deal with what arrived; never twice in a row.
+    if (input.stop_hook_active === true) return undefined;
+    return { decision: "block", reason: text };
+  }
+  return { hookSpecificOutput: { hookEventName: event, additionalContext: text } };
+}
+
+function touchedFiles(input: HookInput, projectDir: string, cwd: string): string[] {
+  const raw = [input.tool_input?.file_path, input.tool_input?.notebook_path].filter(
+    (f): f is string => typeof f === "string" && f !== "",
+  );
+  return raw
+    .map((f) => relative(projectDir, resolve(cwd, f)).split(sep).join("/"))
+    .filter((f) => f !== "" && !f.startsWith("..") && !isAbsolute(f));
+}
+
+export function registerHookCommand(program: Command, ctx: CliContext): void {
+  program
+    .command("hook")
+    .description(
+      "a Claude Code hook (SessionStart, UserPromptSubmit, PostToolUse, Stop): unread direct messages and lease conflicts, each shown once",
+    )
+    .argument("<event>", HOOK_EVENTS.join(" | "))
+    .action(async (eventArg: string) => {
+      if (!(HOOK_EVENTS as readonly string[]).includes(eventArg))
+        throw new LoominalError(
+          "invalid_input",
+          `event must be one of ${HOOK_EVENTS.join(", ")}; got ${eventArg}`,
+        );
+      const event = eventArg as HookEvent;
+      let input: HookInput = {};
+      try {
+        const text = process.stdin.isTTY ? "" : readFileSync(0, "utf8");
+        const parsed = hookInputSchema.safeParse(text.trim() === "" ? {} : JSON.parse(text));
+        if (parsed.success) input = parsed.data;
+      } catch {
+        // No or unreadable input: run with defaults rather than disturb the session.
+      }
+      const cwd = input.cwd ?? ctx.cwd;
+      let config: LoominalConfig;
+      try {
+        config = loadConfig({ cwd, env: ctx.env });
+      } catch (err) {
+        ctx.err(`loominal hook: ${err instanceof Error ? err.message : String(err)}; nothing checked.`);
+        return;
+      }
+      const fabric = await quickConnect(config, HOOK_CONNECT_MS);
+      if (!fabric) {
+        const note = `loominal hook: NATS unreachable at ${config.nats.servers.join(",")}; messages and leases not checked.`;
+        ctx.err(note);
+        if (event === "SessionStart") ctx.out(JSON.stringify({ systemMessage: note }));
+        return;
+      }
+      try {
+        const { agentId } = sessionAgent(config);
+        const files = event === "PostToolUse" ? touchedFiles(input, config.projectDir, cwd) : [];
+        const reminders = await collect(fabric, config, agentId, files);
+        const out = hookOutput(event, reminderText(reminders), input);
+        if (out) ctx.out(JSON.stringify(out));
+      } catch (err) {
+        ctx.err(`loominal hook: ${err instanceof Error ? err.message : String(err)}; nothing shown.`);
+      } finally {
+        await fabric.close();
+      }
+    });
+}
