@@ -97,10 +97,12 @@ describe("priority", () => {
   it("a claim takes the highest priority among the offers it sees at once", async () => {
     const projectId = uniqueProjectId();
     const { queue: offerer } = await agent({ projectId });
-    const { queue: claimer } = await agent({ projectId, prefetch: 8 });
     await offerer.offer(offer("low", { priority: 1 }));
     await offerer.offer(offer("normal", { priority: 5 }));
     await offerer.offer(offer("urgent", { priority: 10 }));
+    // The claimer starts after all three are stored, so its first pull sees them at once (a pull
+    // already waiting when "low" arrived would be handed "low" alone).
+    const { queue: claimer } = await agent({ projectId, prefetch: 8 });
     const order: string[] = [];
     for (let i = 0; i < 3; i++) {
       const c = await claimer.claim({ capability: "typescript", timeoutMs: 2_000 });
