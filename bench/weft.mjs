@@ -7,8 +7,8 @@
 // Usage: node bench/weft.mjs [--claims 500] [--submissions 20000] [--concurrency 64]
 //        (run `pnpm -w build` first; starts its own nats-server unless NATS_URL is set)
 import { spawn } from "node:child_process";
-import http from "node:http";
 import { mkdtempSync, rmSync } from "node:fs";
+import http from "node:http";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
