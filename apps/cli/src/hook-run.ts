@@ -103,8 +103,7 @@ async function unreadMessages(
     ledgerCodec,
     "inbox ledger",
   ).value;
-  const sameStream =
-    ledger !== undefined && (ledger.stream === undefined || ledger.stream === info.created);
+  const sameStream = ledger !== undefined && (ledger.stream === undefined || ledger.stream === info.created);
   const floor = sameStream ? ledger.floor : 0;
   const consumed = new Set(sameStream ? ledger.consumed : []);
   const pulled = await readAll(fabric, streams.inbox(p), {
@@ -280,8 +279,7 @@ export function reminderText(r: Reminders): string {
         `- ${o.capability}${o.boundary === DEFAULT_BOUNDARY ? "" : ` (boundary ${o.boundary})`}, priority ${o.priority}: ${o.workId} ${o.taskId}: ${text}`,
       );
     }
-    if (r.newOffers.length > SHOWN_OFFERS)
-      parts.push(`- and ${r.newOffers.length - SHOWN_OFFERS} more new`);
+    if (r.newOffers.length > SHOWN_OFFERS) parts.push(`- and ${r.newOffers.length - SHOWN_OFFERS} more new`);
   }
   if (r.conflicts.length > 0) {
     parts.push("Loominal: files you just changed are leased exclusively by other agents:");

@@ -50,7 +50,10 @@ describe("waitingWork", () => {
     const second = await waitingWork(fabric, projectId, agent, since);
     expect(second.offers.map((o) => o.workId)).toEqual([later.workId]);
     // A look-up recorded for another work stream counts for nothing.
-    const elsewhere = await waitingWork(fabric, projectId, agent, { stream: "2000-01-01T00:00:00Z", after: second.lookedAt });
+    const elsewhere = await waitingWork(fabric, projectId, agent, {
+      stream: "2000-01-01T00:00:00Z",
+      after: second.lookedAt,
+    });
     expect(elsewhere.offers).toHaveLength(3);
   });
 
