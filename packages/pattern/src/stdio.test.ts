@@ -59,6 +59,13 @@ describe("loominal-pattern over stdio", () => {
       const bad = await client.call("pattern_remember", { content: "x", scope: "team", category: "core" });
       expect(bad.isError).toBe(true);
       expect(bad.text).toMatch(/^invalid_input: /);
+      // A tool outside the core profile answers through pattern_more, its errors too.
+      const unknown = await client.call("pattern_more", {
+        tool: "pattern_forget",
+        arguments: { memoryId: "0".repeat(32) },
+      });
+      expect(unknown).toMatchObject({ isError: true, structured: undefined });
+      expect(unknown.error?.code).toBe("not_found");
       const health = await client.call("pattern_more", { tool: "pattern_health" });
       expect(health.structured).toMatchObject({
         status: "ok",
