@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 // Latency of `loominal hook <event>` as Claude Code runs it: a fresh process per call, hook input on
-// stdin, against a live nats-server, for an agent with a few unread messages and leases (the common
-// case: nothing new to show after the first run), and with NATS down.
-// Usage: node bench/hook-latency.mjs [--calls 40]   (starts its own nats-server; run `pnpm build` first)
+// stdin, against a live nats-server, for an agent with capabilities, a few unread messages, leases and
+// queued work for its capabilities and others (the common case: nothing new to show after the first
+// run), with one new offer per call, and with NATS down.
+// Usage: node bench/hook-latency.mjs [--calls 40] [--cli path/to/bin.js]
+//   (starts its own nats-server; run `pnpm build` first; --cli measures another build of the CLI)
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -18,7 +20,7 @@ for (let i = 2; i < process.argv.length; i += 2)
   args.set(process.argv[i]?.replace(/^--/, ""), process.argv[i + 1]);
 const calls = Number(args.get("calls") ?? 40);
 const MAX_MS = 120_000;
-const CLI = fileURLToPath(new URL("../apps/cli/dist/bin.js", import.meta.url));
+const CLI = args.get("cli") ?? fileURLToPath(new URL("../apps/cli/dist/bin.js", import.meta.url));
 
 function runHook(event, input, env) {
   return new Promise((resolve, reject) => {
@@ -32,10 +34,11 @@ function runHook(event, input, env) {
   });
 }
 
-async function series(event, input, env) {
+async function series(event, input, env, before = async () => {}) {
   const samples = [];
   const deadline = Date.now() + MAX_MS;
   for (let i = 0; i < calls && Date.now() < deadline; i++) {
+    await before(i);
     const r = await runHook(event, input, env);
     if (r.code !== 0) throw new Error(`hook exited ${r.code}`);
     samples.push(r.ms);
@@ -55,23 +58,27 @@ const base = {
 };
 const opened = [];
 try {
-  const open = async (name) => {
+  const open = async (name, capabilities = []) => {
     const config = loadConfig({ cwd: dir, env: { ...base, LOOMINAL_AGENT_NAME: name } });
     const fabric = await Fabric.connect({ nats: config.nats });
     const warp = await Warp.open({ config, fabric, lockDir: locks });
     await warp.ready(5_000);
-    await warp.registry.register({ agentType: "bench" });
+    await warp.registry.register({ agentType: "bench", capabilities });
     opened.push(async () => {
       await warp.close();
       await fabric.close();
     });
     return warp;
   };
-  const me = await open("default");
+  const me = await open("default", ["review", "typescript"]);
   const peer = await open("peer");
   for (let i = 0; i < 5; i++) await peer.inbox.send(me.agentId, `message ${i}`);
   await peer.leases.acquire({ paths: ["src/core"], mode: "exclusive", reason: "bench" });
-  await runHook("UserPromptSubmit", { cwd: dir }, base); // shows the messages once
+  const offer = (capability, i) =>
+    peer.work.offer({ taskId: `task-${i}`, description: `bench work item ${i}`, capability });
+  for (let i = 0; i < 5; i++) await offer("review", i);
+  for (let i = 0; i < 5; i++) await offer("deploy", i);
+  await runHook("UserPromptSubmit", { cwd: dir }, base); // shows the messages and the work once
 
   const result = {
     nodeStartupOnly: await (async () => {
@@ -88,6 +95,9 @@ try {
       "PostToolUse",
       { cwd: dir, tool_name: "Edit", tool_input: { file_path: join(dir, "src/core/a.ts") } },
       base,
+    ),
+    userPromptSubmitNewOffer: await series("UserPromptSubmit", { cwd: dir }, base, (i) =>
+      offer("typescript", 100 + i),
     ),
     natsDown: await series("UserPromptSubmit", { cwd: dir }, { ...base, NATS_URL: "nats://127.0.0.1:1" }),
   };

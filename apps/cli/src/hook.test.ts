@@ -43,7 +43,7 @@ function hook(event: string, input: Record<string, unknown>, env: Record<string,
   });
 }
 
-async function agent(dir: string, projectId: string, name: string, lockDir: string) {
+async function agent(dir: string, projectId: string, name: string, lockDir: string, capabilities?: string[]) {
   const config = loadConfig({
     cwd: dir,
     env: { NATS_URL: nats.url, LOOMINAL_PROJECT_ID: projectId, LOOMINAL_AGENT_NAME: name },
@@ -56,7 +56,7 @@ async function agent(dir: string, projectId: string, name: string, lockDir: stri
   });
   await warp.ready(5_000);
   await warp.setHandle(name === "default" ? "me" : name);
-  await warp.registry.register({ agentType: "developer" });
+  await warp.registry.register({ agentType: "developer", ...(capabilities ? { capabilities } : {}) });
   return warp;
 }
 
@@ -127,6 +127,69 @@ describe("loominal hook", () => {
     expect(conflict).not.toContain("unread");
     expect((await hook("PostToolUse", touch, env)).stdout).toBe("");
   });
+
+  it("surfaces work offered for the agent's capabilities once; not work for other capabilities, nor claimed work", async () => {
+    const repo = tempDir("hook-work-");
+    const locks = tempDir("hook-work-locks-");
+    cleanups.push(repo.cleanup, locks.cleanup);
+    const projectId = uniqueProjectId();
+    await agent(repo.path, projectId, "default", locks.path, ["review", "typescript"]);
+    const lead = await agent(repo.path, projectId, "lead", locks.path);
+    const worker = await agent(repo.path, projectId, "worker", locks.path, ["typescript"]);
+    const env = { NATS_URL: nats.url, LOOMINAL_PROJECT_ID: projectId, LOOMINAL_LOCK_DIR: locks.path };
+
+    expect((await hook("SessionStart", { cwd: repo.path }, env)).stdout).toBe("");
+    const review = await lead.work.offer({
+      taskId: "review-parser",
+      description: "Review the parser rewrite\nin src/parser",
+      capability: "review",
+    });
+    const deploy = await lead.work.offer({
+      taskId: "deploy-staging",
+      description: "Deploy to staging",
+      capability: "deploy",
+    });
+
+    const first = await hook("UserPromptSubmit", { cwd: repo.path, prompt: "go on" }, env);
+    expect(first.code, first.stderr).toBe(0);
+    const text = context(first.stdout, "UserPromptSubmit");
+    expect(text).toContain("review: 1");
+    expect(text).toContain(review.workId);
+    expect(text).toContain("review-parser");
+    expect(text).toContain("Review the parser rewrite in src/parser");
+    expect(text).not.toContain(deploy.workId);
+    expect(text).not.toContain("deploy");
+
+    // Shown once, whichever event asks next.
+    for (const event of ["UserPromptSubmit", "PostToolUse", "Stop", "SessionStart"]) {
+      const again = await hook(event, { cwd: repo.path }, env);
+      expect(again.code).toBe(0);
+      expect(again.stdout, event).toBe("");
+    }
+
+    // Work another agent claimed before the hook ran is not waiting; what is offered after it is.
+    const taken = await lead.work.offer({
+      taskId: "fix-types",
+      description: "Fix the type errors",
+      capability: "typescript",
+    });
+    const claimed = await worker.work.claim({ capability: "typescript", timeoutMs: 10_000 });
+    expect(claimed?.workId).toBe(taken.workId);
+    const open = await lead.work.offer({
+      taskId: "fix-lint",
+      description: "Fix the lint warnings",
+      capability: "typescript",
+    });
+    const stop = await hook("Stop", { cwd: repo.path, stop_hook_active: false }, env);
+    expect(stop.code, stop.stderr).toBe(0);
+    const blocked = JSON.parse(stop.stdout) as { decision: string; reason: string };
+    expect(blocked.decision).toBe("block");
+    expect(blocked.reason).toContain(open.workId);
+    expect(blocked.reason).toContain("typescript: 1");
+    expect(blocked.reason).not.toContain(taken.workId);
+    expect(blocked.reason).not.toContain(review.workId);
+    expect((await hook("UserPromptSubmit", { cwd: repo.path }, env)).stdout).toBe("");
+  }, 120_000);
 
   it("exits 0 with a note when NATS is down", async () => {
     const down = await NatsServer.start();

@@ -69,6 +69,8 @@ export function createApp(
 ): express.Express {
   const app = express();
   app.disable("x-powered-by");
+  // No ETag: API answers are not cached, and hashing every response body costs CPU per request.
+  app.set("etag", false);
   app.set("query parser", "simple");
 
   app.use((req, res, next) => {

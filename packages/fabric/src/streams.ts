@@ -7,6 +7,7 @@ import {
   StorageType,
   type StreamConfig,
   type StreamInfo,
+  type StreamInfoRequestOptions,
 } from "@nats-io/jetstream";
 import { Bucket, type KV } from "@nats-io/kv";
 import type { Fabric } from "./connection.js";
@@ -330,9 +331,13 @@ const STRUCTURAL_FIELDS = new Set(["subjects", "retention", "storage", "allow_di
  * Stream info, or undefined when the stream does not exist. A user who may not even look at the stream
  * gets NatsPermissionError (it belongs to another project, or the user's permissions predate it).
  */
-export async function streamInfo(jsm: JetStreamManager, name: string): Promise<StreamInfo | undefined> {
+export async function streamInfo(
+  jsm: JetStreamManager,
+  name: string,
+  options?: Partial<StreamInfoRequestOptions>,
+): Promise<StreamInfo | undefined> {
   try {
-    return await jsm.streams.info(name);
+    return await jsm.streams.info(name, options);
   } catch (err) {
     if (err instanceof JetStreamApiError && err.code === JS_STREAM_NOT_FOUND) return undefined;
     if (isPermissionViolation(err)) throw new NatsPermissionError(`access to stream ${name}`, { cause: err });

@@ -71,6 +71,7 @@ export {
   type RegisterInput,
   Registry,
   type RegistryOptions,
+  registryEntry,
 } from "./registry.js";
 export type { ThreadOptions } from "./threads.js";
 export { DEFAULT_READY_TIMEOUT_MS, Warp, type WarpOpenOptions } from "./warp.js";

@@ -40,6 +40,24 @@ const codec = jsonCodec(agentRecordSchema);
  */
 export const REGISTRY_BUCKET: BucketSpec = { name: buckets.registry(), history: 1, ttlMs: DAY_MS };
 
+/**
+ * One agent's registry entry, read once without a Registry (no identity, heartbeat or reaper): what a
+ * short-lived process such as a Claude Code hook uses to learn the capabilities the agent registered.
+ * Undefined when there is no entry, or none that is valid under that key.
+ */
+export async function registryEntry(
+  fabric: Fabric,
+  projectId: string,
+  agentId: string,
+): Promise<AgentRecord | undefined> {
+  const kv = await ensureBucket(fabric, REGISTRY_BUCKET);
+  const key = keys.registry(projectId, agentId);
+  const e = await kv.get(key);
+  if (e?.operation !== "PUT") return undefined;
+  const r = codec.safeDecode(e.value, `${REGISTRY_BUCKET.name}/${key}`);
+  return r.ok && r.value.projectId === projectId && r.value.agentId === agentId ? r.value : undefined;
+}
+
 export const DISCOVER_DEFAULT_LIMIT = 50;
 export const DISCOVER_MAX_LIMIT = 100;
 /** The largest number of registry entries one read pulls per request. */

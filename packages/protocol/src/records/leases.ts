@@ -47,12 +47,14 @@ export type FileLeaseTable = z.infer<typeof fileLeaseTableSchema>;
 
 /**
  * What `loominal hook` has already shown one agent: KV `loom-reminders-<p>`, key `<agentId>`.
- * Direct messages up to `inboxSeq` of the inbox stream created at `inboxStream`; per work subject the
- * count last shown; lease conflicts as `<leaseId>:<path>` (the most recent ones).
+ * Direct messages up to `inboxSeq` of the inbox stream created at `inboxStream`; work offers, per offer
+ * subject (`loom.<p>.work.<boundary>.<capability>`), up to the sequence in `work` of the work stream
+ * created at `workStream`; lease conflicts as `<leaseId>:<path>` (the most recent ones).
  */
 export const reminderStateSchema = z.object({
   inboxStream: z.string().optional(),
   inboxSeq: z.int().min(0),
+  workStream: z.string().optional(),
   work: z.record(z.string(), z.int().min(0)),
   conflicts: z.array(z.string()).max(256),
 });

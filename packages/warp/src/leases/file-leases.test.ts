@@ -8,6 +8,7 @@ import { buckets, keys, natsServerConfig, warpConfigSchema } from "@loominal/pro
 import { eventually, NatsServer, tempDir, uniqueProjectId } from "@loominal/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { warpProvisionSpecs } from "../provision.js";
+import { Warp } from "../warp.js";
 import { openWarp, projectConfig } from "../warp.test-helper.js";
 import { leasePathsOverlap } from "./globs.js";
 
@@ -201,6 +202,33 @@ describe("file leases", () => {
     await eventually(async () => {
       expect(await bob.registry.getInfo(alice.agentId)).toMatchObject({ status: "idle", activeLeases: 0 });
     });
+  });
+
+  it("an acquire whose answer is lost (server frozen past the request timeout) ends acquired, once", async () => {
+    const p = uniqueProjectId();
+    const { config, cleanup } = projectConfig(nats.url, p, { env: { LOOMINAL_AGENT_NAME: "frozen" } });
+    cleanups.push(cleanup);
+    const fabric = await Fabric.connect({ nats: config.nats, requestTimeoutMs: 800 });
+    const alice = await Warp.open({ config, fabric, lockDir: locks.path });
+    cleanups.push(async () => {
+      await alice.close();
+      await fabric.close();
+    });
+    await alice.ready(5_000);
+    const warm = await alice.leases.acquire({ paths: ["warm"], mode: "exclusive", reason: "warm up" });
+    expect(warm.acquired).toBe(true);
+    // The update reaches the frozen server and waits in its socket; the client gives up after 800 ms and
+    // tries again; the server wakes, stores the first write, then answers the retry's read.
+    nats.pause();
+    const pending = alice.leases.acquire({ paths: ["frozen/**"], mode: "exclusive", reason: "lost answer" });
+    await new Promise((r) => setTimeout(r, 1_200));
+    nats.resume();
+    const r = await pending;
+    expect(r.acquired).toBe(true);
+    if (!r.acquired) return;
+    const listed = await alice.leases.list();
+    expect(listed.filter((l) => l.leaseId === r.lease.leaseId)).toHaveLength(1);
+    expect(listed.filter((l) => l.paths.includes("frozen/**"))).toHaveLength(1);
   });
 
   it("refuses bad input with a message saying what to fix", async () => {

@@ -7,6 +7,7 @@ import {
   forgetRevision,
   identityClaimHolder,
   identityHolderGone,
+  isUnavailableError,
   jsonCodec,
   type KV,
   type Logger,
@@ -32,6 +33,8 @@ import { leasePathMatches, leasePathsOverlap, normaliseLeasePath } from "./globs
 
 const codec = jsonCodec(fileLeaseTableSchema);
 const EMPTY: FileLeaseTable = { leases: [] };
+/** Tries of one acquire when NATS does not answer (each one checks whether the last one landed). */
+const ACQUIRE_ATTEMPTS = 3;
 
 /** The project's file-lease bucket: one key, no TTL (leases carry their own expiry), one value kept. */
 export function fileLeaseBucketSpec(projectId: string): BucketSpec {
@@ -277,14 +280,47 @@ export class FileLeases {
     const reason = checkReason(input.reason);
     const me = this.#holder();
     const kv = await this.#kv(me.projectId);
+    // One id for every attempt: after a write whose answer was lost, the table tells whether it landed.
+    const leaseId = randomId();
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const outcome = await this.#tryAcquire(kv, me, { paths, mode: input.mode, ttlMs, reason, leaseId });
+        if (outcome.acquired) {
+          const { expiresAt } = outcome.lease;
+          this.#setHeld((h) => h.set(leaseId, Date.parse(expiresAt)));
+        }
+        return outcome;
+      } catch (err) {
+        if (!isUnavailableError(err) || attempt >= ACQUIRE_ATTEMPTS) throw err;
+        // The write may have landed though its answer did not arrive; the next try finds it by its id.
+        forgetRevision(kv, keys.fileLeaseTable());
+        this.#logger.warn(
+          { err: String(err), attempt, leaseId },
+          "lease acquire got no answer from NATS; trying again",
+        );
+      }
+    }
+  }
+
+  async #tryAcquire(
+    kv: KV,
+    me: LeaseHolder,
+    want: { paths: string[]; mode: LeaseMode; ttlMs: number; reason: string; leaseId: string },
+  ): Promise<AcquireResult> {
     const check = new HolderCheck(this.#fabric, me.projectId, me.hostname);
     let outcome = { acquired: false, conflicts: [] } as AcquireResult;
     await casUpdate(kv, keys.fileLeaseTable(), codec, async (current) => {
       const now = Date.now();
+      const landed = current?.leases.find((l) => l.leaseId === want.leaseId);
+      if (landed) {
+        // An earlier try of this acquire wrote it; its answer was lost.
+        outcome = { acquired: true, lease: landed };
+        return undefined;
+      }
       const live = await check.liveOf(current?.leases ?? []);
       const conflicts = live
         .filter((l) => l.agentId !== me.agentId)
-        .flatMap((l) => overlapsWith(l, paths, input.mode));
+        .flatMap((l) => overlapsWith(l, want.paths, want.mode));
       if (conflicts.length > 0) {
         outcome = { acquired: false, conflicts };
         return undefined;
@@ -296,25 +332,21 @@ export class FileLeases {
         );
       const at = new Date(now).toISOString();
       const lease: FileLease = {
-        leaseId: randomId(),
+        leaseId: want.leaseId,
         agentId: me.agentId,
         handle: me.handle,
         holder: me.holder,
-        mode: input.mode,
-        paths,
-        reason,
+        mode: want.mode,
+        paths: want.paths,
+        reason: want.reason,
         acquiredAt: at,
         renewedAt: at,
-        expiresAt: new Date(now + ttlMs).toISOString(),
-        ttlMs,
+        expiresAt: new Date(now + want.ttlMs).toISOString(),
+        ttlMs: want.ttlMs,
       };
       outcome = { acquired: true, lease };
       return { leases: [...live, lease] };
     });
-    if (outcome.acquired) {
-      const { leaseId, expiresAt } = outcome.lease;
-      this.#setHeld((h) => h.set(leaseId, Date.parse(expiresAt)));
-    }
     return outcome;
   }
 

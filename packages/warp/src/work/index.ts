@@ -34,3 +34,10 @@ export {
 export { BOUNDARY_POLICY_BUCKET, BoundaryPolicies } from "./routing.js";
 export { workStreamSpec } from "./setup.js";
 export type { BoundaryQueueStatus, CapabilityQueueStatus, QueueStatus } from "./status.js";
+export {
+  type WaitingOffer,
+  type WaitingWork,
+  type WaitingWorkAgent,
+  type WaitingWorkOptions,
+  waitingWork,
+} from "./waiting.js";

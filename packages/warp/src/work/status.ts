@@ -25,6 +25,17 @@ export interface QueueStatus {
   capabilities: CapabilityQueueStatus[];
 }
 
+/** The boundary and capability of an offer subject `loom.<p>.work.<boundary>.<capability>`, else undefined. */
+export function offerSubjectParts(
+  projectId: string,
+  subject: string | undefined,
+): { boundary: string; capability: string } | undefined {
+  const prefix = subjects.workAll(projectId).slice(0, -1);
+  if (!subject?.startsWith(prefix)) return undefined;
+  const [b, c, ...rest] = subject.slice(prefix.length).split(".");
+  return b && c && rest.length === 0 ? { boundary: b, capability: c } : undefined;
+}
+
 /**
  * Queue depth, in-flight and dead counts per capability (and boundary) of a project, from stream and
  * consumer state: no consumer is created and nothing is read from the queue.
@@ -37,12 +48,7 @@ export async function queueStatus(
 ): Promise<QueueStatus> {
   const jsm = await fabric.jsm();
   const stream = streams.work(projectId);
-  const prefix = subjects.workAll(projectId).slice(0, -1);
-  const parse = (subject: string | undefined) => {
-    if (!subject?.startsWith(prefix)) return undefined;
-    const [b, c, ...rest] = subject.slice(prefix.length).split(".");
-    return b && c && rest.length === 0 ? { boundary: b, capability: c } : undefined;
-  };
+  const parse = (subject: string | undefined) => offerSubjectParts(projectId, subject);
   const rows = new Map<string, BoundaryQueueStatus & { capability: string }>();
   const row = (b: string, c: string) => {
     const key = `${c}\u0000${b}`;
