@@ -181,7 +181,7 @@ try {
     command: process.execPath,
     args: [BIN],
     cwd: dir,
-    env: { NATS_URL: server.url, LOOMINAL_LOG_LEVEL: "warn" },
+    env: { NATS_URL: server.url, LOOMINAL_LOG_LEVEL: "warn", LOOMINAL_TOOLS: "full" },
   });
   try {
     const callOk = async (name, input) => {

@@ -48,7 +48,14 @@ describe.each(NATS_MODES)("12 pattern memory across agents, users and projects (
       command: process.execPath,
       args: [PATTERN_BIN],
       cwd: join(root.path, projectId),
-      env: { ...nats.env(user), LOOMINAL_AGENT_NAME: user, LOOMINAL_LOG_LEVEL: "warn" },
+      // Every tool listed: the scenario calls pattern_forget, which the default (core) profile keeps
+      // behind pattern_more.
+      env: {
+        ...nats.env(user),
+        LOOMINAL_AGENT_NAME: user,
+        LOOMINAL_LOG_LEVEL: "warn",
+        LOOMINAL_TOOLS: "full",
+      },
     });
     clients.push(client);
     return client;

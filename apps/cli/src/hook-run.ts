@@ -270,7 +270,7 @@ export function reminderText(r: Reminders): string {
   if (r.newOffers.length > 0) {
     const counts = r.waiting.map((w) => `${w.capability}: ${w.count}`).join(", ");
     parts.push(
-      `Loominal: work is waiting for your capabilities (${counts}). Claim it with warp_work_claim {capability}; see more with warp_work_list.`,
+      `Loominal: work is waiting for your capabilities (${counts}). Claim it with warp_work_claim {capability} (through warp_more if it is not listed); see more with warp_work_list.`,
     );
     for (const o of r.newOffers.slice(0, SHOWN_OFFERS)) {
       const flat = o.description.replace(/\s+/g, " ").trim();

@@ -78,6 +78,25 @@ describe("loominal mcp-config", () => {
     }
   });
 
+  test("--tools sets LOOMINAL_TOOLS for every server; a value other than core or full is refused", async () => {
+    const run = await runCli(["mcp-config", "--tools", "full"], {
+      cwd: project.path,
+      env: { NATS_URL: "nats://127.0.0.1:4333" },
+    });
+    expect(run.code).toBe(0);
+    const config = JSON.parse(run.stdout) as McpJson;
+    expect(Object.keys(config.mcpServers)).toHaveLength(4);
+    for (const entry of Object.values(config.mcpServers)) {
+      expect(entry.env).toEqual({ NATS_URL: "nats://127.0.0.1:4333", LOOMINAL_TOOLS: "full" });
+    }
+    const bad = await runCli(["mcp-config", "--tools", "all"], {
+      cwd: project.path,
+      env: { NATS_URL: "nats://127.0.0.1:4333" },
+    });
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toContain('--tools must be core or full (what LOOMINAL_TOOLS takes), got "all"');
+  });
+
   test("never prints credentials from NATS_URL or NATS_PASSWORD", async () => {
     const run = await runCli(["mcp-config"], {
       cwd: project.path,

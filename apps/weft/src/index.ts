@@ -10,7 +10,16 @@ export {
   weftFileSchema,
 } from "./config.js";
 export { createApp, MAX_BODY_BYTES } from "./http.js";
-export { createWeftMcpServer, mcpOperations, natsRequester, toolName, WEFT_MCP_NAME } from "./mcp/server.js";
+export {
+  createWeftMcpServer,
+  mcpOperations,
+  natsRequester,
+  toolName,
+  WEFT_CORE_TOOLS,
+  WEFT_GATEWAY_TOOL,
+  WEFT_MCP_NAME,
+  type WeftMcpOptions,
+} from "./mcp/server.js";
 export { GithubActionsMechanism, githubActionsConfigSchema } from "./mechanisms/github-actions.js";
 export { type RemoteMechanismOptions, remoteMechanisms } from "./mechanisms/index.js";
 export { jobManifest, KubernetesMechanism, kubernetesConfigSchema } from "./mechanisms/kubernetes.js";

@@ -8,6 +8,17 @@ export {
   toolErrorResult,
 } from "./errors.js";
 export {
+  firstSentence,
+  gatewayTool,
+  TOOL_PROFILE_ENV,
+  TOOL_PROFILE_VARIABLE,
+  TOOL_PROFILES,
+  type ToolProfile,
+  type ToolSurface,
+  toolProfileFromEnv,
+  toolsForSurface,
+} from "./profiles.js";
+export {
   RUNTIME_FAILURE_EXIT_CODE,
   runServerMain,
   runStdio,
@@ -24,7 +35,9 @@ export {
   type CallResult,
   createToolServer,
   defineTool,
+  inputJsonSchema,
   MAX_ARGUMENT_DEPTH,
+  outputJsonSchema,
   type ServerInfo,
   type ToolAnnotationsInput,
   type ToolDefinition,

@@ -3,6 +3,7 @@ import { LoominalError } from "@loominal/protocol";
 import { McpServer, type StandardSchemaWithJSON } from "@modelcontextprotocol/server";
 import type { z } from "zod";
 import { describeIssues, toolErrorResult } from "./errors.js";
+import { type ToolSurface, toolsForSurface } from "./profiles.js";
 
 /** What a tool handler returns: the structured result (validated against the output schema) and a short text. */
 export interface ToolResultData<O> {
@@ -131,18 +132,96 @@ function tooDeep(value: unknown, max: number): string | undefined {
   return undefined;
 }
 
+type JsonSchema = Record<string, unknown>;
+
 /**
- * A standard schema that publishes the zod schema's JSON Schema but accepts any value, so validation
- * happens in `defineTool` where its errors get Loominal's shape.
+ * The input JSON Schema a client sees for `schema`: zod's, without what says nothing to a reader — the
+ * `$schema` line every tool would repeat (MCP's default dialect is the same draft 2020-12), the
+ * `propertyNames: {type: "string"}` and `additionalProperties: {}` of a record (JSON keys are strings;
+ * any value is the default), and the long `pattern` zod adds beside a `format` such as `date-time`.
+ * Arguments are validated by the zod schema itself.
  */
-function publishedOnly(schema: z.ZodObject): StandardSchemaWithJSON {
-  const std = schema["~standard"];
+export function inputJsonSchema(schema: z.ZodObject): JsonSchema {
+  const { $schema: _dialect, ...rest } = schema["~standard"].jsonSchema.input({ target: "draft-2020-12" });
+  return withoutNoise(rest) as JsonSchema;
+}
+
+function withoutNoise(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(withoutNoise);
+  if (value === null || typeof value !== "object") return value;
+  const node = value as JsonSchema;
+  const out: JsonSchema = {};
+  for (const [key, v] of Object.entries(node)) {
+    if (key === "pattern" && typeof node.format === "string") continue;
+    if (key === "propertyNames" && isStringTypeOnly(v)) continue;
+    if (key === "additionalProperties" && isEmptyObject(v)) continue;
+    // Property names are data, not keywords: only their schemas are cleaned.
+    out[key] =
+      key === "properties" && v !== null && typeof v === "object"
+        ? Object.fromEntries(Object.entries(v).map(([k, p]) => [k, withoutNoise(p)]))
+        : withoutNoise(v);
+  }
+  return out;
+}
+
+function isStringTypeOnly(v: unknown): boolean {
+  return isObject(v) && Object.keys(v).length === 1 && v.type === "string";
+}
+
+function isEmptyObject(v: unknown): boolean {
+  return isObject(v) && Object.keys(v).length === 0;
+}
+
+function isObject(v: unknown): v is JsonSchema {
+  return v !== null && typeof v === "object" && !Array.isArray(v);
+}
+
+/**
+ * The output JSON Schema a client sees for `schema`: its top-level fields with their types and
+ * descriptions, one level of array items, and nothing deeper. Clients check results against it (v1 SDK
+ * clients do), and it stays true of every result because `defineTool` checks each one against the whole
+ * zod schema; the nested shapes are in the docs and in every result, and listing them made `tools/list`
+ * several times larger.
+ */
+export function outputJsonSchema(schema: z.ZodObject): JsonSchema {
+  return shallow(schema["~standard"].jsonSchema.output({ target: "draft-2020-12" }), 0);
+}
+
+const KEPT_KEYWORDS = ["type", "description", "enum", "const"] as const;
+
+function shallow(schema: JsonSchema, depth: number): JsonSchema {
+  const out: JsonSchema = {};
+  for (const key of KEPT_KEYWORDS) if (key in schema) out[key] = schema[key];
+  for (const key of ["anyOf", "oneOf"] as const) {
+    const options = schema[key];
+    if (Array.isArray(options)) out[key] = options.map((o) => shallow(o as JsonSchema, depth));
+  }
+  if (depth === 0) {
+    const properties = schema.properties as Record<string, JsonSchema> | undefined;
+    if (properties) {
+      out.properties = Object.fromEntries(
+        Object.entries(properties).map(([k, v]) => [k, shallow(v, depth + 1)]),
+      );
+    }
+    if (Array.isArray(schema.required)) out.required = schema.required;
+  }
+  if (depth <= 1 && schema.items && typeof schema.items === "object" && !Array.isArray(schema.items)) {
+    out.items = shallow(schema.items as JsonSchema, 2);
+  }
+  return out;
+}
+
+/**
+ * A standard schema that publishes `json` (for `tools/list`) but accepts any value, so validation happens
+ * in `defineTool`, where its errors get Loominal's shape.
+ */
+function publishedOnly(json: JsonSchema): StandardSchemaWithJSON {
   const wrapper = {
     "~standard": {
       version: 1 as const,
       vendor: "loominal",
       validate: (value: unknown) => ({ value }),
-      jsonSchema: std.jsonSchema,
+      jsonSchema: { input: () => json, output: () => json },
     },
   };
   return wrapper as unknown as StandardSchemaWithJSON;
@@ -157,14 +236,26 @@ export interface ServerInfo {
   logger?: Logger;
 }
 
-/** An McpServer with the given tools registered. */
-export function createToolServer(info: ServerInfo, tools: ToolDefinition[]): McpServer {
+/**
+ * An McpServer with the given tools registered: all of them, or with a `surface`, the ones its profile
+ * lists (see `toolsForSurface`). In the core profile the instructions end with how to reach the rest.
+ */
+export function createToolServer(
+  info: ServerInfo,
+  tools: ToolDefinition[],
+  surface?: ToolSurface,
+): McpServer {
+  const registered = surface ? toolsForSurface(tools, surface) : tools;
+  const gateway = registered.some((t) => t.name === surface?.gateway) ? surface : undefined;
+  const instructions = gateway
+    ? `${info.instructions ? `${info.instructions} ` : ""}Less frequent ${gateway.server} tools are not listed: ${gateway.gateway} lists them and calls them by name.`
+    : info.instructions;
   const server = new McpServer(
     { name: info.name, version: info.version },
-    info.instructions ? { instructions: info.instructions } : undefined,
+    instructions ? { instructions } : undefined,
   );
   const seen = new Set<string>();
-  for (const tool of tools) {
+  for (const tool of registered) {
     if (seen.has(tool.name)) throw new Error(`tool ${tool.name} is defined twice`);
     seen.add(tool.name);
     server.registerTool(
@@ -172,8 +263,8 @@ export function createToolServer(info: ServerInfo, tools: ToolDefinition[]): Mcp
       {
         ...(tool.title ? { title: tool.title } : {}),
         description: tool.description,
-        inputSchema: publishedOnly(tool.input),
-        outputSchema: tool.output,
+        inputSchema: publishedOnly(inputJsonSchema(tool.input)),
+        outputSchema: publishedOnly(outputJsonSchema(tool.output)),
         ...(tool.annotations ? { annotations: tool.annotations } : {}),
       },
       async (args: unknown) => tool.call(args, info.logger ? { logger: info.logger } : {}),

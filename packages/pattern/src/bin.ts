@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { AgentInstance, createLogger, Fabric, loadConfig } from "@loominal/fabric";
-import { runServerMain, runStdio } from "@loominal/mcp-kit";
+import { runServerMain, runStdio, toolProfileFromEnv } from "@loominal/mcp-kit";
 import { createPatternServer, PATTERN_SERVER_NAME } from "./mcp/server.js";
 import { MemoryStore, maxPublicMemoriesFromEnv } from "./store.js";
 
@@ -11,6 +11,7 @@ await runServerMain(PATTERN_SERVER_NAME, logger, async () => {
   // A bad configuration stops the process with the message naming the variable or key.
   const loaded = loadConfig();
   const maxPublicMemories = maxPublicMemoriesFromEnv(process.env);
+  const tools = toolProfileFromEnv();
   // The same identity mechanism as Warp: a second session in this directory is instance 2, with its own
   // agentId and so its own private memories.
   const instance = AgentInstance.acquire({ config: loaded, role: "pattern", logger });
@@ -28,10 +29,10 @@ await runServerMain(PATTERN_SERVER_NAME, logger, async () => {
     maxPublicMemories === undefined ? {} : { maxPublicMemories },
   );
   logger.info(
-    { projectId: config.projectId, agentId: config.agentId, instance: instance.instance },
+    { projectId: config.projectId, agentId: config.agentId, instance: instance.instance, tools },
     "pattern starting",
   );
-  await runStdio(createPatternServer({ store, projectDir: config.projectDir }), {
+  await runStdio(createPatternServer({ store, projectDir: config.projectDir }, { tools }), {
     logger,
     onShutdown: async () => {
       await store.close();

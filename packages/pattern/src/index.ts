@@ -38,7 +38,14 @@ export {
   tagsSchema,
 } from "./inputs.js";
 export type { PatternToolDeps } from "./mcp/deps.js";
-export { createPatternServer, PATTERN_SERVER_NAME, PATTERN_VERSION } from "./mcp/server.js";
+export {
+  createPatternServer,
+  PATTERN_CORE_TOOLS,
+  PATTERN_GATEWAY_TOOL,
+  PATTERN_SERVER_NAME,
+  PATTERN_VERSION,
+  type PatternServerOptions,
+} from "./mcp/server.js";
 export { patternTools } from "./mcp/tools/index.js";
 export type { Memory, RecalledMemory, RecallResult, SearchHit } from "./recall.js";
 export { detectSecrets } from "./secrets.js";

@@ -31,7 +31,7 @@ export const rememberInputSchema = z.strictObject({
   scope: scopeSchema
     .optional()
     .describe(
-      "private (this agent, this project), personal (you, every project), team (every agent of the project), public (everyone). Default: inferred from category, else private.",
+      "private (you, this project), personal (you, every project), team (the project's agents), public (everyone). Default: from category, else private.",
     ),
   category: memoryCategorySchema
     .optional()
@@ -46,7 +46,7 @@ export const rememberInputSchema = z.strictObject({
     .regex(/^[A-Za-z0-9_-]{1,64}$/, "1–64 letters, digits, '_' or '-'")
     .optional()
     .describe(
-      "Your own key for this memory (1–64 letters, digits, '_' or '-'). Remembering again with the same key (say, a retry after nats_unavailable) stores nothing new and answers with the memory stored the first time (duplicate: true).",
+      "Your key for this memory: remembering again with it (say, after nats_unavailable) stores nothing new and answers with the first memory (duplicate: true).",
     ),
 });
 export type RememberInput = z.input<typeof rememberInputSchema>;

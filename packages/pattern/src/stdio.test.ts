@@ -6,12 +6,13 @@ import {
   connectInMemory,
   freePort,
   NatsServer,
+  runToExit,
   spawnStdio,
   tempDir,
   uniqueProjectId,
 } from "@loominal/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createPatternServer } from "./mcp/server.js";
+import { createPatternServer, PATTERN_CORE_TOOLS } from "./mcp/server.js";
 import { field } from "./pattern.test-helper.js";
 import { MemoryStore } from "./store.js";
 
@@ -43,8 +44,9 @@ describe("loominal-pattern over stdio", () => {
       },
     });
     try {
+      // The default profile: the core tools and pattern_more, which reaches the others.
       const tools = await client.listTools();
-      expect(tools).toHaveLength(15);
+      expect(tools.map((t) => t.name)).toEqual([...PATTERN_CORE_TOOLS, "pattern_more"]);
       const r = await client.call("pattern_remember", {
         content: "remembered over stdio",
         category: "longterm",
@@ -57,7 +59,14 @@ describe("loominal-pattern over stdio", () => {
       const bad = await client.call("pattern_remember", { content: "x", scope: "team", category: "core" });
       expect(bad.isError).toBe(true);
       expect(bad.text).toMatch(/^invalid_input: /);
-      const health = await client.call("pattern_health", {});
+      // A tool outside the core profile answers through pattern_more, its errors too.
+      const unknown = await client.call("pattern_more", {
+        tool: "pattern_forget",
+        arguments: { memoryId: "0".repeat(32) },
+      });
+      expect(unknown).toMatchObject({ isError: true, structured: undefined });
+      expect(unknown.error?.code).toBe("not_found");
+      const health = await client.call("pattern_more", { tool: "pattern_health" });
       expect(health.structured).toMatchObject({
         status: "ok",
         identity: { projectId },
@@ -93,7 +102,8 @@ describe("two sessions in one directory", () => {
     const second = await spawnStdio({ command: process.execPath, args: [BIN], cwd: dir.path, env });
     try {
       const idOf = async (c: typeof first) =>
-        field<{ agentId: string }>(await c.call("pattern_health", {}), "identity").agentId;
+        field<{ agentId: string }>(await c.call("pattern_more", { tool: "pattern_health" }), "identity")
+          .agentId;
       const [a, b] = [await idOf(first), await idOf(second)];
       expect(a).not.toBe(b);
       const mine = await first.call("pattern_remember", {
@@ -138,6 +148,32 @@ describe("loominal-pattern configuration", () => {
       const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
       expect(code).toBe(2);
       expect(stderr).toContain("LOOMINAL_PATTERN_MAX_PUBLIC_MEMORIES");
+    } finally {
+      dir.cleanup();
+    }
+  });
+
+  it("LOOMINAL_TOOLS=full lists every tool; any value but core or full stops it, naming the variable", async () => {
+    const dir = tempDir("pattern-tools-");
+    const env = { NATS_URL: nats.url, LOOMINAL_PROJECT_DIR: dir.path, LOOMINAL_LOG_LEVEL: "warn" };
+    try {
+      const client = await spawnStdio({
+        command: process.execPath,
+        args: [BIN],
+        env: { ...env, LOOMINAL_TOOLS: "full" },
+      });
+      try {
+        const names = (await client.listTools()).map((t) => t.name);
+        expect(names).toHaveLength(15);
+        expect(names).not.toContain("pattern_more");
+      } finally {
+        await client.close();
+      }
+      const { code, stderr } = await runToExit(process.execPath, [BIN], {
+        env: { PATH: process.env.PATH ?? "", ...env, LOOMINAL_TOOLS: "some" },
+      });
+      expect(code).toBe(2);
+      expect(stderr).toMatch(/loominal-pattern: invalid_config: LOOMINAL_TOOLS is "some".*"core".*"full"/);
     } finally {
       dir.cleanup();
     }

@@ -1,14 +1,19 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { z } from "zod";
 import {
+  agentIdSchema,
   assertAgentId,
   assertNameToken,
   assertProjectId,
   deriveAgentId,
   deriveProjectId,
+  NAME_TOKEN_RE,
   nameToken,
   nameTokenProblem,
+  PROJECT_ID_RE,
   projectIdProblem,
+  projectIdSchema,
 } from "./names.js";
 import { canRead } from "./scopes.js";
 import { buckets, consumers, keys, natsLayoutMarkdown, streams, subjects } from "./subjects.js";
@@ -74,6 +79,16 @@ describe("rejected names say which rule they break", () => {
     const parsed = nameToken("channel").safeParse(value);
     expect(parsed.success).toBe(false);
     expect(parsed.error?.issues[0]?.message).toMatch(rule);
+  });
+
+  it("the published JSON Schema of names and ids carries their rule as a pattern, through describe()", () => {
+    const json = (schema: z.ZodType) => z.toJSONSchema(schema, { io: "input" }) as { pattern?: string };
+    expect(json(nameToken("channel").describe("a channel")).pattern).toBe(NAME_TOKEN_RE.source);
+    expect(json(nameToken().optional().describe("x"))).toMatchObject({ pattern: NAME_TOKEN_RE.source });
+    expect(json(agentIdSchema).pattern).toBe("^[0-9a-f]{32}$");
+    expect(json(projectIdSchema).pattern).toBe(PROJECT_ID_RE.source);
+    // The error still names the broken rule, not the pattern.
+    expect(nameToken("channel").safeParse("Upper").error?.issues[0]?.message).toMatch(/upper case/);
   });
 
   it("any string with a forbidden character is rejected", () => {

@@ -105,23 +105,35 @@ export function assertAgentId(value: unknown): string {
   return value as string;
 }
 
-/** zod schema of a name token whose error message names the broken rule. */
+/**
+ * zod schema of a name token whose error message names the broken rule. Its JSON Schema carries the rule
+ * as `pattern`, so an agent reading a tool's input schema sees it before it errs.
+ */
 export function nameToken(kind: NameKind = "name") {
-  return z.string().superRefine((value, ctx) => {
-    const problem = nameTokenProblem(value, kind);
-    if (problem) ctx.addIssue({ code: "custom", message: problem });
-  });
+  return z
+    .string()
+    .superRefine((value, ctx) => {
+      const problem = nameTokenProblem(value, kind);
+      if (problem) ctx.addIssue({ code: "custom", message: problem });
+    })
+    .meta({ pattern: NAME_TOKEN_RE.source });
 }
 
-export const projectIdSchema = z.string().superRefine((value, ctx) => {
-  const problem = projectIdProblem(value);
-  if (problem) ctx.addIssue({ code: "custom", message: problem });
-});
+export const projectIdSchema = z
+  .string()
+  .superRefine((value, ctx) => {
+    const problem = projectIdProblem(value);
+    if (problem) ctx.addIssue({ code: "custom", message: problem });
+  })
+  .meta({ pattern: PROJECT_ID_RE.source });
 
-export const agentIdSchema = z.string().superRefine((value, ctx) => {
-  const problem = agentIdProblem(value);
-  if (problem) ctx.addIssue({ code: "custom", message: problem });
-});
+export const agentIdSchema = z
+  .string()
+  .superRefine((value, ctx) => {
+    const problem = agentIdProblem(value);
+    if (problem) ctx.addIssue({ code: "custom", message: problem });
+  })
+  .meta({ pattern: AGENT_ID_RE.source });
 
 function sha256Hex(input: string): string {
   return createHash("sha256").update(input).digest("hex");

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { AgentInstance, createLogger, loadConfig } from "@loominal/fabric";
-import { runServerMain, runStdio } from "@loominal/mcp-kit";
+import { runServerMain, runStdio, toolProfileFromEnv } from "@loominal/mcp-kit";
 import { createShuttleServer } from "./mcp/server.js";
 import { openShuttle } from "./open.js";
 
@@ -9,6 +9,7 @@ const logger = createLogger({ name: "loominal-shuttle", destination: "stderr" })
 
 await runServerMain("loominal-shuttle", logger, async () => {
   const loaded = loadConfig();
+  const tools = toolProfileFromEnv();
   // The same identity mechanism as Warp and Pattern: one agent per session in a directory.
   const instance = AgentInstance.acquire({ config: loaded, role: "shuttle", logger });
   const config = instance.applyTo(loaded);
@@ -17,10 +18,10 @@ await runServerMain("loominal-shuttle", logger, async () => {
     throw err;
   });
   logger.info(
-    { projectId: config.projectId, agentId: config.agentId, workDir: opened.shuttle.workDir.root },
+    { projectId: config.projectId, agentId: config.agentId, workDir: opened.shuttle.workDir.root, tools },
     "shuttle starting",
   );
-  await runStdio(createShuttleServer({ shuttle: opened.shuttle }), {
+  await runStdio(createShuttleServer({ shuttle: opened.shuttle }, { tools }), {
     logger,
     onShutdown: async () => {
       await opened.close();

@@ -8,7 +8,14 @@ export {
   PlanError,
 } from "./errors.js";
 export type { ShuttleToolDeps } from "./mcp/schemas.js";
-export { createShuttleServer, SHUTTLE_SERVER_NAME, SHUTTLE_VERSION } from "./mcp/server.js";
+export {
+  createShuttleServer,
+  SHUTTLE_CORE_TOOLS,
+  SHUTTLE_GATEWAY_TOOL,
+  SHUTTLE_SERVER_NAME,
+  SHUTTLE_VERSION,
+  type ShuttleServerOptions,
+} from "./mcp/server.js";
 export { shuttleTools } from "./mcp/tools/index.js";
 export { type OpenedShuttle, type OpenShuttleOptions, openShuttle, resolveWorkDir } from "./open.js";
 export {

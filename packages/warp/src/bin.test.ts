@@ -33,7 +33,13 @@ async function startWarp(cwd: string, projectId: string): Promise<TestClient> {
     command: process.execPath,
     args: [BIN],
     cwd,
-    env: { NATS_URL: nats.url, LOOMINAL_PROJECT_ID: projectId, LOOMINAL_LOG_LEVEL: "warn" },
+    // Every tool listed: this test calls identity and registry tools the core profile keeps behind warp_more.
+    env: {
+      NATS_URL: nats.url,
+      LOOMINAL_PROJECT_ID: projectId,
+      LOOMINAL_LOG_LEVEL: "warn",
+      LOOMINAL_TOOLS: "full",
+    },
   });
   clients.push(client);
   return client;

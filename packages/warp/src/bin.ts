@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { createLogger, Fabric, loadConfig } from "@loominal/fabric";
-import { runServerMain, runStdio } from "@loominal/mcp-kit";
+import { runServerMain, runStdio, toolProfileFromEnv } from "@loominal/mcp-kit";
 import { createWarpServer } from "./mcp/server.js";
 import { Warp } from "./warp.js";
 
@@ -9,6 +9,7 @@ const logger = createLogger({ name: "loominal-warp", destination: "stderr" });
 
 await runServerMain("loominal-warp", logger, async () => {
   const config = loadConfig();
+  const tools = toolProfileFromEnv();
   // Connects in the background: the server starts and lists its tools even while NATS is unreachable.
   const fabric = Fabric.start({ nats: config.nats, logger, name: `loominal-warp ${config.projectId}` });
   const warp = await Warp.open({ config, fabric, logger }).catch(async (err: unknown) => {
@@ -16,10 +17,16 @@ await runServerMain("loominal-warp", logger, async () => {
     throw err;
   });
   logger.info(
-    { projectId: warp.projectId, agentId: warp.agentId, instance: warp.identity.instance, nats: fabric.url },
+    {
+      projectId: warp.projectId,
+      agentId: warp.agentId,
+      instance: warp.identity.instance,
+      nats: fabric.url,
+      tools,
+    },
     "warp starting",
   );
-  await runStdio(createWarpServer(warp), {
+  await runStdio(createWarpServer(warp, { tools }), {
     logger,
     onShutdown: async () => {
       await warp.close();

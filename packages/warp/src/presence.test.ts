@@ -103,6 +103,7 @@ describe("presence", () => {
         LOOMINAL_PROJECT_ID: p,
         LOOMINAL_AGENT_NAME: "sleeper",
         LOOMINAL_LOG_LEVEL: "warn",
+        LOOMINAL_TOOLS: "full",
       },
     });
     const o = projectConfig(nats.url, p, { env: { LOOMINAL_AGENT_NAME: "observer" }, dir: dir.path });

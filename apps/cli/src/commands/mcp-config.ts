@@ -2,11 +2,15 @@ import { join } from "node:path";
 import type { LoominalConfig } from "@loominal/fabric";
 import { LoominalError } from "@loominal/protocol";
 import type { Command } from "commander";
+import { z } from "zod";
 import { mergeClaudeHooks } from "../claude-hooks.js";
 import { type CliContext, projectConfig } from "../context.js";
 import { LocalNats } from "../local-nats.js";
 import { buildMcpConfig } from "../mcp-config.js";
 import { claudeAddCommands, mergeMcpJson } from "../mcp-json.js";
+
+/** The values of LOOMINAL_TOOLS, which each MCP server validates the same way at start-up. */
+const toolProfileSchema = z.enum(["core", "full"]);
 
 export function registerMcpConfigCommand(program: Command, ctx: CliContext): void {
   program
@@ -23,12 +27,23 @@ export function registerMcpConfigCommand(program: Command, ctx: CliContext): voi
       "merge the loominal hooks into the project's .claude/settings.json and print what changed",
     )
     .option(
+      "--tools <profile>",
+      "set LOOMINAL_TOOLS for every server: core (the everyday tools, the rest through <server>_more; the servers' default) or full",
+    )
+    .option(
       "--scope <scope>",
       "with --claude: local, project or user (what 'claude mcp add' takes)",
       "project",
     )
     .action(
-      (opts: { write?: boolean; force?: boolean; claude?: boolean; hooks?: boolean; scope: string }) => {
+      (opts: {
+        write?: boolean;
+        force?: boolean;
+        claude?: boolean;
+        hooks?: boolean;
+        tools?: string;
+        scope: string;
+      }) => {
         const config = projectConfig(ctx);
         if (opts.hooks) {
           const path = join(config.projectDir, ".claude", "settings.json");
@@ -36,6 +51,16 @@ export function registerMcpConfigCommand(program: Command, ctx: CliContext): voi
           return;
         }
         const env = mcpEnv(ctx, config, new LocalNats(config.projectDir));
+        if (opts.tools !== undefined) {
+          const profile = toolProfileSchema.safeParse(opts.tools);
+          if (!profile.success) {
+            throw new LoominalError(
+              "invalid_input",
+              `--tools must be core or full (what LOOMINAL_TOOLS takes), got "${opts.tools}"`,
+            );
+          }
+          env.LOOMINAL_TOOLS = profile.data;
+        }
         const { config: mcp, missing } = buildMcpConfig(env);
         if (opts.claude) {
           if (!["local", "project", "user"].includes(opts.scope)) {
@@ -54,6 +79,11 @@ export function registerMcpConfigCommand(program: Command, ctx: CliContext): voi
           ctx.out(`${merged.file}:`);
           for (const s of merged.servers) ctx.out(`  ${s.name}: ${s.outcome}`);
           if (merged.kept.length > 0) ctx.out(`  kept as they were: ${merged.kept.join(", ")}`);
+          ctx.out(
+            env.LOOMINAL_TOOLS === undefined
+              ? "Tools: each server lists its core tools and reaches the rest through <server>_more (LOOMINAL_TOOLS=core); --tools full lists every tool."
+              : `Tools: LOOMINAL_TOOLS=${env.LOOMINAL_TOOLS} for every server.`,
+          );
           ctx.out("Start Claude Code in this directory (it asks once before using the project's servers).");
         } else {
           ctx.out(JSON.stringify(mcp, null, 2));

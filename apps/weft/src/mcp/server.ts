@@ -5,6 +5,8 @@ import {
   type McpServer,
   runStdio,
   type ToolDefinition,
+  type ToolProfile,
+  toolProfileFromEnv,
 } from "@loominal/mcp-kit";
 import { LoominalError, subjects } from "@loominal/protocol";
 import { z } from "zod";
@@ -19,8 +21,22 @@ const REQUEST_TIMEOUT_MS = 10_000;
 const INSTRUCTIONS = [
   "Weft is the coordinator: submit work (it is routed by boundary and capability and an agent is started when none eligible is online),",
   "follow it with weft_work_get / weft_work_list, see agents, targets, spin-ups and stats.",
+  "Each tool is answered by a running Weft (weft serve) over NATS.",
   "Target changes need an admin token on Weft's REST API and are not offered here.",
 ].join(" ");
+
+/**
+ * The tools the `core` profile lists: submit work and follow it, see the agents and the totals. The other
+ * operations (cancel, shutdown, targets, spin-ups, channels) are reached through `weft_more`.
+ */
+export const WEFT_CORE_TOOLS = [
+  "weft_work_submit",
+  "weft_work_get",
+  "weft_work_list",
+  "weft_agents_list",
+  "weft_stats",
+] as const;
+export const WEFT_GATEWAY_TOOL = "weft_more";
 
 /** Tool name of an operation: `work-submit` → `weft_work_submit`. */
 export function toolName(op: Operation): string {
@@ -87,7 +103,7 @@ function toolOf(op: Operation, request: CoordRequester): ToolDefinition {
   const input = z.strictObject(Object.assign({}, ...shapes.map((s) => s.shape)));
   return defineTool({
     name: toolName(op),
-    description: `${op.summary}. (Weft operation ${op.op}, answered by a running Weft over NATS.)`,
+    description: `${op.summary}.`,
     input,
     output: z.looseObject({}),
     annotations: {
@@ -115,11 +131,17 @@ function toolOf(op: Operation, request: CoordRequester): ToolDefinition {
   });
 }
 
+export interface WeftMcpOptions {
+  /** Which tools to list (default `full`; `weft mcp` passes `LOOMINAL_TOOLS`, whose default is `core`). */
+  tools?: ToolProfile;
+}
+
 /** The Weft MCP server (a factory: tests run it in-process with their own requester). */
-export function createWeftMcpServer(request: CoordRequester): McpServer {
+export function createWeftMcpServer(request: CoordRequester, options: WeftMcpOptions = {}): McpServer {
   return createToolServer(
     { name: WEFT_MCP_NAME, version: WEFT_MCP_VERSION, instructions: INSTRUCTIONS },
     mcpOperations().map((op) => toolOf(op, request)),
+    { profile: options.tools ?? "full", core: WEFT_CORE_TOOLS, gateway: WEFT_GATEWAY_TOOL, server: "Weft" },
   );
 }
 
@@ -127,10 +149,11 @@ export function createWeftMcpServer(request: CoordRequester): McpServer {
 export async function runWeftMcp(): Promise<void> {
   const logger = createLogger({ name: "weft-mcp", destination: "stderr" });
   const config = loadConfig();
+  const tools = toolProfileFromEnv();
   // Connects in the background: tools list at once and say "NATS unreachable" until it is there.
   const fabric = Fabric.start({ nats: config.nats, logger, name: `weft-mcp ${config.projectId}` });
-  logger.info({ projectId: config.projectId, nats: fabric.url }, "weft mcp starting");
-  await runStdio(createWeftMcpServer(natsRequester(fabric, config.projectId)), {
+  logger.info({ projectId: config.projectId, nats: fabric.url, tools }, "weft mcp starting");
+  await runStdio(createWeftMcpServer(natsRequester(fabric, config.projectId), { tools }), {
     logger,
     onShutdown: () => fabric.close(),
   });

@@ -4,6 +4,7 @@ import { fileURLToPath } from "node:url";
 import { NatsServer, spawnStdio, tempDir, uniqueProjectId } from "@loominal/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { memoryOf, openAgent } from "../pattern.test-helper.js";
+import { PATTERN_CORE_TOOLS } from "./server.js";
 
 const BIN = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "dist", "bin.js");
 
@@ -46,7 +47,7 @@ describe("pattern MCP server with a v1 SDK client", () => {
     }
   });
 
-  it("the built bin over stdio answers a v1 client, errors included", async () => {
+  it("the built bin over stdio answers a v1 client, errors included, in the core profile", async () => {
     if (!existsSync(BIN)) throw new Error(`${BIN} is missing: build first`);
     const dir = tempDir("pattern-v1-bin-");
     const client = await spawnStdio({
@@ -61,13 +62,18 @@ describe("pattern MCP server with a v1 SDK client", () => {
       sdk: "v1",
     });
     try {
-      await client.listTools();
+      expect((await client.listTools()).map((t) => t.name)).toEqual([...PATTERN_CORE_TOOLS, "pattern_more"]);
       const r = await client.call("pattern_remember", { content: "over stdio" });
       expect(r.isError).toBe(false);
       const id = memoryOf(r.structured ?? {}).id;
-      expect((await client.call("pattern_forget", { memoryId: id })).isError).toBe(false);
-      const gone = await client.call("pattern_forget", { memoryId: id });
+      // pattern_forget is not a core tool: it answers through pattern_more, its errors too.
+      const forget = { tool: "pattern_forget", arguments: { memoryId: id } };
+      const forgotten = await client.call("pattern_more", forget);
+      expect(forgotten).toMatchObject({ isError: false, structured: { memoryId: id } });
+      const gone = await client.call("pattern_more", forget);
+      expect(gone).toMatchObject({ isError: true, structured: undefined });
       expect(gone.error?.code).toBe("not_found");
+      expect(gone.text).toMatch(/^not_found: /);
     } finally {
       await client.close();
       dir.cleanup();

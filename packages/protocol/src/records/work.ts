@@ -14,13 +14,16 @@ export const WORK_NOTE_MAX = 2_000;
 export const WORK_REASON_MAX = 4_000;
 export const WORK_PRIORITY_DEFAULT = 5;
 
-export const workIdSchema = z.string().superRefine((value, ctx) => {
-  if (!WORK_ID_RE.test(value))
-    ctx.addIssue({
-      code: "custom",
-      message: `workId ${JSON.stringify(value.slice(0, 80))} must be exactly 32 lower-case hex characters, as warp_work_broadcast returns it`,
-    });
-});
+export const workIdSchema = z
+  .string()
+  .superRefine((value, ctx) => {
+    if (!WORK_ID_RE.test(value))
+      ctx.addIssue({
+        code: "custom",
+        message: `workId ${JSON.stringify(value.slice(0, 80))} must be exactly 32 lower-case hex characters, as warp_work_broadcast returns it`,
+      });
+  })
+  .meta({ pattern: WORK_ID_RE.source });
 
 const isoDate = z.iso.datetime({ offset: true });
 

@@ -1,6 +1,7 @@
 import { NatsServer, spawnStdio } from "@loominal/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BIN, callOk, makeProject, startShuttle } from "../orchestration.test-helper.js";
+import { SHUTTLE_CORE_TOOLS } from "./server.js";
 
 let server: NatsServer;
 
@@ -63,12 +64,25 @@ describe("shuttle MCP server with a v1 SDK client", () => {
       sdk: "v1",
     });
     try {
-      await client.listTools();
+      expect((await client.listTools()).map((t) => t.name)).toEqual([...SHUTTLE_CORE_TOOLS, "shuttle_more"]);
       const missing = await client.call("shuttle_get_state", { orchestrationId: "0".repeat(32) });
       expect(missing.error?.code).toBe("not_found");
       const plan = await client.call("shuttle_assess_task", { task: "stdio", subtasks: [sub("only")] });
       expect(plan.isError).toBe(false);
       expect(plan.structured?.orchestrationId).toMatch(/^[0-9a-f]{32}$/);
+      // Tools outside the core profile answer through shuttle_more, errors included.
+      const listed = await client.call("shuttle_more", {
+        tool: "shuttle_list_orchestrations",
+        arguments: {},
+      });
+      expect(listed.isError, listed.text).toBe(false);
+      expect(JSON.stringify(listed.structured)).toContain(String(plan.structured?.orchestrationId));
+      const unknown = await client.call("shuttle_more", {
+        tool: "shuttle_checkpoint",
+        arguments: { orchestrationId: "0".repeat(32), note: "x" },
+      });
+      expect(unknown).toMatchObject({ isError: true, structured: undefined });
+      expect(unknown.error?.code).toBe("not_found");
     } finally {
       await client.close();
       project.cleanup();

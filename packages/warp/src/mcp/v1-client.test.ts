@@ -100,7 +100,12 @@ describe("warp MCP server with a v1 SDK client", () => {
       command: process.execPath,
       args: [BIN],
       cwd: dir.path,
-      env: { NATS_URL: nats.url, LOOMINAL_PROJECT_ID: uniqueProjectId(), LOOMINAL_LOG_LEVEL: "warn" },
+      env: {
+        NATS_URL: nats.url,
+        LOOMINAL_PROJECT_ID: uniqueProjectId(),
+        LOOMINAL_LOG_LEVEL: "warn",
+        LOOMINAL_TOOLS: "full",
+      },
       sdk: "v1",
     });
     opened.push(async () => {

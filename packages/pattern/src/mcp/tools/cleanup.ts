@@ -8,7 +8,7 @@ export function cleanupTool(deps: PatternToolDeps) {
     name: "pattern_cleanup",
     title: "Clean up your private memories",
     description:
-      "Forget your own private memories that are older than olderThanMs (by last update) in the given categories (default recent and tasks). It never touches other agents' memories. Expiry needs no cleanup: NATS removes recent and tasks memories by itself after the ephemeral TTL. Without olderThanMs it only reports; use dryRun to preview.",
+      "Forget your own private memories not updated for olderThanMs, in the given categories (default recent and tasks; NATS expires those by itself after the ephemeral TTL anyway). Without olderThanMs it only reports; dryRun previews.",
     input: cleanupInputSchema,
     output: z.object({
       forgotten: z.int(),

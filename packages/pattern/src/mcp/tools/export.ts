@@ -9,7 +9,7 @@ export function exportTool(deps: PatternToolDeps) {
     name: "pattern_export",
     title: "Export memories to a file",
     description:
-      "Write the memories you may read (optionally one scope and/or category) to a JSON file inside the project directory, for backup or to move them with pattern_import. Paths outside the project directory and symbolic links are refused; .mcp.json, .loominal.json and package.json are never written, and overwrite replaces only an earlier export.",
+      "Write the memories you may read (optionally one scope and/or category) to a JSON file inside the project directory, for backup or pattern_import. Paths outside it, symbolic links, .mcp.json, .loominal.json and package.json are refused; overwrite replaces only an earlier export.",
     input: exportInputSchema,
     output: z.object({
       path: z.string().describe("Relative to the project directory."),

@@ -9,7 +9,7 @@ export function importTool(deps: PatternToolDeps) {
     name: "pattern_import",
     title: "Import memories from a file",
     description:
-      "Read a file written by pattern_export (inside the project directory) and store its memories as yours: you become the author, ids are new (relations between imported memories are kept), and memories you can already read with the same scope, category and content are skipped. Each memory is checked like pattern_remember (tags trimmed and lower-cased, empty content refused, the core limit); one that fails is skipped with the reason, and of records sharing an id only the first is imported (the others are listed as skipped).",
+      "Store the memories of a pattern_export file (inside the project directory) as yours: new ids (relations among them kept), and ones you can already read with the same scope, category and content skipped. Each is checked like pattern_remember; one that fails, or repeats an earlier record's id, is skipped with the reason.",
     input: importInputSchema,
     output: z.object({
       imported: z.int(),

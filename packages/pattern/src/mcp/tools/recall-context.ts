@@ -9,7 +9,7 @@ export function recallContextTool(deps: PatternToolDeps) {
     name: "pattern_recall_context",
     title: "Recall context",
     description:
-      "Load what you should know at the start of a session: memories in priority order (core, longterm, team decisions, architecture, learnings, recent, tasks, then public), with a Markdown summary of at most maxBytes (default 4 KiB). The memories returned are exactly those in the summary; their content totals at most maxBytes too (content over 500 characters is cut and marked contentTruncated). Call it first in a new session.",
+      "Call first in a session: what you should know, in priority order (core, longterm, team decisions, architecture, learnings, recent, tasks, public), as a Markdown summary of at most maxBytes (default 4 KiB) and the memories in it (content over 500 characters cut, marked contentTruncated).",
     input: recallContextInputSchema,
     output: z.object({
       memories: z

@@ -10,7 +10,7 @@ export function rememberLearningTool(deps: PatternToolDeps) {
     name: "pattern_remember_learning",
     title: "Remember a learning",
     description:
-      "Record something you learned that other agents of this project should know (team/learnings), or with scope public every agent everywhere. Only you can forget it later. To keep a learning to yourself first, use pattern_remember with category longterm and share it later with pattern_share_learning.",
+      "Record something you learned that the other agents of this project should know (team/learnings), or with scope public every agent everywhere. Only you can forget it.",
     input: z.strictObject({
       content: contentSchema.describe("The learning, 1–16,384 characters."),
       scope: z.enum(["team", "public"]).optional().describe("team (default) or public."),

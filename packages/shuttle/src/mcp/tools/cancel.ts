@@ -12,7 +12,7 @@ export function cancelTool({ shuttle }: ShuttleToolDeps) {
       "completed keep their outputs; items that could not be cancelled (NATS unreachable) are listed.",
     input: z.strictObject({
       orchestrationId: orchestrationIdInput,
-      reason: z.string().max(2_000).optional(),
+      reason: z.string().max(2_000).optional().describe("Why, recorded with the cancellation"),
     }),
     output: z.object({
       orchestrationId: z.string(),

@@ -19,7 +19,7 @@ export function checkpointTool({ shuttle }: ShuttleToolDeps) {
     input: z.strictObject({
       orchestrationId: orchestrationIdInput,
       phase: orchestrationPhaseSchema.optional().describe("Phase to move to; omit to record a note only"),
-      note: z.string().max(2_000).optional(),
+      note: z.string().max(2_000).optional().describe("What to record, e.g. a decision or the next step"),
     }),
     output: z.object({
       orchestrationId: z.string(),

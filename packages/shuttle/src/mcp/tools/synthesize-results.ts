@@ -14,7 +14,10 @@ export function synthesizeResultsTool({ shuttle }: ShuttleToolDeps) {
       "outputs. From collection it moves to synthesis, then complete (nothing missing) or failed (gaps).",
     input: z.strictObject({
       orchestrationId: orchestrationIdInput,
-      format: z.enum(["markdown", "json"]).default("markdown"),
+      format: z
+        .enum(["markdown", "json"])
+        .default("markdown")
+        .describe("markdown (synthesis.md, default) or json (synthesis.json)"),
     }),
     output: z.object({
       orchestrationId: z.string(),

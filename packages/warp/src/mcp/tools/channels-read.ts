@@ -8,7 +8,7 @@ export function channelsReadTool({ warp }: WarpToolDeps) {
   return defineTool({
     name: "warp_channels_read",
     title: "Read a channel",
-    description: `Reads a page of a channel, oldest first. Without cursor: the newest messages. With cursor (nextCursor from an earlier read): the messages after that point, so passing nextCursor each time follows the channel. With threadId: only that thread's messages among the newest ${THREAD_SCAN_MAX} of the channel (no cursor). Reading consumes nothing.`,
+    description: `Reads a page of a channel, oldest first, consuming nothing. Without cursor: the newest messages; with cursor: those after it, so passing nextCursor each time follows the channel. With threadId: that thread's messages among the newest ${THREAD_SCAN_MAX} (no cursor).`,
     input: z.strictObject({
       channel: nameToken("channel").describe("Channel name, see warp_channels_list"),
       limit: z

@@ -19,7 +19,7 @@ export function channelsSendTool({ warp }: WarpToolDeps) {
         .regex(/^[A-Za-z0-9_-]{1,64}$/, "1–64 letters, digits, '_' or '-'")
         .optional()
         .describe(
-          "Your own key for this message (1–64 letters, digits, '_' or '-'). Retrying a send with the same key (say after nats_unavailable) within the channel's duplicate window (2 minutes, or the channel's max age if shorter) stores it once and answers with the first copy's seq and duplicate: true.",
+          "Your key for this message: a retry with it (say after nats_unavailable) within 2 minutes stores it once and answers with the first copy's seq and duplicate: true.",
         ),
       ...threadInput,
     }),

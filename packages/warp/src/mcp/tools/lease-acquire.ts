@@ -18,9 +18,15 @@ export function leaseAcquireTool({ warp }: WarpToolDeps) {
     name: "warp_lease_acquire",
     title: "Lease files",
     description:
-      "Leases files or directories before you change them, so other agents of this project see who works where. Paths and globs are relative to the repository root ('src/api', 'packages/*/src/**/*.ts', '*.{json,md}'); a plain path covers everything below it. 'exclusive' (default): nobody else may lease an overlapping path; 'shared': others may share it but nobody may take it exclusively. Nothing is taken if any path overlaps another agent's lease; the result then names holder, reason and expiry. Renew before ttlMs runs out; release when done.",
+      "Leases files or directories before you change them, so other agents see who works where. exclusive (default): nobody else may lease an overlapping path; shared: others may share it, nobody may take it exclusively. If any path overlaps another agent's lease, nothing is taken and the result names holder, reason and expiry. Renew before ttlMs runs out; release when done.",
     input: z.strictObject({
-      paths: z.array(z.string().min(1).max(LEASE_PATH_MAX_CHARS)).min(1).max(LEASE_PATHS_MAX),
+      paths: z
+        .array(z.string().min(1).max(LEASE_PATH_MAX_CHARS))
+        .min(1)
+        .max(LEASE_PATHS_MAX)
+        .describe(
+          "Paths or globs relative to the repository root ('src/api', 'packages/*/src/**/*.ts'); a path covers everything below it",
+        ),
       mode: leaseModeSchema.optional().describe("exclusive (default) or shared"),
       ttlMs: z
         .int()

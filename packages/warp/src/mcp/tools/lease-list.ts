@@ -10,7 +10,7 @@ export function leaseListTool({ warp }: WarpToolDeps) {
     description:
       "Who holds which files of this project, in what mode, why and until when (live leases only, soonest to expire first). Filter by agent, or by a path or glob to see the leases overlapping it.",
     input: z.strictObject({
-      agentId: agentIdSchema.optional(),
+      agentId: agentIdSchema.optional().describe("Only this agent's leases"),
       path: z
         .string()
         .min(1)

@@ -14,7 +14,12 @@ export function leaseRenewTool({ warp }: WarpToolDeps) {
         .string()
         .regex(/^[0-9a-f]{32}$/)
         .describe("leaseId from warp_lease_acquire"),
-      ttlMs: z.int().min(LEASE_TTL_MIN_MS).max(LEASE_TTL_MAX_MS).optional(),
+      ttlMs: z
+        .int()
+        .min(LEASE_TTL_MIN_MS)
+        .max(LEASE_TTL_MAX_MS)
+        .optional()
+        .describe("New lifetime from now, in ms (default: the TTL it was taken with)"),
     }),
     output: z.object({ lease: fileLeaseSchema }),
     handler: async ({ leaseId, ttlMs }) =>

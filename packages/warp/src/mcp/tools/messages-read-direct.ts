@@ -8,7 +8,8 @@ export function messagesReadDirectTool({ warp }: WarpToolDeps) {
   return defineTool({
     name: "warp_messages_read_direct",
     title: "Read direct messages",
-    description: `Reads your unread direct messages, oldest first. Each is returned once: a read consumes what it returns and nothing else, so what a filter (messageType, fromAgentId, threadId) or the limit leaves out stays for a later read. A message with ackRequired waits for your warp_messages_ack {messageId}. "dropped": messages removed unread by retention since your last read; "full": the inbox is at its limit, read more often.`,
+    description:
+      "Reads your unread direct messages, oldest first, each once: a read consumes only what it returns, so what a filter or the limit leaves out stays for a later read. Answer ackRequired ones with warp_messages_ack. dropped: removed unread by retention since your last read; full: the inbox is at its limit.",
     input: z.strictObject({
       limit: z
         .int()

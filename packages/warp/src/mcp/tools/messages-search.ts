@@ -14,7 +14,8 @@ export function messagesSearchTool({ warp }: WarpToolDeps) {
   return defineTool({
     name: "warp_messages_search",
     title: "Search messages",
-    description: `Finds messages you may read that contain every word of query (case-insensitive; "quoted phrase" for exact): your inbox (read or not; nothing is consumed) and the channels' messages your scope allows. Newest first, with excerpts. Looks at most maxScan stored messages (default ${SEARCH_DEFAULT_MAX_SCAN}), the newest of each source; truncated says older ones were left.`,
+    description:
+      "Finds messages you may read that contain every word of query (case-insensitive): your inbox (read or not; nothing consumed) and the channels your scope allows. Newest first, with excerpts. Looks at most maxScan stored messages, the newest of each source; truncated says older ones were left.",
     input: z.strictObject({
       query: z.string().min(1).max(200).describe('Words that must all appear, or a "quoted phrase"'),
       channels: z

@@ -15,10 +15,10 @@ export function messagesSendDirectTool({ warp }: WarpToolDeps) {
     name: "warp_messages_send_direct",
     title: "Send a direct message",
     description:
-      "Sends a message to one registered agent (agentId from warp_registry_discover): an agent of this project, or one of another project registered with scope public (or personal, for agents of your user). It waits in their inbox until they read it, even if they are offline.",
+      "Sends a message to one registered agent's inbox (agentId from warp_registry_discover), where it waits until read, even while they are offline. Agents of other projects are reachable if registered with scope public (or personal, for your user).",
     input: z.strictObject({
       agentId: agentIdSchema.describe("The recipient's agentId"),
-      message: z.string().min(1).max(MESSAGE_MAX_CHARS),
+      message: z.string().min(1).max(MESSAGE_MAX_CHARS).describe("The message text"),
       messageType: nameToken("name")
         .optional()
         .describe("A type the recipient can filter on (default 'text')"),
@@ -28,15 +28,13 @@ export function messagesSendDirectTool({ warp }: WarpToolDeps) {
         .describe("The recipient's project (default: yours, then any you may see)"),
       priority: messagePrioritySchema
         .optional()
-        .describe(
-          "'urgent' puts it in front of the recipient before anything else at its next turn (default normal)",
-        ),
+        .describe("urgent: shown to the recipient before anything else at its next turn (default normal)"),
       ...threadInput,
       ackRequired: z
         .boolean()
         .optional()
         .describe(
-          "Ask the recipient to acknowledge it (warp_messages_ack); warp_messages_ack_status shows it unacknowledged until then. Same project only",
+          "Ask the recipient to acknowledge it (warp_messages_ack); warp_messages_ack_status shows it until then. Same project only",
         ),
     }),
     output: z.object({

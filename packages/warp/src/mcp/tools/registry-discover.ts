@@ -8,15 +8,23 @@ export function registryDiscoverTool({ warp }: WarpToolDeps) {
   return defineTool({
     name: "warp_registry_discover",
     title: "Discover agents",
-    description: `Finds registered agents of this project you may see, by type, capability, boundary, status or scope. status is derived: busy (holding a work claim or lease), idle, offline (heartbeats overdue). Offline agents are left out unless includeOffline is true or status is 'offline'. scope 'public' or 'personal' also searches other projects. Pages of up to ${DISCOVER_MAX_LIMIT} (default ${DISCOVER_DEFAULT_LIMIT}).`,
+    description:
+      "Finds registered agents you may see, by type, capability, boundary, status or scope. status is derived: busy (holds a work claim or lease), idle, or offline (heartbeats overdue; listed only with includeOffline or status 'offline').",
     input: z.strictObject({
-      agentType: nameToken("agent type").optional(),
-      capability: nameToken("capability").optional(),
-      boundary: nameToken("boundary").optional(),
+      agentType: nameToken("agent type").optional().describe("Only agents of this type, e.g. 'claude-code'"),
+      capability: nameToken("capability").optional().describe("Only agents with this capability"),
+      boundary: nameToken("boundary").optional().describe("Only agents working in this boundary"),
       status: presenceFilterSchema.optional().describe("idle, busy, offline, or online (idle or busy)"),
-      scope: scopeSchema.optional(),
-      includeOffline: z.boolean().optional(),
-      limit: z.int().min(1).max(DISCOVER_MAX_LIMIT).optional(),
+      scope: scopeSchema
+        .optional()
+        .describe("Registrations of this scope only; public/personal span projects"),
+      includeOffline: z.boolean().optional().describe("Include offline agents (default false)"),
+      limit: z
+        .int()
+        .min(1)
+        .max(DISCOVER_MAX_LIMIT)
+        .optional()
+        .describe(`Agents per page (default ${DISCOVER_DEFAULT_LIMIT})`),
       cursor: z.string().min(1).max(200).optional().describe("nextCursor from an earlier call"),
     }),
     output: z.object({

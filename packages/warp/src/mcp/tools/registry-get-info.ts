@@ -8,9 +8,9 @@ export function registryGetInfoTool({ warp }: WarpToolDeps) {
     name: "warp_registry_get_info",
     title: "Agent details",
     description:
-      "Returns one registered agent by agentId (as discover returns it), with its current status: an agent of this project, or one of another project registered with scope public (or personal, for agents of your user). projectId picks the project when several have that agentId.",
+      "Returns one registered agent by agentId, with its current status: of this project, or of another one if registered with scope public (or personal, for your user).",
     input: z.strictObject({
-      agentId: agentIdSchema.describe("32 hex characters"),
+      agentId: agentIdSchema.describe("The agent's id"),
       projectId: projectIdSchema
         .optional()
         .describe("The agent's project (default: yours, then any you may see)"),

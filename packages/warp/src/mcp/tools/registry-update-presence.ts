@@ -8,11 +8,18 @@ export function registryUpdatePresenceTool({ warp }: WarpToolDeps) {
     name: "warp_registry_update_presence",
     title: "Update presence",
     description:
-      "Updates what you report about yourself: status ('busy' to show busy without holding a claim, 'online' to leave it to your claims and leases), current task count, capabilities. Requires warp_registry_register first.",
+      "Updates what you report about yourself: status, current task count, capabilities. Requires warp_registry_register first.",
     input: z.strictObject({
-      status: z.enum(["online", "busy"]).optional(),
-      currentTaskCount: z.int().min(0).max(100_000).optional(),
-      capabilities: z.array(nameToken("capability")).max(64).optional(),
+      status: z
+        .enum(["online", "busy"])
+        .optional()
+        .describe("busy: show busy without a claim; online: busy or idle by your claims and leases"),
+      currentTaskCount: z.int().min(0).max(100_000).optional().describe("Tasks you are working on now"),
+      capabilities: z
+        .array(nameToken("capability"))
+        .max(64)
+        .optional()
+        .describe("Replaces your registered capabilities"),
     }),
     output: z.object({ agent: agentViewSchema }),
     handler: async (update) =>

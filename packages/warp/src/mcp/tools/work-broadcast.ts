@@ -8,7 +8,7 @@ export function workBroadcastTool({ work, ready }: WorkToolDeps) {
     name: "warp_work_broadcast",
     title: "Offer work",
     description:
-      "Offers a work item to every agent with the capability (within a boundary, default 'default'). Delivery is at least once: a claimer that does not complete or extend its claim within the ack wait loses it, and after maxAttempts the item goes to the dead-letter queue. scope: team (default, any agent of the project), private (only you), personal (agents of your user).",
+      "Offers a work item to the agents with the capability (in boundary, default 'default'). At least once: a claimer that neither completes nor extends its claim within the ack wait loses it; after maxAttempts the item goes to the dead-letter queue. scope: team (default), private (only you), personal (your user's agents).",
     input: workOfferInputSchema,
     output: z.object({ workId: z.string(), item: workItemSchema }),
     annotations: { readOnlyHint: false, idempotentHint: false },
