@@ -329,6 +329,9 @@ class Driver {
       agent: `mock-${role}`,
       prompt: `Your circuit_id is ${c.id}.`,
       user_id: c.user,
+      // A POST that got no answer (its replica died, or it timed out) may still have admitted the run: the
+      // same key makes the POST sent again return that run instead of admitting a second one.
+      idempotency_key: `${c.id}-${role}`,
       stream: false,
     });
     while (this.now() < deadline && !c.aborting) {
@@ -667,12 +670,41 @@ class Driver {
         circuits: w.latencies.length,
         runsPerSecond: round(w.runsEnded / (this.o.windowMs / 1000)),
         latencyMs: percentiles(w.latencies),
+        // CPU the replicas and nats-server used in the window per run that ended in it: what a run costs
+        // as the state grows, whatever else the machine is doing.
+        cpuMsPerRun: this.#windowCpu(w),
       })),
       injections: this.injections,
       cpu,
       http: this.counters,
       ...after,
     };
+  }
+
+  #windowCpu(w) {
+    if (w.runsEnded === 0) return undefined;
+    const from = w.index * this.o.windowMs;
+    const to = from + this.o.windowMs;
+    // CPU time of a process at `t`: its last sample at or before t.
+    const at = (m, t) => {
+      let v;
+      for (const x of m.series) {
+        if (x.at > t) break;
+        v = x.cpuMs;
+      }
+      return v;
+    };
+    const used = (prefix) => {
+      let ms = 0;
+      for (const [k, m] of this.meters) {
+        if (!k.startsWith(prefix)) continue;
+        const a = at(m, from) ?? m.series[0]?.cpuMs;
+        const b = at(m, to);
+        if (a !== undefined && b !== undefined) ms += b - a;
+      }
+      return round(ms / w.runsEnded, 2);
+    };
+    return { replicas: used("bench-"), nats: used("nats-") };
   }
 
   #waveReport(w) {
@@ -877,7 +909,7 @@ class Driver {
   async #afterRun() {
     const t = performance.now();
     const nonTerminal = async () => {
-      const out = { queued: 0, running: 0, total: 0 };
+      const out = { queued: 0, running: 0, total: 0, unposted: 0, left: [] };
       const status = await this.runsKv.status();
       if (status.values === 0) return out;
       const w = await this.runsKv.watch({ key: keys.runnerRunsPrefix() });
@@ -886,8 +918,27 @@ class Driver {
         for await (const e of w) {
           if (e.operation === "PUT") {
             out.total++;
-            const s = e.json().status;
-            if (s === "queued" || s === "running") out[s]++;
+            const v = e.json();
+            // A run the runner admitted although the POST that asked for it got no answer (the driver
+            // posted again): the driver never learnt its id.
+            const known = this.runs.has(v.run_id);
+            if (!known) out.unposted++;
+            const s = v.status;
+            if (s === "queued" || s === "running") {
+              out[s]++;
+              if (out.left.length < 20) {
+                out.left.push({
+                  run_id: v.run_id,
+                  agent: v.agent,
+                  status: s,
+                  accepted_by: v.accepted_by,
+                  replica_id: v.replica_id,
+                  created_at: v.created_at,
+                  started_at: v.started_at,
+                  posted: known,
+                });
+              }
+            }
           }
           if (e.delta === 0) break;
         }
@@ -915,6 +966,9 @@ class Driver {
             user: e.json().user_id,
             status: v?.status ?? "no record",
             stop_reason: v?.stop_reason,
+            agent: v?.agent,
+            replica_id: v?.replica_id,
+            posted: this.runs.has(id),
           });
         }
       }
@@ -951,6 +1005,8 @@ class Driver {
         quotaSlotsHeld: held,
         globalSlotsHeld: slots?.ackPending,
         admissionQueued: slots?.pending,
+        unpostedRuns: runs.unposted,
+        leftRuns: runs.left?.length > 0 ? runs.left : undefined,
         heldRuns: heldRuns.length > 0 ? heldRuns : undefined,
         error: runs.error,
       },

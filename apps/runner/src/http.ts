@@ -6,6 +6,9 @@ import { z } from "zod";
 import type { RunnerMetrics } from "./metrics.js";
 import type { Refusal, RunnerService } from "./service.js";
 
+/** A client's key that makes a repeated POST /v1/runs return the run of the first one. */
+const IDEMPOTENCY_KEY_RE = /^[A-Za-z0-9_-]{1,64}$/;
+
 const id = (what: string) => z.string().min(1, `${what} must not be empty`).max(RUNNER_TEXT_MAX);
 
 /** POST /v1/runs body (snake_case, as the runtime the runner replaces). */
@@ -19,6 +22,10 @@ export const runBodySchema = z
     session_id: id("session_id").optional(),
     metadata: z.record(z.string(), z.unknown()).optional(),
     run_timeout_seconds: z.number().int().min(1).max(86_400).optional(),
+    idempotency_key: z
+      .string()
+      .regex(IDEMPOTENCY_KEY_RE, "idempotency_key must be 1–64 letters, digits, _ or -")
+      .optional(),
     stream: z.boolean().default(true),
   })
   .strict();
@@ -132,14 +139,24 @@ export function createHttpApp(o: HttpOptions): express.Express {
     const b = body.data;
     const outcome = await service.submit(b);
     if (!outcome.ok) return refuse(res, outcome.refusal);
-    const run = outcome.value;
+    const { record: run, duplicate } = outcome.value;
     if (!b.stream) {
-      res.status(202).json({ run_id: run.run_id, status: run.status, replica_id: run.replica_id });
+      res.status(202).json({
+        run_id: run.run_id,
+        status: run.status,
+        replica_id: run.replica_id,
+        ...(duplicate ? { duplicate } : {}),
+      });
       return;
     }
     res.setHeader("x-run-id", run.run_id);
     const out = sse(res, o.keepaliveMs);
-    out.write("run", { run_id: run.run_id, status: run.status, replica_id: run.replica_id });
+    out.write("run", {
+      run_id: run.run_id,
+      status: run.status,
+      replica_id: run.replica_id,
+      ...(duplicate ? { duplicate } : {}),
+    });
     const ac = new AbortController();
     let ended = false;
     res.on("close", () => {

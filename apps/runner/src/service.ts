@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { type Fabric, jsonCodec, Lease, type Logger } from "@loominal/fabric";
 import { ConfigError, keys, randomId, runnerUserToken, subjects } from "@loominal/protocol";
 import { JetStreamApiError } from "@nats-io/jetstream";
@@ -62,11 +63,19 @@ export interface SubmitInput {
   agent: string;
   prompt: string;
   user_id: string;
+  /** Makes a retry safe: the run id derives from the user and this key, so a repeat gets the same run. */
+  idempotency_key?: string | undefined;
   tenant_id?: string | undefined;
   agent_id?: string | undefined;
   session_id?: string | undefined;
   metadata?: Record<string, unknown> | undefined;
   run_timeout_seconds?: number | undefined;
+}
+
+/** An admitted run; `duplicate` when the request repeated an idempotency key that already had its run. */
+export interface Submitted {
+  record: RunRecord;
+  duplicate: boolean;
 }
 
 export type ClusterState = "running" | "pausing" | "paused";
@@ -212,9 +221,9 @@ export class RunnerService {
   // ---------------------------------------------------------------- admission
 
   /** Admits a run: session lock, agent_id, pause, per-user quota, then the cluster-wide queue. */
-  async submit(input: SubmitInput): Promise<Outcome<RunRecord>> {
+  async submit(input: SubmitInput): Promise<Outcome<Submitted>> {
     const c = this.config;
-    const refuse = (r: Refusal): Outcome<RunRecord> => {
+    const refuse = (r: Refusal): Outcome<Submitted> => {
       this.#o.metrics?.admissionRefused.inc({ code: r.code });
       return { ok: false, refusal: r };
     };
@@ -236,7 +245,16 @@ export class RunnerService {
         error: "this replica is shutting down; send the run to another",
       });
     }
-    const runId = runnerUserToken(input.user_id) + randomId().slice(0, 16);
+    const key = input.idempotency_key;
+    const runId =
+      key !== undefined
+        ? idempotentRunId(input.user_id, key)
+        : runnerUserToken(input.user_id) + randomId().slice(0, 16);
+    if (key !== undefined) {
+      // A repeat of a request that has its run (its answer was lost, or its replica died before answering).
+      const existing = await this.runs.get(runId);
+      if (existing) return { ok: true, value: { record: existing, duplicate: true } };
+    }
     const now = new Date().toISOString();
     const request: RunRequest = {
       run_id: runId,
@@ -298,8 +316,13 @@ export class RunnerService {
         extra: { user_id: input.user_id, cap: c.maxRunsPerUser },
       });
     }
+    // With an idempotency key, a repeat whose first request reached the stream is deduplicated (message id).
+    let repeated = false;
     try {
-      await this.fabric.js.publish(subjects.runnerAdmit(), requestCodec.encode(request), { msgID: runId });
+      const ack = await this.fabric.js.publish(subjects.runnerAdmit(), requestCodec.encode(request), {
+        msgID: runId,
+      });
+      repeated = ack.duplicate;
     } catch (err) {
       await this.quotas.release(input.user_id, [runId]).catch(() => undefined);
       await undoLocks();
@@ -325,10 +348,15 @@ export class RunnerService {
       iterations: 0,
       admit_ack: null,
     };
-    // A replica may already have picked the request up and written the record as running.
-    if (!(await this.runs.create(record))) return { ok: true, value: (await this.runs.get(runId)) ?? record };
-    this.#o.metrics?.runsAccepted.inc();
-    return { ok: true, value: record };
+    // A replica may already have picked the request up and written the record as running (or, with an
+    // idempotency key, a repeat of this request admitted it meanwhile).
+    if (!(await this.runs.create(record))) {
+      const current = (await this.runs.get(runId)) ?? record;
+      if (!repeated) this.#o.metrics?.runsAccepted.inc();
+      return { ok: true, value: { record: current, duplicate: repeated } };
+    }
+    if (!repeated) this.#o.metrics?.runsAccepted.inc();
+    return { ok: true, value: { record, duplicate: repeated } };
   }
 
   // ---------------------------------------------------------------- execution
@@ -402,7 +430,10 @@ export class RunnerService {
         ended_at: null,
         ...startPatch,
       };
-      if (await this.runs.create(fresh)) return this.#launch(request, fresh, m);
+      if (await this.runs.create(fresh)) {
+        await this.#holdSlotOfDeadAcceptor(request);
+        return this.#launch(request, fresh, m);
+      }
       record = await this.runs.get(request.run_id);
       if (!record) {
         m.nak(500);
@@ -438,6 +469,23 @@ export class RunnerService {
       return;
     }
     return this.#launch(request, running, m);
+  }
+
+  /**
+   * A request whose acceptor died between publishing it and writing its record: the reaper frees the slot
+   * of such a run (no record, dead acceptor) — it cannot tell a request still in the stream from one that
+   * never got there — so the run, now recorded here, takes its slot back (above the cap if need be: it was
+   * admitted under it) and holds it while it runs, like any other.
+   */
+  async #holdSlotOfDeadAcceptor(request: RunRequest): Promise<void> {
+    if (request.accepted_by === this.replicaId) return;
+    try {
+      if (await this.#isLive(request.accepted_by)) return;
+      await this.quotas.acquire(request.user_id, request.run_id, this.replicaId, Number.POSITIVE_INFINITY);
+    } catch (err) {
+      // The run goes on either way (its record says running here); only the cap may be off by one.
+      this.#log.warn({ err: String(err), run: request.run_id }, "could not take back a quota slot");
+    }
   }
 
   /** Starts executing (the run is in #active when this returns) without waiting for its end. */
@@ -908,7 +956,8 @@ export class RunnerService {
       Object.entries(quota.runs).map(async ([runId, acceptedBy]) => {
         const record = await this.runs.get(runId);
         if (!record) {
-          if (!live.has(acceptedBy)) await this.quotas.release(quota.user_id, [runId]);
+          // Only while the dead replica is still its acceptor: a repeat of the request may have taken it over.
+          if (!live.has(acceptedBy)) await this.quotas.release(quota.user_id, [runId], acceptedBy);
           return;
         }
         if (TERMINAL.has(record.status)) {
@@ -1060,6 +1109,15 @@ export class RunnerService {
     await this.#reaper?.release().catch(() => undefined);
     await this.#stores?.replicas.delete(keys.runnerReplica(this.replicaId)).catch(() => undefined);
   }
+}
+
+/**
+ * The run id of an idempotent request: the user's token (so the user's runs still list by prefix) and 16 hex
+ * of sha256 over the user id and the key. The same user and key always give the same run.
+ */
+export function idempotentRunId(userId: string, key: string): string {
+  const h = createHash("sha256").update(`runner-idempotency\n${userId}\n${key}`).digest("hex");
+  return runnerUserToken(userId) + h.slice(0, 16);
 }
 
 function requestWithoutPrompt(r: RunRequest): Omit<RunRequest, "prompt"> {

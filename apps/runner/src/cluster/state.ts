@@ -7,7 +7,7 @@ import {
   jsonCodec,
 } from "@loominal/fabric";
 import { keys } from "@loominal/protocol";
-import type { KV } from "@nats-io/kv";
+import { Bucket, type KV } from "@nats-io/kv";
 import {
   type LockRecord,
   lockRecordSchema,
@@ -29,6 +29,16 @@ export const lockCodec = jsonCodec(lockRecordSchema);
 /** The keys of a bucket under `filter`, deduplicated (one stream-info request; see the fabric's bucketKeys). */
 export function listKeys(kv: KV, filter: string): Promise<string[]> {
   return bucketKeys(kv, filter);
+}
+
+/**
+ * Removes a deleted key's marker (the message at `revision`) and anything older of that key from the
+ * bucket's stream, so the key is no longer listed. A write after the marker has a higher sequence and is
+ * kept: this never loses a value written meanwhile.
+ */
+export async function dropDeleteMarker(kv: KV, key: string, revision: number): Promise<void> {
+  if (!(kv instanceof Bucket)) return;
+  await kv.jsm.streams.purge(kv.stream, { filter: `${kv.prefix}.${key}`, seq: revision + 1 });
 }
 
 /** Which status may follow which. Terminal states have no successor: the first writer wins. */
@@ -112,17 +122,25 @@ export class QuotaStore {
     this.kv = kv;
   }
 
-  /** Adds the run to the user's set unless the set already holds `cap` runs. */
+  /**
+   * Adds the run to the user's set unless the set already holds `cap` runs. A run already in the set (a
+   * repeated request) keeps its slot and is noted as accepted by `replicaId` now, so the reaper does not
+   * free it as the slot of a dead acceptor that never wrote the record.
+   */
   async acquire(userId: string, runId: string, replicaId: string, cap: number): Promise<QuotaAdmission> {
     let full = 0;
     await casUpdate(this.kv, keys.runnerQuota(userId), quotaCodec, (current) => {
       const runs = { ...(current?.runs ?? {}) };
-      if (runs[runId] !== undefined) return undefined;
+      full = 0;
+      if (runs[runId] === replicaId) return undefined;
+      if (runs[runId] !== undefined) {
+        runs[runId] = replicaId;
+        return { user_id: userId, runs };
+      }
       if (Object.keys(runs).length >= cap) {
         full = Object.keys(runs).length;
         return undefined;
       }
-      full = 0;
       runs[runId] = replicaId;
       return { user_id: userId, runs };
     });
@@ -132,14 +150,16 @@ export class QuotaStore {
   /**
    * Removes runs from the user's set (idempotent). An emptied set is deleted — by compare-and-set on its
    * revision, so a run admitted meanwhile is never lost — which keeps the reaper's walk to users with
-   * admitted runs.
+   * admitted runs. With `acceptedBy`, only runs still noted as accepted by that replica are removed.
    */
-  async release(userId: string, runIds: string[]): Promise<void> {
+  async release(userId: string, runIds: string[], acceptedBy?: string): Promise<void> {
     const key = keys.runnerQuota(userId);
+    const held = (current: QuotaRecord, id: string) =>
+      current.runs[id] !== undefined && (acceptedBy === undefined || current.runs[id] === acceptedBy);
     const r = await casUpdate(this.kv, key, quotaCodec, (current) => {
-      if (!current || runIds.every((id) => current.runs[id] === undefined)) return undefined;
+      if (!current || !runIds.some((id) => held(current, id))) return undefined;
       const runs = { ...current.runs };
-      for (const id of runIds) delete runs[id];
+      for (const id of runIds) if (held(current, id)) delete runs[id];
       return { user_id: userId, runs };
     });
     if (r.changed && r.value && Object.keys(r.value.runs).length === 0) {
@@ -154,13 +174,22 @@ export class QuotaStore {
     return entryValue(await this.kv.get(keys.runnerQuota(userId)), quotaCodec, `quota of ${userId}`).value;
   }
 
-  /** Every user's set (for stats and the reaper). */
+  /**
+   * Every user's set (for stats and the reaper). The delete marker an emptied set left is removed on the
+   * way: a marker is the key's last message, so without that every user who ever had a run would stay in
+   * the listing, and each sweep would read them all again.
+   */
   async all(): Promise<QuotaRecord[]> {
     const out: QuotaRecord[] = [];
     const list = await listKeys(this.kv, keys.runnerQuotasPrefix());
     await Promise.all(
       list.map(async (k) => {
-        const v = entryValue(await this.kv.get(k), quotaCodec, k).value;
+        const e = await this.kv.get(k);
+        if (e && e.operation !== "PUT") {
+          await dropDeleteMarker(this.kv, k, e.revision);
+          return;
+        }
+        const v = entryValue(e, quotaCodec, k).value;
         if (v && Object.keys(v.runs).length > 0) out.push(v);
       }),
     );
