@@ -3,8 +3,10 @@
 // stdin, against a live nats-server, for an agent with capabilities, a few unread messages, leases and
 // queued work for its capabilities and others (the common case: nothing new to show after the first
 // run), with one new offer per call, and with NATS down.
-// Usage: node bench/hook-latency.mjs [--calls 40] [--cli path/to/bin.js]
-//   (starts its own nats-server; run `pnpm build` first; --cli measures another build of the CLI)
+// Usage: node bench/hook-latency.mjs [--calls 40] [--cli path/to/bin.js] [--baseline path/to/bin.js]
+//   Starts its own nats-server; run `pnpm build` first. --cli measures another build of the CLI;
+//   --baseline measures a second build call by call alongside (alternating, each in its own project
+//   and directory), so both see the same machine load.
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -21,11 +23,12 @@ for (let i = 2; i < process.argv.length; i += 2)
 const calls = Number(args.get("calls") ?? 40);
 const MAX_MS = 120_000;
 const CLI = args.get("cli") ?? fileURLToPath(new URL("../apps/cli/dist/bin.js", import.meta.url));
+const BASELINE = args.get("baseline");
 
-function runHook(event, input, env) {
+function runHook(cli, event, input, env) {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
-    const child = spawn(process.execPath, [CLI, "hook", event], { env, stdio: ["pipe", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [cli, "hook", event], { env, stdio: ["pipe", "pipe", "pipe"] });
     child.stdout.resume();
     child.stderr.resume();
     child.on("error", reject);
@@ -34,32 +37,23 @@ function runHook(event, input, env) {
   });
 }
 
-async function series(event, input, env, before = async () => {}) {
-  const samples = [];
-  const deadline = Date.now() + MAX_MS;
-  for (let i = 0; i < calls && Date.now() < deadline; i++) {
-    await before(i);
-    const r = await runHook(event, input, env);
-    if (r.code !== 0) throw new Error(`hook exited ${r.code}`);
-    samples.push(r.ms);
-  }
-  return { calls: samples.length, ...percentiles(samples) };
-}
-
 const server = await benchServer();
-const dir = mkdtempSync(join(tmpdir(), "bench-hook-"));
-const locks = mkdtempSync(join(tmpdir(), "bench-hook-locks-"));
-const projectId = `bench-${randomId().slice(0, 8)}`;
-const base = {
-  ...process.env,
-  NATS_URL: server.url,
-  LOOMINAL_PROJECT_ID: projectId,
-  LOOMINAL_LOCK_DIR: locks,
-};
 const opened = [];
-try {
+const temp = [];
+
+/** One project with its own directory: an agent with capabilities, a peer's messages, lease and offers. */
+async function setUp(cli) {
+  const dir = mkdtempSync(join(tmpdir(), "bench-hook-"));
+  const locks = mkdtempSync(join(tmpdir(), "bench-hook-locks-"));
+  temp.push(dir, locks);
+  const env = {
+    ...process.env,
+    NATS_URL: server.url,
+    LOOMINAL_PROJECT_ID: `bench-${randomId().slice(0, 8)}`,
+    LOOMINAL_LOCK_DIR: locks,
+  };
   const open = async (name, capabilities = []) => {
-    const config = loadConfig({ cwd: dir, env: { ...base, LOOMINAL_AGENT_NAME: name } });
+    const config = loadConfig({ cwd: dir, env: { ...env, LOOMINAL_AGENT_NAME: name } });
     const fabric = await Fabric.connect({ nats: config.nats });
     const warp = await Warp.open({ config, fabric, lockDir: locks });
     await warp.ready(5_000);
@@ -74,13 +68,39 @@ try {
   const peer = await open("peer");
   for (let i = 0; i < 5; i++) await peer.inbox.send(me.agentId, `message ${i}`);
   await peer.leases.acquire({ paths: ["src/core"], mode: "exclusive", reason: "bench" });
-  const offer = (capability, i) =>
-    peer.work.offer({ taskId: `task-${i}`, description: `bench work item ${i}`, capability });
-  for (let i = 0; i < 5; i++) await offer("review", i);
-  for (let i = 0; i < 5; i++) await offer("deploy", i);
-  await runHook("UserPromptSubmit", { cwd: dir }, base); // shows the messages and the work once
+  let n = 0;
+  const offer = (capability) =>
+    peer.work.offer({ taskId: `task-${n}`, description: `bench work item ${n++}`, capability });
+  for (let i = 0; i < 5; i++) await offer("review");
+  for (let i = 0; i < 5; i++) await offer("deploy");
+  await runHook(cli, "UserPromptSubmit", { cwd: dir }, env); // shows the messages and the work once
+  return { cli, dir, env, offer };
+}
 
+/** Calls of one event per set-up, alternating between them call by call. */
+async function series(setups, event, inputOf, options = {}) {
+  const samples = setups.map(() => []);
+  const deadline = Date.now() + MAX_MS;
+  for (let i = 0; i < calls && Date.now() < deadline; i++) {
+    const order = i % 2 === 0 ? setups.map((_, j) => j) : setups.map((_, j) => setups.length - 1 - j);
+    for (const j of order) {
+      const s = setups[j];
+      await options.before?.(s);
+      const env = options.natsDown ? { ...s.env, NATS_URL: "nats://127.0.0.1:1" } : s.env;
+      const r = await runHook(s.cli, event, inputOf(s), env);
+      if (r.code !== 0) throw new Error(`hook exited ${r.code}`);
+      samples[j].push(r.ms);
+    }
+  }
+  const out = { calls: samples[0].length, ...percentiles(samples[0]) };
+  if (setups.length > 1) out.baseline = percentiles(samples[1]);
+  return out;
+}
+
+try {
+  const setups = [await setUp(CLI), ...(BASELINE ? [await setUp(BASELINE)] : [])];
   const result = {
+    ...(BASELINE ? { cli: CLI, baseline: BASELINE } : {}),
     nodeStartupOnly: await (async () => {
       const samples = [];
       for (let i = 0; i < calls; i++) {
@@ -90,21 +110,20 @@ try {
       }
       return percentiles(samples);
     })(),
-    userPromptSubmit: await series("UserPromptSubmit", { cwd: dir }, base),
-    postToolUseLeasedFile: await series(
-      "PostToolUse",
-      { cwd: dir, tool_name: "Edit", tool_input: { file_path: join(dir, "src/core/a.ts") } },
-      base,
-    ),
-    userPromptSubmitNewOffer: await series("UserPromptSubmit", { cwd: dir }, base, (i) =>
-      offer("typescript", 100 + i),
-    ),
-    natsDown: await series("UserPromptSubmit", { cwd: dir }, { ...base, NATS_URL: "nats://127.0.0.1:1" }),
+    userPromptSubmit: await series(setups, "UserPromptSubmit", (s) => ({ cwd: s.dir })),
+    postToolUseLeasedFile: await series(setups, "PostToolUse", (s) => ({
+      cwd: s.dir,
+      tool_name: "Edit",
+      tool_input: { file_path: join(s.dir, "src/core/a.ts") },
+    })),
+    userPromptSubmitNewOffer: await series(setups, "UserPromptSubmit", (s) => ({ cwd: s.dir }), {
+      before: (s) => s.offer("typescript"),
+    }),
+    natsDown: await series(setups, "UserPromptSubmit", (s) => ({ cwd: s.dir }), { natsDown: true }),
   };
   report("hook-latency", result);
 } finally {
   for (const close of opened) await close();
   await server.stop?.();
-  rmSync(dir, { recursive: true, force: true });
-  rmSync(locks, { recursive: true, force: true });
+  for (const d of temp) rmSync(d, { recursive: true, force: true });
 }

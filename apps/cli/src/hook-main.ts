@@ -1,0 +1,18 @@
+import { processContext } from "./context.js";
+import { runHook } from "./hook-run.js";
+
+/**
+ * `loominal hook <event>` as a process runs it; returns the exit code. The build bundles this entry and
+ * everything it imports into one file (dist/hook.bundle.js, scripts/bundle-hook.mjs): a hook starts on
+ * every prompt and tool call, and one file loads several times faster than the hundreds of modules
+ * behind it.
+ */
+export async function hookMain(event: string): Promise<number> {
+  try {
+    await runHook(processContext(), event);
+    return 0;
+  } catch (err) {
+    process.stderr.write(`loominal: ${err instanceof Error ? err.message : String(err)}\n`);
+    return 2;
+  }
+}
