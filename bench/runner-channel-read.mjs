@@ -50,7 +50,9 @@ try {
     const pick = () => topic(Math.floor(Math.random() * stored));
     rows.push({
       messages: stored,
-      nextBySubjectPresentMs: await time(() => jsm.direct.getMessage(STREAM, { next_by_subj: pick(), seq: 1 })),
+      nextBySubjectPresentMs: await time(() =>
+        jsm.direct.getMessage(STREAM, { next_by_subj: pick(), seq: 1 }),
+      ),
       nextBySubjectAbsentMs: await time((i) =>
         jsm.direct.getMessage(STREAM, { next_by_subj: `bench.channel.user.none${i}.done`, seq: 1 }),
       ),
