@@ -186,7 +186,9 @@ export class QuotaStore {
       list.map(async (k) => {
         const e = await this.kv.get(k);
         if (e && e.operation !== "PUT") {
-          await dropDeleteMarker(this.kv, k, e.revision);
+          // Housekeeping only: a purge that fails (NATS busy, a user without purge rights) is tried again
+          // by the next walk, and must not stop this one.
+          await dropDeleteMarker(this.kv, k, e.revision).catch(() => undefined);
           return;
         }
         const v = entryValue(e, quotaCodec, k).value;
