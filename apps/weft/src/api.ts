@@ -63,27 +63,44 @@ export interface Operation {
   handler: (ctx: OpContext, input: { params: any; query: any; body: any }) => Promise<OpResult>;
 }
 
-const limit = (max: number, def: number) => z.coerce.number().int().min(1).max(max).default(def);
+const limit = (max: number, def: number) =>
+  z.coerce.number().int().min(1).max(max).default(def).describe("Items per page");
+const pageCursor = (what: string) =>
+  z
+    .string()
+    .regex(/^[1-9][0-9]{0,15}$/, `the nextCursor of a previous ${what} page`)
+    .optional()
+    .describe("nextCursor of the previous page");
 const agentIdParam = z.object({
-  agentId: z.string().regex(/^[0-9a-f]{32}$/, "agentId must be 32 lower-case hex characters"),
+  agentId: z
+    .string()
+    .regex(/^[0-9a-f]{32}$/, "agentId must be 32 lower-case hex characters")
+    .describe("The agent's id"),
 });
-const workIdParam = z.object({ workId: workIdSchema });
+const workIdParam = z.object({ workId: workIdSchema.describe("The work item's id") });
+const reasonField = z.string().max(2_000).optional().describe("Why, recorded with the request");
 const targetParam = z.object({ target: z.string().min(1).max(64).describe("target id or name") });
 const projectQuery = z.object({ projectId: projectIdSchema.optional() });
 
 export const submitWorkSchema = z.strictObject({
-  description: z.string().min(1, "description must not be empty").max(20_000),
-  capability: nameToken("capability"),
-  boundary: nameToken("boundary").optional(),
-  taskId: z.string().min(1).max(256).optional(),
+  description: z
+    .string()
+    .min(1, "description must not be empty")
+    .max(20_000)
+    .describe("What needs doing, for the agent that takes it"),
+  capability: nameToken("capability").describe("Capability an agent needs to take it, e.g. typescript"),
+  boundary: nameToken("boundary").optional().describe("Boundary it belongs to (default: default)"),
+  taskId: z.string().min(1).max(256).optional().describe("Your id for the task, echoed back"),
   workId: workIdSchema
     .optional()
     .describe("makes submission idempotent: the same workId returns the stored item"),
-  priority: z.int().min(1).max(10).optional(),
-  requiredAgentType: nameToken("agent type").optional(),
-  preferredAgentType: nameToken("agent type").optional(),
-  deadline: z.iso.datetime({ offset: true }).optional(),
-  contextData: workContextSchema.optional(),
+  priority: z.int().min(1).max(10).optional().describe("1 (lowest) to 10 (highest); default 5"),
+  requiredAgentType: nameToken("agent type").optional().describe("Only agents of this type may take it"),
+  preferredAgentType: nameToken("agent type")
+    .optional()
+    .describe("Route to agents of this type when one is eligible"),
+  deadline: z.iso.datetime({ offset: true }).optional().describe("ISO 8601 time it should be done by"),
+  contextData: workContextSchema.optional().describe("Free-form JSON object for the agent"),
 });
 
 const targetBase = {
@@ -124,14 +141,15 @@ export const OPERATIONS: Operation[] = [
     summary:
       "Agents of the project (idle and busy by default; status=offline for the others, online for idle and busy)",
     query: projectQuery.extend({
-      type: nameToken("agent type").optional(),
-      status: presenceFilterSchema.optional(),
-      capability: nameToken("capability").optional(),
-      boundary: nameToken("boundary").optional(),
+      type: nameToken("agent type").optional().describe("Only agents of this type"),
+      status: presenceFilterSchema.optional().describe("idle, busy, offline, or online (idle or busy)"),
+      capability: nameToken("capability").optional().describe("Only agents with this capability"),
+      boundary: nameToken("boundary").optional().describe("Only agents working in this boundary"),
       cursor: z
         .string()
         .regex(/^[0-9a-f]{32}$/)
-        .optional(),
+        .optional()
+        .describe("nextCursor of the previous page"),
       limit: limit(100, 50),
     }),
     handler: async ({ weft, projectId }, { query }) => {
@@ -166,7 +184,10 @@ export const OPERATIONS: Operation[] = [
     summary: "Ask an agent to shut down (it finishes or hands back the item in hand)",
     params: agentIdParam,
     query: projectQuery,
-    body: z.strictObject({ graceful: z.boolean().optional(), reason: z.string().max(2_000).optional() }),
+    body: z.strictObject({
+      graceful: z.boolean().optional().describe("Finish or hand back the item in hand first (default true)"),
+      reason: reasonField,
+    }),
     handler: async ({ weft, projectId }, { params, body }) => {
       const reply = await weft.shutdownAgent(projectId as string, params.agentId, body);
       return { body: { success: reply.ok, message: reply.message ?? "shutdown requested", reply } };
@@ -183,7 +204,8 @@ export const OPERATIONS: Operation[] = [
       agentIds: z
         .array(z.string().regex(/^[0-9a-f]{32}$/))
         .max(100)
-        .optional(),
+        .optional()
+        .describe("These agents; or give filter"),
       filter: z
         .strictObject({
           status: z.enum(["online", "idle", "busy"]).optional(),
@@ -191,9 +213,10 @@ export const OPERATIONS: Operation[] = [
           boundary: nameToken("boundary").optional(),
           capability: nameToken("capability").optional(),
         })
-        .optional(),
-      graceful: z.boolean().optional(),
-      reason: z.string().max(2_000).optional(),
+        .optional()
+        .describe("The live agents matching all of these (at most 100)"),
+      graceful: z.boolean().optional().describe("Finish or hand back the item in hand first (default true)"),
+      reason: reasonField,
     }),
     handler: async ({ weft, projectId }, { body }) => {
       const p = projectId as string;
@@ -252,18 +275,15 @@ export const OPERATIONS: Operation[] = [
     path: "/api/work",
     summary: "Work items, newest first, filtered; page with nextCursor",
     query: projectQuery.extend({
-      status: z.enum(WORK_STATUSES).optional(),
-      capability: nameToken("capability").optional(),
-      boundary: nameToken("boundary").optional(),
+      status: z.enum(WORK_STATUSES).optional().describe("Only items in this status"),
+      capability: nameToken("capability").optional().describe("Only items of this capability"),
+      boundary: nameToken("boundary").optional().describe("Only items of this boundary"),
       agent: z
         .string()
         .regex(/^[0-9a-f]{32}$/)
         .optional()
         .describe("claimed by this agent"),
-      cursor: z
-        .string()
-        .regex(/^[1-9][0-9]{0,15}$/, "the nextCursor of a previous page")
-        .optional(),
+      cursor: pageCursor("work list"),
       limit: limit(100, 50),
     }),
     handler: async ({ weft, projectId }, { query }) => {
@@ -382,7 +402,7 @@ export const OPERATIONS: Operation[] = [
     summary: "Cancel a pending or claimed item",
     params: workIdParam,
     query: projectQuery,
-    body: z.strictObject({ reason: z.string().max(4_000).optional() }),
+    body: z.strictObject({ reason: z.string().max(4_000).optional().describe("Why, kept on the item") }),
     handler: async ({ weft, projectId }, { params, body }) => ({
       body: workView(await weft.cancelWork(projectId as string, params.workId, body.reason)),
     }),
@@ -395,8 +415,8 @@ export const OPERATIONS: Operation[] = [
     summary: "Cancel several items; per-item results",
     query: projectQuery,
     body: z.strictObject({
-      workIds: z.array(workIdSchema).min(1).max(100),
-      reason: z.string().max(4_000).optional(),
+      workIds: z.array(workIdSchema).min(1).max(100).describe("The items to cancel"),
+      reason: z.string().max(4_000).optional().describe("Why, kept on each item"),
     }),
     handler: async ({ weft, projectId }, { body }) => {
       const results = await Promise.all(
@@ -548,7 +568,12 @@ export const OPERATIONS: Operation[] = [
     method: "get",
     path: "/api/spin-ups",
     summary: "Spin-ups of the project and their state (starting, running, failed, stopped)",
-    query: projectQuery.extend({ status: z.enum(["starting", "running", "failed", "stopped"]).optional() }),
+    query: projectQuery.extend({
+      status: z
+        .enum(["starting", "running", "failed", "stopped"])
+        .optional()
+        .describe("Only spin-ups in this state"),
+    }),
     handler: async ({ weft, projectId }, { query }) => {
       const all = await weft.listSpinUps(projectId as string);
       const spinUps = all
@@ -655,7 +680,7 @@ export const OPERATIONS: Operation[] = [
     method: "get",
     path: "/api/channels/:name/messages",
     summary: "The newest team and public messages of a channel, oldest first",
-    params: z.object({ name: nameToken("channel") }),
+    params: z.object({ name: nameToken("channel").describe("The channel") }),
     query: projectQuery.extend({ limit: limit(100, 20) }),
     handler: async ({ weft, projectId }, { params, query }) => {
       const p = projectId as string;

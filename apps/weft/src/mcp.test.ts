@@ -55,7 +55,13 @@ async function call(client: TestClient, listed: string[], name: string, args: Re
 
 /** The same conversation for every client and profile: tools, submit, read back, list, stats, errors. */
 async function exercise(client: TestClient, profile: "core" | "full") {
-  const listed = (await client.listTools()).map((t) => t.name);
+  const tools = await client.listTools();
+  const listed = tools.map((t) => t.name);
+  for (const t of tools) {
+    const { properties = {} } = t.inputSchema as { properties?: Record<string, { description?: string }> };
+    for (const [name, p] of Object.entries(properties))
+      expect(p.description, `${t.name}.${name} has a description`).toBeTruthy();
+  }
   const ok = async (name: string, args: Record<string, unknown> = {}) => {
     const r = await call(client, listed, name, args);
     if (r.isError) throw new Error(`${name} failed: ${r.text}`);

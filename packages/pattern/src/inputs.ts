@@ -20,10 +20,14 @@ export const contentSchema = z
   )
   .refine((s) => s.trim().length > 0, "content must not be empty");
 
-export const tagsSchema = z.array(memoryTagSchema).max(MEMORY_TAGS_MAX, `at most ${MEMORY_TAGS_MAX} tags`);
+export const tagsSchema = z
+  .array(memoryTagSchema)
+  .max(MEMORY_TAGS_MAX, `at most ${MEMORY_TAGS_MAX} tags`)
+  .describe(`Up to ${MEMORY_TAGS_MAX} tags, stored lower-case.`);
 export const relatedToSchema = z
   .array(memoryIdSchema)
-  .max(MEMORY_RELATED_MAX, `at most ${MEMORY_RELATED_MAX} related memory ids`);
+  .max(MEMORY_RELATED_MAX, `at most ${MEMORY_RELATED_MAX} related memory ids`)
+  .describe("Ids of related memories.");
 
 /** What `remember` takes. Scope and category default as `resolveScopeCategory` describes. */
 export const rememberInputSchema = z.strictObject({

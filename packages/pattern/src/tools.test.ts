@@ -40,6 +40,11 @@ describe("tool list", () => {
       for (const t of tools) {
         expect(t.inputSchema, t.name).toMatchObject({ type: "object" });
         expect(t.outputSchema, t.name).toMatchObject({ type: "object" });
+        const { properties = {} } = t.inputSchema as {
+          properties?: Record<string, { description?: string }>;
+        };
+        for (const [name, p] of Object.entries(properties))
+          expect(p.description, `${t.name}.${name} has a description`).toBeTruthy();
       }
       const remember = tools.find((t) => t.name === "pattern_remember");
       const props = ((remember ?? { inputSchema: {} }).inputSchema as { properties: Record<string, unknown> })

@@ -58,7 +58,12 @@ describe("shuttle tools", () => {
       "shuttle_spawn_subagents",
       "shuttle_synthesize_results",
     ]);
-    for (const t of tools) expect(t.outputSchema).toBeDefined();
+    for (const t of tools) {
+      expect(t.outputSchema).toBeDefined();
+      const { properties = {} } = t.inputSchema as { properties?: Record<string, { description?: string }> };
+      for (const [name, p] of Object.entries(properties))
+        expect(p.description, `${t.name}.${name} has a description`).toBeTruthy();
+    }
   });
 
   it("rejects an unknown dependency, a cycle and a duplicate id with errors naming them", async () => {

@@ -88,7 +88,15 @@ describe("warp MCP server", () => {
     for (const t of tools) {
       expect(t.inputSchema, t.name).toMatchObject({ type: "object" });
       expect(t.outputSchema, t.name).toMatchObject({ type: "object" });
+      // Every parameter says what it is, and names and ids carry their rule.
+      const { properties = {} } = t.inputSchema as { properties?: Record<string, { description?: string }> };
+      for (const [name, p] of Object.entries(properties))
+        expect(p.description, `${t.name}.${name} has a description`).toBeTruthy();
     }
+    const send = tools.find((t) => t.name === "warp_channels_send")?.inputSchema as {
+      properties: Record<string, { pattern?: string }>;
+    };
+    expect(send.properties.channel?.pattern).toBe("^[a-z0-9][a-z0-9_-]{0,63}$");
   });
 
   it("identity: handle_set and handle_get", async () => {
