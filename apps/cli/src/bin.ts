@@ -1,23 +1,16 @@
 #!/usr/bin/env node
+import { fileURLToPath } from "node:url";
+import { type HookMainModule, loadHookBundle } from "./hook-loader.js";
 
-// A Claude Code hook runs on every prompt and tool call: it loads only what a hook needs, bundled.
+// A Claude Code hook runs on every prompt and tool call: it loads only what a hook needs, from one
+// bundled file compiled with a code cache (without the bundle, a build by `tsc` alone, from the modules).
 if (process.argv[2] === "hook" && process.argv.length === 4) {
-  const { hookMain } = await loadHookMain();
+  const bundled = loadHookBundle(fileURLToPath(new URL("./hook.bundle.cjs", import.meta.url)));
+  const { hookMain }: HookMainModule = bundled?.main ?? (await import("./hook-main.js"));
   process.exitCode = await hookMain(process.argv[3] ?? "");
+  bundled?.saveCache();
 } else {
   const { processContext } = await import("./context.js");
   const { runCli } = await import("./program.js");
   process.exitCode = await runCli(processContext(), process.argv);
-}
-
-/** The hook's bundle; without one (a build by `tsc` alone), the same code from its modules. */
-async function loadHookMain(): Promise<typeof import("./hook-main.js")> {
-  try {
-    return (await import(
-      new URL("./hook.bundle.js", import.meta.url).href
-    )) as typeof import("./hook-main.js");
-  } catch (err) {
-    if ((err as { code?: unknown }).code !== "ERR_MODULE_NOT_FOUND") throw err;
-    return import("./hook-main.js");
-  }
 }

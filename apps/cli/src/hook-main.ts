@@ -3,7 +3,7 @@ import { runHook } from "./hook-run.js";
 
 /**
  * `loominal hook <event>` as a process runs it; returns the exit code. The build bundles this entry and
- * everything it imports into one file (dist/hook.bundle.js, scripts/bundle-hook.mjs): a hook starts on
+ * everything it imports into one file (dist/hook.bundle.cjs, scripts/bundle-hook.mjs): a hook starts on
  * every prompt and tool call, and one file loads several times faster than the hundreds of modules
  * behind it.
  */
