@@ -1,341 +1,45 @@
 import { readFileSync } from "node:fs";
-import { isAbsolute, relative, resolve, sep } from "node:path";
+import { type LoominalConfig, loadConfig } from "@loominal/fabric";
 import {
-  casUpdate,
-  ensureBucket,
-  entryValue,
-  type Fabric,
-  jsonCodec,
-  type KV,
-  type LoominalConfig,
-  loadConfig,
-  readAll,
-} from "@loominal/fabric";
-import {
-  buckets,
-  DEFAULT_BOUNDARY,
-  directMessageSchema,
-  inboxLedgerSchema,
-  keys,
-  LoominalError,
-  type ReminderState,
-  reminderStateSchema,
-  streams,
-  subjects,
-} from "@loominal/protocol";
-import {
-  type LeaseConflict,
-  leaseConflictsFor,
-  liveFileLeases,
-  registryEntry,
-  type WaitingOffer,
-  type WaitingWork,
-  waitingWork,
+  HOOK_CONNECT_MS,
+  HOOK_EVENTS,
+  type HookAnswer,
+  type HookEvent,
+  hookReminders,
+  natsUnreachableAnswer,
+  parseHookEvent,
+  parseHookInput,
 } from "@loominal/warp";
-import { z } from "zod";
 import type { CliContext } from "./context.js";
 import { quickConnect, sessionAgent } from "./session-agent.js";
 
-/** The Claude Code hook events `loominal hook` answers. */
-export const HOOK_EVENTS = ["SessionStart", "UserPromptSubmit", "PostToolUse", "Stop"] as const;
-export type HookEvent = (typeof HOOK_EVENTS)[number];
+export { HOOK_EVENTS, type HookEvent };
 
-/** A hook waits at most this long for NATS, then lets the session go on. */
-const HOOK_CONNECT_MS = 800;
-/** Messages shown in full (the newest, urgent ones first); the rest are counted. */
-const SHOWN_MESSAGES = 3;
-const EXCERPT_CHARS = 400;
-const CONFLICTS_REMEMBERED = 256;
-/** New work offers listed (the newest); the rest are counted. */
-const SHOWN_OFFERS = 3;
-const OFFER_EXCERPT_CHARS = 200;
-/** Offer messages one run reads at most; newer ones past it are counted, not listed. */
-const OFFER_READS = 20;
-
-/** What Claude Code passes on stdin (only the fields used; the rest is ignored). */
-const hookInputSchema = z.looseObject({
-  cwd: z.string().optional(),
-  hook_event_name: z.string().optional(),
-  stop_hook_active: z.boolean().optional(),
-  tool_input: z
-    .looseObject({ file_path: z.string().optional(), notebook_path: z.string().optional() })
-    .optional(),
-});
-type HookInput = z.infer<typeof hookInputSchema>;
-
-const reminderCodec = jsonCodec(reminderStateSchema);
-const ledgerCodec = jsonCodec(inboxLedgerSchema);
-const messageCodec = jsonCodec(directMessageSchema);
-
-interface Unread {
-  seq: number;
-  fromHandle: string;
-  from: string;
-  urgent: boolean;
-  message: string;
-  sentAt: string;
-}
-
-/** What one run puts in front of the agent: only what no earlier run showed. */
-export interface Reminders {
-  unreadCount: number;
-  newMessages: Unread[];
-  conflicts: LeaseConflict[];
-  /** Per capability of the agent with new offers, how many offers wait in all. */
-  waiting: Array<{ capability: string; count: number }>;
-  newOffers: WaitingOffer[];
-}
-
-const nothing: Reminders = { unreadCount: 0, newMessages: [], conflicts: [], waiting: [], newOffers: [] };
-
-/** Unread direct messages: those the inbox ledger has not recorded as read. */
-async function unreadMessages(
-  fabric: Fabric,
-  p: string,
-  agentId: string,
-): Promise<{ unread: Unread[]; streamCreated?: string }> {
-  const jsm = await fabric.jsm();
-  const info = await jsm.streams.info(streams.inbox(p)).catch(() => undefined);
-  if (!info || info.state.messages === 0) return { unread: [] };
-  const ledgerKv = await ensureBucket(fabric, { name: buckets.inboxLedger(), history: 1 });
-  const ledger = entryValue(
-    await ledgerKv.get(keys.inboxLedger(p, agentId)),
-    ledgerCodec,
-    "inbox ledger",
-  ).value;
-  const sameStream = ledger !== undefined && (ledger.stream === undefined || ledger.stream === info.created);
-  const floor = sameStream ? ledger.floor : 0;
-  const consumed = new Set(sameStream ? ledger.consumed : []);
-  const pulled = await readAll(fabric, streams.inbox(p), {
-    filterSubject: subjects.inbox(p, agentId),
-    start: { from: "sequence", seq: floor + 1 },
-    idleMs: 30_000,
-    pullTimeoutMs: 2_000,
-  });
-  const unread = pulled.messages.flatMap((m) => {
-    if (consumed.has(m.streamSeq)) return [];
-    const r = messageCodec.safeDecode(m.data, `inbox#${m.streamSeq}`);
-    if (!r.ok || r.value.to !== agentId) return [];
-    return [
-      {
-        seq: m.streamSeq,
-        from: r.value.from,
-        fromHandle: r.value.fromHandle,
-        urgent: r.value.priority === "urgent",
-        message: r.value.message,
-        sentAt: r.value.sentAt,
-      },
-    ];
-  });
-  return { unread, streamCreated: info.created };
-}
-
-/** Lease conflicts of the files just touched. */
-async function fileConflicts(
-  fabric: Fabric,
-  config: LoominalConfig,
-  agentId: string,
-  files: string[],
-): Promise<LeaseConflict[]> {
-  if (files.length === 0) return [];
-  const leases = await liveFileLeases(fabric, config.projectId, config.hostname);
-  return leaseConflictsFor(leases, files, agentId);
+/** Prints a hook's answer: notes on stderr, the hook output (if any) on stdout. */
+export function printHookAnswer(ctx: CliContext, answer: HookAnswer): void {
+  for (const note of answer.stderr) ctx.err(note);
+  if (answer.stdout !== undefined) ctx.out(answer.stdout);
 }
 
 /**
- * Work offered for the capabilities the agent registered (its registry entry) since the offers earlier
- * runs looked at (the reminder state read here; the compare-and-set below decides what is new).
- */
-async function newWork(
-  fabric: Fabric,
-  p: string,
-  agentId: string,
-  remindersKv: () => Promise<KV>,
-): Promise<WaitingWork | undefined> {
-  const agent = await registryEntry(fabric, p, agentId);
-  if (!agent || agent.capabilities.length === 0) return undefined;
-  const kv = await remindersKv();
-  const state = entryValue(await kv.get(keys.reminders(agentId)), reminderCodec, "reminder state").value;
-  const after = state?.work ?? {};
-  const work = await waitingWork(fabric, p, agent, {
-    ...(state?.workStream !== undefined ? { stream: state.workStream } : {}),
-    after,
-    maxReads: OFFER_READS,
-  });
-  const moved =
-    work.stream !== undefined &&
-    (work.stream !== state?.workStream ||
-      Object.entries(work.lookedAt).some(([subject, seq]) => seq > (after[subject] ?? 0)));
-  // Nothing arrived since the last run: nothing to show or record.
-  return moved ? work : undefined;
-}
-
-/**
- * Unread direct messages, lease conflicts for the files just touched and work waiting for the agent's
- * capabilities, minus what earlier runs showed: the reminder state (KV `loom-reminders-<p>`, key
- * `<agentId>`) is updated by compare-and-set, so two hooks running at once never show the same thing twice.
- * The three are looked up at once; one that fails is reported by `warn` and the others are still shown.
- */
-async function collect(
-  fabric: Fabric,
-  config: LoominalConfig,
-  agentId: string,
-  files: string[],
-  warn: (message: string) => void,
-): Promise<Reminders> {
-  const p = config.projectId;
-  let kvOpened: Promise<KV> | undefined;
-  const remindersKv = () => {
-    kvOpened ??= ensureBucket(fabric, { name: buckets.reminders(p), history: 1 });
-    return kvOpened;
-  };
-  const quietly = async <T>(what: string, run: () => Promise<T>, fallback: T): Promise<T> => {
-    try {
-      return await run();
-    } catch (err) {
-      warn(`${what} not checked: ${err instanceof Error ? err.message : String(err)}`);
-      return fallback;
-    }
-  };
-  const [{ unread, streamCreated }, found, work] = await Promise.all([
-    quietly("messages", () => unreadMessages(fabric, p, agentId), { unread: [] as Unread[] }),
-    quietly("lease conflicts", () => fileConflicts(fabric, config, agentId, files), []),
-    quietly("waiting work", () => newWork(fabric, p, agentId, remindersKv), undefined),
-  ]);
-  if (unread.length === 0 && found.length === 0 && !work) return nothing;
-
-  const kv = await remindersKv();
-  let result: Reminders = nothing;
-  await casUpdate(kv, keys.reminders(agentId), reminderCodec, (current) => {
-    const state: ReminderState = current ?? { inboxSeq: 0, work: {}, conflicts: [] };
-    const fromSeq = state.inboxStream === streamCreated ? state.inboxSeq : 0;
-    const newMessages = unread.filter((m) => m.seq > fromSeq);
-    const seen = new Set(state.conflicts);
-    const conflicts = found.filter((c) => !seen.has(`${c.leaseId}:${c.path}`));
-
-    // Offers up to the recorded sequence of their subject were shown (or looked at) by an earlier run.
-    const sameWorkStream = work?.stream !== undefined && state.workStream === work.stream;
-    const shownUpTo = sameWorkStream ? state.work : {};
-    const newOffers = (work?.offers ?? []).filter(
-      (o) => o.seq > (shownUpTo[subjects.workOffer(p, o.boundary, o.capability)] ?? 0),
-    );
-    const newCapabilities = new Set(newOffers.map((o) => o.capability));
-    const waiting = (work?.waiting ?? []).filter((w) => newCapabilities.has(w.capability));
-    // Subjects without messages are dropped: everything looked at on them is gone from the queue.
-    const lookedAt: Record<string, number> = {};
-    for (const [subject, seq] of Object.entries(work?.lookedAt ?? {}))
-      lookedAt[subject] = Math.max(seq, shownUpTo[subject] ?? 0);
-    const workMoved =
-      work?.stream !== undefined &&
-      (!sameWorkStream || Object.entries(lookedAt).some(([s, seq]) => seq > (shownUpTo[s] ?? 0)));
-
-    result = { unreadCount: unread.length, newMessages, conflicts, waiting, newOffers };
-    if (newMessages.length === 0 && conflicts.length === 0 && !workMoved) return undefined;
-    return {
-      // Inbox not read this time (empty, or the read failed): what was recorded stays.
-      ...(streamCreated !== undefined
-        ? { inboxStream: streamCreated, inboxSeq: Math.max(fromSeq, ...unread.map((m) => m.seq)) }
-        : {
-            ...(state.inboxStream !== undefined ? { inboxStream: state.inboxStream } : {}),
-            inboxSeq: state.inboxSeq,
-          }),
-      ...(work?.stream !== undefined
-        ? { workStream: work.stream, work: lookedAt }
-        : { ...(state.workStream !== undefined ? { workStream: state.workStream } : {}), work: state.work }),
-      conflicts: [...state.conflicts, ...conflicts.map((c) => `${c.leaseId}:${c.path}`)].slice(
-        -CONFLICTS_REMEMBERED,
-      ),
-    };
-  });
-  return result;
-}
-
-/** The reminder text; empty when there is nothing new. Urgent messages come first. */
-export function reminderText(r: Reminders): string {
-  const parts: string[] = [];
-  if (r.newMessages.length > 0) {
-    const ordered = [...r.newMessages].sort((a, b) => Number(b.urgent) - Number(a.urgent) || b.seq - a.seq);
-    const shown = ordered.slice(0, Math.max(SHOWN_MESSAGES, ordered.filter((m) => m.urgent).length));
-    const urgent = shown.filter((m) => m.urgent).length;
-    parts.push(
-      `Loominal: ${r.unreadCount} unread direct message(s)${urgent > 0 ? `, ${urgent} URGENT` : ""}. Read them with warp_messages_read_direct.`,
-    );
-    for (const m of shown) {
-      const text = m.message.length > EXCERPT_CHARS ? `${m.message.slice(0, EXCERPT_CHARS)}…` : m.message;
-      parts.push(`- ${m.urgent ? "URGENT " : ""}from ${m.fromHandle} (${m.from}) at ${m.sentAt}: ${text}`);
-    }
-    if (r.newMessages.length > shown.length)
-      parts.push(`- and ${r.newMessages.length - shown.length} more new`);
-  }
-  if (r.newOffers.length > 0) {
-    const counts = r.waiting.map((w) => `${w.capability}: ${w.count}`).join(", ");
-    parts.push(
-      `Loominal: work is waiting for your capabilities (${counts}). Claim it with warp_work_claim {capability} (through warp_more if it is not listed); see more with warp_work_list.`,
-    );
-    for (const o of r.newOffers.slice(0, SHOWN_OFFERS)) {
-      const flat = o.description.replace(/\s+/g, " ").trim();
-      const text = flat.length > OFFER_EXCERPT_CHARS ? `${flat.slice(0, OFFER_EXCERPT_CHARS)}…` : flat;
-      parts.push(
-        `- ${o.capability}${o.boundary === DEFAULT_BOUNDARY ? "" : ` (boundary ${o.boundary})`}, priority ${o.priority}: ${o.workId} ${o.taskId}: ${text}`,
-      );
-    }
-    if (r.newOffers.length > SHOWN_OFFERS) parts.push(`- and ${r.newOffers.length - SHOWN_OFFERS} more new`);
-  }
-  if (r.conflicts.length > 0) {
-    parts.push("Loominal: files you just changed are leased exclusively by other agents:");
-    for (const c of r.conflicts)
-      parts.push(
-        `- ${c.path}: ${c.handle} (${c.agentId}) holds ${c.heldPath} until ${c.expiresAt}: ${c.reason}`,
-      );
-    parts.push("Coordinate with the holder (warp_messages_send_direct) before going on.");
-  }
-  return parts.join("\n");
-}
-
-/** The JSON Claude Code reads from a hook's stdout, or undefined to print nothing. */
-export function hookOutput(
-  event: HookEvent,
-  text: string,
-  input: HookInput,
-): Record<string, unknown> | undefined {
-  if (text === "") return undefined;
-  if (event === "Stop") {
-    // Keep the agent going once to deal with what arrived; never twice in a row.
-    if (input.stop_hook_active === true) return undefined;
-    return { decision: "block", reason: text };
-  }
-  return { hookSpecificOutput: { hookEventName: event, additionalContext: text } };
-}
-
-function touchedFiles(input: HookInput, projectDir: string, cwd: string): string[] {
-  const raw = [input.tool_input?.file_path, input.tool_input?.notebook_path].filter(
-    (f): f is string => typeof f === "string" && f !== "",
-  );
-  return raw
-    .map((f) => relative(projectDir, resolve(cwd, f)).split(sep).join("/"))
-    .filter((f) => f !== "" && !f.startsWith("..") && !isAbsolute(f));
-}
-
-/**
- * Runs one Claude Code hook. Only an unknown event throws; otherwise it never fails or blocks the session
- * (a problem is a note on stderr).
+ * Runs one Claude Code hook in this process (connecting to NATS itself): what `loominal hook` does when the
+ * Warp server of its session does not answer for it (src/hook-fast.ts). Only an unknown event throws;
+ * otherwise it never fails or blocks the session (a problem is a note on stderr). `inputText` is the hook
+ * input when stdin was read already.
  * Kept apart from the command tree so that `loominal hook` loads as little as it can.
  */
-export async function runHook(ctx: CliContext, eventArg: string): Promise<void> {
-  if (!(HOOK_EVENTS as readonly string[]).includes(eventArg))
-    throw new LoominalError(
-      "invalid_input",
-      `event must be one of ${HOOK_EVENTS.join(", ")}; got ${eventArg}`,
-    );
-  const event = eventArg as HookEvent;
-  let input: HookInput = {};
-  try {
-    const text = process.stdin.isTTY ? "" : readFileSync(0, "utf8");
-    const parsed = hookInputSchema.safeParse(text.trim() === "" ? {} : JSON.parse(text));
-    if (parsed.success) input = parsed.data;
-  } catch {
-    // No or unreadable input: run with defaults rather than disturb the session.
+export async function runHook(ctx: CliContext, eventArg: string, inputText?: string): Promise<void> {
+  const event = parseHookEvent(eventArg);
+  let text = inputText;
+  if (text === undefined) {
+    try {
+      text = process.stdin.isTTY ? "" : readFileSync(0, "utf8");
+    } catch {
+      // No or unreadable input: run with defaults rather than disturb the session.
+      text = "";
+    }
   }
+  const input = parseHookInput(text);
   const cwd = input.cwd ?? ctx.cwd;
   let config: LoominalConfig;
   try {
@@ -346,19 +50,12 @@ export async function runHook(ctx: CliContext, eventArg: string): Promise<void> 
   }
   const fabric = await quickConnect(config, HOOK_CONNECT_MS);
   if (!fabric) {
-    const note = `loominal hook: NATS unreachable at ${config.nats.servers.join(",")}; messages, work and leases not checked.`;
-    ctx.err(note);
-    if (event === "SessionStart") ctx.out(JSON.stringify({ systemMessage: note }));
+    printHookAnswer(ctx, natsUnreachableAnswer(config.nats.servers, event));
     return;
   }
   try {
     const { agentId } = sessionAgent(config);
-    const files = event === "PostToolUse" ? touchedFiles(input, config.projectDir, cwd) : [];
-    const reminders = await collect(fabric, config, agentId, files, (problem) =>
-      ctx.err(`loominal hook: ${problem}`),
-    );
-    const out = hookOutput(event, reminderText(reminders), input);
-    if (out) ctx.out(JSON.stringify(out));
+    printHookAnswer(ctx, await hookReminders({ fabric, config, agentId, event, input, cwd }));
   } catch (err) {
     ctx.err(`loominal hook: ${err instanceof Error ? err.message : String(err)}; nothing shown.`);
   } finally {

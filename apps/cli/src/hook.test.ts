@@ -1,9 +1,18 @@
 import { spawn } from "node:child_process";
-import { Fabric, loadConfig } from "@loominal/fabric";
-import { NatsServer, tempDir, uniqueProjectId } from "@loominal/testkit";
+import { lstatSync, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { createConnection } from "node:net";
+import { dirname, join } from "node:path";
+import { Fabric, loadConfig, processAlive } from "@loominal/fabric";
+import { eventually, NatsServer, spawnStdio, tempDir, uniqueProjectId } from "@loominal/testkit";
 import { Warp } from "@loominal/warp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CLI_BIN } from "./cli.test-helper.js";
+
+/** The Warp MCP server's bin, as Claude Code starts it. */
+const WARP_BIN = join(dirname(createRequire(import.meta.url).resolve("@loominal/warp")), "bin.js");
+/** A NATS URL nothing listens on: a hook given it can only answer through the session's Warp server. */
+const NOWHERE = "nats://127.0.0.1:1";
 
 let nats: NatsServer;
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -68,6 +77,46 @@ function context(stdout: string, event: string): string {
   expect(out.hookSpecificOutput?.hookEventName).toBe(event);
   expect(typeof out.hookSpecificOutput?.additionalContext).toBe("string");
   return String(out.hookSpecificOutput?.additionalContext);
+}
+
+/** Starts the Warp MCP server as a child of this process (as Claude Code starts it beside its hooks). */
+async function warpServer(dir: string, env: Record<string, string>) {
+  const client = await spawnStdio({
+    command: process.execPath,
+    args: [WARP_BIN],
+    cwd: dir,
+    env: { ...env, LOOMINAL_LOG_LEVEL: "warn", LOOMINAL_TOOLS: "full" },
+  });
+  cleanups.push(() => client.close().catch(() => undefined));
+  const me = await eventually(
+    async () => {
+      const r = await client.call("warp_handle_get");
+      if (r.isError) throw new Error(r.text);
+      return r.structured as { agentId: string };
+    },
+    { timeoutMs: 20_000 },
+  );
+  const registered = await client.call("warp_registry_register", { agentType: "developer" });
+  if (registered.isError) throw new Error(registered.text);
+  return { client, agentId: me.agentId };
+}
+
+/** Sends one raw request line to a hook socket; the last line it answers, parsed. */
+function rawRequest(path: string, line: string): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    const socket = createConnection(path);
+    let text = "";
+    socket.setEncoding("utf8");
+    socket.on("connect", () => socket.write(`${line}\n`));
+    socket.on("data", (chunk: string) => {
+      text += chunk;
+    });
+    socket.on("error", reject);
+    socket.on("close", () => {
+      const lines = text.trim().split("\n");
+      resolve(JSON.parse(lines[lines.length - 1] ?? "null") as Record<string, unknown>);
+    });
+  });
 }
 
 describe("loominal hook", () => {
@@ -211,4 +260,86 @@ describe("loominal hook", () => {
     expect(quiet.code).toBe(0);
     expect(quiet.stdout).toBe("");
   });
+
+  it("asks the session's Warp server over its socket, and does the work itself when that server is gone", async () => {
+    const repo = tempDir("hook-sock-");
+    const locks = tempDir("hook-sock-locks-");
+    cleanups.push(repo.cleanup, locks.cleanup);
+    const projectId = uniqueProjectId();
+    const env = { NATS_URL: nats.url, LOOMINAL_PROJECT_ID: projectId, LOOMINAL_LOCK_DIR: locks.path };
+    // The hook's own NATS URL leads nowhere: only the Warp server, on its connection, can answer.
+    const viaServer = { ...env, NATS_URL: NOWHERE };
+    const { client, agentId } = await warpServer(repo.path, env);
+    const bob = await agent(repo.path, projectId, "bob", locks.path);
+    const socket = join(locks.path, `${agentId}.sock`);
+    const st = lstatSync(socket);
+    expect(st.isSocket()).toBe(true);
+    expect(st.mode & 0o777).toBe(0o600);
+
+    await bob.inbox.send(agentId, "first, through the socket");
+    await bob.inbox.send(agentId, "urgent, through the socket", { priority: "urgent" });
+    const first = await hook("UserPromptSubmit", { cwd: repo.path }, viaServer);
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stderr).toBe("");
+    const text = context(first.stdout, "UserPromptSubmit");
+    expect(text).toContain("2 unread");
+    expect(text.indexOf("urgent, through")).toBeLessThan(text.indexOf("first, through"));
+    for (const event of ["UserPromptSubmit", "Stop", "SessionStart"]) {
+      const again = await hook(event, { cwd: repo.path }, viaServer);
+      expect(again.code).toBe(0);
+      expect(again.stdout, event).toBe("");
+    }
+
+    // A malformed request gets an error answer, and the server keeps answering.
+    for (const bad of [
+      "not json",
+      JSON.stringify({ v: 1, event: "Nope", input: "", cwd: repo.path }),
+      JSON.stringify({ v: 99, event: "Stop", input: "", cwd: repo.path }),
+      JSON.stringify({ v: 1, event: "Stop", input: 7, cwd: repo.path }),
+    ]) {
+      const reply = await rawRequest(socket, bad);
+      expect(reply.ok, bad).toBe(false);
+      expect(String(reply.error), bad).toMatch(/^invalid_input: /);
+    }
+    const unreadable = await hook("Stop", { cwd: repo.path }, viaServer);
+    expect(unreadable.code).toBe(0);
+    await bob.inbox.send(agentId, "second");
+    const stop = await hook("Stop", { cwd: repo.path, stop_hook_active: false }, viaServer);
+    const blocked = JSON.parse(stop.stdout) as { decision: string; reason: string };
+    expect(blocked.decision).toBe("block");
+    expect(blocked.reason).toContain("3 unread");
+    expect(blocked.reason).toContain("second");
+    expect(blocked.reason).not.toContain("through the socket");
+
+    // The server dies without a goodbye: its socket stays behind, and the hook does the work itself.
+    const pid = (JSON.parse(readFileSync(join(locks.path, `${agentId}.lock`), "utf8")) as { pid: number })
+      .pid;
+    process.kill(pid, "SIGKILL");
+    await eventually(() => {
+      if (processAlive(pid)) throw new Error("still alive");
+    });
+    await client.close().catch(() => undefined);
+    expect(lstatSync(socket).isSocket()).toBe(true);
+    const alone = await hook("UserPromptSubmit", { cwd: repo.path }, viaServer);
+    expect(alone.code).toBe(0);
+    expect(alone.stderr).toContain(`NATS unreachable at ${NOWHERE}`);
+    await bob.inbox.send(agentId, "third");
+    const fallback = await hook("UserPromptSubmit", { cwd: repo.path }, env);
+    expect(fallback.code, fallback.stderr).toBe(0);
+    const shown = context(fallback.stdout, "UserPromptSubmit");
+    expect(shown).toContain("third");
+    expect(shown).not.toContain("second");
+    expect((await hook("UserPromptSubmit", { cwd: repo.path }, env)).stdout).toBe("");
+
+    // A new server of the session replaces the stale socket and answers again (with the hook's NATS nowhere).
+    const restarted = await warpServer(repo.path, env);
+    expect(restarted.agentId).toBe(agentId);
+    await bob.inbox.send(agentId, "fourth");
+    const back = await hook("PostToolUse", { cwd: repo.path }, viaServer);
+    expect(back.code, back.stderr).toBe(0);
+    expect(back.stderr).toBe("");
+    const again = context(back.stdout, "PostToolUse");
+    expect(again).toContain("fourth");
+    expect(again).not.toContain("third");
+  }, 120_000);
 });

@@ -1,13 +1,15 @@
 import { mkdirSync, readdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buckets, deriveAgentId, keys, LoominalError, nameTokenProblem } from "@loominal/protocol";
 import { isCasConflict } from "./cas.js";
 import type { LoominalConfig } from "./config.js";
 import type { Fabric } from "./connection.js";
-import { processAlive } from "./host.js";
 import { Lease, leaseBucket } from "./lease.js";
 import type { Logger } from "./logger.js";
+import { processAlive } from "./proc.js";
+import { defaultLockDir, type LockRecord, lockFileName, readLock } from "./session-lock.js";
+
+export { defaultLockDir };
 
 /** TTL of an identity claim in NATS: a claim not renewed for this long may be taken by another process. */
 export const IDENTITY_LEASE_TTL_MS = 30_000;
@@ -16,12 +18,6 @@ const IDENTITY_RENEW_MS = 10_000;
 export const MAX_INSTANCES = 16;
 /** A lock file nobody finished writing for this long is left over from a crash. */
 const TORN_LOCK_MS = 10_000;
-/** Where lock files live unless `lockDir` or `LOOMINAL_LOCK_DIR` says otherwise. */
-export function defaultLockDir(env: Record<string, string | undefined> = process.env): string {
-  const set = env.LOOMINAL_LOCK_DIR?.trim();
-  return set ? set : join(tmpdir(), "loominal-agents");
-}
-
 /** How an identity claim names the process holding it: `pid <pid> on <hostname>`. */
 export function identityHolder(hostname: string, pid: number = process.pid): string {
   return `pid ${pid} on ${hostname}`;
@@ -64,37 +60,6 @@ export class IdentityInUseError extends LoominalError {
   }
 }
 
-interface LockRecord {
-  pid: number;
-  /** The holder's parent: servers started by one MCP host (one session) share it. */
-  ppid?: number;
-  hostname: string;
-  startedAt: string;
-}
-
-function readLock(path: string): LockRecord | "missing" | "torn" {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return "missing";
-    throw err;
-  }
-  try {
-    const raw = JSON.parse(text) as Partial<LockRecord>;
-    if (typeof raw.pid === "number" && typeof raw.hostname === "string")
-      return {
-        pid: raw.pid,
-        ...(typeof raw.ppid === "number" ? { ppid: raw.ppid } : {}),
-        hostname: raw.hostname,
-        startedAt: String(raw.startedAt),
-      };
-  } catch {
-    // Written by a process that crashed mid-write, or being written right now.
-  }
-  return "torn";
-}
-
 function createExclusive(path: string, content: string): boolean {
   try {
     writeFileSync(path, content, { flag: "wx" });
@@ -111,11 +76,6 @@ function olderThan(path: string, ms: number): boolean {
   } catch {
     return false;
   }
-}
-
-/** The lock file of one agent id for one role. Warp's keeps the name it always had. */
-function lockFileName(agentId: string, role: string): string {
-  return role === "warp" ? `${agentId}.lock` : `${agentId}.${role}.lock`;
 }
 
 export interface AgentInstanceOptions {
@@ -295,6 +255,11 @@ export class AgentInstance {
   /** The configuration with this instance's agent id and name (what a library opened with it should use). */
   applyTo(config: LoominalConfig): LoominalConfig {
     return { ...config, agentId: this.agentId, agentName: this.agentName };
+  }
+
+  /** The lock file this instance holds on this host (undefined when the lock directory was unusable). */
+  get lockPath(): string | undefined {
+    return this.#closed ? undefined : this.#lockPath;
   }
 
   /** Whether the NATS claim is currently held. */

@@ -125,6 +125,7 @@ export {
   readAll,
 } from "./pull.js";
 export { KeyedSerialQueue } from "./serial.js";
+export { sessionWarpLock } from "./session-lock.js";
 export { GracefulShutdown, type GracefulShutdownOptions } from "./shutdown.js";
 export {
   type BucketSpec,

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { createLogger, Fabric, loadConfig } from "@loominal/fabric";
 import { runServerMain, runStdio, toolProfileFromEnv } from "@loominal/mcp-kit";
+import { HookSocketServer } from "./hook/server.js";
 import { createWarpServer } from "./mcp/server.js";
 import { Warp } from "./warp.js";
 
@@ -26,9 +27,12 @@ await runServerMain("loominal-warp", logger, async () => {
     },
     "warp starting",
   );
+  // The Claude Code hooks of this session ask this server instead of connecting to NATS themselves.
+  const hooks = await HookSocketServer.start(warp);
   await runStdio(createWarpServer(warp, { tools }), {
     logger,
     onShutdown: async () => {
+      await hooks?.close();
       await warp.close();
       await fabric.close();
     },

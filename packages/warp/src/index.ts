@@ -21,6 +21,29 @@ export {
 } from "./channels.js";
 export { AgentNotFoundError, IdentityInUseError, NotRegisteredError, UnknownChannelError } from "./errors.js";
 export {
+  HOOK_EVENTS,
+  HOOK_PROTOCOL_VERSION,
+  type HookAnswer,
+  type HookEvent,
+  type HookReply,
+  type HookRequest,
+  hookSocketPath,
+} from "./hook/protocol.js";
+export {
+  HOOK_CONNECT_MS,
+  type HookInput,
+  type HookReminderOptions,
+  hookInputSchema,
+  hookOutput,
+  hookReminders,
+  natsUnreachableAnswer,
+  parseHookEvent,
+  parseHookInput,
+  type Reminders,
+  reminderText,
+} from "./hook/reminders.js";
+export { HookSocketServer } from "./hook/server.js";
+export {
   IDENTITY_LEASE_TTL_MS,
   Identity,
   type IdentityOptions,

@@ -1,0 +1,183 @@
+import { chmodSync, lstatSync, unlinkSync } from "node:fs";
+import { createServer, type Server, type Socket } from "node:net";
+import type { Logger } from "@loominal/fabric";
+import { z } from "zod";
+import type { Warp } from "../warp.js";
+import {
+  HOOK_EVENTS,
+  HOOK_PROTOCOL_VERSION,
+  HOOK_REQUEST_MAX_BYTES,
+  type HookAnswer,
+  type HookReply,
+  hookSocketPath,
+} from "./protocol.js";
+import { HOOK_CONNECT_MS, hookReminders, natsUnreachableAnswer, parseHookInput } from "./reminders.js";
+
+/** Past this, the answer is not recorded as shown any more: the hook stops waiting soon after (hook-client). */
+const ANSWER_BUDGET_MS = 3_000;
+
+const requestSchema = z.strictObject({
+  v: z.literal(HOOK_PROTOCOL_VERSION),
+  event: z.enum(HOOK_EVENTS),
+  input: z.string(),
+  cwd: z.string().min(1),
+});
+
+/**
+ * The Warp server's answer to the Claude Code hooks of its session (`loominal hook <event>`): a Unix domain
+ * socket beside its identity lock file (`<agentId>.sock`), mode 0600, on which a hook sends one request line
+ * and reads the reminders for this server's agent, computed as the hook would (`hookReminders`) on this
+ * server's connection, so the hook starts no NATS client of its own. NATS unreachable: the same note as the
+ * hook's, at once.
+ *
+ * A socket left by a dead holder of the same identity is replaced; anything else at that path is left
+ * alone (and nothing listens). The socket is removed on close.
+ */
+export class HookSocketServer {
+  readonly path: string;
+  #server: Server;
+  #ino: number;
+  #logger: Logger;
+  #open = new Set<Socket>();
+
+  private constructor(path: string, server: Server, ino: number, logger: Logger) {
+    this.path = path;
+    this.#server = server;
+    this.#ino = ino;
+    this.#logger = logger;
+  }
+
+  /**
+   * Listens beside `warp`'s lock file; undefined (with a warning) when there is none or the socket cannot
+   * be made there. Hooks then do the work themselves, as without a server.
+   */
+  static async start(warp: Warp): Promise<HookSocketServer | undefined> {
+    const logger = warp.logger;
+    const lockPath = warp.identity.instanceOf.lockPath;
+    if (lockPath === undefined) return undefined;
+    const path = hookSocketPath(lockPath);
+    try {
+      // This process holds the lock, so a socket here is a dead holder's.
+      const st = lstatSync(path, { throwIfNoEntry: false });
+      if (st && !st.isSocket()) {
+        logger.warn({ path }, "not a socket; hooks of this session run without this server");
+        return undefined;
+      }
+      if (st) unlinkSync(path);
+    } catch (err) {
+      logger.warn({ path, err: String(err) }, "cannot replace the stale hook socket");
+      return undefined;
+    }
+    const sockets = new Set<Socket>();
+    const server = createServer((socket) => {
+      sockets.add(socket);
+      socket.on("close", () => sockets.delete(socket));
+      serve(socket, warp);
+    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once("error", reject);
+        // The socket file is made while listening: with this mask it is never open to others, not even briefly.
+        const mask = process.umask(0o177);
+        try {
+          server.listen(path, () => {
+            server.off("error", reject);
+            resolve();
+          });
+        } finally {
+          process.umask(mask);
+        }
+      });
+      chmodSync(path, 0o600);
+    } catch (err) {
+      server.close();
+      logger.warn({ path, err: String(err) }, "cannot listen for hooks; they run without this server");
+      return undefined;
+    }
+    server.on("error", (err) => logger.warn({ path, err: String(err) }, "hook socket error"));
+    const hooks = new HookSocketServer(path, server, lstatSync(path).ino, logger);
+    hooks.#open = sockets;
+    logger.debug({ path }, "answering hooks");
+    return hooks;
+  }
+
+  /** Stops listening and removes the socket (if it is still this server's). */
+  async close(): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    for (const s of this.#open) s.destroy();
+    await closed;
+    try {
+      if (lstatSync(this.path, { throwIfNoEntry: false })?.ino === this.#ino) unlinkSync(this.path);
+    } catch (err) {
+      this.#logger.warn({ path: this.path, err: String(err) }, "could not remove the hook socket");
+    }
+  }
+}
+
+/** Reads one request line from a hook, answers it, closes. */
+function serve(socket: Socket, warp: Warp): void {
+  const started = Date.now();
+  let buffered = "";
+  let handled = false;
+  const reply = (r: HookReply) => {
+    if (!socket.destroyed) socket.end(`${JSON.stringify(r)}\n`);
+  };
+  const fail = (error: string) => reply({ v: HOOK_PROTOCOL_VERSION, ok: false, error });
+  socket.setEncoding("utf8");
+  socket.on("error", () => socket.destroy());
+  socket.setTimeout(10_000, () => socket.destroy());
+  socket.on("data", (chunk: string) => {
+    if (handled) return;
+    buffered += chunk;
+    const end = buffered.indexOf("\n");
+    if (end < 0) {
+      if (buffered.length > HOOK_REQUEST_MAX_BYTES) {
+        handled = true;
+        fail(`invalid_input: request longer than ${HOOK_REQUEST_MAX_BYTES} bytes`);
+      }
+      return;
+    }
+    handled = true;
+    let raw: unknown;
+    try {
+      raw = JSON.parse(buffered.slice(0, end));
+    } catch {
+      fail("invalid_input: the request is not a JSON line");
+      return;
+    }
+    const parsed = requestSchema.safeParse(raw);
+    if (!parsed.success) {
+      fail(`invalid_input: ${z.prettifyError(parsed.error).replace(/\n/g, "; ")}`);
+      return;
+    }
+    socket.write(`${JSON.stringify({ v: HOOK_PROTOCOL_VERSION, accepted: true })}\n`);
+    const { event, input, cwd } = parsed.data;
+    answer(warp, event, input, cwd, () => !socket.destroyed && Date.now() - started < ANSWER_BUDGET_MS)
+      .then((a) => reply({ v: HOOK_PROTOCOL_VERSION, ok: true, agentId: warp.agentId, ...a }))
+      .catch((err: unknown) => fail(`internal: ${err instanceof Error ? err.message : String(err)}`));
+  });
+}
+
+async function answer(
+  warp: Warp,
+  event: (typeof HOOK_EVENTS)[number],
+  inputText: string,
+  cwd: string,
+  stillWanted: () => boolean,
+): Promise<HookAnswer> {
+  try {
+    // During a known outage this fails at once; while connecting it waits as long as a hook would.
+    await warp.fabric.readyForCall(HOOK_CONNECT_MS);
+  } catch {
+    return natsUnreachableAnswer(warp.config.nats.servers, event);
+  }
+  return hookReminders({
+    fabric: warp.fabric,
+    config: warp.config,
+    agentId: warp.agentId,
+    event,
+    input: parseHookInput(inputText),
+    cwd,
+    stillWanted,
+  });
+}
