@@ -4,8 +4,10 @@
 // queued work for its capabilities and others (the common case: nothing new to show after the first
 // run), with one new offer per call, and with NATS down. Two set-ups of the same CLI, measured call by
 // call alternately: `socket`, where the agent's Warp MCP server runs as a child of this process (as Claude
-// Code starts it beside its hooks), so the hook asks it over its socket; and `fallback`, where the agent's
-// Warp runs in this process and listens on no socket, so the hook does the work itself.
+// Code starts it beside its hooks), so the hook asks it over its socket (`socketViaBin`: the same, started
+// as `node dist/bin.js hook <event>`); and `fallback`, where the agent's Warp runs in this process and
+// listens on no socket, so the hook does the work itself. `nodeFloor` is `node -e ""` in the same
+// rotation: what any Node hook pays at the same moments.
 // Usage: node bench/hook-latency.mjs [--calls 40] [--cli path/to/hook.cjs|bin.js] [--baseline path/to/bin.js]
 //   Starts its own nats-server; run `pnpm build` first. The hook runs as `node dist/hook.cjs <event>`
 //   (what `loominal mcp-config --hooks` writes); --cli measures another entry or build of the CLI;
@@ -129,6 +131,12 @@ async function series(all, event, inputOf, options = {}) {
     const order = i % 2 === 0 ? setups.map((_, j) => j) : setups.map((_, j) => setups.length - 1 - j);
     for (const j of order) {
       const s = setups[j];
+      if (s.floor) {
+        const t0 = performance.now();
+        await new Promise((r) => spawn(process.execPath, ["-e", ""]).on("close", r));
+        samples[j].push(performance.now() - t0);
+        continue;
+      }
       await options.before?.(s);
       const env = options.natsDown ? { ...s.env, NATS_URL: "nats://127.0.0.1:1" } : s.env;
       const r = await runHook(s.cli, event, inputOf(s), env);
@@ -144,10 +152,17 @@ async function series(all, event, inputOf, options = {}) {
 }
 
 try {
+  const socket = await setUp("socket", CLI, true);
   const setups = [
-    await setUp("socket", CLI, true),
+    socket,
+    // The same session and server, through the older hook command `node dist/bin.js hook <event>`.
+    ...(CLI.endsWith(".cjs")
+      ? [{ ...socket, label: "socketViaBin", cli: join(dirname(CLI), "bin.js") }]
+      : []),
     await setUp("fallback", CLI),
     ...(BASELINE ? [await setUp("baseline", BASELINE)] : []),
+    // `node -e ""` in the same rotation: the floor any Node hook pays, at the same moments.
+    { label: "nodeFloor", floor: true },
   ];
   const result = {
     ...(BASELINE ? { cli: CLI, baseline: BASELINE } : {}),
