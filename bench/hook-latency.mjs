@@ -2,18 +2,24 @@
 // Latency of `loominal hook <event>` as Claude Code runs it: a fresh process per call, hook input on
 // stdin, against a live nats-server, for an agent with capabilities, a few unread messages, leases and
 // queued work for its capabilities and others (the common case: nothing new to show after the first
-// run), with one new offer per call, and with NATS down.
-// Usage: node bench/hook-latency.mjs [--calls 40] [--cli path/to/bin.js] [--baseline path/to/bin.js]
-//   Starts its own nats-server; run `pnpm build` first. --cli measures another build of the CLI;
-//   --baseline measures a second build call by call alongside (alternating, each in its own project
-//   and directory), so both see the same machine load.
+// run), with one new offer per call, and with NATS down. Two set-ups of the same CLI, measured call by
+// call alternately: `socket`, where the agent's Warp MCP server runs as a child of this process (as Claude
+// Code starts it beside its hooks), so the hook asks it over its socket; and `fallback`, where the agent's
+// Warp runs in this process and listens on no socket, so the hook does the work itself.
+// Usage: node bench/hook-latency.mjs [--calls 40] [--cli path/to/hook.cjs|bin.js] [--baseline path/to/bin.js]
+//   Starts its own nats-server; run `pnpm build` first. The hook runs as `node dist/hook.cjs <event>`
+//   (what `loominal mcp-config --hooks` writes); --cli measures another entry or build of the CLI;
+//   --baseline measures a second build alongside in a third set-up (without a server), so all see the
+//   same machine load.
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
+import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Fabric, loadConfig } from "@loominal/fabric";
 import { randomId } from "@loominal/protocol";
+import { eventually, spawnStdio } from "@loominal/testkit";
 import { Warp } from "@loominal/warp";
 import { benchServer, percentiles, report } from "./lib.mjs";
 
@@ -22,17 +28,24 @@ for (let i = 2; i < process.argv.length; i += 2)
   args.set(process.argv[i]?.replace(/^--/, ""), process.argv[i + 1]);
 const calls = Number(args.get("calls") ?? 40);
 const MAX_MS = 120_000;
-const CLI = args.get("cli") ?? fileURLToPath(new URL("../apps/cli/dist/bin.js", import.meta.url));
+// What `loominal mcp-config --hooks` writes: `node dist/hook.cjs <event>`; a bin.js runs `bin.js hook <event>`.
+const CLI = args.get("cli") ?? fileURLToPath(new URL("../apps/cli/dist/hook.cjs", import.meta.url));
 const BASELINE = args.get("baseline");
+const WARP_BIN = join(dirname(createRequire(import.meta.url).resolve("@loominal/warp")), "bin.js");
+/** A NATS URL nothing listens on. */
+const NOWHERE = "nats://127.0.0.1:1";
 
-function runHook(cli, event, input, env) {
+function runHook(cli, event, input, env, keepStderr = false) {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
-    const child = spawn(process.execPath, [cli, "hook", event], { env, stdio: ["pipe", "pipe", "pipe"] });
+    const argv = cli.endsWith(".cjs") ? [cli, event] : [cli, "hook", event];
+    const child = spawn(process.execPath, argv, { env, stdio: ["pipe", "pipe", "pipe"] });
+    let stderr = "";
     child.stdout.resume();
-    child.stderr.resume();
+    if (keepStderr) child.stderr.on("data", (b) => (stderr += b));
+    else child.stderr.resume();
     child.on("error", reject);
-    child.on("close", (code) => resolve({ ms: performance.now() - t0, code }));
+    child.on("close", (code) => resolve({ ms: performance.now() - t0, code, stderr }));
     child.stdin.end(JSON.stringify(input));
   });
 }
@@ -41,8 +54,12 @@ const server = await benchServer();
 const opened = [];
 const temp = [];
 
-/** One project with its own directory: an agent with capabilities, a peer's messages, lease and offers. */
-async function setUp(cli) {
+/**
+ * One project with its own directory: an agent with capabilities, a peer's messages, lease and offers.
+ * With `server`, the agent is a Warp MCP server process started here (the session's), else a Warp in
+ * this process.
+ */
+async function setUp(label, cli, server = false) {
   const dir = mkdtempSync(join(tmpdir(), "bench-hook-"));
   const locks = mkdtempSync(join(tmpdir(), "bench-hook-locks-"));
   temp.push(dir, locks);
@@ -64,9 +81,28 @@ async function setUp(cli) {
     });
     return warp;
   };
-  const me = await open("default", ["review", "typescript"]);
+  const capabilities = ["review", "typescript"];
+  let meId;
+  if (server) {
+    const client = await spawnStdio({
+      command: process.execPath,
+      args: [WARP_BIN],
+      cwd: dir,
+      env: { ...env, LOOMINAL_LOG_LEVEL: "warn", LOOMINAL_TOOLS: "full" },
+    });
+    opened.push(() => client.close());
+    const call = async (name, args) => {
+      const r = await client.call(name, args);
+      if (r.isError) throw new Error(`${name}: ${r.text}`);
+      return r.structured;
+    };
+    meId = (await eventually(() => call("warp_handle_get", {}), { timeoutMs: 20_000 })).agentId;
+    await call("warp_registry_register", { agentType: "bench", capabilities });
+  } else {
+    meId = (await open("default", capabilities)).agentId;
+  }
   const peer = await open("peer");
-  for (let i = 0; i < 5; i++) await peer.inbox.send(me.agentId, `message ${i}`);
+  for (let i = 0; i < 5; i++) await peer.inbox.send(meId, `message ${i}`);
   await peer.leases.acquire({ paths: ["src/core"], mode: "exclusive", reason: "bench" });
   let n = 0;
   const offer = (capability) =>
@@ -74,11 +110,19 @@ async function setUp(cli) {
   for (let i = 0; i < 5; i++) await offer("review");
   for (let i = 0; i < 5; i++) await offer("deploy");
   await runHook(cli, "UserPromptSubmit", { cwd: dir }, env); // shows the messages and the work once
-  return { cli, dir, env, offer };
+  if (server) {
+    // Only the server can answer a hook whose own NATS URL leads nowhere: the socket is in use.
+    const r = await runHook(cli, "UserPromptSubmit", { cwd: dir }, { ...env, NATS_URL: NOWHERE }, true);
+    if (r.code !== 0 || r.stderr !== "")
+      throw new Error(`the hook did not answer through the socket: ${r.stderr}`);
+  }
+  return { label, cli, dir, env, offer, server };
 }
 
 /** Calls of one event per set-up, alternating between them call by call. */
-async function series(setups, event, inputOf, options = {}) {
+async function series(all, event, inputOf, options = {}) {
+  // NATS down is the hook's own connection: only set-ups without a server make one.
+  const setups = options.natsDown ? all.filter((s) => !s.server) : all;
   const samples = setups.map(() => []);
   const deadline = Date.now() + MAX_MS;
   for (let i = 0; i < calls && Date.now() < deadline; i++) {
@@ -92,13 +136,19 @@ async function series(setups, event, inputOf, options = {}) {
       samples[j].push(r.ms);
     }
   }
-  const out = { calls: samples[0].length, ...percentiles(samples[0]) };
-  if (setups.length > 1) out.baseline = percentiles(samples[1]);
+  const out = { calls: samples[0].length };
+  setups.forEach((s, j) => {
+    out[s.label] = percentiles(samples[j]);
+  });
   return out;
 }
 
 try {
-  const setups = [await setUp(CLI), ...(BASELINE ? [await setUp(BASELINE)] : [])];
+  const setups = [
+    await setUp("socket", CLI, true),
+    await setUp("fallback", CLI),
+    ...(BASELINE ? [await setUp("baseline", BASELINE)] : []),
+  ];
   const result = {
     ...(BASELINE ? { cli: CLI, baseline: BASELINE } : {}),
     nodeStartupOnly: await (async () => {

@@ -1,16 +1,16 @@
-// Bundles `loominal hook` (dist/hook-main.js and everything it imports: the NATS client, zod, the
-// Loominal packages) into dist/hook.bundle.cjs, which dist/bin.js loads for `hook <event>` (with V8's code
-// cache, src/hook-loader.ts). One file loads several times faster than the modules behind it, and a hook
-// runs on every prompt and tool call. CommonJS, because V8's code cache is open to scripts, not modules.
+// Bundles `loominal hook` into two CommonJS files (CommonJS: V8's code cache is open to scripts, not
+// modules, and Node starts a script faster than an ES module):
+// - dist/hook.cjs, the command Claude Code runs (`node dist/hook.cjs <event>`): dist/hook-entry.js, which
+//   asks the Warp server of the session over its socket and loads nothing else (a few KB);
+// - dist/hook.bundle.cjs, what a hook runs when no server answers: dist/hook-main.js and everything it
+//   imports (the NATS client, zod, the Loominal packages), loaded with V8's code cache
+//   (src/hook-loader.ts). One file loads several times faster than the modules behind it.
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-
-await build({
-  entryPoints: [join(root, "dist", "hook-main.js")],
-  outfile: join(root, "dist", "hook.bundle.cjs"),
+const common = {
   bundle: true,
   platform: "node",
   format: "cjs",
@@ -18,4 +18,15 @@ await build({
   minify: true,
   legalComments: "linked",
   logLevel: "warning",
+};
+
+await build({
+  ...common,
+  entryPoints: [join(root, "dist", "hook-main.js")],
+  outfile: join(root, "dist", "hook.bundle.cjs"),
+});
+await build({
+  ...common,
+  entryPoints: [join(root, "dist", "hook-entry.js")],
+  outfile: join(root, "dist", "hook.cjs"),
 });

@@ -35,12 +35,23 @@ describe("loominal mcp-config --hooks", () => {
     expect(settings.hooks.PostToolUse[1].matcher).toBe("Edit|Write|MultiEdit|NotebookEdit");
     expect(settings.hooks.Stop[0].hooks[0]).toMatchObject({
       type: "command",
-      command: expect.stringMatching(/ hook Stop$/),
+      command: expect.stringMatching(/\/dist\/hook\.cjs" Stop$/),
     });
 
     const again = await runCli(["mcp-config", "--hooks"], { cwd: repo.path });
     expect(again.stdout.match(/unchanged/g)).toHaveLength(4);
     expect(readFileSync(path, "utf8")).toBe(`${JSON.stringify(settings, null, 2)}\n`);
+
+    // A hook written by an earlier version (`bin.js hook <event>`) is updated in place.
+    const stop = settings.hooks.Stop[0].hooks[0];
+    stop.command = `"/usr/bin/node" "/old/apps/cli/dist/bin.js" hook Stop`;
+    writeFileSync(path, JSON.stringify(settings));
+    const updated = await runCli(["mcp-config", "--hooks"], { cwd: repo.path });
+    expect(updated.stdout).toContain("Stop: updated the loominal hook");
+    expect(updated.stdout.match(/unchanged/g)).toHaveLength(3);
+    const now = JSON.parse(readFileSync(path, "utf8"));
+    expect(now.hooks.Stop).toHaveLength(1);
+    expect(now.hooks.Stop[0].hooks[0].command).toMatch(/\/dist\/hook\.cjs" Stop$/);
   });
 
   it("refuses a settings file that is not a JSON object, naming it", async () => {

@@ -21,14 +21,22 @@ interface HookGroup {
   [key: string]: unknown;
 }
 
-/** The command line Claude Code runs for one event: this node and this CLI, by absolute path. */
+/**
+ * The command line Claude Code runs for one event: this node and the CLI's hook entry (dist/hook.cjs, the
+ * smallest start), by absolute path; `bin.js hook <event>` when the CLI was built without it.
+ */
 export function hookCommand(event: HookEvent): string {
+  const entry = fileURLToPath(new URL("./hook.cjs", import.meta.url));
+  if (existsSync(entry)) return `${JSON.stringify(process.execPath)} ${JSON.stringify(entry)} ${event}`;
   const bin = fileURLToPath(new URL("./bin.js", import.meta.url));
   return `${JSON.stringify(process.execPath)} ${JSON.stringify(bin)} hook ${event}`;
 }
 
+/** A Loominal hook of this event, as written now (`hook.cjs <event>`) or before (`bin.js hook <event>`). */
 const ours = (event: HookEvent) => (h: HookCommand) =>
-  typeof h.command === "string" && h.command.endsWith(` hook ${event}`) && h.command.includes("bin.js");
+  typeof h.command === "string" &&
+  ((h.command.endsWith(` hook ${event}`) && h.command.includes("bin.js")) ||
+    (h.command.endsWith(`hook.cjs" ${event}`) && h.command.includes("hook.cjs")));
 
 /**
  * Merges Loominal's hooks into a Claude Code settings file (`.claude/settings.json`): one command per event

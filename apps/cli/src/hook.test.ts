@@ -24,13 +24,19 @@ afterAll(async () => {
   await nats?.stop();
 });
 
-/** Runs `loominal hook <event>` as Claude Code does: hook input as JSON on stdin. */
-function hook(event: string, input: Record<string, unknown>, env: Record<string, string>) {
+/** The hook command `loominal mcp-config --hooks` writes: `node dist/hook.cjs <event>`. */
+const HOOK_ENTRY = join(dirname(CLI_BIN), "hook.cjs");
+
+/**
+ * Runs a hook as Claude Code does, hook input as JSON on stdin: `node dist/hook.cjs <event>`, or with
+ * `viaBin` the older command `node dist/bin.js hook <event>`.
+ */
+function hook(event: string, input: Record<string, unknown>, env: Record<string, string>, viaBin = false) {
   const clean: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env))
     if (v !== undefined && !k.startsWith("NATS_") && !k.startsWith("LOOMINAL_")) clean[k] = v;
   return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI_BIN, "hook", event], {
+    const child = spawn(process.execPath, viaBin ? [CLI_BIN, "hook", event] : [HOOK_ENTRY, event], {
       env: { ...clean, ...env },
       stdio: "pipe",
     });
@@ -259,6 +265,16 @@ describe("loominal hook", () => {
     const quiet = await hook("UserPromptSubmit", { cwd: repo.path }, { NATS_URL: url });
     expect(quiet.code).toBe(0);
     expect(quiet.stdout).toBe("");
+    const viaBin = await hook("SessionStart", { cwd: repo.path }, { NATS_URL: url }, true);
+    expect(viaBin.code).toBe(0);
+    expect(viaBin.stderr).toContain("NATS unreachable");
+    for (const bin of [false, true]) {
+      const unknown = await hook("Nope", { cwd: repo.path }, { NATS_URL: url }, bin);
+      expect(unknown.code).toBe(2);
+      expect(unknown.stderr).toContain(
+        "event must be one of SessionStart, UserPromptSubmit, PostToolUse, Stop",
+      );
+    }
   });
 
   it("asks the session's Warp server over its socket, and does the work itself when that server is gone", async () => {
@@ -284,8 +300,12 @@ describe("loominal hook", () => {
     const text = context(first.stdout, "UserPromptSubmit");
     expect(text).toContain("2 unread");
     expect(text.indexOf("urgent, through")).toBeLessThan(text.indexOf("first, through"));
-    for (const event of ["UserPromptSubmit", "Stop", "SessionStart"]) {
-      const again = await hook(event, { cwd: repo.path }, viaServer);
+    for (const [event, viaBin] of [
+      ["UserPromptSubmit", false],
+      ["Stop", true],
+      ["SessionStart", false],
+    ] as const) {
+      const again = await hook(event, { cwd: repo.path }, viaServer, viaBin);
       expect(again.code).toBe(0);
       expect(again.stdout, event).toBe("");
     }
