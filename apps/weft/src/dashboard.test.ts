@@ -289,9 +289,16 @@ describe("dashboard Runner view", () => {
             return e.event === "run" && run.run_id === second && run.status === "completed";
           });
         },
-        timeoutMs: 30_000,
+        timeoutMs: 60_000,
       });
-      await isFollowing;
+      // Bounded: a stream that ends without its first replicas event fails here instead of waiting forever.
+      await Promise.race([
+        isFollowing,
+        live.then((r) => {
+          if (!r.events.some((e) => e.event === "replicas"))
+            throw new Error(`the Runner stream ended before its first replicas event: ${JSON.stringify(r)}`);
+        }),
+      ]);
       second = await replica.run({ agent: "mock-generic", prompt: "again", user_id: "bob" });
       const got = await live;
       expect(got.status).toBe(200);

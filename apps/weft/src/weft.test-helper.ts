@@ -198,12 +198,23 @@ export class RunnerReplica {
     return json.run_id;
   }
 
-  /** SIGTERM and wait. */
+  /** SIGTERM and wait; a replica still running 20 s later is killed and the stop fails, saying so. */
   async stop(): Promise<void> {
     if (this.proc.exitCode !== null || this.proc.signalCode !== null) return;
     const exited = new Promise<void>((r) => this.proc.once("exit", () => r()));
     this.proc.kill("SIGTERM");
+    let timer: NodeJS.Timeout | undefined;
+    const late = await Promise.race([
+      exited.then(() => false),
+      new Promise<boolean>((r) => {
+        timer = setTimeout(() => r(true), 20_000);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (!late) return;
+    this.proc.kill("SIGKILL");
     await exited;
+    throw new Error("the runner replica did not exit within 20 s of SIGTERM (killed)");
   }
 }
 
