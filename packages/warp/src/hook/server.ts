@@ -153,7 +153,13 @@ function serve(socket: Socket, warp: Warp): void {
     socket.write(`${JSON.stringify({ v: HOOK_PROTOCOL_VERSION, accepted: true })}\n`);
     const { event, input, cwd } = parsed.data;
     answer(warp, event, input, cwd, () => !socket.destroyed && Date.now() - started < ANSWER_BUDGET_MS)
-      .then((a) => reply({ v: HOOK_PROTOCOL_VERSION, ok: true, agentId: warp.agentId, ...a }))
+      .then((a) => {
+        warp.logger.debug(
+          { event, ms: Date.now() - started, shown: a.stdout !== undefined },
+          "answered a hook",
+        );
+        reply({ v: HOOK_PROTOCOL_VERSION, ok: true, agentId: warp.agentId, ...a });
+      })
       .catch((err: unknown) => fail(`internal: ${err instanceof Error ? err.message : String(err)}`));
   });
 }
