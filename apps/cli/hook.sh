@@ -100,6 +100,8 @@ ask() {
   json_string "$PWD" || return 1
   local cwd=$REPLY
 
+  # A server that closes early makes a write fail (then the Node hook runs) rather than end this shell.
+  trap '' PIPE
   # Loopback: a port nobody listens on is refused at once.
   { exec 3<>"/dev/tcp/127.0.0.1/$port"; } 2>/dev/null || return 1
   printf '%s\n{"v":1,"event":"%s","input":"%s","cwd":"%s","reply":"shell"}\n' \
