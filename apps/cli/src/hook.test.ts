@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { existsSync, lstatSync, mkdirSync, readFileSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { createConnection } from "node:net";
 import { dirname, join } from "node:path";
@@ -474,6 +474,25 @@ describe("loominal hook", () => {
     expect(await rawTcp(Number(port), `${token}\n{"v":1,"reply":"shell"}\n`)).toMatch(
       /^fail invalid_input: /,
     );
+
+    // Two servers equally near in the process tree (another child of this process lists itself): the shell
+    // hook cannot tell which is its session's and leaves it to the Node hook.
+    const other = spawn("sleep", ["60"], { stdio: "ignore" });
+    cleanups.push(() => {
+      other.kill();
+    });
+    const otherFile = join(locks.path, "other.hook");
+    writeFileSync(otherFile, `${other.pid} ${process.pid} 1 ${"ab".repeat(32)}\n`, { mode: 0o600 });
+    const tie = await shellHook(noNode("Stop"), "Stop", { cwd: repo.path }, viaServer);
+    expect(tie.code).not.toBe(0);
+    // Its process gone, that file no longer counts.
+    other.kill();
+    await eventually(() => {
+      if (other.exitCode === null && other.signalCode === null) throw new Error("still running");
+    });
+    const untied = await shellHook(noNode("Stop"), "Stop", { cwd: repo.path }, viaServer);
+    expect(untied.code, untied.stderr).toBe(0);
+    unlinkSync(otherFile);
 
     // The server dies without a goodbye: its file stays behind, and the shell hook runs the Node hook.
     process.kill(lock.pid, "SIGKILL");
