@@ -238,7 +238,8 @@ describe("dashboard data", () => {
 
 describe("dashboard Runner view", () => {
   it("reads replicas, runs and run events from NATS, and streams them live", async () => {
-    const admin = client(weft.url, ADMIN);
+    // Every step is bounded, so a slow step fails naming itself within the test's time.
+    const admin = client(weft.url, ADMIN, { timeoutMs: 10_000 });
     const none = await admin("GET", "/api/runner");
     expect(none.status).toBe(200);
     expect(none.body).toMatchObject({ available: false, replicas: [], runs: [] });
@@ -268,6 +269,7 @@ describe("dashboard Runner view", () => {
       expect(events.body.events.at(-1).type).toBe("done");
       const replay = await collectServerSentEvents(`${weft.url}/api/runner/runs/${started}/stream`, {
         headers: { authorization: `Bearer ${ADMIN}` },
+        timeoutMs: 15_000,
       });
       expect(replay.status).toBe(200);
       expect(replay.events.map((e) => (e.data as { seq: number }).seq)).toEqual(
@@ -289,7 +291,7 @@ describe("dashboard Runner view", () => {
             return e.event === "run" && run.run_id === second && run.status === "completed";
           });
         },
-        timeoutMs: 60_000,
+        timeoutMs: 30_000,
       });
       // Bounded: a stream that ends without its first replicas event fails here instead of waiting forever.
       await Promise.race([

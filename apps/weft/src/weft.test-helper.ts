@@ -61,6 +61,7 @@ export async function startWeftProcess(options: {
       const m = /"url":"(http:\/\/[^"]+)"[^\n]*"msg":"weft listening"/.exec(out);
       if (m?.[1]) {
         clearTimeout(timer);
+        proc.stdout?.off("data", check);
         resolve(m[1]);
       }
     };
@@ -115,10 +116,13 @@ export async function weftStartFailure(options: {
 }
 
 /** A JSON HTTP client for one Weft with one token. */
-export function client(baseUrl: string, token?: string) {
+/** A JSON client of a Weft; a request not answered within `timeoutMs` (default 60 s) fails, naming it. */
+export function client(baseUrl: string, token?: string, options: { timeoutMs?: number } = {}) {
+  const timeoutMs = options.timeoutMs ?? 60_000;
   return async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
     const res = await fetch(`${baseUrl}${path}`, {
       method,
+      signal: AbortSignal.timeout(timeoutMs),
       headers: {
         ...(token ? { authorization: `Bearer ${token}` } : {}),
         ...(body !== undefined ? { "content-type": "application/json" } : {}),
@@ -190,6 +194,7 @@ export class RunnerReplica {
   async run(body: { agent: string; prompt: string; user_id: string }): Promise<string> {
     const res = await fetch(`${this.url}/v1/runs`, {
       method: "POST",
+      signal: AbortSignal.timeout(20_000),
       headers: { "content-type": "application/json" },
       body: JSON.stringify({ ...body, stream: false }),
     });
