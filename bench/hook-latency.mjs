@@ -6,8 +6,10 @@
 // call alternately: `socket`, where the agent's Warp MCP server runs as a child of this process (as Claude
 // Code starts it beside its hooks), so the hook asks it over its socket (`socketViaBin`: the same, started
 // as `node dist/bin.js hook <event>`); and `fallback`, where the agent's Warp runs in this process and
-// listens on no socket, so the hook does the work itself. `nodeFloor` is `node -e ""` in the same
-// rotation: what any Node hook pays at the same moments.
+// listens on no socket, so the hook does the work itself. `shell` is the shell hook `bash dist/hook.sh
+// <event> <node>` against the same server (loopback TCP, no Node started). `nodeFloor` is `node -e ""` and
+// `shellFloor` `bash -c :` in the same rotation: what any Node hook, or any bash hook, pays at the same
+// moments. (Claude Code runs each hook command through a shell as well; that cost is the same for all.)
 // Usage: node bench/hook-latency.mjs [--calls 40] [--cli path/to/hook.cjs|bin.js] [--baseline path/to/bin.js]
 //   Starts its own nats-server; run `pnpm build` first. The hook runs as `node dist/hook.cjs <event>`
 //   (what `loominal mcp-config --hooks` writes); --cli measures another entry or build of the CLI;
@@ -37,11 +39,15 @@ const WARP_BIN = join(dirname(createRequire(import.meta.url).resolve("@loominal/
 /** A NATS URL nothing listens on. */
 const NOWHERE = "nats://127.0.0.1:1";
 
-function runHook(cli, event, input, env, keepStderr = false) {
+const HOOK_SH = join(dirname(CLI), "hook.sh");
+
+function runHook(cli, event, input, env, keepStderr = false, node = process.execPath) {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
-    const argv = cli.endsWith(".cjs") ? [cli, event] : [cli, "hook", event];
-    const child = spawn(process.execPath, argv, { env, stdio: ["pipe", "pipe", "pipe"] });
+    const [file, argv] = cli.endsWith(".sh")
+      ? ["bash", [cli, event, node]]
+      : [process.execPath, cli.endsWith(".cjs") ? [cli, event] : [cli, "hook", event]];
+    const child = spawn(file, argv, { env, stdio: ["pipe", "pipe", "pipe"] });
     let stderr = "";
     child.stdout.resume();
     if (keepStderr) child.stderr.on("data", (b) => (stderr += b));
@@ -117,6 +123,17 @@ async function setUp(label, cli, server = false) {
     const r = await runHook(cli, "UserPromptSubmit", { cwd: dir }, { ...env, NATS_URL: NOWHERE }, true);
     if (r.code !== 0 || r.stderr !== "")
       throw new Error(`the hook did not answer through the socket: ${r.stderr}`);
+    // And the shell hook, with a node that does not exist: only the server, over TCP, can answer.
+    const sh = await runHook(
+      HOOK_SH,
+      "Stop",
+      { cwd: dir },
+      { ...env, NATS_URL: NOWHERE },
+      true,
+      "/nonexistent",
+    );
+    if (sh.code !== 0 || sh.stderr !== "")
+      throw new Error(`the shell hook did not answer over TCP: ${sh.code} ${sh.stderr}`);
   }
   return { label, cli, dir, env, offer, server };
 }
@@ -124,7 +141,7 @@ async function setUp(label, cli, server = false) {
 /** Calls of one event per set-up, alternating between them call by call. */
 async function series(all, event, inputOf, options = {}) {
   // NATS down is the hook's own connection: only set-ups without a server make one.
-  const setups = options.natsDown ? all.filter((s) => !s.server) : all;
+  const setups = options.natsDown ? all.filter((s) => !s.server && !s.cli?.endsWith(".sh")) : all;
   const samples = setups.map(() => []);
   const deadline = Date.now() + MAX_MS;
   for (let i = 0; i < calls && Date.now() < deadline; i++) {
@@ -133,7 +150,8 @@ async function series(all, event, inputOf, options = {}) {
       const s = setups[j];
       if (s.floor) {
         const t0 = performance.now();
-        await new Promise((r) => spawn(process.execPath, ["-e", ""]).on("close", r));
+        const [file, argv] = s.floor === "bash" ? ["bash", ["-c", ":"]] : [process.execPath, ["-e", ""]];
+        await new Promise((r) => spawn(file, argv).on("close", r));
         samples[j].push(performance.now() - t0);
         continue;
       }
@@ -157,12 +175,18 @@ try {
     socket,
     // The same session and server, through the older hook command `node dist/bin.js hook <event>`.
     ...(CLI.endsWith(".cjs")
-      ? [{ ...socket, label: "socketViaBin", cli: join(dirname(CLI), "bin.js") }]
+      ? [
+          { ...socket, label: "socketViaBin", cli: join(dirname(CLI), "bin.js") },
+          // The same server, asked by the shell hook over loopback TCP.
+          { ...socket, label: "shell", cli: HOOK_SH },
+        ]
       : []),
     await setUp("fallback", CLI),
     ...(BASELINE ? [await setUp("baseline", BASELINE)] : []),
     // `node -e ""` in the same rotation: the floor any Node hook pays, at the same moments.
-    { label: "nodeFloor", floor: true },
+    { label: "nodeFloor", floor: "node" },
+    // `bash -c :`: the floor of the shell hook.
+    { label: "shellFloor", floor: "bash" },
   ];
   const result = {
     ...(BASELINE ? { cli: CLI, baseline: BASELINE } : {}),

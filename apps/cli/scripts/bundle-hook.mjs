@@ -5,6 +5,9 @@
 // - dist/hook.bundle.cjs, what a hook runs when no server answers: dist/hook-main.js and everything it
 //   imports (the NATS client, zod, the Loominal packages), loaded with V8's code cache
 //   (src/hook-loader.ts). One file loads several times faster than the modules behind it.
+// It also copies hook.sh to dist/: the shell hook, which asks the Warp server with bash builtins alone and
+// runs dist/hook.cjs only when that server does not answer.
+import { chmodSync, copyFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
@@ -30,3 +33,5 @@ await build({
   entryPoints: [join(root, "dist", "hook-entry.js")],
   outfile: join(root, "dist", "hook.cjs"),
 });
+copyFileSync(join(root, "hook.sh"), join(root, "dist", "hook.sh"));
+chmodSync(join(root, "dist", "hook.sh"), 0o755);

@@ -33,9 +33,10 @@ describe("loominal mcp-config --hooks", () => {
     expect(settings.hooks.Notification).toEqual([{ hooks: [mine] }]);
     expect(settings.hooks.PostToolUse[0]).toEqual({ matcher: "Write", hooks: [mine] });
     expect(settings.hooks.PostToolUse[1].matcher).toBe("Edit|Write|MultiEdit|NotebookEdit");
+    // bash is on PATH here: the shell hook, by absolute paths, with this node for its fallback.
     expect(settings.hooks.Stop[0].hooks[0]).toMatchObject({
       type: "command",
-      command: expect.stringMatching(/\/dist\/hook\.cjs" Stop$/),
+      command: expect.stringMatching(/^"\/[^"]*\/bash" "[^"]*\/dist\/hook\.sh" Stop "[^"]*node[^"]*"$/),
     });
 
     const again = await runCli(["mcp-config", "--hooks"], { cwd: repo.path });
@@ -51,7 +52,20 @@ describe("loominal mcp-config --hooks", () => {
     expect(updated.stdout.match(/unchanged/g)).toHaveLength(3);
     const now = JSON.parse(readFileSync(path, "utf8"));
     expect(now.hooks.Stop).toHaveLength(1);
-    expect(now.hooks.Stop[0].hooks[0].command).toMatch(/\/dist\/hook\.cjs" Stop$/);
+    const shellCommand = now.hooks.Stop[0].hooks[0].command;
+    expect(shellCommand).toMatch(/\/dist\/hook\.sh" Stop "[^"]*"$/);
+
+    // Without bash on PATH: the Node entry; a shell hook written before is updated in place to it.
+    const noBash = await runCli(["mcp-config", "--hooks"], { cwd: repo.path, env: { PATH: "/nonexistent" } });
+    expect(noBash.code, noBash.stderr).toBe(0);
+    expect(noBash.stdout.match(/updated the loominal hook/g)).toHaveLength(4);
+    const plain = JSON.parse(readFileSync(path, "utf8"));
+    expect(plain.hooks.Stop).toHaveLength(1);
+    expect(plain.hooks.Stop[0].hooks[0].command).toMatch(/^"[^"]*node[^"]*" "[^"]*\/dist\/hook\.cjs" Stop$/);
+    // And back.
+    const back = await runCli(["mcp-config", "--hooks"], { cwd: repo.path });
+    expect(back.stdout.match(/updated the loominal hook/g)).toHaveLength(4);
+    expect(JSON.parse(readFileSync(path, "utf8")).hooks.Stop[0].hooks[0].command).toBe(shellCommand);
   });
 
   it("refuses a settings file that is not a JSON object, naming it", async () => {

@@ -1,5 +1,5 @@
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { dirname } from "node:path";
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { delimiter, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { LoominalError } from "@loominal/protocol";
 import { HOOK_EVENTS, type HookEvent } from "./hook-run.js";
@@ -21,22 +21,47 @@ interface HookGroup {
   [key: string]: unknown;
 }
 
-/**
- * The command line Claude Code runs for one event: this node and the CLI's hook entry (dist/hook.cjs, the
- * smallest start), by absolute path; `bin.js hook <event>` when the CLI was built without it.
- */
-export function hookCommand(event: HookEvent): string {
-  const entry = fileURLToPath(new URL("./hook.cjs", import.meta.url));
-  if (existsSync(entry)) return `${JSON.stringify(process.execPath)} ${JSON.stringify(entry)} ${event}`;
-  const bin = fileURLToPath(new URL("./bin.js", import.meta.url));
-  return `${JSON.stringify(process.execPath)} ${JSON.stringify(bin)} hook ${event}`;
+/** bash by absolute path, found on PATH; undefined without one. */
+export function findBash(env: Record<string, string | undefined> = process.env): string | undefined {
+  for (const dir of (env.PATH ?? "").split(delimiter)) {
+    if (!dir) continue;
+    const candidate = join(dir, "bash");
+    try {
+      accessSync(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
 }
 
-/** A Loominal hook of this event, as written now (`hook.cjs <event>`) or before (`bin.js hook <event>`). */
+/**
+ * The command line Claude Code runs for one event, by absolute paths:
+ * - `"<bash>" "<cli>/dist/hook.sh" <event> "<node>"` where bash is found (the shell hook: it asks the Warp
+ *   server of the session with bash builtins and starts this node only when that server does not answer);
+ * - else this node and the CLI's hook entry, `"<node>" "<cli>/dist/hook.cjs" <event>`;
+ * - `bin.js hook <event>` when the CLI was built without that entry.
+ */
+export function hookCommand(event: HookEvent, bash: string | undefined = findBash()): string {
+  const node = JSON.stringify(process.execPath);
+  const entry = fileURLToPath(new URL("./hook.cjs", import.meta.url));
+  const shell = fileURLToPath(new URL("./hook.sh", import.meta.url));
+  if (existsSync(entry)) {
+    if (bash !== undefined && existsSync(shell))
+      return `${JSON.stringify(bash)} ${JSON.stringify(shell)} ${event} ${node}`;
+    return `${node} ${JSON.stringify(entry)} ${event}`;
+  }
+  const bin = fileURLToPath(new URL("./bin.js", import.meta.url));
+  return `${node} ${JSON.stringify(bin)} hook ${event}`;
+}
+
+/** A Loominal hook of this event, as written now (`hook.sh <event> <node>`) or before (`hook.cjs <event>`, `bin.js hook <event>`). */
 const ours = (event: HookEvent) => (h: HookCommand) =>
   typeof h.command === "string" &&
   ((h.command.endsWith(` hook ${event}`) && h.command.includes("bin.js")) ||
-    (h.command.endsWith(`hook.cjs" ${event}`) && h.command.includes("hook.cjs")));
+    (h.command.endsWith(`hook.cjs" ${event}`) && h.command.includes("hook.cjs")) ||
+    h.command.includes(`hook.sh" ${event} `));
 
 /**
  * Merges Loominal's hooks into a Claude Code settings file (`.claude/settings.json`): one command per event
@@ -44,7 +69,7 @@ const ours = (event: HookEvent) => (h: HookCommand) =>
  * the same event is updated in place, so running it again changes nothing. Returns one line per event saying
  * what happened.
  */
-export function mergeClaudeHooks(path: string): string[] {
+export function mergeClaudeHooks(path: string, bash: string | undefined = findBash()): string[] {
   let settings: Record<string, unknown> = {};
   if (existsSync(path)) {
     try {
@@ -69,7 +94,7 @@ export function mergeClaudeHooks(path: string): string[] {
   let changed = false;
   for (const event of HOOK_EVENTS) {
     const groups = (Array.isArray(hooks[event]) ? hooks[event] : []) as HookGroup[];
-    const command = hookCommand(event);
+    const command = hookCommand(event, bash);
     const wanted: HookCommand = { type: "command", command, timeout: HOOK_TIMEOUT_S };
     const existing = groups.find((g) => Array.isArray(g.hooks) && g.hooks.some(ours(event)));
     if (existing?.hooks) {

@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { lstatSync, readFileSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { createConnection } from "node:net";
 import { dirname, join } from "node:path";
@@ -7,7 +7,7 @@ import { Fabric, loadConfig, processAlive } from "@loominal/fabric";
 import { eventually, NatsServer, spawnStdio, tempDir, uniqueProjectId } from "@loominal/testkit";
 import { Warp } from "@loominal/warp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CLI_BIN } from "./cli.test-helper.js";
+import { CLI_BIN, runCli } from "./cli.test-helper.js";
 
 /** The Warp MCP server's bin, as Claude Code starts it. */
 const WARP_BIN = join(dirname(createRequire(import.meta.url).resolve("@loominal/warp")), "bin.js");
@@ -32,14 +32,31 @@ const HOOK_ENTRY = join(dirname(CLI_BIN), "hook.cjs");
  * `viaBin` the older command `node dist/bin.js hook <event>`.
  */
 function hook(event: string, input: Record<string, unknown>, env: Record<string, string>, viaBin = false) {
+  return run(process.execPath, viaBin ? [CLI_BIN, "hook", event] : [HOOK_ENTRY, event], event, input, env);
+}
+
+/** Runs a hook command line as Claude Code does: through the shell (`sh -c`), hook input on stdin. */
+function shellHook(
+  command: string,
+  event: string,
+  input: Record<string, unknown>,
+  env: Record<string, string>,
+) {
+  return run("/bin/sh", ["-c", command], event, input, env);
+}
+
+function run(
+  file: string,
+  args: string[],
+  event: string,
+  input: Record<string, unknown>,
+  env: Record<string, string>,
+) {
   const clean: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env))
     if (v !== undefined && !k.startsWith("NATS_") && !k.startsWith("LOOMINAL_")) clean[k] = v;
   return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-    const child = spawn(process.execPath, viaBin ? [CLI_BIN, "hook", event] : [HOOK_ENTRY, event], {
-      env: { ...clean, ...env },
-      stdio: "pipe",
-    });
+    const child = spawn(file, args, { env: { ...clean, ...env }, stdio: "pipe" });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (b: Buffer) => {
@@ -105,6 +122,21 @@ async function warpServer(dir: string, env: Record<string, string>) {
   const registered = await client.call("warp_registry_register", { agentType: "developer" });
   if (registered.isError) throw new Error(registered.text);
   return { client, agentId: me.agentId };
+}
+
+/** Sends raw text to the server's loopback TCP port; everything it answers before it closes. */
+function rawTcp(port: number, text: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = createConnection({ host: "127.0.0.1", port });
+    let got = "";
+    socket.setEncoding("utf8");
+    socket.on("connect", () => socket.write(text));
+    socket.on("data", (chunk: string) => {
+      got += chunk;
+    });
+    socket.on("error", reject);
+    socket.on("close", () => resolve(got));
+  });
 }
 
 /** Sends one raw request line to a hook socket; the last line it answers, parsed. */
@@ -361,5 +393,146 @@ describe("loominal hook", () => {
     const again = context(back.stdout, "PostToolUse");
     expect(again).toContain("fourth");
     expect(again).not.toContain("third");
+  }, 120_000);
+
+  it("answers the shell hook (bash, no Node) over loopback TCP with the server's token, the command mcp-config writes", async () => {
+    const repo = tempDir("hook-sh-");
+    const locks = tempDir("hook-sh-locks-");
+    cleanups.push(repo.cleanup, locks.cleanup);
+    mkdirSync(join(repo.path, ".git"));
+    const projectId = uniqueProjectId();
+    const env = { NATS_URL: nats.url, LOOMINAL_PROJECT_ID: projectId, LOOMINAL_LOCK_DIR: locks.path };
+    const viaServer = { ...env, NATS_URL: NOWHERE };
+    const { client, agentId } = await warpServer(repo.path, env);
+    const bob = await agent(repo.path, projectId, "bob", locks.path);
+
+    // The server's file for the shell hook: 0600, one line `pid ppid port token`.
+    const file = join(locks.path, `${agentId}.hook`);
+    expect(lstatSync(file).mode & 0o777).toBe(0o600);
+    const line = readFileSync(file, "utf8");
+    const m = /^(\d+) (\d+) (\d+) ([0-9a-f]{64})\n$/.exec(line);
+    expect(m, line).not.toBeNull();
+    const [, pid, ppid, port, token] = m as unknown as [string, string, string, string, string];
+    const lock = JSON.parse(readFileSync(join(locks.path, `${agentId}.lock`), "utf8")) as { pid: number };
+    expect(Number(pid)).toBe(lock.pid);
+    expect(Number(ppid)).toBe(process.pid);
+
+    // The command `mcp-config --hooks` writes, per event.
+    const written = await runCli(["mcp-config", "--hooks"], { cwd: repo.path });
+    expect(written.code, written.stderr).toBe(0);
+    const settings = JSON.parse(readFileSync(join(repo.path, ".claude", "settings.json"), "utf8")) as {
+      hooks: Record<string, Array<{ hooks: Array<{ command: string }> }>>;
+    };
+    const command = (event: string) => settings.hooks[event]?.at(-1)?.hooks[0]?.command ?? "";
+    expect(command("UserPromptSubmit")).toMatch(/bash" "[^"]*\/dist\/hook\.sh" UserPromptSubmit "[^"]+"$/);
+    // The same command with a node that does not exist: an answer can only come from bash and the server.
+    const noNode = (event: string) => command(event).replace(/ "[^"]+"$/, ' "/nonexistent/node"');
+
+    await bob.inbox.send(agentId, "first, through TCP");
+    await bob.inbox.send(agentId, "urgent, through TCP", { priority: "urgent" });
+    const first = await shellHook(
+      noNode("UserPromptSubmit"),
+      "UserPromptSubmit",
+      { cwd: repo.path },
+      viaServer,
+    );
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stderr).toBe("");
+    const text = context(first.stdout, "UserPromptSubmit");
+    expect(first.stdout.endsWith("}\n")).toBe(true);
+    expect(text).toContain("2 unread");
+    expect(text.indexOf("urgent, through")).toBeLessThan(text.indexOf("first, through"));
+    // Each message once, whichever command asks next (a prompt with quotes, backslashes and newlines).
+    for (const event of ["UserPromptSubmit", "Stop", "SessionStart"]) {
+      const input = { cwd: repo.path, prompt: 'say "hi"\\n\tand\nbye', stop_hook_active: false };
+      const again = await shellHook(noNode(event), event, input, viaServer);
+      expect(again.code, again.stderr).toBe(0);
+      expect(again.stdout, event).toBe("");
+      const written = await shellHook(command(event), event, input, viaServer);
+      expect(written.code, written.stderr).toBe(0);
+      expect(written.stdout, event).toBe("");
+    }
+    await bob.inbox.send(agentId, "second");
+    const stop = await shellHook(
+      command("Stop"),
+      "Stop",
+      { cwd: repo.path, stop_hook_active: false },
+      viaServer,
+    );
+    const blocked = JSON.parse(stop.stdout) as { decision: string; reason: string };
+    expect(blocked.decision).toBe("block");
+    expect(blocked.reason).toContain("second");
+    expect(blocked.reason).not.toContain("through TCP");
+
+    // The token opens the door; anything else gets no answer at all.
+    const request = `${JSON.stringify({ v: 1, event: "Stop", input: "{}", cwd: repo.path, reply: "shell" })}\n`;
+    expect(await rawTcp(Number(port), `${token}\n${request}`)).toBe("accepted\nexit 0 0\n");
+    const wrong = `${token.slice(0, -1)}${token.endsWith("0") ? "1" : "0"}`;
+    for (const bad of [`${wrong}\n${request}`, `${token}x\n${request}`, request, "x".repeat(300)])
+      expect(await rawTcp(Number(port), bad)).toBe("");
+    // A malformed request after the token: a `fail` line (the shell hook then runs the Node hook).
+    expect(await rawTcp(Number(port), `${token}\n{"v":1,"reply":"shell"}\n`)).toMatch(
+      /^fail invalid_input: /,
+    );
+
+    // Two servers equally near in the process tree (another child of this process lists itself): the shell
+    // hook cannot tell which is its session's and leaves it to the Node hook.
+    const other = spawn("sleep", ["60"], { stdio: "ignore" });
+    cleanups.push(() => {
+      other.kill();
+    });
+    const otherFile = join(locks.path, "other.hook");
+    writeFileSync(otherFile, `${other.pid} ${process.pid} 1 ${"ab".repeat(32)}\n`, { mode: 0o600 });
+    const tie = await shellHook(noNode("Stop"), "Stop", { cwd: repo.path }, viaServer);
+    expect(tie.code).not.toBe(0);
+    // Its process gone, that file no longer counts.
+    other.kill();
+    await eventually(() => {
+      if (other.exitCode === null && other.signalCode === null) throw new Error("still running");
+    });
+    const untied = await shellHook(noNode("Stop"), "Stop", { cwd: repo.path }, viaServer);
+    expect(untied.code, untied.stderr).toBe(0);
+    unlinkSync(otherFile);
+
+    // The server dies without a goodbye: its file stays behind, and the shell hook runs the Node hook.
+    process.kill(lock.pid, "SIGKILL");
+    await eventually(() => {
+      if (processAlive(lock.pid)) throw new Error("still alive");
+    });
+    await client.close().catch(() => undefined);
+    expect(existsSync(file)).toBe(true);
+    const gone = await shellHook(
+      noNode("UserPromptSubmit"),
+      "UserPromptSubmit",
+      { cwd: repo.path },
+      viaServer,
+    );
+    expect(gone.code).not.toBe(0);
+    await bob.inbox.send(agentId, "third");
+    const fallback = await shellHook(
+      command("UserPromptSubmit"),
+      "UserPromptSubmit",
+      { cwd: repo.path },
+      env,
+    );
+    expect(fallback.code, fallback.stderr).toBe(0);
+    const shown = context(fallback.stdout, "UserPromptSubmit");
+    expect(shown).toContain("third");
+    expect(shown).not.toContain("second");
+    const down = await shellHook(command("PostToolUse"), "PostToolUse", { cwd: repo.path }, viaServer);
+    expect(down.code).toBe(0);
+    expect(down.stderr).toContain(`NATS unreachable at ${NOWHERE}`);
+
+    // A new server writes its own file and answers; on a clean exit it removes it.
+    const restarted = await warpServer(repo.path, env);
+    expect(readFileSync(file, "utf8")).not.toBe(line);
+    await bob.inbox.send(agentId, "fourth");
+    const back = await shellHook(noNode("PostToolUse"), "PostToolUse", { cwd: repo.path }, viaServer);
+    expect(back.code, back.stderr).toBe(0);
+    expect(context(back.stdout, "PostToolUse")).toContain("fourth");
+    await restarted.client.close();
+    await eventually(() => {
+      if (existsSync(file)) throw new Error("still there");
+    });
   }, 120_000);
 });

@@ -981,8 +981,9 @@ export class RunnerService {
         const v = e.operation === "PUT" ? pauseCodec.safeDecode(e.value, "pause") : undefined;
         this.#pauseState = v?.ok ? v.value.state : "running";
         this.#pauseSince = v?.ok && v.value.state === "pausing" ? v.value.since : null;
-        this.#wake();
+        // The heartbeat first: it is how the rest of the cluster sees that this replica saw the change.
         void this.#heartbeat().catch(() => undefined);
+        this.#wake();
       }
     })();
   }
@@ -998,6 +999,7 @@ export class RunnerService {
     }
     this.#pauseState = "pausing";
     this.#pauseSince = r.record.since;
+    void this.#heartbeat().catch(() => undefined);
     this.#wake();
     const deadline = Date.now() + timeoutMs;
     let state = await this.clusterState();
@@ -1014,6 +1016,7 @@ export class RunnerService {
       return { ok: false, refusal: { status: 409, code: "not_paused", error: "the runtime is not paused" } };
     this.#pauseState = "running";
     this.#pauseSince = null;
+    void this.#heartbeat().catch(() => undefined);
     this.#wake();
     return { ok: true, value: "running" };
   }

@@ -28,6 +28,7 @@ export {
   type HookReply,
   type HookRequest,
   hookSocketPath,
+  hookTcpFilePath,
 } from "./hook/protocol.js";
 export {
   HOOK_CONNECT_MS,

@@ -20,6 +20,12 @@ export interface HookRequest {
   event: HookEvent;
   input: string;
   cwd: string;
+  /**
+   * "shell": answer in lines a shell splits with `read` instead of JSON (`dist/hook.sh`): `accepted`, then
+   * `exit <code> <n>`, n lines for stderr, and the rest (to the end) exactly what the hook prints on stdout;
+   * or `fail <why>` instead of the exit line.
+   */
+  reply?: "shell";
 }
 
 /** The server's first line, sent as soon as it has read a valid request. */
@@ -38,6 +44,15 @@ export interface HookAnswer {
 export type HookReply =
   | ({ v: number; ok: true; agentId: string } & HookAnswer)
   | { v: number; ok: false; error: string };
+
+/**
+ * The file a Warp server writes beside its socket for `dist/hook.sh`, the shell hook: one line
+ * `<pid> <ppid> <port> <token>\n` (mode 0600), the server's pid, its parent's, the loopback TCP port it
+ * listens on for hooks and the secret a request over TCP must begin with.
+ */
+export function hookTcpFilePath(lockPath: string): string {
+  return `${lockPath.endsWith(".lock") ? lockPath.slice(0, -5) : lockPath}.hook`;
+}
 
 /** The socket of a Warp server beside its identity lock file: `<agentId>.lock` → `<agentId>.sock`. */
 export function hookSocketPath(lockPath: string): string {

@@ -1,4 +1,4 @@
-import { lstatSync, mkdirSync } from "node:fs";
+import { lstatSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Fabric, OUTAGE_GRACE_MS } from "@loominal/fabric";
 import { eventually, freePort, NatsServer, tempDir, uniqueProjectId } from "@loominal/testkit";
@@ -32,6 +32,14 @@ describe("HookSocketServer", () => {
       const first = await HookSocketServer.start(me.warp);
       expect(first?.path).toBe(join(locks.path, `${me.warp.agentId}.sock`));
       expect(lstatSync(first?.path ?? "").mode & 0o777).toBe(0o600);
+      // The shell hook's file: pid, parent pid, loopback port and token, mode 0600.
+      const tcpFile = join(locks.path, `${me.warp.agentId}.hook`);
+      expect(first?.tcpFile).toBe(tcpFile);
+      expect(lstatSync(tcpFile).mode & 0o777).toBe(0o600);
+      expect(readFileSync(tcpFile, "utf8")).toBe(
+        `${process.pid} ${process.ppid} ${first?.port} ${readFileSync(tcpFile, "utf8").split(" ")[3]}`,
+      );
+      expect(readFileSync(tcpFile, "utf8")).toMatch(/^\d+ \d+ \d+ [0-9a-f]{64}\n$/);
       await peer.warp.registry.register({ agentType: "developer" });
       await me.warp.registry.register({ agentType: "developer" });
       await peer.warp.inbox.send(me.warp.agentId, "over the socket");
@@ -58,7 +66,9 @@ describe("HookSocketServer", () => {
       const path = first?.path ?? "";
       await first?.close();
       expect(lstatSync(path, { throwIfNoEntry: false })).toBeUndefined();
+      expect(lstatSync(tcpFile, { throwIfNoEntry: false })).toBeUndefined();
       const second = await HookSocketServer.start(me.warp);
+      expect(second?.port).not.toBeUndefined();
       expect(lstatSync(path).isSocket()).toBe(true);
       expect(await askSessionWarp({ event: "Stop", input: "", cwd: dir }, { ...session, env })).toEqual({
         agentId: me.warp.agentId,
