@@ -1,5 +1,5 @@
 import type { Fabric, JsMsg, Logger } from "@loominal/fabric";
-import { LoominalError, type WarpConfig, type WorkItem, workIdSchema } from "@loominal/protocol";
+import { LoominalError, type WarpConfig, WORK_ID_RE, type WorkItem, workIdSchema } from "@loominal/protocol";
 import type { OfferJournal } from "./journal.js";
 import type { LedgerEntry } from "./ledger.js";
 import type { QueueResources } from "./recovery.js";
@@ -31,6 +31,7 @@ export function invalid(message: string): LoominalError {
 }
 
 export function checkWorkId(workId: unknown): string {
+  if (typeof workId === "string" && WORK_ID_RE.test(workId)) return workId;
   const r = workIdSchema.safeParse(workId);
   if (!r.success) throw invalid(r.error.issues.map((i) => i.message).join("; "));
   return r.data;

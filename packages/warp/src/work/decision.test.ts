@@ -1,6 +1,7 @@
 import type { WorkItem } from "@loominal/protocol";
+import { workItemSchema } from "@loominal/protocol";
 import { describe, expect, it } from "vitest";
-import { decideDelivery } from "./decision.js";
+import { claimRecord, decideDelivery, expiredRecord, iso, without } from "./decision.js";
 
 const NOW = Date.parse("2026-01-01T10:00:00.000Z");
 
@@ -99,5 +100,45 @@ describe("the claim decision", () => {
       ).action,
     ).toBe("ack");
     expect(decideDelivery(undefined, { seq: 1, deliveryCount: 1 }, NOW, "claim").action).toBe("term");
+  });
+});
+
+describe("records a transition writes", () => {
+  it("stamps a claim with one time and a valid record", () => {
+    const rec = claimRecord(
+      item({ availableAt: "2026-01-01T09:30:00.000Z" }),
+      { seq: 3, deliveryCount: 1 },
+      "c".repeat(32),
+      NOW,
+      NOW - 1_000,
+      30_000,
+      false,
+    );
+    expect(workItemSchema.parse(rec)).toEqual(rec);
+    expect(rec).not.toHaveProperty("availableAt");
+    expect(rec.claim?.claimedAt).toBe("2026-01-01T10:00:00.000Z");
+    expect(rec.updatedAt).toBe(rec.claim?.claimedAt);
+    expect(rec.lastTransition?.at).toBe(rec.claim?.claimedAt);
+    expect(rec.claim?.expiresAt).toBe("2026-01-01T10:00:29.000Z");
+    expect(rec.claim?.claimId).toMatch(/^[0-9a-f]{32}$/);
+  });
+
+  it("drops a lapsed claim when the item goes back to pending", () => {
+    const back = expiredRecord(claimed(1, "2026-01-01T09:59:00.000Z"), "c".repeat(32), NOW);
+    expect(back).not.toHaveProperty("claim");
+    expect(back.status).toBe("pending");
+    expect(workItemSchema.parse(back)).toEqual(back);
+  });
+
+  it("iso formats like toISOString, also for repeated and alternating times", () => {
+    for (const ms of [NOW, NOW, NOW + 1, NOW, 0, NOW + 1]) expect(iso(ms)).toBe(new Date(ms).toISOString());
+  });
+
+  it("without copies only when a key is there", () => {
+    const a = { x: 1, y: 2 };
+    expect(without(a, "y")).toEqual({ x: 1 });
+    expect(a).toEqual({ x: 1, y: 2 });
+    const b: { x: number; y?: number } = { x: 1 };
+    expect(without(b, "y")).toBe(b);
   });
 });

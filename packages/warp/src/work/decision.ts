@@ -80,14 +80,30 @@ export function decideDelivery(
   }
 }
 
+let lastIsoMs = Number.NaN;
+let lastIso = "";
+
+/** `ms` as an ISO 8601 timestamp. Transitions of one millisecond share the string (formatting costs more). */
 export function iso(ms: number): string {
-  return new Date(ms).toISOString();
+  if (ms !== lastIsoMs) {
+    lastIso = new Date(ms).toISOString();
+    lastIsoMs = ms;
+  }
+  return lastIso;
 }
 
+/**
+ * `obj` without `keys`, for spreading into a new record: `obj` itself when it has none of them (the
+ * usual case), otherwise a copy. The copy is built without `delete`, which would leave a slow
+ * dictionary-mode object that costs more to spread and to encode.
+ */
 export function without<T extends object, K extends keyof T>(obj: T, ...keys: K[]): Omit<T, K> {
-  const copy = { ...obj };
-  for (const k of keys) delete copy[k];
-  return copy;
+  let found = false;
+  for (const k of keys) if (Object.hasOwn(obj, k)) found = true;
+  if (!found) return obj;
+  const copy: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(obj)) if (!(keys as PropertyKey[]).includes(k)) copy[k] = v;
+  return copy as Omit<T, K>;
 }
 
 /** The record of a claim by `agentId` taking `cur` through this delivery. */
@@ -102,6 +118,7 @@ export function claimRecord(
   tookOver: boolean,
 ): WorkItem {
   const attempt = cur.attempts + 1;
+  const at = iso(nowMs);
   return {
     ...without(cur, "availableAt"),
     status: "claimed",
@@ -110,15 +127,16 @@ export function claimRecord(
       agentId,
       claimId: randomId(),
       attempt,
-      claimedAt: iso(nowMs),
-      expiresAt: iso(timerFromMs + ackWaitMs),
+      claimedAt: at,
+      // Not through iso(): a one-off time would push out the shared one.
+      expiresAt: new Date(timerFromMs + ackWaitMs).toISOString(),
       seq: delivery.seq,
       deliveryCount: delivery.deliveryCount,
     },
-    updatedAt: iso(nowMs),
+    updatedAt: at,
     lastTransition: tookOver
-      ? transition(["expired", "claimed"], agentId, iso(nowMs), { reason: "the previous claim lapsed" })
-      : transition(["claimed"], agentId, iso(nowMs)),
+      ? transition(["expired", "claimed"], agentId, at, { reason: "the previous claim lapsed" })
+      : transition(["claimed"], agentId, at),
   };
 }
 
@@ -131,26 +149,23 @@ export function deadRecord(
   events: WorkEventType[],
   eventReason?: string,
 ): WorkItem {
+  const at = iso(nowMs);
   return {
     ...without(cur, "availableAt"),
     status: "dead",
-    dead: { reason, at: iso(nowMs) },
-    updatedAt: iso(nowMs),
-    lastTransition: transition(
-      events,
-      agentId,
-      iso(nowMs),
-      eventReason !== undefined ? { reason: eventReason } : {},
-    ),
+    dead: { reason, at },
+    updatedAt: at,
+    lastTransition: transition(events, agentId, at, eventReason !== undefined ? { reason: eventReason } : {}),
   };
 }
 
 /** The record of a lapsed claim with attempts left, back in the queue (what the sweep writes). */
 export function expiredRecord(cur: WorkItem, agentId: string, nowMs: number): WorkItem {
+  const at = iso(nowMs);
   return {
     ...without(cur, "claim", "availableAt"),
     status: "pending",
-    updatedAt: iso(nowMs),
-    lastTransition: transition(["expired"], agentId, iso(nowMs), { reason: "the claim lapsed" }),
+    updatedAt: at,
+    lastTransition: transition(["expired"], agentId, at, { reason: "the claim lapsed" }),
   };
 }

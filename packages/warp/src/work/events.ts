@@ -22,16 +22,13 @@ export function transition(
   events: WorkEventType[],
   agentId: string,
   at: string,
-  details: WorkEventDetails = {},
+  details?: WorkEventDetails,
 ): WorkTransition {
-  return {
-    events,
-    agentId,
-    at,
-    ...(details.note !== undefined ? { note: details.note } : {}),
-    ...(details.reason !== undefined ? { reason: details.reason } : {}),
-    ...(details.retryable !== undefined ? { retryable: details.retryable } : {}),
-  };
+  const t: WorkTransition = { events, agentId, at };
+  if (details?.note !== undefined) t.note = details.note;
+  if (details?.reason !== undefined) t.reason = details.reason;
+  if (details?.retryable !== undefined) t.retryable = details.retryable;
+  return t;
 }
 
 /** The work events one ledger revision stands for (none when the write was bookkeeping). */

@@ -208,8 +208,10 @@ export class OfferPuller {
 
   /** Hands back buffered messages that waited too long, so their ack timers never run out unclaimed. */
   #returnStale(): void {
-    if (this.#buffer.length === 0) return;
     const cutoff = Date.now() - this.#opts.staleAfterMs;
+    // The buffer is in arrival order: when its first offer is fresh, all are (the usual case, per take).
+    const first = this.#buffer[0];
+    if (!first || first.receivedAt >= cutoff) return;
     const keep: DeliveredOffer[] = [];
     for (const d of this.#buffer) {
       if (d.receivedAt < cutoff) d.msg.nak();

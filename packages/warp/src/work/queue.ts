@@ -7,6 +7,7 @@ import {
   DEFAULT_BOUNDARY,
   LoominalError,
   randomId,
+  WORK_RESULT_MAX_BYTES,
   type WorkEvent,
   type WorkItem,
   type WorkResult,
@@ -137,6 +138,16 @@ const DEFAULT_RESERVE_BYTES = 512 * 1024;
 const RESERVE_CHECK_MS = 1_000;
 
 let lastWorkId = "";
+
+/**
+ * A worker's result, validated. A text result short enough that its JSON cannot pass the size limit
+ * (at most 6 bytes per UTF-16 unit, escaped) is valid as it is, without running the schema.
+ */
+function checkResult(result: unknown): ReturnType<typeof workResultSchema.safeParse> {
+  if (typeof result === "string" && result.length * 6 + 2 <= WORK_RESULT_MAX_BYTES)
+    return { success: true, data: result };
+  return workResultSchema.safeParse(result);
+}
 
 /**
  * A new work id: 12 hex of the creation time in ms, then 20 random hex (sorts by age, unique). Ids made
@@ -273,6 +284,7 @@ export class WorkQueue {
     }
     const o = parsed.data;
     const now = Date.now();
+    const at = iso(now);
     const item: WorkItem = {
       workId: workId ?? newWorkId(now),
       projectId: this.projectId,
@@ -289,9 +301,9 @@ export class WorkQueue {
       status: "pending",
       attempts: 0,
       maxAttempts: this.settings.maxAttempts,
-      createdAt: iso(now),
-      updatedAt: iso(now),
-      lastTransition: transition(["offered"], this.agentId, iso(now)),
+      createdAt: at,
+      updatedAt: at,
+      lastTransition: transition(["offered"], this.agentId, at),
     };
     return this.#r.guard(async () => {
       const { ledger } = await this.#r.ready();
@@ -436,7 +448,9 @@ export class WorkQueue {
     return this.#r.guard(async () => {
       const { ledger } = await this.#r.ready();
       const held = this.#held.get(workId);
-      const now = Date.now();
+      const nowMs = Date.now();
+      const now = iso(nowMs);
+      const expiresAt = new Date(nowMs + this.settings.ackWaitMs).toISOString();
       const entry = await this.#own(workId, "report progress on", () =>
         ledger.transition(
           workId,
@@ -446,17 +460,12 @@ export class WorkQueue {
               ...claim.item,
               claim: {
                 ...claim.claim,
-                expiresAt: iso(now + this.settings.ackWaitMs),
-                progressAt: iso(now),
+                expiresAt,
+                progressAt: now,
                 ...(note !== undefined ? { progressNote: note } : {}),
               },
-              updatedAt: iso(now),
-              lastTransition: transition(
-                ["progress"],
-                this.agentId,
-                iso(now),
-                note !== undefined ? { note } : {},
-              ),
+              updatedAt: now,
+              lastTransition: transition(["progress"], this.agentId, now, note !== undefined ? { note } : {}),
             };
           },
           held?.entry,
@@ -473,7 +482,7 @@ export class WorkQueue {
   /** Completes a held claim with its result. An item is completed once; a stale claimer gets `conflict`. */
   async complete(workId: string, result: WorkResult): Promise<WorkItem> {
     checkWorkId(workId);
-    const r = workResultSchema.safeParse(result);
+    const r = checkResult(result);
     if (!r.success) throw invalid(`invalid result: ${r.error.issues.map((i) => i.message).join("; ")}`);
     return this.#r.guard(async () => {
       const { ledger } = await this.#r.ready();
