@@ -1,54 +1,8 @@
-import { Fabric } from "@loominal/fabric";
-import {
-  connectInMemory,
-  eventually,
-  type McpSdk,
-  NatsServer,
-  type TestClient,
-  tempDir,
-  uniqueProjectId,
-} from "@loominal/testkit";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Warp } from "../warp.js";
-import { projectConfig } from "../warp.test-helper.js";
-import { createWarpServer } from "./server.js";
+import { type McpSdk, uniqueProjectId } from "@loominal/testkit";
+import { describe, expect, it } from "vitest";
+import { mcpAgents, ok } from "./mcp-agents.test-helper.js";
 
-let nats: NatsServer;
-const locks = tempDir("warp-locks-");
-const cleanups: Array<() => Promise<void>> = [];
-
-beforeAll(async () => {
-  nats = await NatsServer.start();
-});
-afterAll(async () => {
-  for (const c of cleanups.reverse()) await c().catch(() => undefined);
-  await nats.stop();
-  locks.cleanup();
-});
-
-async function agent(p: string, name: string, dir: string | undefined, sdk: McpSdk) {
-  const cfg = projectConfig(nats.url, p, { env: { LOOMINAL_AGENT_NAME: name }, ...(dir ? { dir } : {}) });
-  const fabric = Fabric.start({ nats: cfg.config.nats });
-  const warp = await Warp.open({ config: cfg.config, fabric, lockDir: locks.path });
-  const client = await connectInMemory(createWarpServer(warp), { sdk });
-  cleanups.push(async () => {
-    await client.close();
-    await warp.close();
-    await fabric.close();
-    if (!dir) cfg.cleanup();
-  });
-  await client.listTools();
-  await eventually(() => ok(client, "warp_handle_get"), { timeoutMs: 10_000 });
-  await ok(client, "warp_handle_set", { handle: name });
-  await ok(client, "warp_registry_register", { agentType: "claude-code" });
-  return { warp, client, dir: cfg.dir };
-}
-
-async function ok(client: TestClient, name: string, args: Record<string, unknown> = {}) {
-  const r = await client.call(name, args);
-  if (r.isError) throw new Error(`${name} failed: ${r.text}`);
-  return r.structured ?? {};
-}
+const agent = mcpAgents();
 
 type Hit = { source: string; channel?: string; fromHandle: string; excerpt: string };
 
