@@ -70,6 +70,41 @@ describe("readAll: a temporary consumer, pulled until nothing is pending, then d
   });
 });
 
+describe("readAll from the last message per subject", () => {
+  it("returns each subject once, as of when the read began, while the subjects are being written", async () => {
+    const s = await NatsServer.start();
+    servers.push(s);
+    const f = await open(s.url);
+    const name = `lps_${uniqueProjectId().replace(/-/g, "_")}`;
+    await ensureStream(f, { name, subjects: [`${name}.>`] });
+    const keys = Array.from({ length: 40 }, (_, i) => `k${i}`);
+    for (const k of keys) await f.js.publish(`${name}.${k}`, "0");
+    // A writer rewrites the first keys while the read pulls one message at a time (40 round trips), as agents
+    // heartbeat while their registry is scanned: the consumer delivers those new writes too.
+    let writing = true;
+    let writes = 0;
+    const writer = (async () => {
+      while (writing && writes < 2_000) {
+        await f.js.publish(`${name}.${keys[writes % 4]}`, String(++writes));
+      }
+    })();
+    const r = await readAll(f, name, {
+      filterSubject: `${name}.>`,
+      start: { from: "lastPerSubject" },
+      idleMs: 10_000,
+      batch: 1,
+    });
+    writing = false;
+    await writer;
+    const subjects = r.messages.map((m) => m.subject);
+    expect(subjects.length).toBe(keys.length);
+    expect(new Set(subjects).size).toBe(keys.length);
+    const seqs = r.messages.map((m) => m.streamSeq);
+    expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
+    expect(writes).toBeGreaterThan(0);
+  });
+});
+
 describe("pull", () => {
   it("never drops a message without a trace: one whose reply subject does not parse is counted and logged", async () => {
     // A server without JetStream, and this test answering the pull request in JetStream's place with

@@ -244,6 +244,7 @@ async function readAllOnce(fabric: Fabric, stream: string, options: ReadAllOptio
   const batchSize = options.batch ?? 1_000;
   const messages: PulledMessage[] = [];
   let unparsed = 0;
+  const snapshot = options.start.from === "lastPerSubject";
   try {
     let remaining = consumer.pending;
     while (remaining > 0) {
@@ -266,9 +267,28 @@ async function readAllOnce(fabric: Fabric, stream: string, options: ReadAllOptio
       if (r.messages.length === 0) break;
       const last = r.messages[r.messages.length - 1];
       remaining = last ? last.pending : 0;
+      // The messages pending when the consumer was made are the newest of each subject; what comes after
+      // them was written during the read, so a snapshot of the subjects stops there.
+      if (snapshot) remaining = Math.min(remaining, consumer.pending - messages.length);
     }
   } finally {
     dropConsumer(fabric, stream, consumer.name);
   }
-  return { messages, unparsed };
+  return { messages: snapshot ? latestPerSubject(messages) : messages, unparsed };
+}
+
+/**
+ * Keeps the newest message of each subject, in stream order. A `lastPerSubject` consumer starts with one
+ * message per subject but then goes on delivering what is written while it is read: a key written between
+ * two pulls (an agent's heartbeat during a slow registry scan) came back twice or three times. `readAll`
+ * stops at the messages pending when its consumer was made, and keeps one per subject should any repeat.
+ */
+export function latestPerSubject(messages: PulledMessage[]): PulledMessage[] {
+  const newest = new Map<string, PulledMessage>();
+  for (const m of messages) {
+    const seen = newest.get(m.subject);
+    if (!seen || m.streamSeq > seen.streamSeq) newest.set(m.subject, m);
+  }
+  if (newest.size === messages.length) return messages;
+  return [...newest.values()].sort((a, b) => a.streamSeq - b.streamSeq);
 }
