@@ -20,6 +20,11 @@ async function runsOf(r: Replica, ids: string[]) {
   return Promise.all(ids.map((id) => getRun(r, id)));
 }
 
+async function globalActive(r: Replica): Promise<number> {
+  const s = (await (await r.fetch("/v1/_concurrency/stats")).json()) as { global: { active: number } };
+  return s.global.active;
+}
+
 async function slow(r: Replica, user: string): Promise<string> {
   const res = await postRun(r, { agent: "slow", prompt: "[loop]", user_id: user });
   expect(res.status).toBe(202);
@@ -97,7 +102,7 @@ describe("replica failure and shutdown (separate processes, real NATS)", () => {
     await other.term();
   });
 
-  it("cancel of a run whose replica just died answers owner_replica_dead at once", async () => {
+  it("cancel of a run whose replica just died answers at once; the reaper frees its slots", async () => {
     const victim = await cluster.replica();
     const id = await slow(victim, "dead-owner");
     await eventually(async () => expect((await getRun(victim, id)).status).toBe("running"));
@@ -105,8 +110,9 @@ describe("replica failure and shutdown (separate processes, real NATS)", () => {
     await victim.kill();
     const res = await other.fetch(`/v1/runs/${id}/cancel`, { method: "POST" });
     expect(res.status).toBe(200);
-    expect(await res.json()).toMatchObject({ status: "failed", stop_reason: "owner_replica_dead" });
+    expect(await res.json()).toMatchObject({ status: "cancelled", stop_reason: "cancelled: requested" });
     await eventually(async () => expect(await cluster.quotaHeld()).toBe(0));
+    await eventually(async () => expect(await globalActive(other)).toBe(0));
     await other.term();
   });
 

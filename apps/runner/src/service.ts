@@ -3,7 +3,7 @@ import { type Fabric, jsonCodec, Lease, type Logger } from "@loominal/fabric";
 import { ConfigError, keys, randomId, runnerUserToken, subjects } from "@loominal/protocol";
 import { JetStreamApiError } from "@nats-io/jetstream";
 import type { KvWatchEntry } from "@nats-io/kv";
-import { NoRespondersError, type Subscription } from "@nats-io/transport-node";
+import type { Msg, Subscription } from "@nats-io/transport-node";
 import { z } from "zod";
 import type { AgentCatalog, AgentDefinition } from "./agents.js";
 import { type AdmitMsg, pullAdmissions } from "./cluster/admit.js";
@@ -41,6 +41,15 @@ const cancelReplyCodec = jsonCodec(z.object({ ok: z.boolean() }));
 /** How often a replica looks for runs it owns but does not run, and how old they must be (ms). */
 const ORPHAN_CHECK_MS = 10_000;
 const ORPHAN_MIN_AGE_MS = 10_000;
+
+/** How long a cancel wake-up for a run not executing here is kept, in case the run is starting (ms). */
+const EARLY_STOP_KEEP_MS = 60_000;
+
+/**
+ * How long after its end the reaper frees the slots of a run whose replica is alive but has not freed them
+ * itself (ms); a replica frees them as soon as the run's loop has stopped.
+ */
+const ENDED_RELEASE_AFTER_MS = 30_000;
 
 /** Users the reaper sweeps at once. */
 const SWEEP_CONCURRENCY = 32;
@@ -127,6 +136,9 @@ export class RunnerService {
   #pullLoop: Promise<void> | undefined;
   #reaper: Lease | undefined;
   #reaping = false;
+  /** Stops (cancel wake-ups) that arrived for runs not executing here yet. */
+  #earlyStops = new Map<string, { status: "cancelled" | "failed"; stopReason: string; at: number }>();
+  #offState: (() => void) | undefined;
   /** Requests taken but not yet executing (between delivery and the record's move to running). */
   #starting = 0;
 
@@ -164,6 +176,14 @@ export class RunnerService {
       evals: this.#stores.evals,
     });
     await this.#claimReplicaId();
+    // Subscribed (and confirmed by the server) before the first heartbeat: from then on, other replicas may
+    // probe this subject, and a replica with a heartbeat but no subscriber there is taken for a dead one.
+    this.#cancelSub = this.fabric.nc.subscribe(subjects.runnerCancel(this.replicaId), {
+      callback: (err, msg) => {
+        if (!err) this.#onCancelMessage(msg);
+      },
+    });
+    await this.fabric.nc.flush();
     const pause = await this.pauses.get();
     this.#pauseState = pause.state;
     this.#pauseSince = pause.state === "pausing" ? pause.since : null;
@@ -172,18 +192,15 @@ export class RunnerService {
     await this.#failOrphans();
     // Runs this replica left `running` without running them (an end it could not write during an outage).
     this.#every(ORPHAN_CHECK_MS, () => this.#failOrphans(ORPHAN_MIN_AGE_MS));
+    // Runs here that another replica ended: the cancel's wake-up is a plain publish, lost if this replica
+    // was cut off when it was sent; this is the slow path that catches them, and a reconnect the fast one.
+    this.#every(ORPHAN_CHECK_MS, () => this.#stopRunsEndedElsewhere());
+    this.#offState = this.fabric.onStateChange((state) => {
+      if (state === "connected" && !this.#stopped) void this.#stopRunsEndedElsewhere().catch(() => undefined);
+    });
     this.#every(c.heartbeatIntervalMs, () => this.#heartbeat());
     this.#every(c.reaperIntervalMs, () => this.#reap());
     this.#every(Math.max(250, Math.floor(c.lockTtlMs / 3)), () => this.#refreshLocks());
-    this.#cancelSub = this.fabric.nc.subscribe(subjects.runnerCancel(this.replicaId), {
-      callback: (err, msg) => {
-        if (err) return;
-        void this.#answerCancel(msg.data).then(
-          (ok) => msg.respond(cancelReplyCodec.encode({ ok })),
-          () => msg.respond(cancelReplyCodec.encode({ ok: false })),
-        );
-      },
-    });
     this.#pullLoop = this.#pull();
     this.#log.info({ replica: this.replicaId }, "runner replica started");
   }
@@ -509,6 +526,11 @@ export class RunnerService {
       }),
     };
     this.#active.set(record.run_id, active);
+    const early = this.#earlyStops.get(record.run_id);
+    if (early) {
+      this.#earlyStops.delete(record.run_id);
+      controller.abort(new RunStop(early.status, early.stopReason));
+    }
     this.#o.metrics?.activeRuns.set(this.#active.size);
     void this.#heartbeat().catch(() => undefined);
     const working = setInterval(() => m.working(), Math.max(250, Math.floor(c.admitAckWaitMs / 3)));
@@ -721,82 +743,111 @@ export class RunnerService {
   // ---------------------------------------------------------------- cancel
 
   /**
-   * Cancels a run wherever it is: a queued one by CAS on its record, a running one by one request to the
-   * replica that owns it. No responder means the owner is gone: the run fails `owner_replica_dead` at once.
+   * Cancels a run wherever it is, without waiting for the replica that runs it: `cancelled` is written over
+   * the queued or running record by compare-and-set (a terminal state is written once: the first writer
+   * wins), and that write is the acknowledgement. The owner is then told on `runner.cancel.<replica>` (a
+   * wake-up, not a request) and stops the run at its next await; it frees the run's slots when its loop
+   * has stopped. A queued run's slots are freed here. See docs/runner.md, "Cancel".
    */
   async cancel(runId: string, reason: string): Promise<Outcome<RunRecord>> {
     const stopReason = reason === "client disconnected" ? reason : `cancelled: ${reason}`;
-    for (let attempt = 0; attempt < 3; attempt++) {
-      const record = await this.runs.get(runId);
-      if (!record)
+    const r = await this.runs.cancel(runId, { stop_reason: stopReason, ended_at: new Date().toISOString() });
+    if (!r.ended) {
+      if (!r.current)
         return { ok: false, refusal: { status: 404, code: "not_found", error: `no run ${runId}` } };
-      if (TERMINAL.has(record.status)) {
-        return {
-          ok: false,
-          refusal: {
-            status: 409,
-            code: "run_finished",
-            error: `run ${runId} already ended: ${record.status}`,
-            extra: { status: record.status },
-          },
-        };
-      }
-      if (record.status === "queued") {
-        const done = await this.runs.transition(
-          runId,
-          "cancelled",
-          { stop_reason: stopReason, ended_at: new Date().toISOString() },
-          (r) => r.status === "queued",
-        );
-        if (done) {
-          await this.#releaseSlots(done);
-          await this.events
-            .append(runId, "done", { status: "cancelled", stop_reason: stopReason })
-            .catch(() => undefined);
-          return { ok: true, value: done };
-        }
-        continue;
-      }
-      if (record.replica_id === this.replicaId) {
-        await this.#cancelLocal(runId, stopReason);
-      } else {
-        try {
-          await this.fabric.nc.request(
-            subjects.runnerCancel(record.replica_id),
-            cancelRequestCodec.encode({ run_id: runId, reason: stopReason }),
-            { timeout: 5_000 },
-          );
-        } catch (err) {
-          if (!isNoResponders(err)) throw err;
-          const failed = await this.failRun(
-            record,
-            "owner_replica_dead",
-            `replica ${record.replica_id} did not answer the cancel`,
-          );
-          if (failed) return { ok: true, value: failed };
-        }
-      }
-      const after = await this.runs.get(runId);
-      if (after && TERMINAL.has(after.status)) return { ok: true, value: after };
+      return {
+        ok: false,
+        refusal: {
+          status: 409,
+          code: "run_finished",
+          error: `run ${runId} already ended: ${r.current.status}`,
+          extra: { status: r.current.status },
+        },
+      };
     }
-    const now = await this.runs.get(runId);
-    return now
-      ? { ok: true, value: now }
-      : { ok: false, refusal: { status: 404, code: "not_found", error: `no run ${runId}` } };
+    const ended = r.ended;
+    this.#o.metrics?.runsFinished.inc({ status: "cancelled" });
+    if (r.from === "running") {
+      if (ended.replica_id === this.replicaId) this.#stopLocal(runId, "cancelled", stopReason);
+      else {
+        try {
+          this.fabric.nc.publish(
+            subjects.runnerCancel(ended.replica_id),
+            cancelRequestCodec.encode({ run_id: runId, reason: stopReason }),
+          );
+        } catch {
+          // NATS away: the owner finds the record cancelled on its next check of its runs.
+        }
+      }
+    }
+    // After the answer: the terminal event (followers of the run end on it) and, for a run no replica had
+    // started, its slots (a replica that pulls its request later finds it ended and acknowledges it).
+    void (async () => {
+      await this.#persist(
+        () => this.events.append(runId, "done", { status: "cancelled", stop_reason: stopReason }),
+        "storing a cancelled run's end",
+      );
+      if (r.from === "queued") await this.#persist(() => this.#releaseSlots(ended), "freeing a run's slots");
+    })().catch((err: unknown) =>
+      this.#log.warn({ err: String(err), run: runId }, "bookkeeping after a cancel failed"),
+    );
+    return { ok: true, value: ended };
   }
 
-  async #cancelLocal(runId: string, stopReason: string): Promise<boolean> {
+  /**
+   * Stops a run executing here (its record already says how it ended, or will by this replica's own write).
+   * A stop for a run not (yet) here is remembered for a minute: the wake-up can overtake the start.
+   */
+  #stopLocal(runId: string, status: "cancelled" | "failed", stopReason: string): boolean {
     const active = this.#active.get(runId);
-    if (!active) return false;
-    active.controller.abort(new RunStop("cancelled", stopReason));
-    await Promise.race([active.finished, new Promise((r) => setTimeout(r, 5_000))]);
-    return true;
+    if (active) {
+      if (!active.controller.signal.aborted) active.controller.abort(new RunStop(status, stopReason));
+      return true;
+    }
+    const now = Date.now();
+    for (const [id, e] of this.#earlyStops) if (now - e.at > EARLY_STOP_KEEP_MS) this.#earlyStops.delete(id);
+    this.#earlyStops.set(runId, { status, stopReason, at: now });
+    return false;
   }
 
-  async #answerCancel(data: Uint8Array): Promise<boolean> {
-    const r = cancelRequestCodec.safeDecode(data, "cancel request");
-    if (!r.ok) return false;
-    return this.#cancelLocal(r.value.run_id, r.value.reason);
+  /** A message on this replica's cancel subject: a wake-up for a cancelled run, or a liveness probe. */
+  #onCancelMessage(msg: Msg): void {
+    if (msg.data.length === 0) {
+      // A probe: any answer says this replica's connection is alive (see #probeReplicas).
+      if (msg.reply) msg.respond(cancelReplyCodec.encode({ ok: true }));
+      return;
+    }
+    const r = cancelRequestCodec.safeDecode(msg.data, "cancel request");
+    if (!r.ok) {
+      if (msg.reply) msg.respond(cancelReplyCodec.encode({ ok: false }));
+      return;
+    }
+    const found = this.#stopLocal(r.value.run_id, "cancelled", r.value.reason);
+    if (!msg.reply) return;
+    // A request (a replica of an earlier version waits for the run to have ended): answer once it has.
+    const active = this.#active.get(r.value.run_id);
+    void Promise.race([active?.finished, new Promise((res) => setTimeout(res, 5_000))]).then(() =>
+      msg.respond(cancelReplyCodec.encode({ ok: found })),
+    );
+  }
+
+  /**
+   * Runs executing here whose record another replica ended (a cancel whose wake-up was lost while this
+   * replica was cut off, or the reaper): stop them. Called periodically and after a reconnect.
+   */
+  async #stopRunsEndedElsewhere(): Promise<void> {
+    await Promise.all(
+      [...this.#active.values()].map(async (a) => {
+        if (a.controller.signal.aborted) return;
+        const record = await this.runs.get(a.record.run_id);
+        if (!record || !TERMINAL.has(record.status)) return;
+        this.#stopLocal(
+          a.record.run_id,
+          record.status === "cancelled" ? "cancelled" : "failed",
+          record.stop_reason ?? record.status,
+        );
+      }),
+    );
   }
 
   /**
@@ -961,7 +1012,14 @@ export class RunnerService {
           return;
         }
         if (TERMINAL.has(record.status)) {
+          // Ended, its slots still held: the replica that ran it frees them once its loop has stopped (a run
+          // cancelled from elsewhere goes on until the owner hears of it). Its death, or a long delay, frees
+          // them here — its global slot too, by acknowledging the admission message the record names.
+          const ownerGone = !live.has(record.replica_id);
+          const endedAgo = Date.now() - Date.parse(record.ended_at ?? record.created_at);
+          if (!ownerGone && endedAgo < ENDED_RELEASE_AFTER_MS) return;
           await this.#releaseSlots(record);
+          if (record.admit_ack) this.fabric.nc.publish(record.admit_ack, "+ACK");
           return;
         }
         if (record.status === "running" && !live.has(record.replica_id)) {
@@ -1108,9 +1166,11 @@ export class RunnerService {
     this.#wake();
     for (const t of this.#timers) clearInterval(t);
     this.#pauseWatch?.stop();
-    this.#cancelSub?.unsubscribe();
+    this.#offState?.();
     await this.#reaper?.release().catch(() => undefined);
+    // The heartbeat goes before the probe subscription, so no replica takes this one for a dead one.
     await this.#stores?.replicas.delete(keys.runnerReplica(this.replicaId)).catch(() => undefined);
+    this.#cancelSub?.unsubscribe();
   }
 }
 
@@ -1126,10 +1186,4 @@ export function idempotentRunId(userId: string, key: string): string {
 function requestWithoutPrompt(r: RunRequest): Omit<RunRequest, "prompt"> {
   const { prompt: _prompt, ...rest } = r;
   return rest;
-}
-
-function isNoResponders(err: unknown): boolean {
-  if (err instanceof NoRespondersError) return true;
-  const cause = (err as { cause?: unknown })?.cause;
-  return cause instanceof NoRespondersError || /no responders/i.test(String((err as Error)?.message));
 }
