@@ -176,7 +176,7 @@ export function submitFastPath(deps: {
       .then(async (raw) => {
         const body = parseJsonBody(raw);
         route = ROUTE;
-        const query = q < 0 ? {} : { ...parseQuery(url.slice(q + 1)) };
+        const query = q < 0 ? {} : parseQuery(url.slice(q + 1));
         const r = await runOperation(weft, op, principal, { params: {}, query, body });
         send(res, r.status, r.body);
         end({ route, status: String(r.status) });
