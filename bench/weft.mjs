@@ -4,12 +4,14 @@
 //     time until the claimer holds it is measured (sequential, so the claimer is always waiting);
 //  2. REST submissions/s with `--concurrency` requests in flight, their latency, and Weft's own CPU per
 //     submission (from /proc: user + system time of the weft process over the run).
+//  3. a summary against the targets (submit → claimed p99 ≤ 10 ms; ≥ 2,000 submissions/s) with the machine's
+//     load average before and after, since the machine may be shared.
 // Usage: node bench/weft.mjs [--claims 500] [--submissions 20000] [--concurrency 64]
 //        (run `pnpm -w build` first; starts its own nats-server unless NATS_URL is set)
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import http from "node:http";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Fabric } from "@loominal/fabric";
@@ -107,6 +109,10 @@ const submit = (projectId, body) =>
     req.end(payload);
   });
 
+const round2 = (n) => Math.round(n * 100) / 100;
+const loadBefore = loadavg().map(round2);
+let claimP99;
+let rest;
 try {
   // ——— 1. submit → claimed by a waiting claimer ———
   {
@@ -141,11 +147,12 @@ try {
       lat.push(ms);
       await work.complete(item.workId, "ok");
     }
-    report("weft-submit-to-claim", {
+    const claimed = report("weft-submit-to-claim", {
       samples: lat.length,
       latencyMs: percentiles(lat),
       submitAnsweredMs: percentiles(answered),
     });
+    if (lat.length > 0) claimP99 = claimed.latencyMs.p99;
     await work.close();
     await fabric.close();
   }
@@ -166,7 +173,7 @@ try {
     const elapsedMs = since(t0);
     const cpu1 = processCpuMicros(weft.proc.pid);
     const use1 = processUsage(weft.proc.pid);
-    report("weft-rest-submit", {
+    rest = report("weft-rest-submit", {
       submissions: done,
       concurrency: CONCURRENCY,
       perSecond: Math.round((done / elapsedMs) * 1000),
@@ -180,6 +187,15 @@ try {
       weftPerSubmission: usagePer(use0, use1, done),
     });
   }
+  report("weft-targets", {
+    submitToClaimP99Ms: claimP99 ?? null,
+    submitToClaimMet: claimP99 !== undefined ? claimP99 <= 10 : null,
+    submissionsPerSecond: rest.perSecond,
+    submissionsPerSecondMet: rest.perSecond >= 2_000,
+    weftCpuMicrosPerSubmission: rest.weftCpuMicrosPerSubmission,
+    loadAverageBefore: loadBefore,
+    loadAverageAfter: loadavg().map(round2),
+  });
 } finally {
   agent.destroy();
   weft.proc.kill("SIGTERM");

@@ -6,6 +6,7 @@
 // by the runner's channel and memory tools. It counts as completed only when its three runs completed AND
 // its three memory values and the evaluation are stored with the right content; three "completed" runs
 // without them are a silent regression.
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { Fabric } from "@loominal/fabric";
 import { buckets, keys } from "@loominal/protocol";
 import { percentiles } from "../lib.mjs";
@@ -309,7 +310,12 @@ class Driver {
       body: JSON.stringify({ reason }),
       signal: AbortSignal.timeout(15_000),
     });
-    return { status: res.status, body: await res.json().catch(() => ({})) };
+    const timing = /cancel;dur=([\d.]+)/.exec(res.headers.get("server-timing") ?? "");
+    return {
+      status: res.status,
+      body: await res.json().catch(() => ({})),
+      serverMs: timing ? Number(timing[1]) : undefined,
+    };
   }
 
   #alive() {
@@ -783,7 +789,11 @@ class Driver {
     }
     const chosen = pool.slice(0, k);
     const ackMs = [];
+    const serverMs = [];
     const outcomes = {};
+    // The driver shares the machine's cores: its own event-loop delay is part of every ack it measures.
+    const lag = monitorEventLoopDelay({ resolution: 5 });
+    lag.enable();
     await Promise.all(
       chosen.map(async ([runId, r], i) => {
         await sleep(i * 5);
@@ -800,6 +810,7 @@ class Driver {
         const key = res.status === 200 ? res.body.status : `http_${res.status}:${res.body.code ?? ""}`;
         outcomes[key] = (outcomes[key] ?? 0) + 1;
         if (res.status === 200) ackMs.push(ms);
+        if (res.status === 200 && res.serverMs !== undefined) serverMs.push(res.serverMs);
         // The rest of the circuit cannot complete now.
         for (const id of r.c.runIds) {
           if (id !== runId && this.runs.get(id)?.endAt === undefined)
@@ -807,7 +818,19 @@ class Driver {
         }
       }),
     );
-    return { requested: k, sent: chosen.length, outcomes, ackMs: percentiles(ackMs) };
+    lag.disable();
+    return {
+      requested: k,
+      sent: chosen.length,
+      outcomes,
+      ackMs: percentiles(ackMs),
+      // Time inside the answering replica's cancel (its compare-and-set), from its Server-Timing header.
+      serverMs: percentiles(serverMs),
+      driverEventLoopDelayMs: {
+        p50: round(lag.percentile(50) / 1e6, 2),
+        p99: round(lag.percentile(99) / 1e6, 2),
+      },
+    };
   }
 
   /** Pauses the cluster through one replica: time until every replica's heartbeat shows it, then resumes. */

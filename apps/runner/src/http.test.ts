@@ -213,7 +213,7 @@ describe("runner HTTP API (one replica process)", () => {
       return r2;
     });
     expect(run).toMatchObject({ stop_reason: "run_timeout", run_timeout_seconds: 1 });
-    expect(await cluster.quotaHeld()).toBe(0);
+    await eventually(async () => expect(await cluster.quotaHeld()).toBe(0));
   });
 
   it("a client that disconnects from the stream cancels its run", async () => {

@@ -225,7 +225,10 @@ export function createHttpApp(o: HttpOptions): express.Express {
       if (!b.success) return send(res, 400, "invalid_input", zodMessage(b.error));
       reason = b.data.reason ?? reason;
     }
+    const t0 = performance.now();
     const outcome = await service.cancel(runId, reason);
+    // How long the cancel itself took here (the compare-and-set), apart from HTTP and queueing.
+    res.setHeader("server-timing", `cancel;dur=${(performance.now() - t0).toFixed(2)}`);
     if (!outcome.ok) return refuse(res, outcome.refusal);
     res.json(runView(outcome.value));
   });

@@ -60,6 +60,16 @@ export class Replica {
     return this.#signal("SIGKILL");
   }
 
+  /** SIGSTOP: the process freezes with its connections open (a long GC pause, a stopped container). */
+  freeze(): void {
+    if (this.running) this.proc.kill("SIGSTOP");
+  }
+
+  /** SIGCONT after freeze(). */
+  thaw(): void {
+    if (this.running) this.proc.kill("SIGCONT");
+  }
+
   /** SIGTERM and wait; resolves with the exit code. */
   async term(): Promise<number | null> {
     await this.#signal("SIGTERM");

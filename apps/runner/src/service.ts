@@ -1,9 +1,10 @@
 import { createHash } from "node:crypto";
-import { type Fabric, jsonCodec, Lease, type Logger } from "@loominal/fabric";
+import { performance } from "node:perf_hooks";
+import { type Fabric, isCasConflict, jsonCodec, Lease, type Logger } from "@loominal/fabric";
 import { ConfigError, keys, randomId, runnerUserToken, subjects } from "@loominal/protocol";
 import { JetStreamApiError } from "@nats-io/jetstream";
 import type { KvWatchEntry } from "@nats-io/kv";
-import { NoRespondersError, type Subscription } from "@nats-io/transport-node";
+import { type Msg, NoRespondersError, type Subscription } from "@nats-io/transport-node";
 import { z } from "zod";
 import type { AgentCatalog, AgentDefinition } from "./agents.js";
 import { type AdmitMsg, pullAdmissions } from "./cluster/admit.js";
@@ -37,10 +38,29 @@ const heartbeatCodec = jsonCodec(heartbeatSchema);
 const pauseCodec = jsonCodec(pauseRecordSchema);
 const cancelRequestCodec = jsonCodec(z.object({ run_id: z.string(), reason: z.string() }));
 const cancelReplyCodec = jsonCodec(z.object({ ok: z.boolean() }));
+const leaseHolderCodec = jsonCodec(z.object({ holder: z.string() }).passthrough());
 
 /** How often a replica looks for runs it owns but does not run, and how old they must be (ms). */
 const ORPHAN_CHECK_MS = 10_000;
 const ORPHAN_MIN_AGE_MS = 10_000;
+
+/** How long a cancel wake-up for a run not executing here is kept, in case the run is starting (ms). */
+const EARLY_STOP_KEEP_MS = 60_000;
+
+/**
+ * How long after its end the reaper frees the slots of a run whose replica is alive but has not freed them
+ * itself (ms); a replica frees them as soon as the run's loop has stopped.
+ */
+const ENDED_RELEASE_AFTER_MS = 30_000;
+
+/** How long a liveness probe waits for an answer (ms); no answer in time is not taken for a death. */
+const PROBE_TIMEOUT_MS = 1_000;
+
+/**
+ * Probes start this long after this replica's own connection came up (or at most a TTL): after a NATS
+ * restart the others reconnect at their own pace (backoff up to 2 s) and must not be taken for dead.
+ */
+const PROBE_GRACE_MS = 5_000;
 
 /** Users the reaper sweeps at once. */
 const SWEEP_CONCURRENCY = 32;
@@ -127,6 +147,25 @@ export class RunnerService {
   #pullLoop: Promise<void> | undefined;
   #reaper: Lease | undefined;
   #reaping = false;
+  #reapAgain = false;
+  /** Stops (cancel wake-ups) that arrived for runs not executing here yet. */
+  #earlyStops = new Map<string, { status: "cancelled" | "failed"; stopReason: string; at: number }>();
+  #offState: (() => void) | undefined;
+  /** Revision of this replica's last heartbeat write (0: none yet, or it must register afresh). */
+  #hbRevision = 0;
+  #hbRunning: Promise<void> | undefined;
+  #hbAgain = false;
+  /**
+   * performance.now() until which this replica's heartbeat key cannot have expired or been taken away: the
+   * send time of its last acknowledged heartbeat + TTL − margin. Past it, no run here starts a step until a
+   * heartbeat confirms the replica is still counted alive (see #stepGuard).
+   */
+  #liveUntil = 0;
+  #fenceMarginMs: number;
+  /** Replicas whose cancel subject had no responders: since when, at which heartbeat revision. */
+  #suspects = new Map<string, { since: number; revision: number }>();
+  /** When this replica's NATS connection last came up (performance.now()). */
+  #connectedAt = performance.now();
   /** Requests taken but not yet executing (between delivery and the record's move to running). */
   #starting = 0;
 
@@ -136,6 +175,10 @@ export class RunnerService {
     this.replicaId = options.config.replicaId;
     this.#log = options.logger;
     this.events = new EventLog(options.fabric);
+    this.#fenceMarginMs = Math.max(
+      options.config.heartbeatIntervalMs,
+      Math.floor(options.config.replicaTtlMs / 5),
+    );
   }
 
   get fabric(): Fabric {
@@ -164,6 +207,14 @@ export class RunnerService {
       evals: this.#stores.evals,
     });
     await this.#claimReplicaId();
+    // Subscribed (and confirmed by the server) before the first heartbeat: from then on, other replicas may
+    // probe this subject, and a replica with a heartbeat but no subscriber there is taken for a dead one.
+    this.#cancelSub = this.fabric.nc.subscribe(subjects.runnerCancel(this.replicaId), {
+      callback: (err, msg) => {
+        if (!err) this.#onCancelMessage(msg);
+      },
+    });
+    await this.fabric.nc.flush();
     const pause = await this.pauses.get();
     this.#pauseState = pause.state;
     this.#pauseSince = pause.state === "pausing" ? pause.since : null;
@@ -172,18 +223,25 @@ export class RunnerService {
     await this.#failOrphans();
     // Runs this replica left `running` without running them (an end it could not write during an outage).
     this.#every(ORPHAN_CHECK_MS, () => this.#failOrphans(ORPHAN_MIN_AGE_MS));
+    // Runs here that another replica ended: the cancel's wake-up is a plain publish, lost if this replica
+    // was cut off when it was sent; this is the slow path that catches them, and a reconnect the fast one.
+    this.#every(ORPHAN_CHECK_MS, () => this.#stopRunsEndedElsewhere());
+    this.#offState = this.fabric.onStateChange((state) => {
+      if (state !== "connected") {
+        // Cut off: others may take this replica for dead meanwhile. No step until a heartbeat says otherwise.
+        this.#liveUntil = 0;
+        this.#suspects.clear();
+        return;
+      }
+      this.#connectedAt = performance.now();
+      if (!this.#stopped) void this.#stopRunsEndedElsewhere().catch(() => undefined);
+    });
+    if (c.deathConfirmMs > 0) {
+      this.#every(Math.min(c.reaperIntervalMs, 500), () => this.#probeReplicas());
+    }
     this.#every(c.heartbeatIntervalMs, () => this.#heartbeat());
     this.#every(c.reaperIntervalMs, () => this.#reap());
     this.#every(Math.max(250, Math.floor(c.lockTtlMs / 3)), () => this.#refreshLocks());
-    this.#cancelSub = this.fabric.nc.subscribe(subjects.runnerCancel(this.replicaId), {
-      callback: (err, msg) => {
-        if (err) return;
-        void this.#answerCancel(msg.data).then(
-          (ok) => msg.respond(cancelReplyCodec.encode({ ok })),
-          () => msg.respond(cancelReplyCodec.encode({ ok: false })),
-        );
-      },
-    });
     this.#pullLoop = this.#pull();
     this.#log.info({ replica: this.replicaId }, "runner replica started");
   }
@@ -372,7 +430,7 @@ export class RunnerService {
     try {
       while (!this.#stopped && !this.#draining) {
         const free = this.config.replicaMaxRuns - this.#active.size - this.#starting;
-        if (free <= 0 || this.#pauseState !== "running") {
+        if (free <= 0 || this.#pauseState !== "running" || performance.now() >= this.#liveUntil) {
           await this.#waitForWake(250);
           continue;
         }
@@ -509,6 +567,11 @@ export class RunnerService {
       }),
     };
     this.#active.set(record.run_id, active);
+    const early = this.#earlyStops.get(record.run_id);
+    if (early) {
+      this.#earlyStops.delete(record.run_id);
+      controller.abort(new RunStop(early.status, early.stopReason));
+    }
     this.#o.metrics?.activeRuns.set(this.#active.size);
     void this.#heartbeat().catch(() => undefined);
     const working = setInterval(() => m.working(), Math.max(250, Math.floor(c.admitAckWaitMs / 3)));
@@ -551,6 +614,7 @@ export class RunnerService {
           emit,
           signal: controller.signal,
           pauseGate: (signal) => this.#pauseGate(active, emit, signal),
+          stepGuard: (signal) => this.#stepGuard(signal),
           maxIterations: agent.maxIterations,
           toolConcurrency: c.toolConcurrency,
           retryBaseMs: c.retryBaseMs,
@@ -721,89 +785,123 @@ export class RunnerService {
   // ---------------------------------------------------------------- cancel
 
   /**
-   * Cancels a run wherever it is: a queued one by CAS on its record, a running one by one request to the
-   * replica that owns it. No responder means the owner is gone: the run fails `owner_replica_dead` at once.
+   * Cancels a run wherever it is, without waiting for the replica that runs it: `cancelled` is written over
+   * the queued or running record by compare-and-set (a terminal state is written once: the first writer
+   * wins), and that write is the acknowledgement. The owner is then told on `runner.cancel.<replica>` (a
+   * wake-up, not a request) and stops the run at its next await; it frees the run's slots when its loop
+   * has stopped. A queued run's slots are freed here. See docs/runner.md, "Cancel".
    */
   async cancel(runId: string, reason: string): Promise<Outcome<RunRecord>> {
     const stopReason = reason === "client disconnected" ? reason : `cancelled: ${reason}`;
-    for (let attempt = 0; attempt < 3; attempt++) {
-      const record = await this.runs.get(runId);
-      if (!record)
+    const r = await this.runs.cancel(runId, { stop_reason: stopReason, ended_at: new Date().toISOString() });
+    if (!r.ended) {
+      if (!r.current)
         return { ok: false, refusal: { status: 404, code: "not_found", error: `no run ${runId}` } };
-      if (TERMINAL.has(record.status)) {
-        return {
-          ok: false,
-          refusal: {
-            status: 409,
-            code: "run_finished",
-            error: `run ${runId} already ended: ${record.status}`,
-            extra: { status: record.status },
-          },
-        };
-      }
-      if (record.status === "queued") {
-        const done = await this.runs.transition(
-          runId,
-          "cancelled",
-          { stop_reason: stopReason, ended_at: new Date().toISOString() },
-          (r) => r.status === "queued",
-        );
-        if (done) {
-          await this.#releaseSlots(done);
-          await this.events
-            .append(runId, "done", { status: "cancelled", stop_reason: stopReason })
-            .catch(() => undefined);
-          return { ok: true, value: done };
-        }
-        continue;
-      }
-      if (record.replica_id === this.replicaId) {
-        await this.#cancelLocal(runId, stopReason);
-      } else {
-        try {
-          await this.fabric.nc.request(
-            subjects.runnerCancel(record.replica_id),
-            cancelRequestCodec.encode({ run_id: runId, reason: stopReason }),
-            { timeout: 5_000 },
-          );
-        } catch (err) {
-          if (!isNoResponders(err)) throw err;
-          const failed = await this.failRun(
-            record,
-            "owner_replica_dead",
-            `replica ${record.replica_id} did not answer the cancel`,
-          );
-          if (failed) return { ok: true, value: failed };
-        }
-      }
-      const after = await this.runs.get(runId);
-      if (after && TERMINAL.has(after.status)) return { ok: true, value: after };
+      return {
+        ok: false,
+        refusal: {
+          status: 409,
+          code: "run_finished",
+          error: `run ${runId} already ended: ${r.current.status}`,
+          extra: { status: r.current.status },
+        },
+      };
     }
-    const now = await this.runs.get(runId);
-    return now
-      ? { ok: true, value: now }
-      : { ok: false, refusal: { status: 404, code: "not_found", error: `no run ${runId}` } };
+    const ended = r.ended;
+    this.#o.metrics?.runsFinished.inc({ status: "cancelled" });
+    if (r.from === "running") {
+      if (ended.replica_id === this.replicaId) this.#stopLocal(runId, "cancelled", stopReason);
+      else {
+        try {
+          this.fabric.nc.publish(
+            subjects.runnerCancel(ended.replica_id),
+            cancelRequestCodec.encode({ run_id: runId, reason: stopReason }),
+          );
+        } catch {
+          // NATS away: the owner finds the record cancelled on its next check of its runs.
+        }
+      }
+    }
+    // After the answer: the terminal event (followers of the run end on it) and, for a run no replica had
+    // started, its slots (a replica that pulls its request later finds it ended and acknowledges it).
+    void (async () => {
+      await this.#persist(
+        () => this.events.append(runId, "done", { status: "cancelled", stop_reason: stopReason }),
+        "storing a cancelled run's end",
+      );
+      if (r.from === "queued") await this.#persist(() => this.#releaseSlots(ended), "freeing a run's slots");
+    })().catch((err: unknown) =>
+      this.#log.warn({ err: String(err), run: runId }, "bookkeeping after a cancel failed"),
+    );
+    return { ok: true, value: ended };
   }
 
-  async #cancelLocal(runId: string, stopReason: string): Promise<boolean> {
+  /**
+   * Stops a run executing here (its record already says how it ended, or will by this replica's own write).
+   * A stop for a run not (yet) here is remembered for a minute: the wake-up can overtake the start.
+   */
+  #stopLocal(runId: string, status: "cancelled" | "failed", stopReason: string): boolean {
     const active = this.#active.get(runId);
-    if (!active) return false;
-    active.controller.abort(new RunStop("cancelled", stopReason));
-    await Promise.race([active.finished, new Promise((r) => setTimeout(r, 5_000))]);
-    return true;
+    if (active) {
+      if (!active.controller.signal.aborted) active.controller.abort(new RunStop(status, stopReason));
+      return true;
+    }
+    const now = Date.now();
+    for (const [id, e] of this.#earlyStops) if (now - e.at > EARLY_STOP_KEEP_MS) this.#earlyStops.delete(id);
+    this.#earlyStops.set(runId, { status, stopReason, at: now });
+    return false;
   }
 
-  async #answerCancel(data: Uint8Array): Promise<boolean> {
-    const r = cancelRequestCodec.safeDecode(data, "cancel request");
-    if (!r.ok) return false;
-    return this.#cancelLocal(r.value.run_id, r.value.reason);
+  /** A message on this replica's cancel subject: a wake-up for a cancelled run, or a liveness probe. */
+  #onCancelMessage(msg: Msg): void {
+    if (msg.data.length === 0) {
+      // A probe: any answer says this replica's connection is alive (see #probeReplicas).
+      if (msg.reply) msg.respond(cancelReplyCodec.encode({ ok: true }));
+      return;
+    }
+    const r = cancelRequestCodec.safeDecode(msg.data, "cancel request");
+    if (!r.ok) {
+      if (msg.reply) msg.respond(cancelReplyCodec.encode({ ok: false }));
+      return;
+    }
+    const found = this.#stopLocal(r.value.run_id, "cancelled", r.value.reason);
+    if (!msg.reply) return;
+    // A request (a replica of an earlier version waits for the run to have ended): answer once it has.
+    const active = this.#active.get(r.value.run_id);
+    void Promise.race([active?.finished, new Promise((res) => setTimeout(res, 5_000))]).then(() =>
+      msg.respond(cancelReplyCodec.encode({ ok: found })),
+    );
+  }
+
+  /**
+   * Runs executing here whose record another replica ended (a cancel whose wake-up was lost while this
+   * replica was cut off, or the reaper): stop them. Called periodically and after a reconnect.
+   */
+  async #stopRunsEndedElsewhere(): Promise<void> {
+    await Promise.all(
+      [...this.#active.values()].map(async (a) => {
+        if (a.controller.signal.aborted) return;
+        const record = await this.runs.get(a.record.run_id);
+        if (!record || !TERMINAL.has(record.status)) return;
+        this.#stopLocal(
+          a.record.run_id,
+          record.status === "cancelled" ? "cancelled" : "failed",
+          record.stop_reason ?? record.status,
+        );
+      }),
+    );
   }
 
   /**
    * Fails a running run whose replica is gone (first writer wins), appends its error event, and frees its
    * quota slot, locks and global slot (by acknowledging its admission message).
    */
-  async failRun(record: RunRecord, stopReason: string, error: string): Promise<RunRecord | undefined> {
+  async failRun(
+    record: RunRecord,
+    stopReason: string,
+    error: string,
+    later?: Array<() => Promise<void>>,
+  ): Promise<RunRecord | undefined> {
     const failed = await this.runs.transition(
       record.run_id,
       "failed",
@@ -815,12 +913,17 @@ export class RunnerService {
       { run: record.run_id, replica: record.replica_id, stopReason },
       "run failed: its replica is gone",
     );
-    await this.events
-      .append(record.run_id, "error", { status: "failed", stop_reason: stopReason, error })
-      .catch(() => undefined);
-    await this.#releaseSlots(failed);
-    if (failed.admit_ack) this.fabric.nc.publish(failed.admit_ack, "+ACK");
     this.#o.metrics?.runsFinished.inc({ status: "failed" });
+    const bookkeeping = async () => {
+      await this.events
+        .append(record.run_id, "error", { status: "failed", stop_reason: stopReason, error })
+        .catch(() => undefined);
+      await this.#releaseSlots(failed);
+      if (failed.admit_ack) this.fabric.nc.publish(failed.admit_ack, "+ACK");
+    };
+    // The reaper ends every run of a dead replica first and does the rest after: the end is what callers wait for.
+    if (later) later.push(bookkeeping);
+    else await bookkeeping();
     return failed;
   }
 
@@ -868,35 +971,216 @@ export class RunnerService {
     }
   }
 
-  async #heartbeat(): Promise<void> {
-    if (this.#stopped) return;
-    const hb: Heartbeat = {
-      replica_id: this.replicaId,
-      instance: this.#instance,
-      started_at: this.#startedAt,
-      at: new Date().toISOString(),
-      active_runs: this.#active.size,
-      unparked_runs: [...this.#active.values()].filter((a) => !a.parked).length,
-      pause_since: this.#pauseSince,
-      url: this.#o.url ?? null,
-      draining: this.#draining,
-    };
-    await this.#stores.replicas.put(keys.runnerReplica(this.replicaId), heartbeatCodec.encode(hb));
+  /**
+   * Writes this replica's heartbeat by compare-and-set on its last revision: one write at a time, a call
+   * during a write is folded into one more write after it. A conflict means the key is not as this
+   * replica left it — expired (frozen or cut off beyond the TTL) or deleted by a replica that found this
+   * one's connection gone — so this replica counts as dead: it fences itself and joins again.
+   */
+  #heartbeat(): Promise<void> {
+    if (this.#stopped) return Promise.resolve();
+    if (this.#hbRunning) {
+      this.#hbAgain = true;
+      return this.#hbRunning;
+    }
+    const run = (async () => {
+      try {
+        do {
+          this.#hbAgain = false;
+          await this.#writeHeartbeat();
+        } while (this.#hbAgain && !this.#stopped);
+      } finally {
+        this.#hbRunning = undefined;
+      }
+    })();
+    this.#hbRunning = run;
+    return run;
   }
 
-  /** Heartbeats of the live replicas (a missing key is a dead replica). */
-  async replicas(): Promise<Heartbeat[]> {
-    const out: Heartbeat[] = [];
+  async #writeHeartbeat(): Promise<void> {
+    const kv = this.#stores.replicas;
+    const key = keys.runnerReplica(this.replicaId);
+    for (let attempt = 0; attempt < 3; attempt++) {
+      if (this.#stopped) return;
+      if (!this.fabric.isConnected) throw new Error("NATS is unreachable");
+      const hb: Heartbeat = {
+        replica_id: this.replicaId,
+        instance: this.#instance,
+        started_at: this.#startedAt,
+        at: new Date().toISOString(),
+        active_runs: this.#active.size,
+        unparked_runs: [...this.#active.values()].filter((a) => !a.parked).length,
+        pause_since: this.#pauseSince,
+        url: this.#o.url ?? null,
+        draining: this.#draining,
+      };
+      const data = heartbeatCodec.encode(hb);
+      const sentAt = performance.now();
+      try {
+        this.#hbRevision =
+          this.#hbRevision === 0 ? await kv.create(key, data) : await kv.update(key, data, this.#hbRevision);
+        this.#liveUntil = Math.max(this.#liveUntil, sentAt + this.config.replicaTtlMs - this.#fenceMarginMs);
+        return;
+      } catch (err) {
+        if (!isCasConflict(err)) throw err;
+      }
+      const e = await kv.get(key);
+      // Deleted by stop() while this write was on its way.
+      if (this.#stopped) return;
+      const current = e?.operation === "PUT" ? heartbeatCodec.safeDecode(e.value, key) : undefined;
+      if (e && current?.ok && current.value.instance === this.#instance) {
+        // This replica's own earlier write, whose answer was lost.
+        this.#hbRevision = e.revision;
+        continue;
+      }
+      if (current?.ok) {
+        this.#fence("another process heartbeats with this replica id");
+        throw new ConfigError(
+          `RUNNER_REPLICA_ID ${this.replicaId} is in use by another live replica (started ${current.value.started_at}); give each replica its own id`,
+        );
+      }
+      this.#fence(
+        e
+          ? "another replica found this one's NATS connection gone and took it for dead"
+          : "its heartbeat expired",
+      );
+      this.#hbRevision = 0;
+    }
+  }
+
+  /**
+   * This replica counts as dead for the others (the reaper fails its runs, or will): it stops every run it
+   * executes — their ends lose to the reaper's, or are the same `replica_died` — and takes no step until it
+   * has joined again with a fresh heartbeat.
+   */
+  #fence(reason: string): void {
+    this.#liveUntil = 0;
+    const runs = [...this.#active.keys()];
+    this.#log.error(
+      { replica: this.replicaId, reason, runs: runs.length },
+      "this replica was taken for dead; its runs are lost, it stops them and joins again",
+    );
+    for (const id of runs) this.#stopLocal(id, "failed", "replica_died");
+  }
+
+  /**
+   * Before every provider call and tool call of a run. First lets I/O already received run (after a
+   * freeze, timers fire before anything is read: a cancel's wake-up, or the heartbeat's conflict, would
+   * come only after the step). Then, when this replica cannot be sure it still counts as alive — its last
+   * acknowledged heartbeat is older than TTL − margin, or NATS went away since — waits for a heartbeat to
+   * say so; one that finds the replica taken for dead stops the run (#fence).
+   */
+  async #stepGuard(signal: AbortSignal): Promise<void> {
+    await new Promise((r) => setImmediate(r));
+    for (;;) {
+      if (signal.aborted) throw signal.reason;
+      if (performance.now() < this.#liveUntil) return;
+      await Promise.race([
+        this.#heartbeat().catch(() => undefined),
+        new Promise((r) => setTimeout(r, this.config.heartbeatIntervalMs)),
+      ]);
+      if (signal.aborted) throw signal.reason;
+      if (performance.now() < this.#liveUntil) return;
+      await new Promise((r) => setTimeout(r, Math.min(250, this.config.heartbeatIntervalMs)));
+    }
+  }
+
+  /**
+   * The fast death signal. A request to a replica's cancel subject is answered "no responders" by the
+   * server as soon as that replica's connection is gone (a killed process's socket closes at once); a
+   * frozen replica keeps its connection, so its probes only time out, which proves nothing. Two such
+   * answers at least RUNNER_DEATH_CONFIRM_MS apart, with no heartbeat between them, and the replica is
+   * taken for dead (#declareDead) without waiting for its heartbeat to expire. Probes start only once this
+   * replica's own connection has been up for PROBE_GRACE_MS (or the TTL, when shorter).
+   */
+  async #probeReplicas(): Promise<void> {
+    if (this.#draining || this.#stopped) return;
+    const grace = Math.min(this.config.replicaTtlMs, PROBE_GRACE_MS);
+    if (!this.fabric.isConnected || performance.now() - this.#connectedAt < grace) {
+      this.#suspects.clear();
+      return;
+    }
+    const entries = (await this.#heartbeatEntries()).filter((e) => e.hb.replica_id !== this.replicaId);
+    const seen = new Set(entries.map((e) => e.hb.replica_id));
+    for (const id of this.#suspects.keys()) if (!seen.has(id)) this.#suspects.delete(id);
+    await Promise.all(
+      entries.map(async ({ hb, revision }) => {
+        const id = hb.replica_id;
+        const gone = await this.#connectionGone(id);
+        const now = performance.now();
+        if (!gone) {
+          this.#suspects.delete(id);
+          return;
+        }
+        const s = this.#suspects.get(id);
+        if (!s || s.revision !== revision) {
+          this.#suspects.set(id, { since: now, revision });
+          return;
+        }
+        if (now - s.since < this.config.deathConfirmMs) return;
+        this.#suspects.delete(id);
+        await this.#declareDead(id, revision);
+      }),
+    );
+  }
+
+  async #connectionGone(replicaId: string): Promise<boolean> {
+    try {
+      await this.fabric.nc.request(subjects.runnerCancel(replicaId), new Uint8Array(0), {
+        timeout: PROBE_TIMEOUT_MS,
+      });
+      return false;
+    } catch (err) {
+      return isNoResponders(err);
+    }
+  }
+
+  /**
+   * Deletes the dead replica's heartbeat — by compare-and-set on the revision both probes saw, so a
+   * replica that heartbeated meanwhile is left alone — and its reaper lease if it held it, then sweeps.
+   * Should it be alive after all, its next heartbeat finds the key gone and it fences itself.
+   */
+  async #declareDead(replicaId: string, revision: number): Promise<void> {
+    const kv = this.#stores.replicas;
+    try {
+      await kv.delete(keys.runnerReplica(replicaId), { previousSeq: revision });
+    } catch (err) {
+      if (isCasConflict(err)) return;
+      throw err;
+    }
+    this.#log.warn({ replica: replicaId }, "replica's NATS connection is gone: taken for dead");
+    const lease = await kv.get(keys.runnerReaperLease());
+    if (lease?.operation === "PUT") {
+      const holder = leaseHolderCodec.safeDecode(lease.value, "reaper lease");
+      if (holder.ok && holder.value.holder === replicaId) {
+        await kv.delete(keys.runnerReaperLease(), { previousSeq: lease.revision }).catch((err: unknown) => {
+          if (!isCasConflict(err)) throw err;
+        });
+      }
+    }
+    await this.#reap();
+  }
+
+  /** Heartbeats of the live replicas, with their revisions. */
+  async #heartbeatEntries(): Promise<Array<{ hb: Heartbeat; revision: number }>> {
+    const out: Array<{ hb: Heartbeat; revision: number }> = [];
     const list = await listKeys(this.#stores.replicas, keys.runnerReplicasPrefix());
     await Promise.all(
       list.map(async (k) => {
         const e = await this.#stores.replicas.get(k);
         if (e?.operation !== "PUT") return;
         const hb = heartbeatCodec.safeDecode(e.value, k);
-        if (hb.ok) out.push(hb.value);
+        if (hb.ok) out.push({ hb: hb.value, revision: e.revision });
       }),
     );
-    return out.sort((a, b) => a.replica_id.localeCompare(b.replica_id));
+    return out;
+  }
+
+  /** Heartbeats of the live replicas (a missing key is a dead replica). */
+  async replicas(): Promise<Heartbeat[]> {
+    return (await this.#heartbeatEntries())
+      .map((e) => e.hb)
+      .sort((a, b) => a.replica_id.localeCompare(b.replica_id));
   }
 
   async #isLive(replicaId: string): Promise<boolean> {
@@ -911,7 +1195,12 @@ export class RunnerService {
   }
 
   async #reap(): Promise<void> {
-    if (this.#draining || this.#reaping) return;
+    if (this.#draining) return;
+    if (this.#reaping) {
+      // A sweep under way may have read the heartbeats before a replica was found dead: one more after it.
+      this.#reapAgain = true;
+      return;
+    }
     this.#reaping = true;
     try {
       if (!this.#reaper?.held) {
@@ -925,7 +1214,10 @@ export class RunnerService {
         if (!this.#reaper) return;
         this.#log.info({ replica: this.replicaId }, "this replica is now the reaper");
       }
-      await this.#sweep(this.#reaper.signal);
+      do {
+        this.#reapAgain = false;
+        await this.#sweep(this.#reaper.signal);
+      } while (this.#reapAgain && this.#reaper.held);
     } finally {
       this.#reaping = false;
     }
@@ -936,6 +1228,7 @@ export class RunnerService {
    * the slots of ended runs, and of runs whose record a dead replica never wrote, are freed.
    */
   async #sweep(signal: AbortSignal): Promise<void> {
+    const seenAt = Date.now();
     const live = new Set((await this.replicas()).map((r) => r.replica_id));
     live.add(this.replicaId);
     // Users are swept SWEEP_CONCURRENCY at a time: after a replica with hundreds of runs dies, failing them
@@ -945,13 +1238,31 @@ export class RunnerService {
     const lane = async () => {
       while (next < quotas.length && !signal.aborted) {
         const quota = quotas[next++];
-        if (quota) await this.#sweepUser(quota, live);
+        if (quota) await this.#sweepUser(quota, live, seenAt, later);
       }
     };
+    const later: Array<() => Promise<void>> = [];
     await Promise.all(Array.from({ length: Math.min(SWEEP_CONCURRENCY, quotas.length) }, lane));
+    // Then the failed runs' events and slots, as many at once.
+    let k = 0;
+    const rest = async () => {
+      while (k < later.length) {
+        const task = later[k++];
+        await task?.().catch((err: unknown) =>
+          this.#log.warn({ err: String(err) }, "freeing a failed run's slots failed; the next sweep retries"),
+        );
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(SWEEP_CONCURRENCY, later.length) }, rest));
   }
 
-  async #sweepUser(quota: QuotaRecord, live: Set<string>): Promise<void> {
+  /** `live`: the replicas with a heartbeat at `seenAt` (a run started after that is not judged by it). */
+  async #sweepUser(
+    quota: QuotaRecord,
+    live: Set<string>,
+    seenAt: number,
+    later: Array<() => Promise<void>>,
+  ): Promise<void> {
     await Promise.all(
       Object.entries(quota.runs).map(async ([runId, acceptedBy]) => {
         const record = await this.runs.get(runId);
@@ -961,11 +1272,22 @@ export class RunnerService {
           return;
         }
         if (TERMINAL.has(record.status)) {
+          // Ended, its slots still held: the replica that ran it frees them once its loop has stopped (a run
+          // cancelled from elsewhere goes on until the owner hears of it). Its death, or a long delay, frees
+          // them here — its global slot too, by acknowledging the admission message the record names.
+          const ownerGone = !live.has(record.replica_id);
+          const endedAgo = Date.now() - Date.parse(record.ended_at ?? record.created_at);
+          if (!ownerGone && endedAgo < ENDED_RELEASE_AFTER_MS) return;
           await this.#releaseSlots(record);
+          if (record.admit_ack) this.fabric.nc.publish(record.admit_ack, "+ACK");
           return;
         }
-        if (record.status === "running" && !live.has(record.replica_id)) {
-          await this.failRun(record, "replica_died", `replica ${record.replica_id} stopped heartbeating`);
+        if (
+          record.status === "running" &&
+          !live.has(record.replica_id) &&
+          Date.parse(record.started_at ?? record.created_at) < seenAt
+        ) {
+          await this.failRun(record, "replica_died", `replica ${record.replica_id} is gone`, later);
         }
       }),
     );
@@ -1108,9 +1430,12 @@ export class RunnerService {
     this.#wake();
     for (const t of this.#timers) clearInterval(t);
     this.#pauseWatch?.stop();
-    this.#cancelSub?.unsubscribe();
+    this.#offState?.();
     await this.#reaper?.release().catch(() => undefined);
+    await this.#hbRunning?.catch(() => undefined);
+    // The heartbeat goes before the probe subscription, so no replica takes this one for a dead one.
     await this.#stores?.replicas.delete(keys.runnerReplica(this.replicaId)).catch(() => undefined);
+    this.#cancelSub?.unsubscribe();
   }
 }
 

@@ -59,9 +59,21 @@ export function principalOf(t: ApiToken): Principal {
     : { kind: "project", projects: [...t.projects], id: tokenIdentity("project", t.token) };
 }
 
-/** Checks bearer tokens in constant time against every configured token. */
+/** How many accepted tokens TokenAuthenticator remembers (each is a configured token). */
+export const ACCEPTED_TOKEN_CACHE = 64;
+
+/**
+ * Checks bearer tokens in constant time against every configured token.
+ *
+ * A token once accepted is remembered (at most ACCEPTED_TOKEN_CACHE of them, only tokens that matched a
+ * configured one), so a client sending the same token on every request skips the digest and compare. A
+ * token not remembered always takes the constant-time path; the lookup itself compares the given string
+ * with a remembered one only when their (per-process seeded) hashes collide, so its timing says nothing
+ * useful about a configured token. Tokens are fixed at start, so nothing remembered can go stale.
+ */
 export class TokenAuthenticator {
   #tokens: Array<{ digest: Buffer; principal: Principal }>;
+  #accepted = new Map<string, Principal>();
 
   constructor(tokens: ApiToken[]) {
     this.#tokens = tokens.map((t) => ({ digest: digest(t.token), principal: principalOf(t) }));
@@ -69,9 +81,14 @@ export class TokenAuthenticator {
 
   /** The principal of a token, or undefined. Every configured token is compared, whatever matches. */
   authenticate(token: string): Principal | undefined {
+    const known = this.#accepted.get(token);
+    if (known) return known;
     const given = digest(token);
     let found: Principal | undefined;
     for (const t of this.#tokens) if (timingSafeEqual(given, t.digest) && !found) found = t.principal;
+    // Only accepted tokens are remembered (so refused guesses cannot fill it): one entry per configured
+    // token at most, and none past the bound.
+    if (found && this.#accepted.size < ACCEPTED_TOKEN_CACHE) this.#accepted.set(token, found);
     return found;
   }
 

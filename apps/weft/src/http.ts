@@ -1,4 +1,4 @@
-import type { Server } from "node:http";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { type Logger, streamInfo } from "@loominal/fabric";
 import { isLoominalError, projectIdSchema, RUN_ID_RE, weftEventSchema } from "@loominal/protocol";
 import { DeliverPolicy } from "@nats-io/jetstream";
@@ -394,8 +394,28 @@ async function streamRunner(weft: Weft, req: Request, res: Response, logger: Log
   clearInterval(poll);
 }
 
-export function listen(app: express.Express, port: number, host: string): Promise<Server> {
+/**
+ * Serves the app on `port`. `fastPath`, when given, sees each request first and answers the ones it
+ * returns true for (see fast-submit.ts); express answers the rest.
+ */
+export function listen(
+  app: express.Express,
+  port: number,
+  host: string,
+  fastPath?: (req: IncomingMessage, res: ServerResponse) => boolean,
+): Promise<Server> {
   return new Promise((resolve, reject) => {
-    const server = app.listen(port, host, (err?: Error) => (err ? reject(err) : resolve(server)));
+    const server = createServer(
+      fastPath
+        ? (req, res) => {
+            if (!fastPath(req, res)) app(req, res);
+          }
+        : app,
+    );
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      server.off("error", reject);
+      resolve(server);
+    });
   });
 }

@@ -2,6 +2,7 @@ import type { Server } from "node:http";
 import { createLogger, Fabric, type Logger } from "@loominal/fabric";
 import { resolveTokens, TokenAuthenticator } from "./auth.js";
 import { loadWeftConfig, type WeftConfig } from "./config.js";
+import { submitFastPath } from "./fast-submit.js";
 import { createApp, listen } from "./http.js";
 import { remoteMechanisms } from "./mechanisms/index.js";
 import { WeftMetrics } from "./metrics.js";
@@ -35,8 +36,9 @@ export async function startWeft(
   });
   await weft.start();
   const sub = serveCoordinatorApi(weft, logger);
-  const app = createApp(weft, new TokenAuthenticator(tokens), logger, new SessionSigner(tokens));
-  const server = await listen(app, config.port, config.host);
+  const auth = new TokenAuthenticator(tokens);
+  const app = createApp(weft, auth, logger, new SessionSigner(tokens));
+  const server = await listen(app, config.port, config.host, submitFastPath({ weft, auth, logger }));
   const address = server.address();
   const port = typeof address === "object" && address ? address.port : config.port;
   logger.info(

@@ -1,8 +1,16 @@
 import type { z } from "zod";
 import { InvalidMessageError } from "./errors.js";
 
-const encoder = new TextEncoder();
 const decoder = new TextDecoder();
+
+/**
+ * UTF-8 bytes of a string. Buffer.from rather than TextEncoder: short strings are carved from Node's
+ * shared buffer pool instead of each getting its own ArrayBuffer (about 3× faster for a work item's JSON,
+ * and less garbage on every publish).
+ */
+function utf8(text: string): Uint8Array {
+  return Buffer.from(text, "utf8");
+}
 
 /** Encodes and decodes one record type as JSON; decoding validates with the schema. */
 export interface JsonCodec<T> {
@@ -34,7 +42,7 @@ export function jsonCodec<S extends z.ZodType>(schema: S): JsonCodec<z.infer<S>>
     return { ok: true as const, value: parsed.data as z.infer<S> };
   };
   return {
-    encode: (value) => encoder.encode(JSON.stringify(value)),
+    encode: (value) => utf8(JSON.stringify(value)),
     decode(data, where) {
       const r = safeDecode(data, where);
       if (!r.ok) throw r.error;
@@ -45,7 +53,7 @@ export function jsonCodec<S extends z.ZodType>(schema: S): JsonCodec<z.infer<S>>
 }
 
 export function encodeJson(value: unknown): Uint8Array {
-  return encoder.encode(JSON.stringify(value));
+  return utf8(JSON.stringify(value));
 }
 
 export function decodeText(data: Uint8Array): string {

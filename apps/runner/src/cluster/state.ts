@@ -93,6 +93,26 @@ export class RunStore {
     return r.changed ? r.value : undefined;
   }
 
+  /**
+   * Writes `cancelled` over a queued or running run by compare-and-set (one read and one write when
+   * uncontended). `from` is the status it had; a run already ended or unknown comes back as `current`.
+   */
+  async cancel(
+    runId: string,
+    patch: Pick<RunRecord, "stop_reason" | "ended_at">,
+  ): Promise<{ ended: RunRecord; from: RunStatus } | { ended?: undefined; current: RunRecord | undefined }> {
+    const key = keys.runnerRun(runId);
+    let from: RunStatus | undefined;
+    const r = await casUpdate(this.kv, key, runCodec, (current) => {
+      from = current?.status;
+      if (!current || TERMINAL.has(current.status)) return undefined;
+      return { ...current, ...patch, status: "cancelled" as const };
+    });
+    forgetRevision(this.kv, key);
+    if (r.changed && r.value && from !== undefined) return { ended: r.value, from };
+    return { current: r.value };
+  }
+
   /** Updates fields of a non-terminal run (usage, progress) without changing its status. */
   async patch(runId: string, patch: Partial<RunRecord>): Promise<void> {
     await casUpdate(this.kv, keys.runnerRun(runId), runCodec, (current) =>
