@@ -1,6 +1,6 @@
 import { eventually } from "@loominal/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Cluster, getRun, postRun } from "./cluster.test-helper.js";
+import { Cluster, getRun, globalActive, postRun } from "./cluster.test-helper.js";
 import { type Replica, readSse } from "./replica.test-helper.js";
 
 let cluster: Cluster;
@@ -13,20 +13,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await cluster?.stop();
 });
-
-async function globalActive(r: Replica): Promise<number> {
-  const s = (await (await r.fetch("/v1/_concurrency/stats")).json()) as { global: { active: number } };
-  return s.global.active;
-}
-
-async function quotaRuns(): Promise<string[]> {
-  const ids: string[] = [];
-  for await (const k of await cluster.stores.quotas.keys("u.>")) {
-    const e = await cluster.stores.quotas.get(k);
-    if (e?.operation === "PUT") ids.push(...Object.keys((e.json() as { runs: object }).runs));
-  }
-  return ids.sort();
-}
 
 /** A looping run on `owner` (the only replica when it is posted), running. */
 async function runningOn(owner: Replica, user: string): Promise<string> {
@@ -60,7 +46,7 @@ describe("cancel does not wait for the replica that runs the run", () => {
       const events = await readSse(await other.fetch(`/v1/runs/${id}/events`));
       expect(events.at(-1)).toMatchObject({ event: "done", data: { status: "cancelled" } });
       // Its slots stay held while its loop may still be running (on the frozen owner).
-      expect(await quotaRuns()).toEqual([id]);
+      expect(await cluster.quotaRuns()).toEqual([id]);
       // Another run of the same user, admitted meanwhile, runs on the other replica.
       const next = await postRun(other, { agent: "slow", prompt: "[loop]", user_id: "frozen" });
       expect(next.status).toBe(202);
@@ -70,7 +56,7 @@ describe("cancel does not wait for the replica that runs the run", () => {
       // The owner hears of the cancel, stops the loop and frees the run's slots — and only the run's: the
       // other run keeps its quota slot and its global slot.
       await eventually(async () => {
-        expect(await quotaRuns()).toEqual([nextId]);
+        expect(await cluster.quotaRuns()).toEqual([nextId]);
         expect(await globalActive(other)).toBe(1);
       });
       expect(await getRun(other, id)).toMatchObject({
@@ -82,7 +68,7 @@ describe("cancel does not wait for the replica that runs the run", () => {
       expect(after.map((e) => e.data.seq)).toEqual(after.map((_, i) => i + 1));
       expect((await other.fetch(`/v1/runs/${nextId}/cancel`, { method: "POST" })).status).toBe(200);
       await eventually(async () => {
-        expect(await quotaRuns()).toEqual([]);
+        expect(await cluster.quotaRuns()).toEqual([]);
         expect(await globalActive(other)).toBe(0);
       });
     } finally {
@@ -102,7 +88,7 @@ describe("cancel does not wait for the replica that runs the run", () => {
     await owner.kill();
     await eventually(
       async () => {
-        expect(await quotaRuns()).toEqual([]);
+        expect(await cluster.quotaRuns()).toEqual([]);
         expect(await globalActive(other)).toBe(0);
       },
       { timeoutMs: 40_000 },
@@ -116,7 +102,7 @@ describe("cancel does not wait for the replica that runs the run", () => {
     const id = await runningOn(owner, "self");
     const res = await owner.fetch(`/v1/runs/${id}/cancel`, { json: { reason: "mine" } });
     expect(await res.json()).toMatchObject({ status: "cancelled", stop_reason: "cancelled: mine" });
-    await eventually(async () => expect(await quotaRuns()).toEqual([]));
+    await eventually(async () => expect(await cluster.quotaRuns()).toEqual([]));
     // With the owner's one slot taken, a second run waits in the queue; cancelling it frees its slot.
     const busy = await runningOn(owner, "self-busy");
     const queued = await postRun(owner, { agent: "slow", prompt: "[loop]", user_id: "self-queued" });
@@ -126,7 +112,7 @@ describe("cancel does not wait for the replica that runs the run", () => {
     expect(await q.json()).toMatchObject({ status: "cancelled", started_at: null });
     await owner.fetch(`/v1/runs/${busy}/cancel`, { method: "POST" });
     await eventually(async () => {
-      expect(await quotaRuns()).toEqual([]);
+      expect(await cluster.quotaRuns()).toEqual([]);
       expect(await globalActive(owner)).toBe(0);
     });
     expect(

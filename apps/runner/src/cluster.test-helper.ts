@@ -89,6 +89,16 @@ export class Cluster {
     return n;
   }
 
+  /** The run ids held in every user's quota set, sorted. */
+  async quotaRuns(): Promise<string[]> {
+    const ids: string[] = [];
+    for await (const k of await this.stores.quotas.keys("u.>")) {
+      const e = await this.stores.quotas.get(k);
+      if (e?.operation === "PUT") ids.push(...Object.keys((e.json() as { runs: object }).runs));
+    }
+    return ids.sort();
+  }
+
   async stop(): Promise<void> {
     await Promise.all(this.replicas.map((r) => r.kill()));
     await this.fabric?.close();
@@ -103,6 +113,12 @@ export async function postRun(
 ): Promise<{ status: number; body: Record<string, unknown> }> {
   const res = await r.fetch("/v1/runs", { json: { stream: false, ...body } });
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+}
+
+/** Run requests delivered to a replica and not yet acknowledged: the cluster's global slots in use. */
+export async function globalActive(r: Replica): Promise<number> {
+  const s = (await (await r.fetch("/v1/_concurrency/stats")).json()) as { global: { active: number } };
+  return s.global.active;
 }
 
 export async function getRun(r: Replica, runId: string): Promise<Record<string, unknown>> {

@@ -51,6 +51,11 @@ export const RUNNER_ENV = {
     schema: ms(50, 1_000),
     description: "how often the reaper looks for runs of dead replicas (ms)",
   },
+  RUNNER_DEATH_CONFIRM_MS: {
+    schema: ms(0, 1_500),
+    description:
+      "a replica whose NATS connection has been gone this long is dead before its TTL; 0: off (ms)",
+  },
   RUNNER_LOCK_TTL_MS: {
     schema: ms(500, 30_000),
     description: "session and agent_id locks expire this long after their run stops refreshing them (ms)",
@@ -125,6 +130,7 @@ export interface RunnerConfig {
   heartbeatIntervalMs: number;
   replicaTtlMs: number;
   reaperIntervalMs: number;
+  deathConfirmMs: number;
   lockTtlMs: number;
   admitAckWaitMs: number;
   drainTimeoutMs: number;
@@ -196,6 +202,7 @@ export function loadRunnerConfig(env: Env = process.env): RunnerConfig {
     heartbeatIntervalMs: e.RUNNER_HEARTBEAT_INTERVAL_MS,
     replicaTtlMs: e.RUNNER_REPLICA_TTL_MS,
     reaperIntervalMs: e.RUNNER_REAPER_INTERVAL_MS,
+    deathConfirmMs: e.RUNNER_DEATH_CONFIRM_MS,
     lockTtlMs: e.RUNNER_LOCK_TTL_MS,
     admitAckWaitMs: e.RUNNER_ADMIT_ACK_WAIT_MS,
     drainTimeoutMs: e.RUNNER_DRAIN_TIMEOUT_MS,

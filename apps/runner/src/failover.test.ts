@@ -1,6 +1,6 @@
 import { eventually, sleep, TcpProxy } from "@loominal/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Cluster, getRun, postRun } from "./cluster.test-helper.js";
+import { Cluster, getRun, globalActive, postRun } from "./cluster.test-helper.js";
 import { type Replica, readSse } from "./replica.test-helper.js";
 
 let cluster: Cluster;
@@ -20,9 +20,12 @@ async function runsOf(r: Replica, ids: string[]) {
   return Promise.all(ids.map((id) => getRun(r, id)));
 }
 
-async function globalActive(r: Replica): Promise<number> {
-  const s = (await (await r.fetch("/v1/_concurrency/stats")).json()) as { global: { active: number } };
-  return s.global.active;
+/** Runs the replica reports executing in its heartbeat. */
+async function victimActive(r: Replica, replicaId: string): Promise<number | undefined> {
+  const s = (await (await r.fetch("/v1/_concurrency/stats")).json()) as {
+    replicas: Array<{ replica_id: string; active_runs: number }>;
+  };
+  return s.replicas.find((x) => x.replica_id === replicaId)?.active_runs;
 }
 
 async function slow(r: Replica, user: string): Promise<string> {
@@ -153,6 +156,68 @@ describe("replica failure and shutdown (separate processes, real NATS)", () => {
       proxy.restore();
       await proxy.close();
     }
+  });
+
+  it("a replica frozen beyond the TTL loses its runs to the reaper; thawed, it fences itself and rejoins, and frees nothing twice", async () => {
+    const victim = await cluster.replica();
+    const ids = [await slow(victim, "freeze-a"), await slow(victim, "freeze-b")];
+    await eventually(async () =>
+      expect((await runsOf(victim, ids)).every((r) => r.status === "running")).toBe(true),
+    );
+    const survivor = await cluster.replica();
+    victim.freeze();
+    try {
+      // Its heartbeat expires (probes of a frozen replica only time out: they prove nothing).
+      await eventually(
+        async () =>
+          expect((await runsOf(survivor, ids)).map((r) => [r.status, r.stop_reason])).toEqual([
+            ["failed", "replica_died"],
+            ["failed", "replica_died"],
+          ]),
+        { timeoutMs: 20_000 },
+      );
+      await eventually(async () => {
+        expect(await cluster.quotaRuns()).toEqual([]);
+        expect(await globalActive(survivor)).toBe(0);
+      });
+      // A run admitted while the victim is frozen holds a quota slot and a global slot on the survivor.
+      const next = await slow(survivor, "freeze-a");
+      await eventually(async () => expect((await getRun(survivor, next)).status).toBe("running"));
+      victim.thaw();
+      // Back, the victim finds its heartbeat gone, stops its runs and joins again.
+      await eventually(() => expect(victim.output.join("")).toContain("this replica was taken for dead"), {
+        timeoutMs: 20_000,
+      });
+      await eventually(async () => {
+        const health = (await (await survivor.fetch("/healthz")).json()) as { replicas: string[] };
+        expect(health.replicas).toContain(victim.replicaId);
+      });
+      // Its late ends lost; its late releases freed nothing of the other run.
+      await eventually(async () => expect(await victimActive(survivor, victim.replicaId)).toBe(0));
+      expect((await runsOf(survivor, ids)).map((r) => [r.status, r.stop_reason])).toEqual([
+        ["failed", "replica_died"],
+        ["failed", "replica_died"],
+      ]);
+      for (const id of ids) {
+        const events = await readSse(await survivor.fetch(`/v1/runs/${id}/events`));
+        expect(events.filter((e) => e.event === "error" || e.event === "done")).toHaveLength(1);
+      }
+      expect(await cluster.quotaRuns()).toEqual([next]);
+      expect(await globalActive(survivor)).toBe(1);
+      expect((await survivor.fetch(`/v1/runs/${next}/cancel`, { method: "POST" })).status).toBe(200);
+      await eventually(async () => {
+        expect(await cluster.quotaRuns()).toEqual([]);
+        expect(await globalActive(survivor)).toBe(0);
+      });
+      // It runs runs again.
+      const fresh = await postRun(victim, { agent: "mock-generic", prompt: "hi", user_id: "freeze-c" });
+      await eventually(async () =>
+        expect((await getRun(survivor, String(fresh.body.run_id))).status).toBe("completed"),
+      );
+    } finally {
+      victim.thaw();
+    }
+    await Promise.all([victim.term(), survivor.term()]);
   });
 
   it("SIGTERM drains: running runs finish, the replica leaves, exit code 0; past the drain timeout they fail replica_shutdown", async () => {

@@ -72,6 +72,11 @@ export interface LoopOptions {
   signal: AbortSignal;
   /** Resolves when the run may go on; called at every iteration boundary (pause/resume). */
   pauseGate?: (signal: AbortSignal) => Promise<void>;
+  /**
+   * Called before every provider call and every tool call: resolves when the step may start, throws (a
+   * RunStop) when the run must not do anything more. The replica's fence (see service.ts).
+   */
+  stepGuard?: (signal: AbortSignal) => Promise<void>;
   maxIterations: number;
   toolConcurrency: number;
   /** Outage retries: retryBaseMs × 3ⁿ, at most maxRetries per provider, then the next provider. */
@@ -118,6 +123,7 @@ export async function runAgentLoop(o: LoopOptions): Promise<LoopResult> {
         const entry = o.chain[chainIndex];
         if (!entry) throw new Error("no provider left in the chain");
         try {
+          if (o.stepGuard) await o.stepGuard(o.signal);
           response = await entry.provider.complete({
             model: entry.model,
             system: o.system,
@@ -239,6 +245,7 @@ async function runTools(calls: ToolCall[], o: LoopOptions): Promise<ToolResult[]
       const i = next++;
       const call = calls[i] as ToolCall;
       checkStop(o.signal);
+      if (o.stepGuard) await o.stepGuard(o.signal);
       const r = await o.tools.run(call, o.signal);
       results[i] = { id: call.id, name: call.name, output: r.output, isError: r.isError };
     }

@@ -1,9 +1,10 @@
 import { createHash } from "node:crypto";
-import { type Fabric, jsonCodec, Lease, type Logger } from "@loominal/fabric";
+import { performance } from "node:perf_hooks";
+import { type Fabric, isCasConflict, jsonCodec, Lease, type Logger } from "@loominal/fabric";
 import { ConfigError, keys, randomId, runnerUserToken, subjects } from "@loominal/protocol";
 import { JetStreamApiError } from "@nats-io/jetstream";
 import type { KvWatchEntry } from "@nats-io/kv";
-import type { Msg, Subscription } from "@nats-io/transport-node";
+import { type Msg, NoRespondersError, type Subscription } from "@nats-io/transport-node";
 import { z } from "zod";
 import type { AgentCatalog, AgentDefinition } from "./agents.js";
 import { type AdmitMsg, pullAdmissions } from "./cluster/admit.js";
@@ -37,6 +38,7 @@ const heartbeatCodec = jsonCodec(heartbeatSchema);
 const pauseCodec = jsonCodec(pauseRecordSchema);
 const cancelRequestCodec = jsonCodec(z.object({ run_id: z.string(), reason: z.string() }));
 const cancelReplyCodec = jsonCodec(z.object({ ok: z.boolean() }));
+const leaseHolderCodec = jsonCodec(z.object({ holder: z.string() }).passthrough());
 
 /** How often a replica looks for runs it owns but does not run, and how old they must be (ms). */
 const ORPHAN_CHECK_MS = 10_000;
@@ -50,6 +52,15 @@ const EARLY_STOP_KEEP_MS = 60_000;
  * itself (ms); a replica frees them as soon as the run's loop has stopped.
  */
 const ENDED_RELEASE_AFTER_MS = 30_000;
+
+/** How long a liveness probe waits for an answer (ms); no answer in time is not taken for a death. */
+const PROBE_TIMEOUT_MS = 1_000;
+
+/**
+ * Probes start this long after this replica's own connection came up (or at most a TTL): after a NATS
+ * restart the others reconnect at their own pace (backoff up to 2 s) and must not be taken for dead.
+ */
+const PROBE_GRACE_MS = 5_000;
 
 /** Users the reaper sweeps at once. */
 const SWEEP_CONCURRENCY = 32;
@@ -136,9 +147,25 @@ export class RunnerService {
   #pullLoop: Promise<void> | undefined;
   #reaper: Lease | undefined;
   #reaping = false;
+  #reapAgain = false;
   /** Stops (cancel wake-ups) that arrived for runs not executing here yet. */
   #earlyStops = new Map<string, { status: "cancelled" | "failed"; stopReason: string; at: number }>();
   #offState: (() => void) | undefined;
+  /** Revision of this replica's last heartbeat write (0: none yet, or it must register afresh). */
+  #hbRevision = 0;
+  #hbRunning: Promise<void> | undefined;
+  #hbAgain = false;
+  /**
+   * performance.now() until which this replica's heartbeat key cannot have expired or been taken away: the
+   * send time of its last acknowledged heartbeat + TTL − margin. Past it, no run here starts a step until a
+   * heartbeat confirms the replica is still counted alive (see #stepGuard).
+   */
+  #liveUntil = 0;
+  #fenceMarginMs: number;
+  /** Replicas whose cancel subject had no responders: since when, at which heartbeat revision. */
+  #suspects = new Map<string, { since: number; revision: number }>();
+  /** When this replica's NATS connection last came up (performance.now()). */
+  #connectedAt = performance.now();
   /** Requests taken but not yet executing (between delivery and the record's move to running). */
   #starting = 0;
 
@@ -148,6 +175,10 @@ export class RunnerService {
     this.replicaId = options.config.replicaId;
     this.#log = options.logger;
     this.events = new EventLog(options.fabric);
+    this.#fenceMarginMs = Math.max(
+      options.config.heartbeatIntervalMs,
+      Math.floor(options.config.replicaTtlMs / 5),
+    );
   }
 
   get fabric(): Fabric {
@@ -196,8 +227,18 @@ export class RunnerService {
     // was cut off when it was sent; this is the slow path that catches them, and a reconnect the fast one.
     this.#every(ORPHAN_CHECK_MS, () => this.#stopRunsEndedElsewhere());
     this.#offState = this.fabric.onStateChange((state) => {
-      if (state === "connected" && !this.#stopped) void this.#stopRunsEndedElsewhere().catch(() => undefined);
+      if (state !== "connected") {
+        // Cut off: others may take this replica for dead meanwhile. No step until a heartbeat says otherwise.
+        this.#liveUntil = 0;
+        this.#suspects.clear();
+        return;
+      }
+      this.#connectedAt = performance.now();
+      if (!this.#stopped) void this.#stopRunsEndedElsewhere().catch(() => undefined);
     });
+    if (c.deathConfirmMs > 0) {
+      this.#every(Math.min(c.reaperIntervalMs, 500), () => this.#probeReplicas());
+    }
     this.#every(c.heartbeatIntervalMs, () => this.#heartbeat());
     this.#every(c.reaperIntervalMs, () => this.#reap());
     this.#every(Math.max(250, Math.floor(c.lockTtlMs / 3)), () => this.#refreshLocks());
@@ -389,7 +430,7 @@ export class RunnerService {
     try {
       while (!this.#stopped && !this.#draining) {
         const free = this.config.replicaMaxRuns - this.#active.size - this.#starting;
-        if (free <= 0 || this.#pauseState !== "running") {
+        if (free <= 0 || this.#pauseState !== "running" || performance.now() >= this.#liveUntil) {
           await this.#waitForWake(250);
           continue;
         }
@@ -573,6 +614,7 @@ export class RunnerService {
           emit,
           signal: controller.signal,
           pauseGate: (signal) => this.#pauseGate(active, emit, signal),
+          stepGuard: (signal) => this.#stepGuard(signal),
           maxIterations: agent.maxIterations,
           toolConcurrency: c.toolConcurrency,
           retryBaseMs: c.retryBaseMs,
@@ -854,7 +896,12 @@ export class RunnerService {
    * Fails a running run whose replica is gone (first writer wins), appends its error event, and frees its
    * quota slot, locks and global slot (by acknowledging its admission message).
    */
-  async failRun(record: RunRecord, stopReason: string, error: string): Promise<RunRecord | undefined> {
+  async failRun(
+    record: RunRecord,
+    stopReason: string,
+    error: string,
+    later?: Array<() => Promise<void>>,
+  ): Promise<RunRecord | undefined> {
     const failed = await this.runs.transition(
       record.run_id,
       "failed",
@@ -866,12 +913,17 @@ export class RunnerService {
       { run: record.run_id, replica: record.replica_id, stopReason },
       "run failed: its replica is gone",
     );
-    await this.events
-      .append(record.run_id, "error", { status: "failed", stop_reason: stopReason, error })
-      .catch(() => undefined);
-    await this.#releaseSlots(failed);
-    if (failed.admit_ack) this.fabric.nc.publish(failed.admit_ack, "+ACK");
     this.#o.metrics?.runsFinished.inc({ status: "failed" });
+    const bookkeeping = async () => {
+      await this.events
+        .append(record.run_id, "error", { status: "failed", stop_reason: stopReason, error })
+        .catch(() => undefined);
+      await this.#releaseSlots(failed);
+      if (failed.admit_ack) this.fabric.nc.publish(failed.admit_ack, "+ACK");
+    };
+    // The reaper ends every run of a dead replica first and does the rest after: the end is what callers wait for.
+    if (later) later.push(bookkeeping);
+    else await bookkeeping();
     return failed;
   }
 
@@ -919,35 +971,216 @@ export class RunnerService {
     }
   }
 
-  async #heartbeat(): Promise<void> {
-    if (this.#stopped) return;
-    const hb: Heartbeat = {
-      replica_id: this.replicaId,
-      instance: this.#instance,
-      started_at: this.#startedAt,
-      at: new Date().toISOString(),
-      active_runs: this.#active.size,
-      unparked_runs: [...this.#active.values()].filter((a) => !a.parked).length,
-      pause_since: this.#pauseSince,
-      url: this.#o.url ?? null,
-      draining: this.#draining,
-    };
-    await this.#stores.replicas.put(keys.runnerReplica(this.replicaId), heartbeatCodec.encode(hb));
+  /**
+   * Writes this replica's heartbeat by compare-and-set on its last revision: one write at a time, a call
+   * during a write is folded into one more write after it. A conflict means the key is not as this
+   * replica left it — expired (frozen or cut off beyond the TTL) or deleted by a replica that found this
+   * one's connection gone — so this replica counts as dead: it fences itself and joins again.
+   */
+  #heartbeat(): Promise<void> {
+    if (this.#stopped) return Promise.resolve();
+    if (this.#hbRunning) {
+      this.#hbAgain = true;
+      return this.#hbRunning;
+    }
+    const run = (async () => {
+      try {
+        do {
+          this.#hbAgain = false;
+          await this.#writeHeartbeat();
+        } while (this.#hbAgain && !this.#stopped);
+      } finally {
+        this.#hbRunning = undefined;
+      }
+    })();
+    this.#hbRunning = run;
+    return run;
   }
 
-  /** Heartbeats of the live replicas (a missing key is a dead replica). */
-  async replicas(): Promise<Heartbeat[]> {
-    const out: Heartbeat[] = [];
+  async #writeHeartbeat(): Promise<void> {
+    const kv = this.#stores.replicas;
+    const key = keys.runnerReplica(this.replicaId);
+    for (let attempt = 0; attempt < 3; attempt++) {
+      if (this.#stopped) return;
+      if (!this.fabric.isConnected) throw new Error("NATS is unreachable");
+      const hb: Heartbeat = {
+        replica_id: this.replicaId,
+        instance: this.#instance,
+        started_at: this.#startedAt,
+        at: new Date().toISOString(),
+        active_runs: this.#active.size,
+        unparked_runs: [...this.#active.values()].filter((a) => !a.parked).length,
+        pause_since: this.#pauseSince,
+        url: this.#o.url ?? null,
+        draining: this.#draining,
+      };
+      const data = heartbeatCodec.encode(hb);
+      const sentAt = performance.now();
+      try {
+        this.#hbRevision =
+          this.#hbRevision === 0 ? await kv.create(key, data) : await kv.update(key, data, this.#hbRevision);
+        this.#liveUntil = Math.max(this.#liveUntil, sentAt + this.config.replicaTtlMs - this.#fenceMarginMs);
+        return;
+      } catch (err) {
+        if (!isCasConflict(err)) throw err;
+      }
+      const e = await kv.get(key);
+      // Deleted by stop() while this write was on its way.
+      if (this.#stopped) return;
+      const current = e?.operation === "PUT" ? heartbeatCodec.safeDecode(e.value, key) : undefined;
+      if (e && current?.ok && current.value.instance === this.#instance) {
+        // This replica's own earlier write, whose answer was lost.
+        this.#hbRevision = e.revision;
+        continue;
+      }
+      if (current?.ok) {
+        this.#fence("another process heartbeats with this replica id");
+        throw new ConfigError(
+          `RUNNER_REPLICA_ID ${this.replicaId} is in use by another live replica (started ${current.value.started_at}); give each replica its own id`,
+        );
+      }
+      this.#fence(
+        e
+          ? "another replica found this one's NATS connection gone and took it for dead"
+          : "its heartbeat expired",
+      );
+      this.#hbRevision = 0;
+    }
+  }
+
+  /**
+   * This replica counts as dead for the others (the reaper fails its runs, or will): it stops every run it
+   * executes — their ends lose to the reaper's, or are the same `replica_died` — and takes no step until it
+   * has joined again with a fresh heartbeat.
+   */
+  #fence(reason: string): void {
+    this.#liveUntil = 0;
+    const runs = [...this.#active.keys()];
+    this.#log.error(
+      { replica: this.replicaId, reason, runs: runs.length },
+      "this replica was taken for dead; its runs are lost, it stops them and joins again",
+    );
+    for (const id of runs) this.#stopLocal(id, "failed", "replica_died");
+  }
+
+  /**
+   * Before every provider call and tool call of a run. First lets I/O already received run (after a
+   * freeze, timers fire before anything is read: a cancel's wake-up, or the heartbeat's conflict, would
+   * come only after the step). Then, when this replica cannot be sure it still counts as alive — its last
+   * acknowledged heartbeat is older than TTL − margin, or NATS went away since — waits for a heartbeat to
+   * say so; one that finds the replica taken for dead stops the run (#fence).
+   */
+  async #stepGuard(signal: AbortSignal): Promise<void> {
+    await new Promise((r) => setImmediate(r));
+    for (;;) {
+      if (signal.aborted) throw signal.reason;
+      if (performance.now() < this.#liveUntil) return;
+      await Promise.race([
+        this.#heartbeat().catch(() => undefined),
+        new Promise((r) => setTimeout(r, this.config.heartbeatIntervalMs)),
+      ]);
+      if (signal.aborted) throw signal.reason;
+      if (performance.now() < this.#liveUntil) return;
+      await new Promise((r) => setTimeout(r, Math.min(250, this.config.heartbeatIntervalMs)));
+    }
+  }
+
+  /**
+   * The fast death signal. A request to a replica's cancel subject is answered "no responders" by the
+   * server as soon as that replica's connection is gone (a killed process's socket closes at once); a
+   * frozen replica keeps its connection, so its probes only time out, which proves nothing. Two such
+   * answers at least RUNNER_DEATH_CONFIRM_MS apart, with no heartbeat between them, and the replica is
+   * taken for dead (#declareDead) without waiting for its heartbeat to expire. Probes start only once this
+   * replica's own connection has been up for PROBE_GRACE_MS (or the TTL, when shorter).
+   */
+  async #probeReplicas(): Promise<void> {
+    if (this.#draining || this.#stopped) return;
+    const grace = Math.min(this.config.replicaTtlMs, PROBE_GRACE_MS);
+    if (!this.fabric.isConnected || performance.now() - this.#connectedAt < grace) {
+      this.#suspects.clear();
+      return;
+    }
+    const entries = (await this.#heartbeatEntries()).filter((e) => e.hb.replica_id !== this.replicaId);
+    const seen = new Set(entries.map((e) => e.hb.replica_id));
+    for (const id of this.#suspects.keys()) if (!seen.has(id)) this.#suspects.delete(id);
+    await Promise.all(
+      entries.map(async ({ hb, revision }) => {
+        const id = hb.replica_id;
+        const gone = await this.#connectionGone(id);
+        const now = performance.now();
+        if (!gone) {
+          this.#suspects.delete(id);
+          return;
+        }
+        const s = this.#suspects.get(id);
+        if (!s || s.revision !== revision) {
+          this.#suspects.set(id, { since: now, revision });
+          return;
+        }
+        if (now - s.since < this.config.deathConfirmMs) return;
+        this.#suspects.delete(id);
+        await this.#declareDead(id, revision);
+      }),
+    );
+  }
+
+  async #connectionGone(replicaId: string): Promise<boolean> {
+    try {
+      await this.fabric.nc.request(subjects.runnerCancel(replicaId), new Uint8Array(0), {
+        timeout: PROBE_TIMEOUT_MS,
+      });
+      return false;
+    } catch (err) {
+      return isNoResponders(err);
+    }
+  }
+
+  /**
+   * Deletes the dead replica's heartbeat — by compare-and-set on the revision both probes saw, so a
+   * replica that heartbeated meanwhile is left alone — and its reaper lease if it held it, then sweeps.
+   * Should it be alive after all, its next heartbeat finds the key gone and it fences itself.
+   */
+  async #declareDead(replicaId: string, revision: number): Promise<void> {
+    const kv = this.#stores.replicas;
+    try {
+      await kv.delete(keys.runnerReplica(replicaId), { previousSeq: revision });
+    } catch (err) {
+      if (isCasConflict(err)) return;
+      throw err;
+    }
+    this.#log.warn({ replica: replicaId }, "replica's NATS connection is gone: taken for dead");
+    const lease = await kv.get(keys.runnerReaperLease());
+    if (lease?.operation === "PUT") {
+      const holder = leaseHolderCodec.safeDecode(lease.value, "reaper lease");
+      if (holder.ok && holder.value.holder === replicaId) {
+        await kv.delete(keys.runnerReaperLease(), { previousSeq: lease.revision }).catch((err: unknown) => {
+          if (!isCasConflict(err)) throw err;
+        });
+      }
+    }
+    await this.#reap();
+  }
+
+  /** Heartbeats of the live replicas, with their revisions. */
+  async #heartbeatEntries(): Promise<Array<{ hb: Heartbeat; revision: number }>> {
+    const out: Array<{ hb: Heartbeat; revision: number }> = [];
     const list = await listKeys(this.#stores.replicas, keys.runnerReplicasPrefix());
     await Promise.all(
       list.map(async (k) => {
         const e = await this.#stores.replicas.get(k);
         if (e?.operation !== "PUT") return;
         const hb = heartbeatCodec.safeDecode(e.value, k);
-        if (hb.ok) out.push(hb.value);
+        if (hb.ok) out.push({ hb: hb.value, revision: e.revision });
       }),
     );
-    return out.sort((a, b) => a.replica_id.localeCompare(b.replica_id));
+    return out;
+  }
+
+  /** Heartbeats of the live replicas (a missing key is a dead replica). */
+  async replicas(): Promise<Heartbeat[]> {
+    return (await this.#heartbeatEntries())
+      .map((e) => e.hb)
+      .sort((a, b) => a.replica_id.localeCompare(b.replica_id));
   }
 
   async #isLive(replicaId: string): Promise<boolean> {
@@ -962,7 +1195,12 @@ export class RunnerService {
   }
 
   async #reap(): Promise<void> {
-    if (this.#draining || this.#reaping) return;
+    if (this.#draining) return;
+    if (this.#reaping) {
+      // A sweep under way may have read the heartbeats before a replica was found dead: one more after it.
+      this.#reapAgain = true;
+      return;
+    }
     this.#reaping = true;
     try {
       if (!this.#reaper?.held) {
@@ -976,7 +1214,10 @@ export class RunnerService {
         if (!this.#reaper) return;
         this.#log.info({ replica: this.replicaId }, "this replica is now the reaper");
       }
-      await this.#sweep(this.#reaper.signal);
+      do {
+        this.#reapAgain = false;
+        await this.#sweep(this.#reaper.signal);
+      } while (this.#reapAgain && this.#reaper.held);
     } finally {
       this.#reaping = false;
     }
@@ -987,6 +1228,7 @@ export class RunnerService {
    * the slots of ended runs, and of runs whose record a dead replica never wrote, are freed.
    */
   async #sweep(signal: AbortSignal): Promise<void> {
+    const seenAt = Date.now();
     const live = new Set((await this.replicas()).map((r) => r.replica_id));
     live.add(this.replicaId);
     // Users are swept SWEEP_CONCURRENCY at a time: after a replica with hundreds of runs dies, failing them
@@ -996,13 +1238,31 @@ export class RunnerService {
     const lane = async () => {
       while (next < quotas.length && !signal.aborted) {
         const quota = quotas[next++];
-        if (quota) await this.#sweepUser(quota, live);
+        if (quota) await this.#sweepUser(quota, live, seenAt, later);
       }
     };
+    const later: Array<() => Promise<void>> = [];
     await Promise.all(Array.from({ length: Math.min(SWEEP_CONCURRENCY, quotas.length) }, lane));
+    // Then the failed runs' events and slots, as many at once.
+    let k = 0;
+    const rest = async () => {
+      while (k < later.length) {
+        const task = later[k++];
+        await task?.().catch((err: unknown) =>
+          this.#log.warn({ err: String(err) }, "freeing a failed run's slots failed; the next sweep retries"),
+        );
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(SWEEP_CONCURRENCY, later.length) }, rest));
   }
 
-  async #sweepUser(quota: QuotaRecord, live: Set<string>): Promise<void> {
+  /** `live`: the replicas with a heartbeat at `seenAt` (a run started after that is not judged by it). */
+  async #sweepUser(
+    quota: QuotaRecord,
+    live: Set<string>,
+    seenAt: number,
+    later: Array<() => Promise<void>>,
+  ): Promise<void> {
     await Promise.all(
       Object.entries(quota.runs).map(async ([runId, acceptedBy]) => {
         const record = await this.runs.get(runId);
@@ -1022,8 +1282,12 @@ export class RunnerService {
           if (record.admit_ack) this.fabric.nc.publish(record.admit_ack, "+ACK");
           return;
         }
-        if (record.status === "running" && !live.has(record.replica_id)) {
-          await this.failRun(record, "replica_died", `replica ${record.replica_id} stopped heartbeating`);
+        if (
+          record.status === "running" &&
+          !live.has(record.replica_id) &&
+          Date.parse(record.started_at ?? record.created_at) < seenAt
+        ) {
+          await this.failRun(record, "replica_died", `replica ${record.replica_id} is gone`, later);
         }
       }),
     );
@@ -1168,6 +1432,7 @@ export class RunnerService {
     this.#pauseWatch?.stop();
     this.#offState?.();
     await this.#reaper?.release().catch(() => undefined);
+    await this.#hbRunning?.catch(() => undefined);
     // The heartbeat goes before the probe subscription, so no replica takes this one for a dead one.
     await this.#stores?.replicas.delete(keys.runnerReplica(this.replicaId)).catch(() => undefined);
     this.#cancelSub?.unsubscribe();
@@ -1186,4 +1451,10 @@ export function idempotentRunId(userId: string, key: string): string {
 function requestWithoutPrompt(r: RunRequest): Omit<RunRequest, "prompt"> {
   const { prompt: _prompt, ...rest } = r;
   return rest;
+}
+
+function isNoResponders(err: unknown): boolean {
+  if (err instanceof NoRespondersError) return true;
+  const cause = (err as { cause?: unknown })?.cause;
+  return cause instanceof NoRespondersError || /no responders/i.test(String((err as Error)?.message));
 }
