@@ -3,7 +3,8 @@
 //  1. submit → claimed: one claimer waits on the queue; each item is submitted through the REST API and the
 //     time until the claimer holds it is measured (sequential, so the claimer is always waiting);
 //  2. REST submissions/s with `--concurrency` requests in flight, their latency, and Weft's own CPU per
-//     submission (from /proc: user + system time of the weft process over the run);
+//     submission (from /proc: user + system time of the weft process over the run; and again once Weft's
+//     event mirror, which trails under load, has caught up);
 //  3. submit → claimed again as in 1, now that Weft is warm (its code compiled and its heap settled by
 //     the submission run), as it is for agents of a Weft that has been serving;
 //  4. a summary against the targets (submit → claimed p99 ≤ 10 ms; ≥ 2,000 submissions/s), Weft's start
@@ -19,7 +20,7 @@ import { loadavg, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Fabric } from "@loominal/fabric";
-import { randomId, warpConfigSchema } from "@loominal/protocol";
+import { randomId, streams, warpConfigSchema } from "@loominal/protocol";
 import { WorkQueue } from "@loominal/warp";
 import {
   benchServer,
@@ -194,6 +195,20 @@ try {
     const elapsedMs = since(t0);
     const cpu1 = processCpuMicros(weft.proc.pid);
     const use1 = processUsage(weft.proc.pid);
+    // Weft, as leader, mirrors each item's ledger write into the project's event stream (for SSE), one
+    // event at a time; under load that trails the answers. Wait (at most 60 s) until every submission's
+    // event is there, so the CPU it costs is counted too.
+    const jsm = await claimFabric.jsm();
+    const mirrored = async () =>
+      (await jsm.streams.info(streams.weftEvents(projectId)).catch(() => undefined))?.state.messages ?? 0;
+    const eventsAtLastAnswer = await mirrored();
+    let events = eventsAtLastAnswer;
+    while (events < 50 + done && since(t0) < elapsedMs + 60_000) {
+      await new Promise((r) => setTimeout(r, 20));
+      events = await mirrored();
+    }
+    const mirrorMs = Math.round(since(t0) - elapsedMs);
+    const cpu2 = processCpuMicros(weft.proc.pid);
     rest = report("weft-rest-submit", {
       submissions: done,
       concurrency: CONCURRENCY,
@@ -206,11 +221,15 @@ try {
           ? Math.round(((cpu1 - cpu0) / 1000 / elapsedMs) * 100) / 100
           : null,
       weftPerSubmission: usagePer(use0, use1, done),
+      // Events mirrored when the last submission was answered, how long the rest took, and Weft's CPU per
+      // submission until then (the mirror included).
+      eventsMirroredAtLastAnswer: Math.max(0, eventsAtLastAnswer - 50),
+      eventMirrorCaughtUpMs: events >= 50 + done ? mirrorMs : null,
+      weftCpuMicrosPerSubmissionWithMirror:
+        cpu0 !== undefined && cpu2 !== undefined ? Math.round((cpu2 - cpu0) / done) : null,
     });
   }
   // ——— 3. submit → claimed again, Weft warm (it has served the submission run) ———
-  // A second for the event mirror to catch up with the run's backlog first.
-  await new Promise((r) => setTimeout(r, 1_000));
   warmClaimP99 = await submitToClaim("weft-submit-to-claim-warm", { after: "the submission run" });
 
   report("weft-targets", {
@@ -221,6 +240,7 @@ try {
     submissionsPerSecond: rest.perSecond,
     submissionsPerSecondMet: rest.perSecond >= 2_000,
     weftCpuMicrosPerSubmission: rest.weftCpuMicrosPerSubmission,
+    weftCpuMicrosPerSubmissionWithMirror: rest.weftCpuMicrosPerSubmissionWithMirror,
     weftStartMs: weft.startMs,
     weftRssMb: rssMb(weft.proc.pid),
     loadAverageBefore: loadBefore,
