@@ -13,11 +13,11 @@ export interface CliRun {
 
 /**
  * Runs the built CLI in `cwd` with a clean Loominal environment (no NATS_* or LOOMINAL_* leaking in
- * from the shell that runs the tests) plus `env`.
+ * from the shell that runs the tests) plus `env`; `nodeArgs` go to node before the CLI's file.
  */
 export function runCli(
   args: string[],
-  options: { cwd: string; env?: Record<string, string> },
+  options: { cwd: string; env?: Record<string, string>; nodeArgs?: string[] },
 ): Promise<CliRun> {
   if (!existsSync(CLI_BIN)) throw new Error(`${CLI_BIN} does not exist: build @loominal/cli first`);
   const env: Record<string, string> = {};
@@ -26,7 +26,11 @@ export function runCli(
   }
   Object.assign(env, options.env);
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI_BIN, ...args], { cwd: options.cwd, env, stdio: "pipe" });
+    const child = spawn(process.execPath, [...(options.nodeArgs ?? []), CLI_BIN, ...args], {
+      cwd: options.cwd,
+      env,
+      stdio: "pipe",
+    });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (b: Buffer) => {

@@ -1,5 +1,3 @@
-import { type LoominalConfig, loadConfig } from "@loominal/fabric";
-
 /** What a command needs from the process; tests and the bin fill it differently. */
 export interface CliContext {
   env: NodeJS.ProcessEnv;
@@ -20,9 +18,4 @@ export function processContext(): CliContext {
     err: (text) => process.stderr.write(`${text}\n`),
     commandName: process.env.LOOMINAL_CLI_COMMAND?.trim() || "loominal",
   };
-}
-
-/** Project configuration (env over `.loominal.json` over defaults); a bad value throws ConfigError. */
-export function projectConfig(ctx: CliContext): LoominalConfig {
-  return loadConfig({ cwd: ctx.cwd, env: ctx.env });
 }

@@ -1,4 +1,5 @@
-export { EXIT_NOT_RUNNING, preferredPort } from "./commands/nats.js";
+export { preferredPort } from "./actions/nats.js";
+export { EXIT_NOT_RUNNING } from "./commands/nats.js";
 export { type CliContext, processContext } from "./context.js";
 export {
   DEFAULT_NATS_PORT,

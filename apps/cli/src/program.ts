@@ -1,4 +1,3 @@
-import { isLoominalError } from "@loominal/protocol";
 import { Command, CommanderError } from "commander";
 import { registerGuardCommands } from "./commands/guard.js";
 import { registerHookCommand } from "./commands/hook.js";
@@ -18,7 +17,10 @@ export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
 
-/** The `loominal` command tree. `setExit` lets a command report a non-zero status without failing. */
+/**
+ * The `loominal` command tree. `setExit` lets a command report a non-zero status without failing. Building
+ * it loads commander and nothing heavy: each action imports what it needs (src/actions/) when it runs.
+ */
 export function createProgram(ctx: CliContext, setExit: (code: number) => void = () => undefined): Command {
   const program = new Command()
     .name("loominal")
@@ -54,16 +56,20 @@ export async function runCli(ctx: CliContext, argv: string[]): Promise<number> {
     await program.parseAsync(argv);
     return code;
   } catch (err) {
-    return reportError(ctx, err);
+    return await reportError(ctx, err);
   }
 }
 
-/** The one place errors become messages and exit codes. */
-function reportError(ctx: CliContext, err: unknown): number {
+/**
+ * The one place errors become messages and exit codes. The protocol (and zod with it) loads only here,
+ * past commander's own errors: `--help` and `--version` never need it.
+ */
+async function reportError(ctx: CliContext, err: unknown): Promise<number> {
   if (err instanceof CommanderError) {
     // Commander already printed its message (or the help / version it was asked for).
     return err.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
   }
+  const { isLoominalError } = await import("@loominal/protocol");
   if (isLoominalError(err)) {
     ctx.err(`loominal: ${err.message}`);
     return err.code === "invalid_config" || err.code === "invalid_input" || err.code === "invalid_name"

@@ -106,6 +106,21 @@ describe("rejected names say which rule they break", () => {
     );
   });
 
+  it("a name is valid exactly when it matches its pattern", () => {
+    // The checks accept a matching name without the rule-by-rule walk, which must then reject every other.
+    const near = fc.stringMatching(/^[a-zA-Z0-9_. *>\n-]{0,70}$/);
+    fc.assert(
+      fc.property(fc.oneof(fc.string({ maxLength: 70 }), near, tokenArb, projectArb), (candidate) => {
+        expect(nameTokenProblem(candidate) === undefined).toBe(NAME_TOKEN_RE.test(candidate));
+        expect(projectIdProblem(candidate) === undefined).toBe(
+          PROJECT_ID_RE.test(candidate) &&
+            !["personal", "public"].includes(candidate) &&
+            !candidate.endsWith("-ephemeral"),
+        );
+      }),
+    );
+  });
+
   it("project ids reject underscore and over-length", () => {
     expect(projectIdProblem("my_proj")).toMatch(/'_'/);
     expect(projectIdProblem("p".repeat(49))).toMatch(/limit is 48/);

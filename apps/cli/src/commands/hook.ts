@@ -1,6 +1,6 @@
+import { HOOK_EVENTS } from "@loominal/warp/hook-client";
 import type { Command } from "commander";
 import type { CliContext } from "../context.js";
-import { HOOK_EVENTS, runHook } from "../hook-run.js";
 
 export function registerHookCommand(program: Command, ctx: CliContext): void {
   program
@@ -9,5 +9,5 @@ export function registerHookCommand(program: Command, ctx: CliContext): void {
       "a Claude Code hook (SessionStart, UserPromptSubmit, PostToolUse, Stop): unread direct messages and lease conflicts, each shown once",
     )
     .argument("<event>", HOOK_EVENTS.join(" | "))
-    .action((event: string) => runHook(ctx, event));
+    .action(async (event: string) => (await import("../hook-run.js")).runHook(ctx, event));
 }

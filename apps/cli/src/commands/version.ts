@@ -1,6 +1,5 @@
 import type { Command } from "commander";
 import type { CliContext } from "../context.js";
-import { findNatsServer, natsServerVersionOf } from "../nats-binary.js";
 import { cliVersion } from "../version.js";
 
 export function registerVersionCommand(program: Command, ctx: CliContext): void {
@@ -8,7 +7,8 @@ export function registerVersionCommand(program: Command, ctx: CliContext): void 
     .command("version")
     .description("print the versions of loominal, node and nats-server")
     .option("--json", "print the versions as JSON")
-    .action((opts: { json?: boolean }) => {
+    .action(async (opts: { json?: boolean }) => {
+      const { findNatsServer, natsServerVersionOf } = await import("../nats-binary.js");
       const bin = findNatsServer(ctx.env);
       const natsServer = bin === undefined ? undefined : natsServerVersionOf(bin);
       if (opts.json) {

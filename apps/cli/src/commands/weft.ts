@@ -1,83 +1,5 @@
-import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
-import { LoominalError } from "@loominal/protocol";
 import type { Command } from "commander";
-import { type CliContext, projectConfig } from "../context.js";
-import { readStackState, stackPaths } from "../stack.js";
-
-/**
- * Where Weft is and how to authenticate: WEFT_URL, else the Weft that `loominal up` started for this
- * project, else http://127.0.0.1:3000; WEFT_TOKEN, else the token file Weft (or `up`) wrote.
- */
-export function weftClient(ctx: CliContext) {
-  const started = upWeft(ctx);
-  const base = (ctx.env.WEFT_URL?.trim() || started?.url || "http://127.0.0.1:3000").replace(/\/+$/, "");
-  const tokenFile = started?.tokenFile ?? join(ctx.cwd, ".loominal", "weft-token");
-  const token =
-    ctx.env.WEFT_TOKEN?.trim() ||
-    (existsSync(tokenFile) ? readFileSync(tokenFile, "utf8").trim() : undefined);
-  if (!token)
-    throw new LoominalError(
-      "invalid_config",
-      `no Weft token: set WEFT_TOKEN, or run where Weft wrote ${join(".loominal", "weft-token")}`,
-    );
-  return async (
-    method: string,
-    path: string,
-    query: Record<string, string | undefined> = {},
-    body?: unknown,
-  ) => {
-    const qs = new URLSearchParams();
-    for (const [k, v] of Object.entries(query)) if (v !== undefined && v !== "") qs.set(k, v);
-    const url = `${base}${path}${qs.size > 0 ? `?${qs}` : ""}`;
-    let res: Response;
-    try {
-      res = await fetch(url, {
-        method,
-        headers: {
-          authorization: `Bearer ${token}`,
-          ...(body !== undefined ? { "content-type": "application/json" } : {}),
-        },
-        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-      });
-    } catch (cause) {
-      throw new LoominalError(
-        "nats_unavailable",
-        `cannot reach Weft at ${base} (WEFT_URL): ${String(cause)}`,
-        {
-          cause,
-        },
-      );
-    }
-    const text = await res.text();
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      json = text;
-    }
-    if (!res.ok) {
-      const e = (json as { error?: { code?: string; message?: string } })?.error;
-      throw new LoominalError(
-        res.status === 400 ? "invalid_input" : "internal",
-        `Weft answered ${res.status}: ${e?.message ?? text.slice(0, 500)}`,
-      );
-    }
-    return json as Record<string, unknown>;
-  };
-}
-
-/** The Weft `up` recorded for this project, if any (a broken configuration or record is ignored here). */
-function upWeft(ctx: CliContext): { url: string; tokenFile: string; projectId: string } | undefined {
-  try {
-    const state = readStackState(stackPaths(projectConfig(ctx).projectDir));
-    return state?.weft
-      ? { url: state.weft.url, tokenFile: state.tokenFile, projectId: state.projectId }
-      : undefined;
-  } catch {
-    return undefined;
-  }
-}
+import type { CliContext } from "../context.js";
 
 /** A plain text table of chosen columns. */
 export function table(rows: Array<Record<string, unknown>>, columns: string[]): string {
@@ -109,12 +31,11 @@ export function registerWeftCommands(program: Command, ctx: CliContext): void {
         "project id (default: LOOMINAL_PROJECT_ID, this directory's with the Weft 'up' started, or the token's only project)",
       )
       .option("--json", "print JSON");
-  // The Weft `up` started runs with an admin token, so its project is this directory's.
-  const project = (o: { project?: string }) => o.project ?? ctx.env.LOOMINAL_PROJECT_ID ?? upProject();
-  const upProject = () => {
-    const started = upWeft(ctx);
-    const url = ctx.env.WEFT_URL?.trim().replace(/\/+$/, "");
-    return started && (!url || url === started.url) ? started.projectId : undefined;
+  // The REST client and the project of a command; both read the configuration, so they load with it.
+  const api = async (o: { project?: string }) => {
+    const { projectFor, weftClient } = await import("../actions/weft.js");
+    const call = weftClient(ctx);
+    return { call, projectId: projectFor(ctx, o) };
   };
 
   const work = program.command("work").description("work items through Weft (WEFT_URL, WEFT_TOKEN)");
@@ -129,10 +50,11 @@ export function registerWeftCommands(program: Command, ctx: CliContext): void {
       .option("--task-id <id>", "your id for the task")
       .option("--required-agent-type <type>", "only this agent type may claim it"),
   ).action(async (o) => {
-    const r = await weftClient(ctx)(
+    const { call, projectId } = await api(o);
+    const r = await call(
       "POST",
       "/api/work",
-      { projectId: project(o) },
+      { projectId },
       {
         capability: o.capability,
         description: o.description,
@@ -158,8 +80,9 @@ export function registerWeftCommands(program: Command, ctx: CliContext): void {
       .option("--boundary <name>")
       .option("--limit <n>"),
   ).action(async (o) => {
-    const r = await weftClient(ctx)("GET", "/api/work", {
-      projectId: project(o),
+    const { call, projectId } = await api(o);
+    const r = await call("GET", "/api/work", {
+      projectId,
       status: o.status,
       capability: o.capability,
       boundary: o.boundary,
@@ -178,18 +101,20 @@ export function registerWeftCommands(program: Command, ctx: CliContext): void {
     );
   });
   withProject(work.command("get <workId>").description("one work item")).action(async (workId: string, o) => {
-    const r = await weftClient(ctx)("GET", `/api/work/${encodeURIComponent(workId)}`, {
-      projectId: project(o),
+    const { call, projectId } = await api(o);
+    const r = await call("GET", `/api/work/${encodeURIComponent(workId)}`, {
+      projectId,
     });
     print(o.json, r, () => JSON.stringify(r, null, 2));
   });
   withProject(
     work.command("cancel <workId>").description("cancel a pending or claimed item").option("--reason <text>"),
   ).action(async (workId: string, o) => {
-    const r = await weftClient(ctx)(
+    const { call, projectId } = await api(o);
+    const r = await call(
       "POST",
       `/api/work/${encodeURIComponent(workId)}/cancel`,
-      { projectId: project(o) },
+      { projectId },
       o.reason ? { reason: o.reason } : {},
     );
     print(o.json, r, () => `${r.workId} ${r.status}`);
@@ -214,10 +139,11 @@ export function registerWeftCommands(program: Command, ctx: CliContext): void {
     const config = o.config
       ? (JSON.parse(o.config) as unknown)
       : { command: o.command, ...(o.arg ? { args: o.arg } : {}) };
-    const r = await weftClient(ctx)(
+    const { call, projectId } = await api(o);
+    const r = await call(
       "POST",
       "/api/targets",
-      { projectId: project(o) },
+      { projectId },
       {
         name,
         mechanism: o.mechanism,
@@ -233,7 +159,8 @@ export function registerWeftCommands(program: Command, ctx: CliContext): void {
     print(o.json, r, () => `${r.targetId} ${r.name}`);
   });
   withProject(targets.command("ls").description("list targets")).action(async (o) => {
-    const r = await weftClient(ctx)("GET", "/api/targets", { projectId: project(o) });
+    const { call, projectId } = await api(o);
+    const r = await call("GET", "/api/targets", { projectId });
     print(o.json, r, () =>
       table(r.targets as Array<Record<string, unknown>>, [
         "targetId",
@@ -250,10 +177,11 @@ export function registerWeftCommands(program: Command, ctx: CliContext): void {
   const byTarget = (verb: string, method: string, suffix: string, description: string) =>
     withProject(targets.command(`${verb} <target>`).description(description)).action(
       async (target: string, o) => {
-        const r = await weftClient(ctx)(
+        const { call, projectId } = await api(o);
+        const r = await call(
           method,
           `/api/targets/${encodeURIComponent(target)}${suffix}`,
-          { projectId: project(o) },
+          { projectId },
           method === "POST" ? {} : undefined,
         );
         print(o.json, r, () => JSON.stringify(r, null, 2));
@@ -273,7 +201,8 @@ export function registerWeftCommands(program: Command, ctx: CliContext): void {
       .description("list agents")
       .option("--status <status>", "idle, busy, offline, or online (idle and busy)"),
   ).action(async (o) => {
-    const r = await weftClient(ctx)("GET", "/api/agents", { projectId: project(o), status: o.status });
+    const { call, projectId } = await api(o);
+    const r = await call("GET", "/api/agents", { projectId, status: o.status });
     print(o.json, r, () =>
       table(r.agents as Array<Record<string, unknown>>, [
         "agentId",
@@ -292,10 +221,11 @@ export function registerWeftCommands(program: Command, ctx: CliContext): void {
       .description("ask an agent to shut down")
       .option("--now", "hand items back instead of finishing them"),
   ).action(async (agentId: string, o) => {
-    const r = await weftClient(ctx)(
+    const { call, projectId } = await api(o);
+    const r = await call(
       "POST",
       `/api/agents/${encodeURIComponent(agentId)}/shutdown`,
-      { projectId: project(o) },
+      { projectId },
       { graceful: !o.now },
     );
     print(o.json, r, () => String(r.message));
@@ -306,7 +236,8 @@ export function registerWeftCommands(program: Command, ctx: CliContext): void {
       .command("stats")
       .description("Weft's counts for a project (or every project with an admin token)"),
   ).action(async (o) => {
-    const r = await weftClient(ctx)("GET", "/api/stats", { projectId: project(o) });
+    const { call, projectId } = await api(o);
+    const r = await call("GET", "/api/stats", { projectId });
     print(o.json, r, () => JSON.stringify(r, null, 2));
   });
 }

@@ -15,6 +15,9 @@ import {
 // Node's own modules and other modules that load nothing else (no zod, no NATS client): a hook starts on
 // every prompt and tool call, and this is what makes it cheap.
 
+/** The hook events, for callers that must not load the rest of Warp (the CLI's command tree). */
+export { HOOK_EVENTS, type HookEvent };
+
 export interface AskSessionWarpOptions {
   /** The hook's environment (`LOOMINAL_LOCK_DIR`). */
   env?: Record<string, string | undefined>;
