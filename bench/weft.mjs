@@ -6,13 +6,14 @@
 //     submission (from /proc: user + system time of the weft process over the run);
 //  3. submit → claimed again as in 1, now that Weft is warm (its code compiled and its heap settled by
 //     the submission run), as it is for agents of a Weft that has been serving;
-//  4. a summary against the targets (submit → claimed p99 ≤ 10 ms; ≥ 2,000 submissions/s) with the machine's
-//     load average before and after, since the machine may be shared.
+//  4. a summary against the targets (submit → claimed p99 ≤ 10 ms; ≥ 2,000 submissions/s), Weft's start
+//     time (spawn to listening) and resident memory at the end, and the machine's load average before and
+//     after, since the machine may be shared.
 // Usage: node bench/weft.mjs [--claims 500] [--submissions 20000] [--concurrency 64] [--warmup 20]
 //        (--warmup: items submitted and claimed before phase 1 is measured; Weft starts cold)
 //        (run `pnpm -w build` first; starts its own nats-server unless NATS_URL is set)
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import http from "node:http";
 import { loadavg, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -46,6 +47,7 @@ const WEFT_BIN = join(dirname(fileURLToPath(import.meta.url)), "..", "apps", "we
 async function startWeft(natsUrl, cwd) {
   // BENCH_WEFT_NODE_ARGS: extra node arguments for the Weft process, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p".
   const nodeArgs = (process.env.BENCH_WEFT_NODE_ARGS ?? "").split(" ").filter(Boolean);
+  const spawnedAt = performance.now();
   const proc = spawn(process.execPath, [...nodeArgs, WEFT_BIN, "serve"], {
     cwd,
     env: {
@@ -70,7 +72,17 @@ async function startWeft(natsUrl, cwd) {
     });
     proc.once("exit", (code) => reject(new Error(`weft exited with ${code}: ${out}`)));
   });
-  return { proc, url };
+  return { proc, url, startMs: Math.round(since(spawnedAt)) };
+}
+
+/** A process's resident memory in MB (Linux), or null. */
+function rssMb(pid) {
+  try {
+    const kb = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1];
+    return kb === undefined ? null : Math.round(Number(kb) / 1024);
+  } catch {
+    return null;
+  }
 }
 
 const server = await benchServer();
@@ -209,6 +221,8 @@ try {
     submissionsPerSecond: rest.perSecond,
     submissionsPerSecondMet: rest.perSecond >= 2_000,
     weftCpuMicrosPerSubmission: rest.weftCpuMicrosPerSubmission,
+    weftStartMs: weft.startMs,
+    weftRssMb: rssMb(weft.proc.pid),
     loadAverageBefore: loadBefore,
     loadAverageAfter: loadavg().map(round2),
   });
