@@ -53,7 +53,12 @@ try {
   const t0 = performance.now();
   const done = await bounded({ count: RUNS, maxMs: MAX_MS }, async (i) => {
     const user = `cancel-${i}`;
-    const admitted = await post(replicas[i % 2], { agent: "slow", prompt: "[loop]", user_id: user, stream: false });
+    const admitted = await post(replicas[i % 2], {
+      agent: "slow",
+      prompt: "[loop]",
+      user_id: user,
+      stream: false,
+    });
     const id = admitted.run_id;
     let run;
     for (let t = 0; t < 200; t++) {
