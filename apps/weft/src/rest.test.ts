@@ -432,4 +432,42 @@ describe("events", () => {
     );
     expect(replay.map((e) => e.id)).toEqual(events.slice(1).map((e) => e.id));
   });
+
+  it("mirrors a burst of submissions as one event each, every item's events in order", async () => {
+    const p = uniqueProjectId();
+    const admin = client(weft.url, ADMIN);
+    const auth = { authorization: `Bearer ${ADMIN}` };
+    const url = `${weft.url}/api/events?projectId=${p}`;
+    const offered = (ev: Array<{ event: string; data: { type: string } }>) =>
+      ev.filter((e) => e.event === "work" && e.data.type === "offered").length;
+    const cancels = (ev: Array<{ event: string; data: { type: string } }>) =>
+      ev.filter((e) => e.event === "work" && e.data.type === "cancelled").length;
+    const total = 80;
+    const live = readEvents(url, auth, (ev) => offered(ev) >= total && cancels(ev) >= 10);
+    // Let the stream attach, then act.
+    await new Promise((r) => setTimeout(r, 500));
+    const ids: string[] = [];
+    for (let round = 0; round < 4; round++) {
+      const burst = await Promise.all(
+        Array.from({ length: 20 }, (_, i) =>
+          admin("POST", `/api/work?projectId=${p}`, { description: `b${round}-${i}`, capability: "ts" }),
+        ),
+      );
+      ids.push(...burst.map((r) => r.body.workId as string));
+    }
+    const cancelled = ids.slice(0, 10);
+    for (const id of cancelled) await admin("POST", `/api/work/${id}/cancel?projectId=${p}`, {});
+    const events = await live;
+    const work = events.filter((e) => e.event === "work");
+    expect(offered(work)).toBe(ids.length);
+    expect(cancels(work)).toBe(cancelled.length);
+    for (const id of cancelled)
+      expect(work.filter((e) => e.data.data.workId === id).map((e) => e.data.type)).toEqual([
+        "offered",
+        "cancelled",
+      ]);
+    // The stream keeps the ledger's order: revisions only grow.
+    const revisions = work.map((e) => e.data.data.revision as number);
+    expect(revisions).toEqual([...revisions].sort((a, b) => a - b));
+  });
 });

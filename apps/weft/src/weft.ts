@@ -48,6 +48,8 @@ const LEADER_LEASE = leaseKeys.weftLeader();
 const WORK_SETTINGS = warpConfigSchema.parse({}).work;
 /** How long a control request (ping, shutdown) waits for the agent's answer. */
 const CONTROL_TIMEOUT_MS = 3_000;
+/** How many mirrored work events may await their acks at once (see #mirrorWorkEvents). */
+const MIRROR_IN_FLIGHT = 32;
 
 export interface SubmitInput {
   description: string;
@@ -777,11 +779,17 @@ export class Weft {
    */
   #mirrorWorkEvents(projectId: string): void {
     if (this.#workWatches.has(projectId)) return;
+    // Up to MIRROR_IN_FLIGHT events are published before their acks come back, rather than one round trip
+    // each (which left a burst's events seconds behind the answers). They go out in ledger order on the one
+    // connection, so the stream stores them in that order; publishEvent never throws (it logs), so a
+    // failed event is skipped as it was when they went one at a time, and a new leader resumes after the
+    // newest stored event, its repeats of events still in flight here dropped by their message ids.
+    const inFlight = new Set<Promise<void>>();
     const watch = this.#lastMirroredRevision(projectId)
       .then((last) =>
         this.project(projectId).work.watchEvents(
-          (e) =>
-            this.publishEvent(
+          async (e) => {
+            const published = this.publishEvent(
               projectId,
               "work",
               e.type,
@@ -797,7 +805,11 @@ export class Weft {
                 ...(e.reason !== undefined ? { reason: e.reason } : {}),
               },
               `work-${e.workId}-${e.revision}-${e.type}`,
-            ),
+            );
+            inFlight.add(published);
+            void published.then(() => inFlight.delete(published));
+            if (inFlight.size >= MIRROR_IN_FLIGHT) await Promise.race(inFlight);
+          },
           // Resume after the last transition mirrored (by whichever instance led then): none is missed.
           // Weft is the coordinator: it sees every item's events; its SSE clients are authorised by token.
           { fromRevision: last + 1, asCoordinator: true },
