@@ -3,22 +3,24 @@
 //  1. submit → claimed: one claimer waits on the queue; each item is submitted through the REST API and the
 //     time until the claimer holds it is measured (sequential, so the claimer is always waiting);
 //  2. REST submissions/s with `--concurrency` requests in flight, their latency, and Weft's own CPU per
-//     submission (from /proc: user + system time of the weft process over the run);
+//     submission (from /proc: user + system time of the weft process over the run; and again once Weft's
+//     event mirror, which trails under load, has caught up);
 //  3. submit → claimed again as in 1, now that Weft is warm (its code compiled and its heap settled by
 //     the submission run), as it is for agents of a Weft that has been serving;
-//  4. a summary against the targets (submit → claimed p99 ≤ 10 ms; ≥ 2,000 submissions/s) with the machine's
-//     load average before and after, since the machine may be shared.
+//  4. a summary against the targets (submit → claimed p99 ≤ 10 ms; ≥ 2,000 submissions/s), Weft's start
+//     time (spawn to listening) and resident memory at the end, and the machine's load average before and
+//     after, since the machine may be shared.
 // Usage: node bench/weft.mjs [--claims 500] [--submissions 20000] [--concurrency 64] [--warmup 20]
 //        (--warmup: items submitted and claimed before phase 1 is measured; Weft starts cold)
 //        (run `pnpm -w build` first; starts its own nats-server unless NATS_URL is set)
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import http from "node:http";
 import { loadavg, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Fabric } from "@loominal/fabric";
-import { randomId, warpConfigSchema } from "@loominal/protocol";
+import { randomId, streams, warpConfigSchema } from "@loominal/protocol";
 import { WorkQueue } from "@loominal/warp";
 import {
   benchServer,
@@ -46,6 +48,7 @@ const WEFT_BIN = join(dirname(fileURLToPath(import.meta.url)), "..", "apps", "we
 async function startWeft(natsUrl, cwd) {
   // BENCH_WEFT_NODE_ARGS: extra node arguments for the Weft process, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p".
   const nodeArgs = (process.env.BENCH_WEFT_NODE_ARGS ?? "").split(" ").filter(Boolean);
+  const spawnedAt = performance.now();
   const proc = spawn(process.execPath, [...nodeArgs, WEFT_BIN, "serve"], {
     cwd,
     env: {
@@ -70,7 +73,17 @@ async function startWeft(natsUrl, cwd) {
     });
     proc.once("exit", (code) => reject(new Error(`weft exited with ${code}: ${out}`)));
   });
-  return { proc, url };
+  return { proc, url, startMs: Math.round(since(spawnedAt)) };
+}
+
+/** A process's resident memory in MB (Linux), or null. */
+function rssMb(pid) {
+  try {
+    const kb = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1];
+    return kb === undefined ? null : Math.round(Number(kb) / 1024);
+  } catch {
+    return null;
+  }
 }
 
 const server = await benchServer();
@@ -182,6 +195,20 @@ try {
     const elapsedMs = since(t0);
     const cpu1 = processCpuMicros(weft.proc.pid);
     const use1 = processUsage(weft.proc.pid);
+    // Weft, as leader, mirrors each item's ledger write into the project's event stream (for SSE), one
+    // event at a time; under load that trails the answers. Wait (at most 60 s) until every submission's
+    // event is there, so the CPU it costs is counted too.
+    const jsm = await claimFabric.jsm();
+    const mirrored = async () =>
+      (await jsm.streams.info(streams.weftEvents(projectId)).catch(() => undefined))?.state.messages ?? 0;
+    const eventsAtLastAnswer = await mirrored();
+    let events = eventsAtLastAnswer;
+    while (events < 50 + done && since(t0) < elapsedMs + 60_000) {
+      await new Promise((r) => setTimeout(r, 20));
+      events = await mirrored();
+    }
+    const mirrorMs = Math.round(since(t0) - elapsedMs);
+    const cpu2 = processCpuMicros(weft.proc.pid);
     rest = report("weft-rest-submit", {
       submissions: done,
       concurrency: CONCURRENCY,
@@ -194,11 +221,15 @@ try {
           ? Math.round(((cpu1 - cpu0) / 1000 / elapsedMs) * 100) / 100
           : null,
       weftPerSubmission: usagePer(use0, use1, done),
+      // Events mirrored when the last submission was answered, how long the rest took, and Weft's CPU per
+      // submission until then (the mirror included).
+      eventsMirroredAtLastAnswer: Math.max(0, eventsAtLastAnswer - 50),
+      eventMirrorCaughtUpMs: events >= 50 + done ? mirrorMs : null,
+      weftCpuMicrosPerSubmissionWithMirror:
+        cpu0 !== undefined && cpu2 !== undefined ? Math.round((cpu2 - cpu0) / done) : null,
     });
   }
   // ——— 3. submit → claimed again, Weft warm (it has served the submission run) ———
-  // A second for the event mirror to catch up with the run's backlog first.
-  await new Promise((r) => setTimeout(r, 1_000));
   warmClaimP99 = await submitToClaim("weft-submit-to-claim-warm", { after: "the submission run" });
 
   report("weft-targets", {
@@ -209,6 +240,9 @@ try {
     submissionsPerSecond: rest.perSecond,
     submissionsPerSecondMet: rest.perSecond >= 2_000,
     weftCpuMicrosPerSubmission: rest.weftCpuMicrosPerSubmission,
+    weftCpuMicrosPerSubmissionWithMirror: rest.weftCpuMicrosPerSubmissionWithMirror,
+    weftStartMs: weft.startMs,
+    weftRssMb: rssMb(weft.proc.pid),
     loadAverageBefore: loadBefore,
     loadAverageAfter: loadavg().map(round2),
   });

@@ -162,6 +162,7 @@ export class RunnerService {
    */
   #liveUntil = 0;
   #fenceMarginMs: number;
+  #hbTimeoutMs: number;
   /** Replicas whose cancel subject had no responders: since when, at which heartbeat revision. */
   #suspects = new Map<string, { since: number; revision: number }>();
   /** When this replica's NATS connection last came up (performance.now()). */
@@ -175,6 +176,10 @@ export class RunnerService {
     this.replicaId = options.config.replicaId;
     this.#log = options.logger;
     this.events = new EventLog(options.fabric);
+    this.#hbTimeoutMs = Math.max(
+      options.config.heartbeatIntervalMs,
+      Math.floor(options.config.replicaTtlMs / 4),
+    );
     this.#fenceMarginMs = Math.max(
       options.config.heartbeatIntervalMs,
       Math.floor(options.config.replicaTtlMs / 5),
@@ -228,8 +233,12 @@ export class RunnerService {
     this.#every(ORPHAN_CHECK_MS, () => this.#stopRunsEndedElsewhere());
     this.#offState = this.fabric.onStateChange((state) => {
       if (state !== "connected") {
-        // Cut off: others may take this replica for dead meanwhile. No step until a heartbeat says otherwise.
-        this.#liveUntil = 0;
+        // Cut off: the others may take this replica for dead once their probes have found no responders
+        // for RUNNER_DEATH_CONFIRM_MS. No step after half of that until a heartbeat says otherwise (a
+        // short blip — a NATS restart — does not hold every run up at once).
+        if (c.deathConfirmMs > 0) {
+          this.#liveUntil = Math.min(this.#liveUntil, performance.now() + c.deathConfirmMs / 2);
+        }
         this.#suspects.clear();
         return;
       }
@@ -1017,8 +1026,12 @@ export class RunnerService {
       const data = heartbeatCodec.encode(hb);
       const sentAt = performance.now();
       try {
+        // An update waits at most a heartbeat interval (a quarter TTL when longer), not the 5 s default: a
+        // request lost across a NATS restart would hold every later heartbeat up past the TTL.
         this.#hbRevision =
-          this.#hbRevision === 0 ? await kv.create(key, data) : await kv.update(key, data, this.#hbRevision);
+          this.#hbRevision === 0
+            ? await kv.create(key, data)
+            : await kv.put(key, data, { previousSeq: this.#hbRevision, timeout: this.#hbTimeoutMs });
         this.#liveUntil = Math.max(this.#liveUntil, sentAt + this.config.replicaTtlMs - this.#fenceMarginMs);
         return;
       } catch (err) {
