@@ -110,11 +110,15 @@ function modulesOf(bin, command) {
   });
   const urls = new Set(readFileSync(log, "utf8").split("\n").filter(Boolean));
   urls.delete(pathToFileURL(join(dir, "hooks.mjs")).href);
-  const packages = new Set([...urls].map(packageOf).filter(Boolean));
-  return {
-    modules: urls.size,
-    heavy: HEAVY.filter((h) => [...packages].some((p) => p === h || p.startsWith(h))),
-  };
+  const perPackage = {};
+  for (const url of urls) {
+    const p = packageOf(url);
+    if (p !== undefined && HEAVY.some((h) => p === h || p.startsWith(h)))
+      perPackage[p] = (perPackage[p] ?? 0) + 1;
+  }
+  // Modules per heavy package: @loominal/warp with 2 is its hook client alone, @loominal/fabric with 3 its
+  // config, host and proc modules.
+  return { modules: urls.size, heavy: perPackage };
 }
 
 const started = Date.now();

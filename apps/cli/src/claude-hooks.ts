@@ -2,7 +2,7 @@ import { accessSync, constants, existsSync, mkdirSync, readFileSync, writeFileSy
 import { delimiter, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { LoominalError } from "@loominal/protocol";
-import { HOOK_EVENTS, type HookEvent } from "./hook-run.js";
+import { HOOK_EVENTS, type HookEvent } from "@loominal/warp/hook-client";
 
 /** Tools whose input names a file the agent just changed. */
 export const POST_TOOL_USE_MATCHER = "Edit|Write|MultiEdit|NotebookEdit";

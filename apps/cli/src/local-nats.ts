@@ -12,9 +12,9 @@ import {
 } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
-import { processCommandLine } from "@loominal/fabric";
+import { processCommandLine } from "@loominal/fabric/host";
 import { LoominalError } from "@loominal/protocol";
-import { probeNats } from "./probe.js";
+import type { probeNats } from "./probe.js";
 
 /** The port `loominal up` prefers, which is also the NATS default. */
 export const DEFAULT_NATS_PORT = 4222;
@@ -74,6 +74,14 @@ export interface StartOptions {
  * log under `.loominal/nats/`. The server is detached so it outlives the command that started it;
  * the pid file is how later commands find it again.
  */
+
+/**
+ * probeNats, loaded on the first probe: reading the pid and ports files (`mcp-config`, `nats stop`)
+ * needs no NATS client.
+ */
+async function probeLazily(...args: Parameters<typeof probeNats>): ReturnType<typeof probeNats> {
+  return (await import("./probe.js")).probeNats(...args);
+}
 export class LocalNats {
   readonly paths: LocalNatsPaths;
 
@@ -118,7 +126,7 @@ export class LocalNats {
         reason: "the server has not written its ports file yet",
       };
     }
-    const probe = await probeNats({ servers: [url] });
+    const probe = await probeLazily({ servers: [url] });
     return probe.kind === "ready" || probe.kind === "no-jetstream"
       ? {
           running: true,
@@ -147,7 +155,7 @@ export class LocalNats {
     const existing = this.runningPid();
     if (existing !== undefined) {
       const url = this.urlOf(existing);
-      const probe = url === undefined ? undefined : await probeNats({ servers: [url] });
+      const probe = url === undefined ? undefined : await probeLazily({ servers: [url] });
       if (url !== undefined && (probe?.kind === "ready" || probe?.kind === "no-jetstream")) {
         return { pid: existing, url, version: probe.version, started: false };
       }
@@ -237,7 +245,7 @@ export class LocalNats {
       }
       const url = this.urlOf(pid);
       if (url !== undefined) {
-        const probe = await probeNats({ servers: [url] });
+        const probe = await probeLazily({ servers: [url] });
         if (probe.kind === "ready") return { pid, url, version: probe.version, started: true };
         lastProblem = probe.reason;
       }

@@ -1,4 +1,4 @@
-import { type LoominalConfig, loadConfig } from "@loominal/fabric";
+import { type LoominalConfig, loadConfig } from "@loominal/fabric/config";
 import type { CliContext } from "./context.js";
 
 /**

@@ -14,7 +14,7 @@ import {
   writeSync,
 } from "node:fs";
 import { join } from "node:path";
-import { hostBootId, processAlive, processCommandLine, processStartTime } from "@loominal/fabric";
+import { hostBootId, processAlive, processCommandLine, processStartTime } from "@loominal/fabric/host";
 import { LoominalError } from "@loominal/protocol";
 import { z } from "zod";
 

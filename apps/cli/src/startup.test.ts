@@ -72,10 +72,16 @@ describe("what a CLI invocation loads", () => {
     expect(heavyIn(bad.modules)).toEqual([]);
   });
 
-  test("work ls loads no MCP SDK, and still reports a Weft it cannot reach", async () => {
+  test("work ls and mcp-config read the configuration without the NATS client or the MCP SDK", async () => {
+    const noClients = ["/@nats-io/", "/@modelcontextprotocol/"];
     const ls = await loaded(["work", "ls"], { WEFT_URL: "http://127.0.0.1:1", WEFT_TOKEN: "t" });
     expect(ls.run.code).toBe(1);
     expect(ls.run.stderr).toContain("loominal: cannot reach Weft at http://127.0.0.1:1");
-    expect(heavyIn(ls.modules, ["/@modelcontextprotocol/"])).toEqual([]);
+    expect(heavyIn(ls.modules, noClients)).toEqual([]);
+
+    const mcp = await loaded(["mcp-config"]);
+    expect(mcp.run.code, mcp.run.stderr).toBe(0);
+    expect(Object.keys(JSON.parse(mcp.run.stdout).mcpServers)).toContain("loominal-warp");
+    expect(heavyIn(mcp.modules, noClients)).toEqual([]);
   });
 });

@@ -7,7 +7,6 @@ import { EXIT_NOT_STARTED } from "../commands/services.js";
 import type { CliContext } from "../context.js";
 import { LocalNats, portIsFree } from "../local-nats.js";
 import { binPath, workspaceRoot } from "../mcp-config.js";
-import { probeNats } from "../probe.js";
 import { projectConfig } from "../project-config.js";
 import {
   checkHealth,
@@ -401,6 +400,8 @@ interface StatusReport {
 }
 
 async function statusReport(config: LoominalConfig, state: StackState): Promise<StatusReport> {
+  // Loaded here: `status` with nothing started, and `down`, need no NATS client.
+  const { probeNats } = await import("../probe.js");
   const natsProbe = await probeNats(state.nats.started ? { servers: [state.nats.url] } : config.nats);
   const nats: ComponentStatus = {
     url: state.nats.url,
