@@ -22,7 +22,10 @@ async function fakeSshd() {
   const clientKeys = utils.generateKeyPairSync("ed25519");
   const allowed = utils.parseKey(clientKeys.public);
   const hostKey = utils.parseKey(host.public);
-  if (allowed instanceof Error || hostKey instanceof Error) throw new Error("key generation failed");
+  if (allowed instanceof Error || hostKey instanceof Error)
+    throw new Error(
+      `ssh2 could not read the keys it generated: ${[allowed, hostKey].map((k) => (k instanceof Error ? k.message : "ok")).join(", ")}`,
+    );
   const execs: Exec[] = [];
   const sockets = new Set<Socket>();
   const state = { behaviour: "launch" as Behaviour };
