@@ -1,9 +1,15 @@
 import { Fabric } from "@loominal/fabric";
 import { randomId, warpConfigSchema } from "@loominal/protocol";
-import { collectServerSentEvents, eventually, NatsServer, tempDir, uniqueProjectId } from "@loominal/testkit";
+import { collectServerSentEvents, eventually, type NatsServer, uniqueProjectId } from "@loominal/testkit";
 import { WorkQueue } from "@loominal/warp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { client, RunnerReplica, startWeftProcess, type WeftProcess } from "./weft.test-helper.js";
+import {
+  client,
+  RunnerReplica,
+  startWeftStack,
+  stopWeftStack,
+  type WeftProcess,
+} from "./weft.test-helper.js";
 
 const ADMIN = "admin-token-dashboard-0123456789";
 const LIMITED = "limited-token-dashboard-0123456789";
@@ -17,21 +23,16 @@ let fabric: Fabric;
 const queues: WorkQueue[] = [];
 
 beforeAll(async () => {
-  nats = await NatsServer.start();
-  dir = tempDir("weft-dashboard-");
-  weft = await startWeftProcess({
-    cwd: dir.path,
-    env: { NATS_URL: nats.url, WEFT_API_TOKENS: `${ADMIN},${LIMITED}:${p1}` },
-  });
+  ({ nats, weft, dir } = await startWeftStack("weft-dashboard-", {
+    WEFT_API_TOKENS: `${ADMIN},${LIMITED}:${p1}`,
+  }));
   fabric = await Fabric.connect({ nats: { servers: [nats.url] } });
 });
 
 afterAll(async () => {
   for (const q of queues) await q.close();
   await fabric?.close();
-  await weft?.stop();
-  await nats?.stop({ removeStore: true });
-  dir?.cleanup();
+  await stopWeftStack({ nats, weft, dir });
 });
 
 /** An agent's work queue in a project (the test claims and fails work as an agent would). */

@@ -2,11 +2,11 @@
 // express's route accepts and the fast path leaves alone) is the same operation through express, so each
 // request here is sent both ways and the answers compared.
 import { randomBytes } from "node:crypto";
-import { NatsServer, tempDir, uniqueProjectId } from "@loominal/testkit";
+import { type NatsServer, uniqueProjectId } from "@loominal/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseJsonBody, takesFastPath } from "./fast-submit.js";
 import { MAX_BODY_BYTES } from "./http.js";
-import { client, startWeftProcess, type WeftProcess } from "./weft.test-helper.js";
+import { client, startWeftStack, stopWeftStack, type WeftProcess } from "./weft.test-helper.js";
 
 const ADMIN = "admin-token-fast-0123456789abcdef";
 const LIMITED = "limited-token-fast-0123456789abcdef";
@@ -18,18 +18,13 @@ let weft: WeftProcess;
 let dir: { path: string; cleanup: () => void };
 
 beforeAll(async () => {
-  nats = await NatsServer.start();
-  dir = tempDir("weft-fast-");
-  weft = await startWeftProcess({
-    cwd: dir.path,
-    env: { NATS_URL: nats.url, WEFT_API_TOKENS: `${ADMIN},${LIMITED}:${p1}` },
-  });
+  ({ nats, weft, dir } = await startWeftStack("weft-fast-", {
+    WEFT_API_TOKENS: `${ADMIN},${LIMITED}:${p1}`,
+  }));
 });
 
 afterAll(async () => {
-  await weft?.stop();
-  await nats?.stop({ removeStore: true });
-  dir?.cleanup();
+  await stopWeftStack({ nats, weft, dir });
 });
 
 /** Sends one raw request to the fast path and to express; returns both answers. */

@@ -1,6 +1,6 @@
 import { statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { eventually, NatsServer, tempDir, uniqueProjectId } from "@loominal/testkit";
+import { eventually, type NatsServer, tempDir, uniqueProjectId } from "@loominal/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { OPERATIONS } from "./api.js";
 import { openApiPath } from "./openapi.js";
@@ -8,6 +8,8 @@ import {
   client,
   readToken,
   startWeftProcess,
+  startWeftStack,
+  stopWeftStack,
   type WeftProcess,
   weftStartFailure,
 } from "./weft.test-helper.js";
@@ -22,18 +24,13 @@ let weft: WeftProcess;
 let dir: { path: string; cleanup: () => void };
 
 beforeAll(async () => {
-  nats = await NatsServer.start();
-  dir = tempDir("weft-rest-");
-  weft = await startWeftProcess({
-    cwd: dir.path,
-    env: { NATS_URL: nats.url, WEFT_API_TOKENS: `${ADMIN},${LIMITED}:${p1}` },
-  });
+  ({ nats, weft, dir } = await startWeftStack("weft-rest-", {
+    WEFT_API_TOKENS: `${ADMIN},${LIMITED}:${p1}`,
+  }));
 });
 
 afterAll(async () => {
-  await weft?.stop();
-  await nats?.stop({ removeStore: true });
-  dir?.cleanup();
+  await stopWeftStack({ nats, weft, dir });
 });
 
 describe("auth", () => {

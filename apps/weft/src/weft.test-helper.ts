@@ -3,6 +3,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Fabric, type Logger } from "@loominal/fabric";
+import { NatsServer, tempDir } from "@loominal/testkit";
 import { loadWeftConfig } from "./config.js";
 import type { Mechanism } from "./mechanisms/types.js";
 import { WeftMetrics } from "./metrics.js";
@@ -30,6 +31,28 @@ const live = new Set<ChildProcess>();
 process.once("exit", () => {
   for (const p of live) p.kill("SIGKILL");
 });
+
+/** A nats-server, a working directory and a `weft serve` on them: what most REST test files start with. */
+export interface WeftStack {
+  nats: NatsServer;
+  weft: WeftProcess;
+  dir: { path: string; cleanup: () => void };
+}
+
+/** Starts a nats-server and `weft serve` (in a new temporary directory named by `prefix`) with `env`. */
+export async function startWeftStack(prefix: string, env: Record<string, string>): Promise<WeftStack> {
+  const nats = await NatsServer.start();
+  const dir = tempDir(prefix);
+  const weft = await startWeftProcess({ cwd: dir.path, env: { NATS_URL: nats.url, ...env } });
+  return { nats, weft, dir };
+}
+
+/** Stops what `startWeftStack` started (any part may be missing when the start failed). */
+export async function stopWeftStack(stack: Partial<WeftStack>): Promise<void> {
+  await stack.weft?.stop();
+  await stack.nats?.stop({ removeStore: true });
+  stack.dir?.cleanup();
+}
 
 /** Starts `weft serve` and resolves once it listens (WEFT_PORT=0 unless given). */
 export async function startWeftProcess(options: {
