@@ -283,7 +283,7 @@ async function readAllOnce(fabric: Fabric, stream: string, options: ReadAllOptio
  * two pulls (an agent's heartbeat during a slow registry scan) came back twice or three times. `readAll`
  * stops at the messages pending when its consumer was made, and keeps one per subject should any repeat.
  */
-export function latestPerSubject(messages: PulledMessage[]): PulledMessage[] {
+function latestPerSubject(messages: PulledMessage[]): PulledMessage[] {
   const newest = new Map<string, PulledMessage>();
   for (const m of messages) {
     const seen = newest.get(m.subject);
