@@ -133,6 +133,12 @@ export class RunStore {
   }
 }
 
+/**
+ * Admissions and releases of one user that wait for a write of that user's set in flight share the next
+ * write (one round trip for all of them): none needs a value of its own from it.
+ */
+const COMBINE = { combine: true } as const;
+
 export type QuotaAdmission = { admitted: true } | { admitted: false; active: number };
 
 /** Per-user admission in runner-quotas: the set of admitted run ids per user, changed only by CAS. */
@@ -149,21 +155,27 @@ export class QuotaStore {
    */
   async acquire(userId: string, runId: string, replicaId: string, cap: number): Promise<QuotaAdmission> {
     let full = 0;
-    await casUpdate(this.kv, keys.runnerQuota(userId), quotaCodec, (current) => {
-      const runs = { ...(current?.runs ?? {}) };
-      full = 0;
-      if (runs[runId] === replicaId) return undefined;
-      if (runs[runId] !== undefined) {
+    await casUpdate(
+      this.kv,
+      keys.runnerQuota(userId),
+      quotaCodec,
+      (current) => {
+        const runs = { ...(current?.runs ?? {}) };
+        full = 0;
+        if (runs[runId] === replicaId) return undefined;
+        if (runs[runId] !== undefined) {
+          runs[runId] = replicaId;
+          return { user_id: userId, runs };
+        }
+        if (Object.keys(runs).length >= cap) {
+          full = Object.keys(runs).length;
+          return undefined;
+        }
         runs[runId] = replicaId;
         return { user_id: userId, runs };
-      }
-      if (Object.keys(runs).length >= cap) {
-        full = Object.keys(runs).length;
-        return undefined;
-      }
-      runs[runId] = replicaId;
-      return { user_id: userId, runs };
-    });
+      },
+      COMBINE,
+    );
     return full > 0 ? { admitted: false, active: full } : { admitted: true };
   }
 
@@ -176,12 +188,18 @@ export class QuotaStore {
     const key = keys.runnerQuota(userId);
     const held = (current: QuotaRecord, id: string) =>
       current.runs[id] !== undefined && (acceptedBy === undefined || current.runs[id] === acceptedBy);
-    const r = await casUpdate(this.kv, key, quotaCodec, (current) => {
-      if (!current || !runIds.some((id) => held(current, id))) return undefined;
-      const runs = { ...current.runs };
-      for (const id of runIds) if (held(current, id)) delete runs[id];
-      return { user_id: userId, runs };
-    });
+    const r = await casUpdate(
+      this.kv,
+      key,
+      quotaCodec,
+      (current) => {
+        if (!current || !runIds.some((id) => held(current, id))) return undefined;
+        const runs = { ...current.runs };
+        for (const id of runIds) if (held(current, id)) delete runs[id];
+        return { user_id: userId, runs };
+      },
+      COMBINE,
+    );
     if (r.changed && r.value && Object.keys(r.value.runs).length === 0) {
       forgetRevision(this.kv, key);
       await this.kv.delete(key, { previousSeq: r.revision }).catch((err: unknown) => {
