@@ -1,5 +1,6 @@
 // Shared helpers for benchmarks: a private nats-server, percentiles, bounded loops, JSON output.
 import { readFileSync } from "node:fs";
+import { Agent, request } from "node:http";
 import { NatsServer } from "@loominal/testkit";
 
 /** Starts a private nats-server (JetStream, temp store) unless NATS_URL is set. */
@@ -90,4 +91,54 @@ export async function bounded({ count, maxMs, concurrency = 1 }, fn) {
   };
   await Promise.all(Array.from({ length: concurrency }, lane));
   return done;
+}
+
+const keepAlive = new Agent({ keepAlive: true, maxSockets: 512 });
+
+/**
+ * One HTTP request with a JSON body and answer, over kept-alive connections (node:http: a load driver's own
+ * CPU per request is a fraction of fetch's, so the driver takes less of the cores it shares with what it
+ * measures). Resolves with the status, the headers and the parsed body ({} when it is not JSON); rejects on
+ * a network error or after timeoutMs (an Error named "TimeoutError").
+ */
+export function httpJson(url, { method = "GET", body, headers = {}, timeoutMs = 30_000 } = {}) {
+  return new Promise((resolve, reject) => {
+    const data = body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body);
+    const req = request(
+      url,
+      {
+        method,
+        agent: keepAlive,
+        headers:
+          data === undefined
+            ? headers
+            : { "content-type": "application/json", "content-length": Buffer.byteLength(data), ...headers },
+      },
+      (res) => {
+        const chunks = [];
+        res.on("data", (c) => chunks.push(c));
+        res.on("error", reject);
+        res.on("end", () => {
+          clearTimeout(timer);
+          let json = {};
+          try {
+            json = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+          } catch {
+            // Not JSON: the caller sees the status.
+          }
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, json });
+        });
+      },
+    );
+    const timer = setTimeout(() => {
+      const err = new Error(`${method} ${url} got no answer within ${timeoutMs} ms`);
+      err.name = "TimeoutError";
+      req.destroy(err);
+    }, timeoutMs);
+    req.on("error", (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    req.end(data);
+  });
 }

@@ -4,8 +4,13 @@
 // answering replica (its Server-Timing header, absent before the runner sent it). Beside it, the time until
 // the run's quota slot is free again (the owner has stopped the loop). The circuit harness
 // (`--cancel`) measures cancels in the middle of a burst instead.
-// Usage: node bench/runner-cancel.mjs   (env: RUNS=100 MAX_MS=120000)
+// `requestMs` is the replica's whole request from its arrival (the fast path's `req;dur`, absent through
+// express). `tail` lists the slowest acks with their parts (`headersMs`: until the answer's headers).
+// Usage: node bench/runner-cancel.mjs   (env: RUNS=100 MAX_MS=120000 CLIENT=fetch|http SAMPLES=out.json;
+// CLIENT=http sends the cancel through node:http with a keep-alive agent instead of fetch)
+
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import http from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
@@ -16,6 +21,7 @@ import { bounded, percentiles, report } from "./lib.mjs";
 
 const RUNS = Number(process.env.RUNS ?? 100);
 const MAX_MS = Number(process.env.MAX_MS ?? 120_000);
+const CLIENT = process.env.CLIENT ?? "fetch";
 
 const dir = mkdtempSync(join(tmpdir(), "runner-cancel-"));
 const agents = join(dir, "agents.yaml");
@@ -37,6 +43,41 @@ try {
   replicas.push(await startReplica({ ...env, RUNNER_REPLICA_ID: "cancel-b" }));
   fabric = await Fabric.connect({ nats: { servers: [nats.url] }, name: "bench-runner-cancel" });
   const quotas = await fabric.kvm.open(buckets.runnerQuotas());
+  // The cancel request: through fetch (undici, as most clients) or node:http with a keep-alive agent.
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
+  const cancel =
+    CLIENT === "http"
+      ? (url) =>
+          new Promise((resolve, reject) => {
+            const t = performance.now();
+            const req = http.request(url, { method: "POST", agent }, (res) => {
+              const headersMs = performance.now() - t;
+              const chunks = [];
+              res.on("data", (c) => chunks.push(c));
+              res.on("end", () =>
+                resolve({
+                  status: res.statusCode,
+                  timing: res.headers["server-timing"],
+                  headersMs,
+                  body: JSON.parse(Buffer.concat(chunks).toString()),
+                }),
+              );
+              res.on("error", reject);
+            });
+            req.on("error", reject);
+            req.end();
+          })
+      : async (url) => {
+          const t = performance.now();
+          const res = await fetch(url, { method: "POST" });
+          const headersMs = performance.now() - t;
+          return {
+            status: res.status,
+            timing: res.headers.get("server-timing"),
+            headersMs,
+            body: await res.json(),
+          };
+        };
   const json = async (url, init) => (await fetch(url, init)).json();
   const post = (r, body) =>
     json(`${r.url}/v1/runs`, {
@@ -44,6 +85,7 @@ try {
       headers: { "content-type": "application/json" },
       body: JSON.stringify(body),
     });
+  const samples = [];
   const ackMs = [];
   const serverMs = [];
   const freedMs = [];
@@ -70,15 +112,22 @@ try {
     // Let the run take a step or two first.
     await new Promise((r) => setTimeout(r, 150));
     const t = performance.now();
-    const res = await fetch(`${via.url}/v1/runs/${id}/cancel`, { method: "POST" });
-    const body = await res.json();
+    const res = await cancel(`${via.url}/v1/runs/${id}/cancel`);
     const ms = performance.now() - t;
-    const key = res.status === 200 ? body.status : `http_${res.status}`;
+    const key = res.status === 200 ? res.body.status : `http_${res.status}`;
     outcomes[key] = (outcomes[key] ?? 0) + 1;
     if (res.status !== 200) return;
     ackMs.push(ms);
-    const timing = /cancel;dur=([\d.]+)/.exec(res.headers.get("server-timing") ?? "");
-    if (timing) serverMs.push(Number(timing[1]));
+    const st = Object.fromEntries(
+      [...(res.timing ?? "").matchAll(/(\w+);dur=(-?[\d.]+)/g)].map((m) => [m[1], Number(m[2])]),
+    );
+    if (st.cancel !== undefined) serverMs.push(st.cancel);
+    samples.push({
+      i,
+      ms: Math.round(ms * 100) / 100,
+      headersMs: Math.round(res.headersMs * 100) / 100,
+      ...st,
+    });
     const key64 = `u.${Buffer.from(user).toString("base64url")}`;
     for (let k = 0; k < 500; k++) {
       const e = await quotas.get(key64);
@@ -90,13 +139,17 @@ try {
     }
   });
   lag.disable();
+  if (process.env.SAMPLES) writeFileSync(process.env.SAMPLES, JSON.stringify(samples));
   report("runner-cancel", {
     runs: done,
+    client: CLIENT,
     elapsedMs: Math.round(performance.now() - t0),
     outcomes,
     ackMs: percentiles(ackMs),
     serverMs: percentiles(serverMs),
+    requestMs: percentiles(samples.flatMap((x) => (x.req === undefined ? [] : [x.req]))),
     slotFreedMs: percentiles(freedMs),
+    tail: [...samples].sort((a, b) => b.ms - a.ms).slice(0, 5),
     driverEventLoopDelayMs: {
       p50: Math.round(lag.percentile(50) / 1e4) / 100,
       p99: Math.round(lag.percentile(99) / 1e4) / 100,

@@ -9,7 +9,7 @@
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { Fabric } from "@loominal/fabric";
 import { buckets, keys } from "@loominal/protocol";
-import { percentiles } from "../lib.mjs";
+import { httpJson, percentiles } from "../lib.mjs";
 import { connectionCounts, ProcessMeter, startNats, startReplica } from "./processes.mjs";
 
 const ROLES = ["researcher", "editor", "evaluator"];
@@ -304,18 +304,13 @@ class Driver {
 
   async #cancel(runId, reason, via) {
     const r = via ?? this.#pick();
-    const res = await fetch(`${r.url}/v1/runs/${runId}/cancel`, {
+    const res = await httpJson(`${r.url}/v1/runs/${runId}/cancel`, {
       method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ reason }),
-      signal: AbortSignal.timeout(15_000),
+      body: { reason },
+      timeoutMs: 15_000,
     });
-    const timing = /cancel;dur=([\d.]+)/.exec(res.headers.get("server-timing") ?? "");
-    return {
-      status: res.status,
-      body: await res.json().catch(() => ({})),
-      serverMs: timing ? Number(timing[1]) : undefined,
-    };
+    const timing = /cancel;dur=([\d.]+)/.exec(String(res.headers["server-timing"] ?? ""));
+    return { status: res.status, body: res.json, serverMs: timing ? Number(timing[1]) : undefined };
   }
 
   #alive() {
@@ -346,22 +341,17 @@ class Driver {
       let res;
       try {
         res = await this.post(() =>
-          fetch(`${replica.url}/v1/runs`, {
-            method: "POST",
-            headers: { "content-type": "application/json" },
-            body,
-            signal: AbortSignal.timeout(30_000),
-          }),
+          httpJson(`${replica.url}/v1/runs`, { method: "POST", body, timeoutMs: 30_000 }),
         );
       } catch (err) {
         this.counters.netErrors++;
-        const kind = err?.cause?.code ?? err?.name ?? "error";
+        const kind = err?.code ?? err?.cause?.code ?? err?.name ?? "error";
         this.counters.netErrorKinds ??= {};
         this.counters.netErrorKinds[kind] = (this.counters.netErrorKinds[kind] ?? 0) + 1;
         await sleep(100);
         continue;
       }
-      const json = await res.json().catch(() => ({}));
+      const json = res.json;
       if (res.status === 202) return json.run_id;
       if (res.status === 429) {
         if (json.code === "backpressure") this.counters.httpBackpressure++;

@@ -31,7 +31,10 @@ export const runBodySchema = z
   .strict();
 
 const pauseBodySchema = z.object({ timeout_ms: z.number().int().min(0).max(600_000).default(0) }).strict();
-const cancelBodySchema = z.object({ reason: z.string().max(500).optional() }).strict();
+export const cancelBodySchema = z.object({ reason: z.string().max(500).optional() }).strict();
+/** The largest JSON body the API reads (express.json's "1mb"). */
+export const MAX_BODY_BYTES = 1024 * 1024;
+export const BAD_RUN_ID = "run id must be 32 lower-case hex characters";
 
 export interface HttpOptions {
   service: RunnerService;
@@ -56,7 +59,7 @@ function refuse(res: Response, r: Refusal): void {
   send(res, r.status, r.code, r.error, r.extra);
 }
 
-function zodMessage(err: z.ZodError): string {
+export function zodMessage(err: z.ZodError): string {
   return err.issues
     .map((i) => `${i.path.join(".") || "body"}: ${i.message}`)
     .slice(0, 5)
@@ -85,7 +88,7 @@ function sse(res: Response, keepaliveMs: number) {
   };
 }
 
-function runView(r: Awaited<ReturnType<RunnerService["runs"]["get"]>>) {
+export function runView(r: Awaited<ReturnType<RunnerService["runs"]["get"]>>) {
   if (!r) return undefined;
   const { admit_ack: _a, ...view } = r;
   return view;
@@ -124,7 +127,7 @@ export function createHttpApp(o: HttpOptions): express.Express {
     res.send(await o.metrics.registry.metrics());
   });
 
-  const json = express.json({ limit: "1mb", type: () => true });
+  const json = express.json({ limit: MAX_BODY_BYTES, type: () => true });
   const requireJson = (req: Request, res: Response, next: NextFunction) => {
     if (!req.is("application/json")) {
       send(res, 415, "unsupported_media_type", "send the body as JSON with Content-Type: application/json");
@@ -182,8 +185,7 @@ export function createHttpApp(o: HttpOptions): express.Express {
 
   app.get("/v1/runs/:id", async (req, res) => {
     const runId = req.params.id;
-    if (!RUN_ID_RE.test(runId))
-      return send(res, 400, "invalid_input", "run id must be 32 lower-case hex characters");
+    if (!RUN_ID_RE.test(runId)) return send(res, 400, "invalid_input", BAD_RUN_ID);
     const r = await service.runs.get(runId);
     if (!r) return send(res, 404, "not_found", `no run ${runId}`);
     res.json({ ...runView(r), evaluations: await service.tools.evaluationsOf(runId) });
@@ -191,8 +193,7 @@ export function createHttpApp(o: HttpOptions): express.Express {
 
   app.get("/v1/runs/:id/events", async (req, res) => {
     const runId = req.params.id;
-    if (!RUN_ID_RE.test(runId))
-      return send(res, 400, "invalid_input", "run id must be 32 lower-case hex characters");
+    if (!RUN_ID_RE.test(runId)) return send(res, 400, "invalid_input", BAD_RUN_ID);
     const after = req.query.after === undefined ? 0 : Number(req.query.after);
     if (!Number.isInteger(after) || after < 0) {
       return send(res, 400, "invalid_input", "after must be a non-negative integer (an event seq)");
@@ -214,8 +215,7 @@ export function createHttpApp(o: HttpOptions): express.Express {
 
   app.post("/v1/runs/:id/cancel", async (req, res) => {
     const runId = req.params.id;
-    if (!RUN_ID_RE.test(runId))
-      return send(res, 400, "invalid_input", "run id must be 32 lower-case hex characters");
+    if (!RUN_ID_RE.test(runId)) return send(res, 400, "invalid_input", BAD_RUN_ID);
     let reason = "requested";
     if (req.is("application/json")) {
       await new Promise<void>((resolve, reject) =>
@@ -286,21 +286,29 @@ export function createHttpApp(o: HttpOptions): express.Express {
   );
 
   app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
-    const e = err as { type?: string; status?: number; message?: string };
     if (res.headersSent) {
       res.end();
       return;
     }
-    if (e.type === "entity.too.large") return send(res, 413, "payload_too_large", "the body is over 1 MB");
-    if (e.type === "entity.parse.failed") return send(res, 400, "invalid_json", "the body is not valid JSON");
-    o.logger.error({ err: String(err) }, "request failed");
-    const unavailable = /NATS|unavailable|timeout|TIMEOUT/i.test(String(e.message ?? ""));
-    send(
-      res,
-      unavailable ? 503 : 500,
-      unavailable ? "nats_unavailable" : "internal",
-      unavailable ? "NATS is not answering; retry shortly" : "internal error; see the runner's log",
-    );
+    const { status, body } = errorAnswer(err, o.logger);
+    res.status(status).json(body);
   });
   return app;
+}
+
+/** The answer to a request that failed (a body express could not read, NATS away, a bug); logs the last. */
+export function errorAnswer(
+  err: unknown,
+  logger: Logger,
+): { status: number; body: { code: string; error: string } } {
+  const e = err as { type?: string; status?: number; message?: string };
+  if (e.type === "entity.too.large")
+    return { status: 413, body: { code: "payload_too_large", error: "the body is over 1 MB" } };
+  if (e.type === "entity.parse.failed")
+    return { status: 400, body: { code: "invalid_json", error: "the body is not valid JSON" } };
+  logger.error({ err: String(err) }, "request failed");
+  const unavailable = /NATS|unavailable|timeout|TIMEOUT/i.test(String(e.message ?? ""));
+  return unavailable
+    ? { status: 503, body: { code: "nats_unavailable", error: "NATS is not answering; retry shortly" } }
+    : { status: 500, body: { code: "internal", error: "internal error; see the runner's log" } };
 }

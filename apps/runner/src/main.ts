@@ -1,8 +1,9 @@
-import type { Server } from "node:http";
+import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { createLogger, Fabric, type Logger } from "@loominal/fabric";
 import { AgentCatalog } from "./agents.js";
 import type { RunnerConfig } from "./env.js";
+import { cancelFastPath } from "./fast-cancel.js";
 import { createHttpApp } from "./http.js";
 import { RunnerMetrics } from "./metrics.js";
 import { RunnerService } from "./service.js";
@@ -35,8 +36,17 @@ export async function startRunner(config: RunnerConfig, logger?: Logger): Promis
     metrics,
     logger: log,
   });
-  const server = await new Promise<Server>((resolve, reject) => {
-    const s = app.listen(config.port, config.host, (err?: Error) => (err ? reject(err) : resolve(s)));
+  // Cancels ahead of express (see fast-cancel.ts); every other request goes to express.
+  const fast = cancelFastPath({ service, authToken: config.authToken, logger: log });
+  const server = createServer((req, res) => {
+    if (!fast(req, res)) app(req, res);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(config.port, config.host, () => {
+      server.off("error", reject);
+      resolve();
+    });
   });
   const addr = server.address() as AddressInfo;
   const host = addr.family === "IPv6" ? `[${addr.address}]` : addr.address;

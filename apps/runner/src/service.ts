@@ -18,6 +18,7 @@ import {
   type RunEvent,
   type RunRecord,
   type RunRequest,
+  type RunStatus,
   runRecordSchema,
   runRequestSchema,
   TERMINAL,
@@ -824,7 +825,17 @@ export class RunnerService {
     }
     const ended = r.ended;
     this.#o.metrics?.runsFinished.inc({ status: "cancelled" });
-    if (r.from === "running") {
+    // The rest after the answer (it is written in the caller's continuation, before any immediate): the
+    // owner's wake-up, the terminal event (followers of the run end on it) and, for a run no replica had
+    // started, its slots (a replica that pulls its request later finds it ended and acknowledges it).
+    setImmediate(() => this.#afterCancel(ended, r.from, stopReason));
+    return { ok: true, value: ended };
+  }
+
+  /** What follows a cancel's compare-and-set: waking the owner, the `done` event, a queued run's slots. */
+  #afterCancel(ended: RunRecord, from: RunStatus, stopReason: string): void {
+    const runId = ended.run_id;
+    if (from === "running") {
       if (ended.replica_id === this.replicaId) this.#stopLocal(runId, "cancelled", stopReason);
       else {
         try {
@@ -837,18 +848,15 @@ export class RunnerService {
         }
       }
     }
-    // After the answer: the terminal event (followers of the run end on it) and, for a run no replica had
-    // started, its slots (a replica that pulls its request later finds it ended and acknowledges it).
     void (async () => {
       await this.#persist(
         () => this.events.append(runId, "done", { status: "cancelled", stop_reason: stopReason }),
         "storing a cancelled run's end",
       );
-      if (r.from === "queued") await this.#persist(() => this.#releaseSlots(ended), "freeing a run's slots");
+      if (from === "queued") await this.#persist(() => this.#releaseSlots(ended), "freeing a run's slots");
     })().catch((err: unknown) =>
       this.#log.warn({ err: String(err), run: runId }, "bookkeeping after a cancel failed"),
     );
-    return { ok: true, value: ended };
   }
 
   /**

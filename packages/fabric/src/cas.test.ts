@@ -115,6 +115,79 @@ describe("casUpdate's per-key queue and revision cache", () => {
     }
   });
 
+  it("combinable updates waiting for a key's write share the next write; each learns its own change", async () => {
+    const kv = await ensureBucket(fabric, { name: `casc-${uniqueProjectId()}` });
+    const set = jsonCodec(z.object({ ids: z.array(z.string()) }));
+    const add = (id: string) => (cur: { ids: string[] } | undefined) =>
+      cur?.ids.includes(id) ? undefined : { ids: [...(cur?.ids ?? []), id] };
+    const first = gate();
+    const head = casUpdate(
+      kv,
+      "k",
+      set,
+      async (cur) => {
+        await first.opened;
+        return add("a")(cur);
+      },
+      { combine: true },
+    );
+    // These arrive while the first write is in flight: one write for all of them. "b" twice: the second
+    // finds it already added and declines.
+    const ids = ["b", "c", "b", "d", "e"];
+    const waiting = ids.map((id) => casUpdate(kv, "k", set, add(id), { combine: true }));
+    await new Promise((r) => setTimeout(r, 50));
+    first.open();
+    const h = await head;
+    const results = await Promise.all(waiting);
+    expect(h.value).toEqual({ ids: ["a"] });
+    expect(results.map((r) => r.changed)).toEqual([true, true, false, true, true]);
+    for (const r of results) {
+      expect(r.value).toEqual({ ids: ["a", "b", "c", "d", "e"] });
+      expect(r.revision).toBe(h.revision + 1);
+    }
+    expect((await kv.get("k"))?.revision).toBe(h.revision + 1);
+    expect(casCacheStats(kv).queuedKeys).toBe(0);
+  });
+
+  it("a combinable mutation that throws fails its own caller only; updates without combine write alone", async () => {
+    const kv = await ensureBucket(fabric, { name: `cast-${uniqueProjectId()}` });
+    const first = gate();
+    const head = casUpdate(
+      kv,
+      "k",
+      counter,
+      async (cur) => {
+        await first.opened;
+        return { n: (cur?.n ?? 0) + 1 };
+      },
+      { combine: true },
+    );
+    const inc = (cur: { n: number } | undefined) => ({ n: (cur?.n ?? 0) + 1 });
+    const ok1 = casUpdate(kv, "k", counter, inc, { combine: true });
+    const bad = casUpdate(
+      kv,
+      "k",
+      counter,
+      () => {
+        throw new Error("refused by the caller");
+      },
+      { combine: true },
+    );
+    const ok2 = casUpdate(kv, "k", counter, inc, { combine: true });
+    const alone = casUpdate(kv, "k", counter, inc);
+    await new Promise((r) => setTimeout(r, 50));
+    first.open();
+    const h = await head;
+    await expect(bad).rejects.toThrow("refused by the caller");
+    const [r1, r2, r3] = await Promise.all([ok1, ok2, alone]);
+    expect(r1.value?.n).toBe(3);
+    expect(r2.value?.n).toBe(3);
+    expect(r1.revision).toBe(h.revision + 1);
+    // The update without combine came after the batch, in a write of its own.
+    expect(r3.value?.n).toBe(4);
+    expect(r3.revision).toBe(h.revision + 2);
+  });
+
   it("remembers revisions of at most CAS_KNOWN_KEYS_MAX keys, and holds no queue for idle keys", async () => {
     const kv = await ensureBucket(fabric, { name: `casl-${uniqueProjectId()}` });
     const keys = CAS_KNOWN_KEYS_MAX + 100;

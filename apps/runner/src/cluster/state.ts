@@ -143,6 +143,12 @@ export class RunStore {
   }
 }
 
+/**
+ * Admissions and releases of one user that wait for a write of that user's set in flight share the next
+ * write (one round trip for all of them): none needs a value of its own from it.
+ */
+const COMBINE = { combine: true } as const;
+
 export type QuotaAdmission = { admitted: true } | { admitted: false; active: number };
 
 /** How long an emptied quota set is kept before a walk removes it (ms): a user often comes back soon. */
@@ -175,21 +181,27 @@ export class QuotaStore {
    */
   async acquire(userId: string, runId: string, replicaId: string, cap: number): Promise<QuotaAdmission> {
     let full = 0;
-    await casUpdate(this.kv, keys.runnerQuota(userId), quotaCodec, (current) => {
-      const runs = { ...(current?.runs ?? {}) };
-      full = 0;
-      if (runs[runId] === replicaId) return undefined;
-      if (runs[runId] !== undefined) {
+    await casUpdate(
+      this.kv,
+      keys.runnerQuota(userId),
+      quotaCodec,
+      (current) => {
+        const runs = { ...(current?.runs ?? {}) };
+        full = 0;
+        if (runs[runId] === replicaId) return undefined;
+        if (runs[runId] !== undefined) {
+          runs[runId] = replicaId;
+          return { user_id: userId, runs };
+        }
+        if (Object.keys(runs).length >= cap) {
+          full = Object.keys(runs).length;
+          return undefined;
+        }
         runs[runId] = replicaId;
         return { user_id: userId, runs };
-      }
-      if (Object.keys(runs).length >= cap) {
-        full = Object.keys(runs).length;
-        return undefined;
-      }
-      runs[runId] = replicaId;
-      return { user_id: userId, runs };
-    });
+      },
+      COMBINE,
+    );
     return full > 0 ? { admitted: false, active: full } : { admitted: true };
   }
 
@@ -203,12 +215,18 @@ export class QuotaStore {
     const key = keys.runnerQuota(userId);
     const held = (current: QuotaRecord, id: string) =>
       current.runs[id] !== undefined && (acceptedBy === undefined || current.runs[id] === acceptedBy);
-    await casUpdate(this.kv, key, quotaCodec, (current) => {
-      if (!current || !runIds.some((id) => held(current, id))) return undefined;
-      const runs = { ...current.runs };
-      for (const id of runIds) if (held(current, id)) delete runs[id];
-      return { user_id: userId, runs };
-    });
+    await casUpdate(
+      this.kv,
+      key,
+      quotaCodec,
+      (current) => {
+        if (!current || !runIds.some((id) => held(current, id))) return undefined;
+        const runs = { ...current.runs };
+        for (const id of runIds) if (held(current, id)) delete runs[id];
+        return { user_id: userId, runs };
+      },
+      COMBINE,
+    );
   }
 
   async get(userId: string): Promise<QuotaRecord | undefined> {

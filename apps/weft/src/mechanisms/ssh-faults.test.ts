@@ -16,16 +16,28 @@ interface Exec {
   stdin: string;
 }
 
+/**
+ * An ed25519 key pair that ssh2 can read back: now and then ssh2 cannot parse a pair it has just
+ * generated, so a pair it cannot read (public or private half) is replaced by a new one.
+ */
+function readableKeyPair() {
+  const failures: string[] = [];
+  for (let attempt = 0; attempt < 10; attempt++) {
+    const pair = utils.generateKeyPairSync("ed25519");
+    const pub = utils.parseKey(pair.public);
+    const priv = utils.parseKey(pair.private);
+    if (!(pub instanceof Error) && !(priv instanceof Error)) return { ...pair, parsed: pub };
+    failures.push([pub, priv].map((k) => (k instanceof Error ? k.message : "ok")).join(" / "));
+  }
+  throw new Error(`ssh2 could not read any of 10 key pairs it generated: ${failures.join("; ")}`);
+}
+
 /** An ssh2 server on loopback that accepts one client key and answers exec requests as told. */
 async function fakeSshd() {
-  const host = utils.generateKeyPairSync("ed25519");
-  const clientKeys = utils.generateKeyPairSync("ed25519");
-  const allowed = utils.parseKey(clientKeys.public);
-  const hostKey = utils.parseKey(host.public);
-  if (allowed instanceof Error || hostKey instanceof Error)
-    throw new Error(
-      `ssh2 could not read the keys it generated: ${[allowed, hostKey].map((k) => (k instanceof Error ? k.message : "ok")).join(", ")}`,
-    );
+  const host = readableKeyPair();
+  const clientKeys = readableKeyPair();
+  const allowed = clientKeys.parsed;
+  const hostKey = host.parsed;
   const execs: Exec[] = [];
   const sockets = new Set<Socket>();
   const state = { behaviour: "launch" as Behaviour };

@@ -153,14 +153,12 @@ export class WorkLedger {
    * e.g. from the offer message or its own last write) the first attempt costs one round trip; after a
    * lost race it falls back to fabric's casUpdate, which re-reads and retries with backoff.
    */
-  async transition(workId: string, mutate: LedgerMutation, known?: LedgerEntry): Promise<LedgerEntry> {
-    try {
-      return await this.#transition(workId, mutate, known);
-    } catch (err) {
+  transition(workId: string, mutate: LedgerMutation, known?: LedgerEntry): Promise<LedgerEntry> {
+    return this.#transition(workId, mutate, known).catch(async (err: unknown) => {
       // Work already accepted must be able to finish when the store is full: give up the reserve, once.
       if (!isStorageFullError(err) || !(await this.releaseReserve())) throw err;
       return this.#transition(workId, mutate);
-    }
+    });
   }
 
   /**
