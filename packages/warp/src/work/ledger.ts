@@ -126,9 +126,12 @@ export class WorkLedger {
     );
   }
 
-  /** Writes a new item; fails (10071) if the key exists. Returns the revision. */
-  create(item: WorkItem): Promise<number> {
-    return this.#kv.create(item.workId, codec.encode(item));
+  /**
+   * Writes a new item; fails (10071) if the key exists. Returns the revision. `json` is the item's JSON
+   * when the caller already has it (an offer, which sends the same JSON in its message).
+   */
+  create(item: WorkItem, json?: string): Promise<number> {
+    return this.#kv.create(item.workId, json === undefined ? codec.encode(item) : Buffer.from(json, "utf8"));
   }
 
   async get(workId: string): Promise<LedgerEntry | undefined> {

@@ -347,15 +347,17 @@ export class WorkQueue {
 
   async #offerNoted(ledger: WorkLedger, item: WorkItem, idempotent: boolean): Promise<WorkItem> {
     let entry: LedgerEntry;
+    // Encoded once: the ledger value and the offer message carry the same JSON.
+    const json = JSON.stringify(item);
     try {
-      entry = { item, revision: await ledger.create(item) };
+      entry = { item, revision: await ledger.create(item, json) };
     } catch (err) {
       if (!idempotent || !isCasConflict(err)) throw err;
       return this.#reoffer(ledger, item);
     }
     if (this.#crashAt === "work-offer-before-publish") process.kill(process.pid, "SIGKILL");
     try {
-      await this.#r.publishOfferDurably(entry);
+      await this.#r.publishOfferDurably(entry, json);
     } catch (err) {
       // Not queued: say so in the ledger rather than leave an item nobody will ever deliver.
       const at = iso(Date.now());

@@ -179,12 +179,11 @@ export class QueueResources {
    * tried again once the connection is back (within `connectTimeoutMs`); the message id makes a
    * publish that did land the first time a duplicate the stream drops.
    */
-  async publishOfferDurably(entry: LedgerEntry): Promise<void> {
+  async publishOfferDurably(entry: LedgerEntry, itemJson?: string): Promise<void> {
     const { fabric, projectId, logger } = this.#o;
     const { item, revision } = entry;
-    const message: WorkOfferMessage = { workId: item.workId, revision, item };
     const subject = subjects.workOffer(projectId, item.boundary, item.capability);
-    const data = encodeJson(message);
+    const data = offerMessageData(entry, itemJson);
     for (let attempt = 1; ; attempt++) {
       try {
         await fabric.js.publish(subject, data, { msgID: `${item.workId}-${revision}` });
@@ -206,6 +205,22 @@ export class QueueResources {
     for (const p of pullers) if (p.status === "fulfilled") await p.value.close();
     this.#pullers.clear();
   }
+}
+
+/**
+ * The bytes of an entry's offer message. With `itemJson` (the item's JSON, as just written to the ledger)
+ * the item is not encoded a second time; the bytes are the same as encoding the whole message.
+ */
+export function offerMessageData(entry: LedgerEntry, itemJson?: string): Uint8Array {
+  const { item, revision } = entry;
+  if (itemJson === undefined) {
+    const message: WorkOfferMessage = { workId: item.workId, revision, item };
+    return encodeJson(message);
+  }
+  return Buffer.from(
+    `{"workId":${JSON.stringify(item.workId)},"revision":${JSON.stringify(revision)},"item":${itemJson}}`,
+    "utf8",
+  );
 }
 
 /** `run()`, with a synchronous throw turned into a rejection. */
