@@ -433,44 +433,40 @@ export class RunnerService {
   // ---------------------------------------------------------------- execution
 
   /**
-   * Pulls run requests while this replica has free slots and the cluster is not paused. A new request
-   * anywhere (the admission subject) or a run ending here wakes it; otherwise it looks again every 250 ms,
-   * for slots freed on other replicas.
+   * Pulls run requests while this replica has free slots and the cluster is not paused. A pull stays open
+   * at the server (300 ms, cluster/admit.ts) and is asked again as soon as it ends, so a new request is delivered at
+   * once without a subscription to the admission subject (which cost every replica a message per run).
+   * Without a free slot it waits for a run here to end, the pause to lift, or 250 ms (slots freed on
+   * other replicas count in the consumer's max_ack_pending, not here).
    */
   async #pull(): Promise<void> {
-    const nc = this.fabric.nc;
-    const wakeOnAdmit = nc.subscribe(subjects.runnerAdmit(), { callback: () => this.#wake() });
-    try {
-      while (!this.#stopped && !this.#draining) {
-        const free = this.config.replicaMaxRuns - this.#active.size - this.#starting;
-        if (free <= 0 || this.#pauseState !== "running" || performance.now() >= this.#liveUntil) {
-          await this.#waitForWake(250);
-          continue;
-        }
-        try {
-          await pullAdmissions(this.fabric.nc, free, (m) => {
-            if (this.#draining || this.#stopped) {
-              m.nak();
-              return;
-            }
-            this.#starting++;
-            void this.#take(m)
-              .catch((err: unknown) => {
-                this.#log.error({ err: String(err) }, "could not start a run; it will be redelivered");
-                m.nak(1_000);
-              })
-              .finally(() => {
-                this.#starting--;
-              });
-          });
-        } catch (err) {
-          if (this.#stopped) return;
-          this.#log.warn({ err: String(err) }, "pulling run requests failed; retrying");
-          await this.#waitForWake(500);
-        }
+    while (!this.#stopped && !this.#draining) {
+      const free = this.config.replicaMaxRuns - this.#active.size - this.#starting;
+      if (free <= 0 || this.#pauseState !== "running" || performance.now() >= this.#liveUntil) {
+        await this.#waitForWake(250);
+        continue;
       }
-    } finally {
-      wakeOnAdmit.unsubscribe();
+      try {
+        await pullAdmissions(this.fabric.nc, free, (m) => {
+          if (this.#draining || this.#stopped) {
+            m.nak();
+            return;
+          }
+          this.#starting++;
+          void this.#take(m)
+            .catch((err: unknown) => {
+              this.#log.error({ err: String(err) }, "could not start a run; it will be redelivered");
+              m.nak(1_000);
+            })
+            .finally(() => {
+              this.#starting--;
+            });
+        });
+      } catch (err) {
+        if (this.#stopped) return;
+        this.#log.warn({ err: String(err) }, "pulling run requests failed; retrying");
+        await this.#waitForWake(500);
+      }
     }
   }
 
