@@ -118,6 +118,31 @@ describe("runner primitives across two replica processes", () => {
     await cancelAll([runId]);
   });
 
+  it("a pause stops admissions on the other replica as soon as its watch has it; nothing admitted meanwhile runs", async () => {
+    expect((await a.fetch("/v1/_pause", { json: { timeout_ms: 0 } })).status).toBe(200);
+    const admitted: string[] = [];
+    try {
+      await eventually(async () => {
+        const r = await postRun(b, { agent: "mock-generic", prompt: "hi", user_id: "watcher" });
+        if (r.status === 202) admitted.push(String(r.body.run_id));
+        expect(r).toMatchObject({ status: 503, body: { code: "runtime_paused" } });
+      });
+      // Refused from then on, on every replica.
+      for (const r of [a, b, a, b]) {
+        const again = await postRun(r, { agent: "mock-generic", prompt: "hi", user_id: "watcher" });
+        expect(again).toMatchObject({ status: 503, body: { code: "runtime_paused" } });
+      }
+      // A request admitted before the watch delivered the pause waits: nothing is pulled while pausing.
+      for (const id of admitted) expect((await getRun(a, id)).status).toBe("queued");
+    } finally {
+      expect((await b.fetch("/v1/_resume", { method: "POST" })).status).toBe(200);
+    }
+    for (const id of admitted) {
+      await eventually(async () => expect((await getRun(a, id)).status).toBe("completed"));
+    }
+    await eventually(async () => expect(await cluster.quotaHeld()).toBe(0));
+  });
+
   it("a session is locked across replicas (409 session_busy) until its run ends", async () => {
     const first = await postRun(a, { agent: "slow", prompt: "[loop]", user_id: "s", session_id: "sess-1" });
     expect(first.status).toBe(202);

@@ -176,7 +176,7 @@ export class RunnerService {
     this.config = options.config;
     this.replicaId = options.config.replicaId;
     this.#log = options.logger;
-    this.events = new EventLog(options.fabric);
+    this.events = new EventLog(options.fabric, options.config.natsReplicas);
     this.#hbTimeoutMs = Math.max(
       options.config.heartbeatIntervalMs,
       Math.floor(options.config.replicaTtlMs / 4),

@@ -35,7 +35,8 @@ describe("RunEventWriter", () => {
     const replica = await Fabric.connect({ nats: { servers: [server.url] } });
     try {
       const runId = randomId();
-      const w = new EventLog(replica).writer(runId);
+      // As on a replicated stream (or after a reconnect): confirm() counts what the stream holds.
+      const w = new EventLog(replica, 3).writer(runId);
       const nc = replica.nc;
       const send = nc.publish.bind(nc);
       let dropped = 0;

@@ -19,14 +19,26 @@ const JS_WRONG_LAST_SEQ = 10071;
  */
 export class EventLog {
   #fabric: Fabric;
+  #streamReplicas: number;
+  /** Bumped whenever the connection stops being connected: a publish before a bump may have been lost. */
+  #epoch = 0;
 
-  constructor(fabric: Fabric) {
+  /** `streamReplicas`: replicas of the runner_events stream (RUNNER_NATS_REPLICAS). */
+  constructor(fabric: Fabric, streamReplicas = 1) {
     this.#fabric = fabric;
+    this.#streamReplicas = streamReplicas;
+    fabric.onStateChange((state) => {
+      if (state !== "connected") this.#epoch++;
+    });
+  }
+
+  get epoch(): number {
+    return this.#epoch;
   }
 
   /** The writer of one run's events, for the replica executing it (see RunEventWriter). */
   writer(runId: string): RunEventWriter {
-    return new RunEventWriter(this.#fabric, runId);
+    return new RunEventWriter(this.#fabric, runId, { log: this, streamReplicas: this.#streamReplicas });
   }
 
   async publish(runId: string, seq: number, type: string, data: Record<string, unknown>): Promise<RunEvent> {
@@ -112,11 +124,15 @@ const CONFIRM_EVERY = 64;
  * The executing replica's writer of one run's events. An event is a plain publish on the run's subject
  * (with its message id), not a JetStream request: the run does not wait a round trip per event, and NATS
  * carries no acknowledgement for each. On one connection the server takes them in order. `confirm()` —
- * called before the run's end is written, and every CONFIRM_EVERY events — asks the stream how many
- * messages the run's subject holds; when fewer than published (a publish lost with a connection, or
- * dropped by a stream changing leader), it reads which are stored and publishes the missing ones again,
- * each acknowledged this time. So a run's end is never recorded before its events are stored. A missing
- * event stored late comes after the ones stored meanwhile (followers see it out of order).
+ * called before the run's end is written, and every CONFIRM_EVERY events — checks they are stored. On a
+ * one-replica stream, with the connection up since the oldest unconfirmed event was sent, the last
+ * event stored on the run's subject being the last one sent proves the rest (one direct get; the stream
+ * takes one connection's messages in order, and only a dropped connection loses some). Otherwise (that
+ * check failed, a reconnect happened, or a replicated stream, whose leader may change and drop
+ * messages), it asks the stream how many messages the run's subject holds; when fewer than published, it
+ * reads which are stored and publishes the missing ones again, each acknowledged this time. So a run's
+ * end is never recorded before its events are stored. A missing event stored late comes after the ones
+ * stored meanwhile (followers see it out of order).
  */
 export class RunEventWriter {
   readonly runId: string;
@@ -124,11 +140,17 @@ export class RunEventWriter {
   #subject: string;
   #unconfirmed: Array<{ seq: number; data: Uint8Array }> = [];
   #last = 0;
+  #log: EventLog | undefined;
+  #streamReplicas: number;
+  /** The connection epoch when the oldest unconfirmed event was sent. */
+  #epochOfFirst = 0;
 
-  constructor(fabric: Fabric, runId: string) {
+  constructor(fabric: Fabric, runId: string, options: { log?: EventLog; streamReplicas?: number } = {}) {
     this.#fabric = fabric;
     this.runId = runId;
     this.#subject = subjects.runnerEvents(runId);
+    this.#log = options.log;
+    this.#streamReplicas = options.streamReplicas ?? 1;
   }
 
   /**
@@ -148,6 +170,7 @@ export class RunEventWriter {
     h.set("Nats-Msg-Id", `${this.runId}:${seq}`);
     this.#fabric.nc.publish(this.#subject, bytes, { headers: h });
     if (seq > this.#last) {
+      if (this.#unconfirmed.length === 0) this.#epochOfFirst = this.#log?.epoch ?? 0;
       this.#last = seq;
       this.#unconfirmed.push({ seq, data: bytes });
     }
@@ -159,6 +182,18 @@ export class RunEventWriter {
   async confirm(): Promise<void> {
     if (this.#unconfirmed.length === 0) return;
     const jsm = await this.#fabric.jsm();
+    if (
+      this.#log !== undefined &&
+      this.#streamReplicas === 1 &&
+      this.#epochOfFirst === this.#log.epoch &&
+      this.#fabric.isConnected
+    ) {
+      const last = await this.#lastStoredSeq(jsm);
+      if (last >= this.#last && this.#epochOfFirst === this.#log.epoch) {
+        this.#unconfirmed = [];
+        return;
+      }
+    }
     const info = await jsm.streams.info(streams.runnerEvents(), { subjects_filter: this.#subject });
     const stored = info.state.subjects?.[this.#subject] ?? 0;
     if (stored < this.#last) {
@@ -169,6 +204,18 @@ export class RunEventWriter {
       }
     }
     this.#unconfirmed = [];
+  }
+
+  async #lastStoredSeq(jsm: Awaited<ReturnType<Fabric["jsm"]>>): Promise<number> {
+    try {
+      const m = await jsm.direct.getMessage(streams.runnerEvents(), { last_by_subj: this.#subject });
+      if (!m) return 0;
+      const parsed = codec.safeDecode(m.data, `event of run ${this.runId}`);
+      return parsed.ok ? parsed.value.seq : 0;
+    } catch (err) {
+      if (err instanceof JetStreamApiError && err.code === JS_NO_MESSAGE) return 0;
+      throw err;
+    }
   }
 
   /** The seqs of the run's events the stream holds (only after a loss: reads them all). */
