@@ -259,6 +259,17 @@ export function entryValue<T>(
 }
 
 /**
+ * Remembers a value and revision of a key this process has just read (already decoded), so that the next
+ * casUpdate of the key skips its get. Kept only when newer than what is known. A value that turns out
+ * stale costs what any stale revision costs: the write conflicts, and the update reads and tries again.
+ */
+export function rememberRevision(kv: KV, key: string, revision: number, value: unknown): void {
+  const known = stateOf(kv).known;
+  const current = known.get(key);
+  if (current === undefined || current.revision < revision) known.set(key, { revision, value });
+}
+
+/**
  * Forgets what this process knows of a key's revision (after a delete done elsewhere, for example).
  * Updates of the key already queued stay queued and still run one at a time.
  */

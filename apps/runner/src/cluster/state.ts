@@ -5,6 +5,7 @@ import {
   forgetRevision,
   isCasConflict,
   jsonCodec,
+  rememberRevision,
 } from "@loominal/fabric";
 import { keys } from "@loominal/protocol";
 import { Bucket, type KV } from "@nats-io/kv";
@@ -59,6 +60,17 @@ export class RunStore {
 
   async get(runId: string): Promise<RunRecord | undefined> {
     return entryValue(await this.kv.get(keys.runnerRun(runId)), runCodec, `run ${runId}`).value;
+  }
+
+  /**
+   * The record, read for a client (GET of the run or its events). A run not ended is remembered with its
+   * revision, so a cancel through this replica soon after writes without reading it again.
+   */
+  async read(runId: string): Promise<RunRecord | undefined> {
+    const key = keys.runnerRun(runId);
+    const { revision, value } = entryValue(await this.kv.get(key), runCodec, `run ${runId}`);
+    if (value && !TERMINAL.has(value.status)) rememberRevision(this.kv, key, revision, value);
+    return value;
   }
 
   /** Creates the record; false when it exists already (another replica wrote it first). */
