@@ -80,7 +80,8 @@ describe("casUpdate's per-key queue and revision cache", () => {
     await kv.put("k", counter.encode({ n: 50 }));
     forgetRevision(kv, "k");
     rememberRevision(kv, "k", next.revision, { n: 12 });
-    const after = await casUpdate(kv, "k", counter, (cur) => ({ n: (cur?.n ?? 0) + 1 }));
+    // It does not count as an attempt: one attempt is enough (the conflict is retried at once).
+    const after = await casUpdate(kv, "k", counter, (cur) => ({ n: (cur?.n ?? 0) + 1 }), { maxAttempts: 1 });
     expect(after.value).toEqual({ n: 51 });
     expect((await kv.get("k"))?.json()).toEqual({ n: 51 });
   });
@@ -109,6 +110,33 @@ describe("casUpdate's per-key queue and revision cache", () => {
       const again = await casUpdate(a, "k", set, remove("y"));
       expect(again.changed).toBe(false);
       expect((await a.get("k"))?.revision).toBe(stored?.revision);
+    } finally {
+      await other.close();
+    }
+  });
+
+  it("starts from a revision noted with rememberRevision, and reads again when it is stale", async () => {
+    const name = `casr-${uniqueProjectId()}`;
+    const a = await ensureBucket(fabric, { name });
+    const other = await Fabric.connect({ nats: { servers: [server.url] } });
+    try {
+      const b = await ensureBucket(other, { name });
+      const created = await a.create("k", counter.encode({ n: 1 }));
+      rememberRevision(a, "k", created, { n: 1 });
+      const seen: number[] = [];
+      const inc = (cur: { n: number } | undefined, revision: number) => {
+        seen.push(revision);
+        return { n: (cur?.n ?? 0) + 1 };
+      };
+      const first = await casUpdate(a, "k", counter, inc);
+      expect(first.value).toEqual({ n: 2 });
+      expect(seen).toEqual([created]);
+      // Another process writes; what `a` noted is stale: the update conflicts, reads, and applies to the stored value.
+      await b.put("k", counter.encode({ n: 10 }));
+      rememberRevision(a, "k", first.revision, { n: 2 });
+      const second = await casUpdate(a, "k", counter, inc);
+      expect(second.value).toEqual({ n: 11 });
+      expect((await a.get("k"))?.json()).toEqual({ n: 11 });
     } finally {
       await other.close();
     }

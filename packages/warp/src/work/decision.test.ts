@@ -1,7 +1,7 @@
 import type { WorkItem } from "@loominal/protocol";
 import { workItemSchema } from "@loominal/protocol";
 import { describe, expect, it } from "vitest";
-import { claimRecord, decideDelivery, expiredRecord, iso, without } from "./decision.js";
+import { claimRecord, decideDelivery, expiredRecord, iso, revise, without } from "./decision.js";
 
 const NOW = Date.parse("2026-01-01T10:00:00.000Z");
 
@@ -131,7 +131,23 @@ describe("records a transition writes", () => {
   });
 
   it("iso formats like toISOString, also for repeated and alternating times", () => {
-    for (const ms of [NOW, NOW, NOW + 1, NOW, 0, NOW + 1]) expect(iso(ms)).toBe(new Date(ms).toISOString());
+    for (const ms of [NOW, NOW, NOW + 1, NOW, 0, NOW + 1, NOW + 30_000, NOW + 1, NOW + 30_000, NOW + 2, 0])
+      expect(iso(ms)).toBe(new Date(ms).toISOString());
+  });
+
+  it("revise gives the record a spread would, field order included, and leaves the base alone", () => {
+    const base = claimed(1, "2026-01-01T10:00:30.000Z");
+    const before = JSON.stringify(base);
+    const changes = {
+      status: "completed" as const,
+      result: { ok: true },
+      finishedAt: "2026-01-01T10:00:01.000Z",
+    };
+    const rec = revise(base, changes);
+    expect(JSON.stringify(rec)).toBe(JSON.stringify({ ...base, ...changes }));
+    expect(JSON.stringify(base)).toBe(before);
+    expect(rec).not.toBe(base);
+    expect(workItemSchema.parse(rec)).toEqual(rec);
   });
 
   it("without copies only when a key is there", () => {

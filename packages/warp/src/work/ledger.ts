@@ -126,9 +126,12 @@ export class WorkLedger {
     );
   }
 
-  /** Writes a new item; fails (10071) if the key exists. Returns the revision. */
-  create(item: WorkItem): Promise<number> {
-    return this.#kv.create(item.workId, codec.encode(item));
+  /**
+   * Writes a new item; fails (10071) if the key exists. Returns the revision. `json` is the item's JSON
+   * when the caller already has it (an offer, which sends the same JSON in its message).
+   */
+  create(item: WorkItem, json?: string): Promise<number> {
+    return this.#kv.create(item.workId, json === undefined ? codec.encode(item) : Buffer.from(json, "utf8"));
   }
 
   async get(workId: string): Promise<LedgerEntry | undefined> {
@@ -153,14 +156,12 @@ export class WorkLedger {
    * e.g. from the offer message or its own last write) the first attempt costs one round trip; after a
    * lost race it falls back to fabric's casUpdate, which re-reads and retries with backoff.
    */
-  async transition(workId: string, mutate: LedgerMutation, known?: LedgerEntry): Promise<LedgerEntry> {
-    try {
-      return await this.#transition(workId, mutate, known);
-    } catch (err) {
+  transition(workId: string, mutate: LedgerMutation, known?: LedgerEntry): Promise<LedgerEntry> {
+    return this.#transition(workId, mutate, known).catch(async (err: unknown) => {
       // Work already accepted must be able to finish when the store is full: give up the reserve, once.
       if (!isStorageFullError(err) || !(await this.releaseReserve())) throw err;
       return this.#transition(workId, mutate);
-    }
+    });
   }
 
   /**

@@ -98,19 +98,22 @@ describe("priority", () => {
     const projectId = uniqueProjectId();
     const { queue: offerer } = await agent({ projectId });
     await offerer.offer(offer("low", { priority: 1 }));
-    await offerer.offer(offer("normal", { priority: 5 }));
     await offerer.offer(offer("urgent", { priority: 10 }));
+    await offerer.offer(offer("normal", { priority: 5 }));
+    await offerer.offer(offer("urgent too", { priority: 10 }));
+    await offerer.offer(offer("normal too", { priority: 5 }));
     // The claimer starts after all three are stored, so its first pull sees them at once (a pull
     // already waiting when "low" arrived would be handed "low" alone).
     const { queue: claimer } = await agent({ projectId, prefetch: 8 });
     const order: string[] = [];
-    for (let i = 0; i < 3; i++) {
+    for (let i = 0; i < 5; i++) {
       const c = await claimer.claim({ capability: "typescript", timeoutMs: 2_000 });
       if (!c) break;
       order.push(c.taskId);
       await claimer.complete(c.workId, "ok");
     }
-    expect(order).toEqual(["urgent", "normal", "low"]);
+    // Offers of one priority in the order they were offered.
+    expect(order).toEqual(["urgent", "urgent too", "normal", "normal too", "low"]);
   });
 });
 

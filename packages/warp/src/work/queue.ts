@@ -27,7 +27,7 @@ import {
   retryDeadItem,
   toDeadLetters,
 } from "./dead-letters.js";
-import { iso, without } from "./decision.js";
+import { iso, revise, without } from "./decision.js";
 import { WorkClaimConflictError, WorkNotFoundError, WorkTransitionError } from "./errors.js";
 import { type EventWatch, eventsOf, transition, type WatchEventsOptions } from "./events.js";
 import { OfferJournal, STRANDED_AFTER_MS } from "./journal.js";
@@ -347,15 +347,17 @@ export class WorkQueue {
 
   async #offerNoted(ledger: WorkLedger, item: WorkItem, idempotent: boolean): Promise<WorkItem> {
     let entry: LedgerEntry;
+    // Encoded once: the ledger value and the offer message carry the same JSON.
+    const json = JSON.stringify(item);
     try {
-      entry = { item, revision: await ledger.create(item) };
+      entry = { item, revision: await ledger.create(item, json) };
     } catch (err) {
       if (!idempotent || !isCasConflict(err)) throw err;
       return this.#reoffer(ledger, item);
     }
     if (this.#crashAt === "work-offer-before-publish") process.kill(process.pid, "SIGKILL");
     try {
-      await this.#r.publishOfferDurably(entry);
+      await this.#r.publishOfferDurably(entry, json);
     } catch (err) {
       // Not queued: say so in the ledger rather than leave an item nobody will ever deliver.
       const at = iso(Date.now());
@@ -456,17 +458,17 @@ export class WorkQueue {
           workId,
           (cur) => {
             const claim = assertOwnClaim(this.#me, workId, cur, "report progress on", held, true);
-            return {
-              ...claim.item,
-              claim: {
-                ...claim.claim,
-                expiresAt,
-                progressAt: now,
-                ...(note !== undefined ? { progressNote: note } : {}),
-              },
+            return revise(claim.item, {
+              claim: Object.assign(
+                {},
+                claim.claim,
+                note !== undefined
+                  ? { expiresAt, progressAt: now, progressNote: note }
+                  : { expiresAt, progressAt: now },
+              ),
               updatedAt: now,
               lastTransition: transition(["progress"], this.agentId, now, note !== undefined ? { note } : {}),
-            };
+            });
           },
           held?.entry,
         ),
@@ -493,15 +495,14 @@ export class WorkQueue {
           workId,
           (cur) => {
             const { item } = assertOwnClaim(this.#me, workId, cur, "complete", held, false);
-            return {
-              ...without(item, "availableAt"),
+            return revise(without(item, "availableAt"), {
               status: "completed",
               result: r.data,
               completedBy: this.agentId,
               updatedAt: now,
               finishedAt: now,
               lastTransition: transition(["completed"], this.agentId, now),
-            };
+            });
           },
           held?.entry,
         ),
@@ -540,27 +541,25 @@ export class WorkQueue {
               const why = retryable
                 ? `failed ${item.attempts} time(s); last error: ${reason}`
                 : `failed and not retryable: ${reason}`;
-              return {
-                ...without(item, "availableAt"),
+              return revise(without(item, "availableAt"), {
                 status: "dead",
                 lastError,
                 dead: { reason: why, at: now },
                 updatedAt: now,
                 lastTransition,
-              };
+              });
             }
             backoffMs = Math.min(
               MAX_RETRY_BACKOFF_MS,
               this.settings.retryBackoffMs * 2 ** Math.max(0, item.attempts - 1),
             );
-            return {
-              ...item,
+            return revise(item, {
               status: "pending",
               lastError,
               availableAt: iso(nowMs + backoffMs),
               updatedAt: now,
               lastTransition,
-            };
+            });
           },
           held?.entry,
         ),
@@ -828,15 +827,13 @@ export class WorkQueue {
    * Runs a transition on a claim; a conflict means this process's claim is gone, so forget it
    * (without acking: the message now belongs to whoever holds the item).
    */
-  async #own(workId: string, _action: string, run: () => Promise<LedgerEntry>): Promise<LedgerEntry> {
-    try {
-      return await run();
-    } catch (err) {
+  #own(workId: string, _action: string, run: () => Promise<LedgerEntry>): Promise<LedgerEntry> {
+    return run().catch((err: unknown) => {
       if (err instanceof WorkClaimConflictError) {
         this.#held.delete(workId);
         this.#heldChanged();
       }
       throw err;
-    }
+    });
   }
 }

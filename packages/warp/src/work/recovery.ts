@@ -52,14 +52,16 @@ export class QueueResources {
     this.#o = options;
   }
 
-  async guard<T>(run: () => Promise<T>): Promise<T> {
-    try {
-      return await this.#recovering(run);
-    } catch (err) {
-      // The fabric's one classifier turns "not there right now" (JetStream not enabled while the server
-      // starts, a request cut off by a disconnect) into nats_unavailable.
+  /**
+   * Runs `run` (see #recovering) and maps its failure through the fabric's one classifier, which turns
+   * "not there right now" (JetStream not enabled while the server starts, a request cut off by a
+   * disconnect) into nats_unavailable. Promise chains rather than async wrappers: every claim and
+   * completion passes through here.
+   */
+  guard<T>(run: () => Promise<T>): Promise<T> {
+    return this.#recovering(run).catch((err: unknown) => {
       throw this.#o.fabric.mapError(err);
-    }
+    });
   }
 
   /**
@@ -67,14 +69,12 @@ export class QueueResources {
    * (deleted, or a server that lost its store), forgets the setup so the next call creates them again,
    * and runs it once more.
    */
-  async #recovering<T>(run: () => Promise<T>): Promise<T> {
-    try {
-      return await run();
-    } catch (err) {
+  #recovering<T>(run: () => Promise<T>): Promise<T> {
+    return started(run).catch(async (err: unknown) => {
       if (!mayMeanStreamMissing(err) || !this.#o.fabric.isConnected) throw err;
       if (!(await this.forgetVanished(err).catch(() => false))) throw err;
       return run();
-    }
+    });
   }
 
   /** Whether one of the queue's streams vanished; if so, its setup and pullers are dropped. */
@@ -115,7 +115,13 @@ export class QueueResources {
     }
   }
 
-  async ready(): Promise<Setup> {
+  ready(): Promise<Setup> {
+    // Connected and set up: the usual case, on every claim and completion, without an async hop.
+    if (this.#setup && this.#o.fabric.isConnected) return this.#setup;
+    return this.#readySlow();
+  }
+
+  async #readySlow(): Promise<Setup> {
     await this.#o.fabric.ready(this.#o.connectTimeoutMs);
     if (!this.#setup) {
       const setup = this.#prepare();
@@ -173,12 +179,11 @@ export class QueueResources {
    * tried again once the connection is back (within `connectTimeoutMs`); the message id makes a
    * publish that did land the first time a duplicate the stream drops.
    */
-  async publishOfferDurably(entry: LedgerEntry): Promise<void> {
+  async publishOfferDurably(entry: LedgerEntry, itemJson?: string): Promise<void> {
     const { fabric, projectId, logger } = this.#o;
     const { item, revision } = entry;
-    const message: WorkOfferMessage = { workId: item.workId, revision, item };
     const subject = subjects.workOffer(projectId, item.boundary, item.capability);
-    const data = encodeJson(message);
+    const data = offerMessageData(entry, itemJson);
     for (let attempt = 1; ; attempt++) {
       try {
         await fabric.js.publish(subject, data, { msgID: `${item.workId}-${revision}` });
@@ -199,5 +204,30 @@ export class QueueResources {
     const pullers = await Promise.allSettled(this.#pullers.values());
     for (const p of pullers) if (p.status === "fulfilled") await p.value.close();
     this.#pullers.clear();
+  }
+}
+
+/**
+ * The bytes of an entry's offer message. With `itemJson` (the item's JSON, as just written to the ledger)
+ * the item is not encoded a second time; the bytes are the same as encoding the whole message.
+ */
+export function offerMessageData(entry: LedgerEntry, itemJson?: string): Uint8Array {
+  const { item, revision } = entry;
+  if (itemJson === undefined) {
+    const message: WorkOfferMessage = { workId: item.workId, revision, item };
+    return encodeJson(message);
+  }
+  return Buffer.from(
+    `{"workId":${JSON.stringify(item.workId)},"revision":${JSON.stringify(revision)},"item":${itemJson}}`,
+    "utf8",
+  );
+}
+
+/** `run()`, with a synchronous throw turned into a rejection. */
+function started<T>(run: () => Promise<T>): Promise<T> {
+  try {
+    return run();
+  } catch (err) {
+    return Promise.reject(err);
   }
 }
