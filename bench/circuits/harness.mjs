@@ -10,7 +10,7 @@ import { monitorEventLoopDelay } from "node:perf_hooks";
 import { Fabric } from "@loominal/fabric";
 import { buckets, keys } from "@loominal/protocol";
 import { httpJson, percentiles } from "../lib.mjs";
-import { ProcessMeter, startNats, startReplica } from "./processes.mjs";
+import { connectionCounts, ProcessMeter, startNats, startReplica } from "./processes.mjs";
 
 const ROLES = ["researcher", "editor", "evaluator"];
 const TERMINAL = new Set(["completed", "failed", "cancelled"]);
@@ -100,7 +100,7 @@ export async function runCircuits(options, { progress } = {}) {
     const startOne = async (i) => {
       const r = await startReplica(
         { ...baseEnv, RUNNER_REPLICA_ID: `bench-${i + 1}` },
-        { nodeArgs: o.nodeArgs },
+        { nodeArgs: o.nodeArgs, ...(o.runnerBin ? { bin: o.runnerBin } : {}) },
       );
       replicas.push(r);
       meters.set(r.id, new ProcessMeter(r.proc.pid, 1_000, t0));
@@ -567,7 +567,9 @@ class Driver {
     const liveLine = setInterval(() => progress?.(this.#progressLine(waves.length)), 1_000);
     for (const m of this.meters.values()) m.sample();
     const cpuBefore = new Map([...this.meters.entries()].map(([k, m]) => [k, m.cpuMs]));
+    const msgsBefore = await connectionCounts(this.nats.monitorUrl);
     let cpuDuring;
+    let msgsAfter;
     try {
       for (const [i, spec] of waves.entries()) {
         const wave = {
@@ -640,6 +642,7 @@ class Driver {
       clearInterval(liveLine);
       for (const m of this.meters.values()) m.sample();
       cpuDuring = new Map([...this.meters.entries()].map(([k, m]) => [k, m.cpuMs - (cpuBefore.get(k) ?? 0)]));
+      msgsAfter = await connectionCounts(this.nats.monitorUrl);
     }
     const elapsedMs = this.now() - started;
     const runsEnded = results.reduce((n, w) => n + w.runsEnded, 0);
@@ -657,6 +660,21 @@ class Driver {
         driver: perRun(sum((k) => k === "driver")),
       },
     };
+    if (msgsBefore && msgsAfter) {
+      // NATS messages per run ended, from the server's per-connection counters: what the replicas sent (each
+      // KV read or write, publish, ack, request is one) and received (replies, deliveries), and the driver's
+      // watches. A replica that restarted mid-run (a fault) is not counted.
+      const delta = (pred, field) =>
+        Object.entries(msgsAfter)
+          .filter(([name]) => pred(name))
+          .reduce((n, [name, c]) => n + c[field] - (msgsBefore[name]?.[field] ?? 0), 0);
+      const replica = (name) => name.startsWith("loominal-runner ");
+      cpu.natsMsgsPerRun = {
+        replicasSent: perRun(delta(replica, "inMsgs")),
+        replicasReceived: perRun(delta(replica, "outMsgs")),
+        others: perRun(delta((n) => !replica(n), "inMsgs") + delta((n) => !replica(n), "outMsgs")),
+      };
+    }
     const after = await this.#afterRun();
     return {
       elapsedMs: Math.round(elapsedMs),

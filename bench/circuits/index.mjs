@@ -39,6 +39,8 @@ const HELP = `pnpm bench:circuits [options]
   --window D           width of the time windows in the report (default 10s)
   --replica-env K=V    extra environment for every replica (repeatable), e.g. RUNNER_REPLICA_TTL_MS=3000
   --profile DIR        run the replicas with node --cpu-prof, profiles in DIR
+  --runner-bin FILE    the runner to start (default apps/runner/dist/bin.js of this checkout), e.g. another
+                       worktree's build, to compare two builds under the same driver
   --out FILE           write the JSON report to FILE too
   --chart FILE.png     draw per-wave latency and completion (vega-lite → SVG → PNG)
   --title TEXT         chart title
@@ -93,6 +95,7 @@ export function parseOptions(argv) {
       window: { type: "string" },
       "replica-env": { type: "string", multiple: true },
       profile: { type: "string" },
+      "runner-bin": { type: "string" },
       out: { type: "string" },
       chart: { type: "string" },
       title: { type: "string" },
@@ -150,6 +153,7 @@ export function parseOptions(argv) {
     }
     o.replicaEnv[kv.slice(0, i)] = kv.slice(i + 1);
   }
+  if (v["runner-bin"]) o.runnerBin = v["runner-bin"];
   if (v.profile) o.nodeArgs = ["--cpu-prof", `--cpu-prof-dir=${v.profile}`];
   return { options: o, out: v.out, chart: v.chart, title: v.title, quiet: v.quiet ?? false };
 }
@@ -187,6 +191,11 @@ export function table(r) {
   lines.push(
     `CPU per run ended: replicas ${per.replicas} ms, nats-server ${per.nats} ms, driver ${per.driver} ms (${r.cpu?.runsEnded} runs)`,
   );
+  const msgs = r.cpu?.natsMsgsPerRun;
+  if (msgs)
+    lines.push(
+      `NATS messages per run ended: replicas sent ${msgs.replicasSent}, received ${msgs.replicasReceived}; driver and others ${msgs.others}`,
+    );
   const a = r.after;
   lines.push("");
   lines.push(

@@ -2,6 +2,7 @@
 // built bin, one process each), with /proc sampling of their memory and CPU.
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
 import { NatsCluster, NatsServer } from "@loominal/testkit";
 
@@ -75,20 +76,58 @@ export async function startNats(size) {
       stop: () => cluster.stop(),
     };
   }
-  const server = await NatsServer.start();
+  // With its monitoring port, so the run can count the messages each connection sent and received.
+  const monitorPort = await freePort();
+  const server = await NatsServer.start({ args: ["-m", String(monitorPort)] });
   return {
     url: server.url,
     servers: [server.url],
     pids: () => [server.pid],
     nodes: [server],
+    monitorUrl: `http://127.0.0.1:${monitorPort}`,
     stop: () => server.stop(),
   };
 }
 
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * Messages each client connection has sent to the server (`in_msgs`: publishes, requests, acks) and received
+ * from it (`out_msgs`: replies, deliveries), by connection name, from the server's /connz; undefined when the
+ * server has no monitoring port (a cluster) or does not answer.
+ */
+export async function connectionCounts(monitorUrl) {
+  if (!monitorUrl) return undefined;
+  try {
+    const res = await fetch(`${monitorUrl}/connz?limit=1024`, { signal: AbortSignal.timeout(5_000) });
+    const body = await res.json();
+    const out = {};
+    for (const c of body.connections ?? []) {
+      const name = c.name || `cid-${c.cid}`;
+      const o = out[name] ?? { inMsgs: 0, outMsgs: 0 };
+      o.inMsgs += c.in_msgs;
+      o.outMsgs += c.out_msgs;
+      out[name] = o;
+    }
+    return out;
+  } catch {
+    return undefined;
+  }
+}
+
 /** One runner replica: the built bin as its own process, ready when it prints its ready line. */
-export function startReplica(env, { nodeArgs = [] } = {}) {
+export function startReplica(env, { nodeArgs = [], bin = BIN } = {}) {
   const id = env.RUNNER_REPLICA_ID;
-  const proc = spawn(process.execPath, [...nodeArgs, BIN], {
+  const proc = spawn(process.execPath, [...nodeArgs, bin], {
     env: { PATH: process.env.PATH ?? "", LOOMINAL_LOG_LEVEL: "warn", RUNNER_PORT: "0", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });

@@ -365,7 +365,10 @@ export class RunnerService {
       }
       taken.push(key);
     }
-    if ((await this.pauses.get()).state !== "running") {
+    // The pause as this replica's watch of the flag has it (set before the replica serves, and within
+    // milliseconds of a change anywhere): no read per admission. A request admitted in the moment between a
+    // pause and its arrival here waits in the queue, as nothing is pulled while the cluster is pausing.
+    if (this.#pauseState !== "running") {
       await undoLocks();
       return refuse({
         status: 503,
@@ -485,8 +488,9 @@ export class RunnerService {
       started_at: new Date().toISOString(),
       admit_ack: m.reply,
     };
-    let record = await this.runs.get(request.run_id);
-    if (!record) {
+    // queued → running directly: the read of the record is the compare-and-set's own.
+    let start = await this.runs.start(request.run_id, startPatch);
+    if (!start.started && !start.current) {
       // The accepting replica has not written the record yet (or died before it could).
       const fresh: RunRecord = {
         ...requestWithoutPrompt(request),
@@ -502,13 +506,17 @@ export class RunnerService {
         await this.#holdSlotOfDeadAcceptor(request);
         return this.#launch(request, fresh, m);
       }
-      record = await this.runs.get(request.run_id);
-      if (!record) {
-        m.nak(500);
-        return;
-      }
+      // Written meanwhile: queued by its acceptor (start it), or already further on.
+      start = await this.runs.start(request.run_id, startPatch);
+    }
+    if (start.started) return this.#launch(request, start.started, m);
+    const record = start.current;
+    if (!record) {
+      m.nak(500);
+      return;
     }
     if (TERMINAL.has(record.status)) {
+      // Cancelled (or failed) before it started.
       await this.#releaseSlots(record);
       m.ack();
       return;
@@ -521,22 +529,7 @@ export class RunnerService {
       }
       return;
     }
-    const running = await this.runs.transition(
-      request.run_id,
-      "running",
-      startPatch,
-      (r) => r.status === "queued",
-    );
-    if (!running) {
-      // Cancelled meanwhile.
-      const now = await this.runs.get(request.run_id);
-      if (now && TERMINAL.has(now.status)) {
-        await this.#releaseSlots(now);
-        m.ack();
-      } else m.nak(500);
-      return;
-    }
-    return this.#launch(request, running, m);
+    m.nak(500);
   }
 
   /**
@@ -583,7 +576,7 @@ export class RunnerService {
       controller.abort(new RunStop(early.status, early.stopReason));
     }
     this.#o.metrics?.activeRuns.set(this.#active.size);
-    void this.#heartbeat().catch(() => undefined);
+    this.#heartbeatIfPausing();
     const working = setInterval(() => m.working(), Math.max(250, Math.floor(c.admitAckWaitMs / 3)));
     const timeout =
       request.run_timeout_seconds !== null
@@ -593,10 +586,12 @@ export class RunnerService {
           )
         : undefined;
     let seq = 0;
+    const events = this.events.writer(record.run_id);
     const emit: EmitEvent = async (type, data) => {
       seq++;
       const n = seq;
-      await this.#persist(() => this.events.publish(record.run_id, n, type, data), "storing a run event");
+      const terminal = type === "done" || type === "error";
+      await this.#persist(() => events.publish(n, type, data, terminal), "storing a run event");
       if (type === "retry") this.#o.metrics?.providerRetries.inc({ reason: String(data.reason) });
     };
     const started = Date.now();
@@ -646,6 +641,8 @@ export class RunnerService {
     }
     try {
       const usage = { input_tokens: result.usage.inputTokens, output_tokens: result.usage.outputTokens };
+      // Every event of the run is stored before its end is: a reader that sees the end sees them all.
+      await this.#persist(() => events.confirm(), "storing a run event");
       const ended = await this.#persist(() =>
         this.runs.transition(
           record.run_id,
@@ -681,7 +678,7 @@ export class RunnerService {
     } finally {
       this.#active.delete(record.run_id);
       this.#o.metrics?.activeRuns.set(this.#active.size);
-      void this.#heartbeat().catch(() => undefined);
+      this.#heartbeatIfPausing();
       resolveFinished();
       this.#wake();
     }
@@ -753,6 +750,15 @@ export class RunnerService {
 
   #pausing(): boolean {
     return this.#pauseState !== "running";
+  }
+
+  /**
+   * A run started or ended here. While the cluster is pausing the heartbeat goes at once: its count of
+   * unparked runs is what tells the others that this replica has parked everything. Otherwise the periodic
+   * heartbeat carries the new count (a write per run start and end was a tenth of a run's NATS traffic).
+   */
+  #heartbeatIfPausing(): void {
+    if (this.#pausing()) void this.#heartbeat().catch(() => undefined);
   }
 
   /** At an iteration boundary: park while the cluster is pausing, then go on. */

@@ -1,7 +1,7 @@
 import { NatsServer, uniqueProjectId } from "@loominal/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
-import { CAS_KNOWN_KEYS_MAX, casCacheStats, casUpdate, forgetRevision } from "./cas.js";
+import { CAS_KNOWN_KEYS_MAX, casCacheStats, casUpdate, forgetRevision, rememberRevision } from "./cas.js";
 import { jsonCodec } from "./codec.js";
 import { Fabric } from "./connection.js";
 import { LruMap } from "./lru.js";
@@ -83,6 +83,33 @@ describe("casUpdate's per-key queue and revision cache", () => {
       const again = await casUpdate(a, "k", set, remove("y"));
       expect(again.changed).toBe(false);
       expect((await a.get("k"))?.revision).toBe(stored?.revision);
+    } finally {
+      await other.close();
+    }
+  });
+
+  it("starts from a revision noted with rememberRevision, and reads again when it is stale", async () => {
+    const name = `casr-${uniqueProjectId()}`;
+    const a = await ensureBucket(fabric, { name });
+    const other = await Fabric.connect({ nats: { servers: [server.url] } });
+    try {
+      const b = await ensureBucket(other, { name });
+      const created = await a.create("k", counter.encode({ n: 1 }));
+      rememberRevision(a, "k", created, { n: 1 });
+      const seen: number[] = [];
+      const inc = (cur: { n: number } | undefined, revision: number) => {
+        seen.push(revision);
+        return { n: (cur?.n ?? 0) + 1 };
+      };
+      const first = await casUpdate(a, "k", counter, inc);
+      expect(first.value).toEqual({ n: 2 });
+      expect(seen).toEqual([created]);
+      // Another process writes; what `a` noted is stale: the update conflicts, reads, and applies to the stored value.
+      await b.put("k", counter.encode({ n: 10 }));
+      rememberRevision(a, "k", first.revision, { n: 2 });
+      const second = await casUpdate(a, "k", counter, inc);
+      expect(second.value).toEqual({ n: 11 });
+      expect((await a.get("k"))?.json()).toEqual({ n: 11 });
     } finally {
       await other.close();
     }

@@ -259,6 +259,15 @@ export function entryValue<T>(
 }
 
 /**
+ * Notes a value this process wrote itself outside casUpdate (a `kv.create`, say) with the revision the write
+ * returned, so the next casUpdate of the key starts from it instead of reading it. Should another process
+ * have written the key since, that update conflicts and reads it then, as with any remembered revision.
+ */
+export function rememberRevision<T>(kv: KV, key: string, revision: number, value: T): void {
+  stateOf(kv).known.set(key, { revision, value });
+}
+
+/**
  * Forgets what this process knows of a key's revision (after a delete done elsewhere, for example).
  * Updates of the key already queued stay queued and still run one at a time.
  */

@@ -35,6 +35,7 @@ export {
   forgetRevision,
   isCasConflict,
   JS_WRONG_LAST_SEQUENCE,
+  rememberRevision,
 } from "./cas.js";
 export { decodeText, encodeJson, type JsonCodec, jsonCodec } from "./codec.js";
 export {

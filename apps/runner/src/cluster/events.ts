@@ -24,6 +24,11 @@ export class EventLog {
     this.#fabric = fabric;
   }
 
+  /** The writer of one run's events, for the replica executing it (see RunEventWriter). */
+  writer(runId: string): RunEventWriter {
+    return new RunEventWriter(this.#fabric, runId);
+  }
+
   async publish(runId: string, seq: number, type: string, data: Record<string, unknown>): Promise<RunEvent> {
     const event: RunEvent = { run_id: runId, seq, type, at: new Date().toISOString(), data };
     await this.#fabric.js.publish(subjects.runnerEvents(runId), codec.encode(event), {
@@ -97,5 +102,89 @@ export class EventLog {
       signal.removeEventListener("abort", stop);
       await messages.close().catch(() => undefined);
     }
+  }
+}
+
+/** Events a run may have published and not yet confirmed stored before the writer checks (bounds memory). */
+const CONFIRM_EVERY = 64;
+
+/**
+ * The executing replica's writer of one run's events. An event is a plain publish on the run's subject
+ * (with its message id), not a JetStream request: the run does not wait a round trip per event, and NATS
+ * carries no acknowledgement for each. On one connection the server takes them in order. `confirm()` —
+ * called before the run's end is written, and every CONFIRM_EVERY events — asks the stream how many
+ * messages the run's subject holds; when fewer than published (a publish lost with a connection, or
+ * dropped by a stream changing leader), it reads which are stored and publishes the missing ones again,
+ * each acknowledged this time. So a run's end is never recorded before its events are stored. A missing
+ * event stored late comes after the ones stored meanwhile (followers see it out of order).
+ */
+export class RunEventWriter {
+  readonly runId: string;
+  #fabric: Fabric;
+  #subject: string;
+  #unconfirmed: Array<{ seq: number; data: Uint8Array }> = [];
+  #last = 0;
+
+  constructor(fabric: Fabric, runId: string) {
+    this.#fabric = fabric;
+    this.runId = runId;
+    this.#subject = subjects.runnerEvents(runId);
+  }
+
+  /**
+   * Publishes the event numbered `seq` (1, 2, 3… in order; a retry may repeat the last). `acked`: as a
+   * JetStream request, resolved once stored (the terminal event, after `confirm()`).
+   */
+  async publish(seq: number, type: string, data: Record<string, unknown>, acked = false): Promise<RunEvent> {
+    const event: RunEvent = { run_id: this.runId, seq, type, at: new Date().toISOString(), data };
+    const bytes = codec.encode(event);
+    if (acked) {
+      await this.confirm();
+      await this.#fabric.js.publish(this.#subject, bytes, { msgID: `${this.runId}:${seq}` });
+      this.#last = Math.max(this.#last, seq);
+      return event;
+    }
+    const h = headers();
+    h.set("Nats-Msg-Id", `${this.runId}:${seq}`);
+    this.#fabric.nc.publish(this.#subject, bytes, { headers: h });
+    if (seq > this.#last) {
+      this.#last = seq;
+      this.#unconfirmed.push({ seq, data: bytes });
+    }
+    if (this.#unconfirmed.length >= CONFIRM_EVERY) await this.confirm();
+    return event;
+  }
+
+  /** Resolves once every event published so far is stored (publishing again what is missing). */
+  async confirm(): Promise<void> {
+    if (this.#unconfirmed.length === 0) return;
+    const jsm = await this.#fabric.jsm();
+    const info = await jsm.streams.info(streams.runnerEvents(), { subjects_filter: this.#subject });
+    const stored = info.state.subjects?.[this.#subject] ?? 0;
+    if (stored < this.#last) {
+      const have = await this.#storedSeqs(stored);
+      for (const e of this.#unconfirmed) {
+        if (have.has(e.seq)) continue;
+        await this.#fabric.js.publish(this.#subject, e.data, { msgID: `${this.runId}:${e.seq}` });
+      }
+    }
+    this.#unconfirmed = [];
+  }
+
+  /** The seqs of the run's events the stream holds (only after a loss: reads them all). */
+  async #storedSeqs(count: number): Promise<Set<number>> {
+    const out = new Set<number>();
+    if (count === 0) return out;
+    const consumer = await this.#fabric.js.consumers.get(streams.runnerEvents(), {
+      filter_subjects: this.#subject,
+      deliver_policy: DeliverPolicy.All,
+    });
+    const batch = await consumer.fetch({ max_messages: count, expires: 5_000 });
+    for await (const m of batch) {
+      const parsed = codec.safeDecode(m.data, `event of run ${this.runId}`);
+      if (parsed.ok) out.add(parsed.value.seq);
+      if (m.info.pending === 0) break;
+    }
+    return out;
   }
 }

@@ -5,6 +5,7 @@ import {
   forgetRevision,
   isCasConflict,
   jsonCodec,
+  rememberRevision,
 } from "@loominal/fabric";
 import { keys } from "@loominal/protocol";
 import { Bucket, type KV } from "@nats-io/kv";
@@ -31,16 +32,6 @@ export function listKeys(kv: KV, filter: string): Promise<string[]> {
   return bucketKeys(kv, filter);
 }
 
-/**
- * Removes a deleted key's marker (the message at `revision`) and anything older of that key from the
- * bucket's stream, so the key is no longer listed. A write after the marker has a higher sequence and is
- * kept: this never loses a value written meanwhile.
- */
-export async function dropDeleteMarker(kv: KV, key: string, revision: number): Promise<void> {
-  if (!(kv instanceof Bucket)) return;
-  await kv.jsm.streams.purge(kv.stream, { filter: `${kv.prefix}.${key}`, seq: revision + 1 });
-}
-
 /** Which status may follow which. Terminal states have no successor: the first writer wins. */
 const NEXT: Record<RunStatus, readonly RunStatus[]> = {
   queued: ["running", "cancelled", "failed"],
@@ -61,10 +52,14 @@ export class RunStore {
     return entryValue(await this.kv.get(keys.runnerRun(runId)), runCodec, `run ${runId}`).value;
   }
 
-  /** Creates the record; false when it exists already (another replica wrote it first). */
+  /**
+   * Creates the record; false when it exists already (another replica wrote it first). The revision is
+   * remembered, so this process's next transition of the run is one write, without a read.
+   */
   async create(record: RunRecord): Promise<boolean> {
+    const key = keys.runnerRun(record.run_id);
     try {
-      await this.kv.create(keys.runnerRun(record.run_id), runCodec.encode(record));
+      rememberRevision(this.kv, key, await this.kv.create(key, runCodec.encode(record)), record);
       return true;
     } catch (err) {
       if (isCasConflict(err)) return false;
@@ -91,6 +86,21 @@ export class RunStore {
     });
     if (TERMINAL.has(status)) forgetRevision(this.kv, key);
     return r.changed ? r.value : undefined;
+  }
+
+  /**
+   * queued → running by compare-and-set, in one read and one write (one write when this process created
+   * the record). When the run is not queued — already running, ended, or not recorded yet — nothing is
+   * written and `current` is the stored record (undefined when there is none).
+   */
+  async start(
+    runId: string,
+    patch: Partial<RunRecord>,
+  ): Promise<{ started: RunRecord } | { started?: undefined; current: RunRecord | undefined }> {
+    const r = await casUpdate(this.kv, keys.runnerRun(runId), runCodec, (current) =>
+      current?.status === "queued" ? { ...current, ...patch, status: "running" as const } : undefined,
+    );
+    return r.changed && r.value ? { started: r.value } : { current: r.value };
   }
 
   /**
@@ -141,11 +151,27 @@ const COMBINE = { combine: true } as const;
 
 export type QuotaAdmission = { admitted: true } | { admitted: false; active: number };
 
+/** How long an emptied quota set is kept before a walk removes it (ms): a user often comes back soon. */
+export const EMPTY_QUOTA_KEEP_MS = 2_000;
+
+/**
+ * Removes a key's messages up to and including `revision` from the bucket's stream (an emptied set, or the
+ * delete marker an older version left), so the key is no longer listed. A write after it has a higher
+ * sequence and is kept: this never loses a value written meanwhile, and a compare-and-set against the
+ * removed revision fails and reads again.
+ */
+export async function purgeUpTo(kv: KV, key: string, revision: number): Promise<void> {
+  if (!(kv instanceof Bucket)) return;
+  await kv.jsm.streams.purge(kv.stream, { filter: `${kv.prefix}.${key}`, seq: revision + 1 });
+}
+
 /** Per-user admission in runner-quotas: the set of admitted run ids per user, changed only by CAS. */
 export class QuotaStore {
   readonly kv: KV;
-  constructor(kv: KV) {
+  readonly #emptyKeepMs: number;
+  constructor(kv: KV, options: { emptyKeepMs?: number } = {}) {
     this.kv = kv;
+    this.#emptyKeepMs = options.emptyKeepMs ?? EMPTY_QUOTA_KEEP_MS;
   }
 
   /**
@@ -180,15 +206,16 @@ export class QuotaStore {
   }
 
   /**
-   * Removes runs from the user's set (idempotent). An emptied set is deleted — by compare-and-set on its
-   * revision, so a run admitted meanwhile is never lost — which keeps the reaper's walk to users with
-   * admitted runs. With `acceptedBy`, only runs still noted as accepted by that replica are removed.
+   * Removes runs from the user's set (idempotent): one compare-and-set. An emptied set stays (the user's
+   * next admission updates it in one write); the walks of `all()` remove it once it has stayed empty for
+   * EMPTY_QUOTA_KEEP_MS, which keeps the reaper's walk to users with recent runs. With `acceptedBy`, only
+   * runs still noted as accepted by that replica are removed.
    */
   async release(userId: string, runIds: string[], acceptedBy?: string): Promise<void> {
     const key = keys.runnerQuota(userId);
     const held = (current: QuotaRecord, id: string) =>
       current.runs[id] !== undefined && (acceptedBy === undefined || current.runs[id] === acceptedBy);
-    const r = await casUpdate(
+    await casUpdate(
       this.kv,
       key,
       quotaCodec,
@@ -200,12 +227,6 @@ export class QuotaStore {
       },
       COMBINE,
     );
-    if (r.changed && r.value && Object.keys(r.value.runs).length === 0) {
-      forgetRevision(this.kv, key);
-      await this.kv.delete(key, { previousSeq: r.revision }).catch((err: unknown) => {
-        if (!isCasConflict(err)) throw err;
-      });
-    }
   }
 
   async get(userId: string): Promise<QuotaRecord | undefined> {
@@ -213,24 +234,28 @@ export class QuotaStore {
   }
 
   /**
-   * Every user's set (for stats and the reaper). The delete marker an emptied set left is removed on the
-   * way: a marker is the key's last message, so without that every user who ever had a run would stay in
-   * the listing, and each sweep would read them all again.
+   * Every user's set with runs in it (for stats and the reaper). A set that has stayed empty for
+   * EMPTY_QUOTA_KEEP_MS (its last write is that old), and a delete marker an earlier version left, are
+   * removed on the way — up to the revision read, so a set written since is kept: without that, every user
+   * who ever had a run would stay in the listing, and each sweep would read them all again.
    */
   async all(): Promise<QuotaRecord[]> {
     const out: QuotaRecord[] = [];
     const list = await listKeys(this.kv, keys.runnerQuotasPrefix());
+    const now = Date.now();
     await Promise.all(
       list.map(async (k) => {
         const e = await this.kv.get(k);
-        if (e && e.operation !== "PUT") {
-          // Housekeeping only: a purge that fails (NATS busy, a user without purge rights) is tried again
-          // by the next walk, and must not stop this one.
-          await dropDeleteMarker(this.kv, k, e.revision).catch(() => undefined);
+        if (!e) return;
+        const v = e.operation === "PUT" ? entryValue(e, quotaCodec, k).value : undefined;
+        if (v && Object.keys(v.runs).length > 0) {
+          out.push(v);
           return;
         }
-        const v = entryValue(e, quotaCodec, k).value;
-        if (v && Object.keys(v.runs).length > 0) out.push(v);
+        if (v && now - e.created.getTime() < this.#emptyKeepMs) return;
+        // Housekeeping only: a purge that fails (NATS busy, a user without purge rights) is tried again
+        // by the next walk, and must not stop this one.
+        await purgeUpTo(this.kv, k, e.revision).catch(() => undefined);
       }),
     );
     return out;
