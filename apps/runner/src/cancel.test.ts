@@ -120,4 +120,30 @@ describe("cancel does not wait for the replica that runs the run", () => {
     ).toBe(404);
     await owner.term();
   });
+
+  it("a replica that read the run cancels it on what it read; if the run ended since, it answers 409", async () => {
+    const owner = await cluster.replica();
+    const fresh = await runningOn(owner, "read-first");
+    const ended = await runningOn(owner, "read-stale");
+    const other = await cluster.replica();
+    // `other` reads both runs (and remembers their revisions); then the owner itself cancels one of them.
+    expect(await getRun(other, fresh)).toMatchObject({ status: "running" });
+    expect(await getRun(other, ended)).toMatchObject({ status: "running" });
+    const own = await owner.fetch(`/v1/runs/${ended}/cancel`, { json: { reason: "by the owner" } });
+    expect(own.status).toBe(200);
+    // What `other` read of that run is stale: its compare-and-set fails, and the stored record says ended.
+    const late = await other.fetch(`/v1/runs/${ended}/cancel`, { method: "POST" });
+    expect(late.status).toBe(409);
+    expect(await late.json()).toMatchObject({ code: "run_finished", status: "cancelled" });
+    expect(await getRun(owner, ended)).toMatchObject({ stop_reason: "cancelled: by the owner" });
+    // What it read of the other run is current: the cancel lands, the owner stops the run and frees its slot.
+    const res = await other.fetch(`/v1/runs/${fresh}/cancel`, { method: "POST" });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ run_id: fresh, status: "cancelled" });
+    expect(await getRun(owner, fresh)).toMatchObject({ status: "cancelled" });
+    await eventually(async () => expect(await cluster.quotaRuns()).not.toContain(fresh));
+    const events = await readSse(await owner.fetch(`/v1/runs/${fresh}/events`));
+    expect(events.at(-1)).toMatchObject({ event: "done", data: { status: "cancelled" } });
+    await Promise.all([owner.term(), other.term()]);
+  });
 });

@@ -186,7 +186,7 @@ export function createHttpApp(o: HttpOptions): express.Express {
   app.get("/v1/runs/:id", async (req, res) => {
     const runId = req.params.id;
     if (!RUN_ID_RE.test(runId)) return send(res, 400, "invalid_input", BAD_RUN_ID);
-    const r = await service.runs.get(runId);
+    const r = await service.runs.read(runId);
     if (!r) return send(res, 404, "not_found", `no run ${runId}`);
     res.json({ ...runView(r), evaluations: await service.tools.evaluationsOf(runId) });
   });
@@ -198,7 +198,7 @@ export function createHttpApp(o: HttpOptions): express.Express {
     if (!Number.isInteger(after) || after < 0) {
       return send(res, 400, "invalid_input", "after must be a non-negative integer (an event seq)");
     }
-    const r = await service.runs.get(runId);
+    const r = await service.runs.read(runId);
     if (!r) return send(res, 404, "not_found", `no run ${runId}`);
     const out = sse(res, o.keepaliveMs);
     const ac = new AbortController();

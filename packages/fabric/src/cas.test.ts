@@ -59,6 +59,33 @@ describe("casUpdate's per-key queue and revision cache", () => {
     expect(results.map((r) => r.value?.n)).toEqual([1, 2, 3]);
   });
 
+  it("a value remembered from a read saves the update its get; a stale one still lands", async () => {
+    const kv = await ensureBucket(fabric, { name: `casr-${uniqueProjectId()}` });
+    const revision = await kv.put("k", counter.encode({ n: 1 }));
+    // What the mutation is given is the remembered value, not the stored one: no get was made.
+    rememberRevision(kv, "k", revision, { n: 10 });
+    const seen: number[] = [];
+    const r = await casUpdate(kv, "k", counter, (cur) => {
+      seen.push(cur?.n ?? -1);
+      return { n: (cur?.n ?? 0) + 1 };
+    });
+    expect(seen).toEqual([10]);
+    expect(r).toMatchObject({ changed: true, value: { n: 11 } });
+    // An older revision than the one known is not remembered over it.
+    rememberRevision(kv, "k", revision, { n: 99 });
+    const next = await casUpdate(kv, "k", counter, (cur) => ({ n: (cur?.n ?? 0) + 1 }));
+    expect(next.value).toEqual({ n: 12 });
+    // A stale remembered revision (the key was written since, elsewhere): the write conflicts, the update
+    // reads the stored value and writes over it.
+    await kv.put("k", counter.encode({ n: 50 }));
+    forgetRevision(kv, "k");
+    rememberRevision(kv, "k", next.revision, { n: 12 });
+    // It does not count as an attempt: one attempt is enough (the conflict is retried at once).
+    const after = await casUpdate(kv, "k", counter, (cur) => ({ n: (cur?.n ?? 0) + 1 }), { maxAttempts: 1 });
+    expect(after.value).toEqual({ n: 51 });
+    expect((await kv.get("k"))?.json()).toEqual({ n: 51 });
+  });
+
   it("a mutation that declines on a remembered value is asked again with the stored one", async () => {
     // Two handles stand for two processes: each remembers what it last wrote.
     const other = await Fabric.connect({ nats: { servers: [server.url] } });

@@ -228,6 +228,12 @@ async function casLoop(kv: KV, key: string, batch: Pending[], cache: LruMap<stri
       lastErr = err;
       known = undefined;
       cache.delete(key);
+      // A remembered revision that conflicts was stale, not contended: read and write again at once, as a
+      // first attempt (a cancel through a replica whose remembered copy of the run is old pays one read).
+      if (cached) {
+        attempt--;
+        continue;
+      }
       const ceiling = Math.min(maxDelay, base * 2 ** Math.min(attempt, 16));
       await new Promise((r) => setTimeout(r, Math.random() * ceiling));
     }
@@ -259,12 +265,15 @@ export function entryValue<T>(
 }
 
 /**
- * Notes a value this process wrote itself outside casUpdate (a `kv.create`, say) with the revision the write
- * returned, so the next casUpdate of the key starts from it instead of reading it. Should another process
- * have written the key since, that update conflicts and reads it then, as with any remembered revision.
+ * Notes a value of a key this process has just written outside casUpdate (a `kv.create`, say) or read (already
+ * decoded), with its revision, so the next casUpdate of the key starts from it instead of reading it. Kept only
+ * when newer than what is known. Should another process have written the key since, that update conflicts
+ * and reads it then, as with any remembered revision.
  */
 export function rememberRevision<T>(kv: KV, key: string, revision: number, value: T): void {
-  stateOf(kv).known.set(key, { revision, value });
+  const known = stateOf(kv).known;
+  const current = known.get(key);
+  if (current === undefined || current.revision < revision) known.set(key, { revision, value });
 }
 
 /**

@@ -53,6 +53,17 @@ export class RunStore {
   }
 
   /**
+   * The record, read for a client (GET of the run or its events). A run not ended is remembered with its
+   * revision, so a cancel through this replica soon after writes without reading it again.
+   */
+  async read(runId: string): Promise<RunRecord | undefined> {
+    const key = keys.runnerRun(runId);
+    const { revision, value } = entryValue(await this.kv.get(key), runCodec, `run ${runId}`);
+    if (value && !TERMINAL.has(value.status)) rememberRevision(this.kv, key, revision, value);
+    return value;
+  }
+
+  /**
    * Creates the record; false when it exists already (another replica wrote it first). The revision is
    * remembered, so this process's next transition of the run is one write, without a read.
    */
