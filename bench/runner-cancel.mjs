@@ -122,7 +122,11 @@ try {
       [...(res.timing ?? "").matchAll(/(\w+);dur=(-?[\d.]+)/g)].map((m) => [m[1], Number(m[2])]),
     );
     if (st.cancel !== undefined) serverMs.push(st.cancel);
+    // Whether the answering replica had read the run (the driver's polling goes to replicas[0]) or
+    // accepted it (its POST): what it remembers of the record decides whether the cancel reads it first.
     samples.push({
+      viaRead: via === replicas[0],
+      viaAccepted: via === replicas[i % 2],
       i,
       ms: Math.round(ms * 100) / 100,
       headersMs: Math.round(res.headersMs * 100) / 100,
@@ -149,6 +153,18 @@ try {
     serverMs: percentiles(serverMs),
     requestMs: percentiles(samples.flatMap((x) => (x.req === undefined ? [] : [x.req]))),
     slotFreedMs: percentiles(freedMs),
+    ackMsBy: {
+      viaRead: percentiles(samples.filter((x) => x.viaRead).map((x) => x.ms)),
+      viaAcceptedNotRead: percentiles(samples.filter((x) => x.viaAccepted && !x.viaRead).map((x) => x.ms)),
+      neither: percentiles(samples.filter((x) => !x.viaAccepted && !x.viaRead).map((x) => x.ms)),
+    },
+    serverMsBy: {
+      viaRead: percentiles(samples.filter((x) => x.viaRead).map((x) => x.cancel ?? 0)),
+      viaAcceptedNotRead: percentiles(
+        samples.filter((x) => x.viaAccepted && !x.viaRead).map((x) => x.cancel ?? 0),
+      ),
+      neither: percentiles(samples.filter((x) => !x.viaAccepted && !x.viaRead).map((x) => x.cancel ?? 0)),
+    },
     tail: [...samples].sort((a, b) => b.ms - a.ms).slice(0, 5),
     driverEventLoopDelayMs: {
       p50: Math.round(lag.percentile(50) / 1e4) / 100,
