@@ -7,7 +7,7 @@
 // its three memory values and the evaluation are stored with the right content; three "completed" runs
 // without them are a silent regression.
 import { monitorEventLoopDelay } from "node:perf_hooks";
-import { Fabric } from "@loominal/fabric";
+import { bucketKeys, Fabric } from "@loominal/fabric";
 import { buckets, keys } from "@loominal/protocol";
 import { httpJson, percentiles } from "../lib.mjs";
 import { connectionCounts, ProcessMeter, startNats, startReplica } from "./processes.mjs";
@@ -983,8 +983,9 @@ class Driver {
     const quotaHeld = async () => {
       let n = 0;
       heldRuns.length = 0;
-      const ks = await this.quotasKv.keys(keys.runnerQuotasPrefix());
-      for await (const k of ks) {
+      // Not kv.keys(): its consumer can wait out an idle heartbeat (~30 s) when a set is purged meanwhile.
+      const ks = await bucketKeys(this.quotasKv, keys.runnerQuotasPrefix());
+      for (const k of ks) {
         const e = await this.quotasKv.get(k);
         if (e?.operation !== "PUT") continue;
         const ids = Object.keys(e.json().runs ?? {});

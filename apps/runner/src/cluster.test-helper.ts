@@ -1,6 +1,6 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { Fabric } from "@loominal/fabric";
+import { bucketKeys, Fabric } from "@loominal/fabric";
 import { NatsServer, tempDir } from "@loominal/testkit";
 import { openStores, type RunnerStores } from "./cluster/stores.js";
 import { loadRunnerConfig } from "./env.js";
@@ -82,7 +82,8 @@ export class Cluster {
   /** Run ids held in every user's quota set. */
   async quotaHeld(): Promise<number> {
     let n = 0;
-    for await (const k of await this.stores.quotas.keys("u.>")) {
+    // Not kv.keys(): its consumer can wait out an idle heartbeat (~30 s) when a set is purged meanwhile.
+    for (const k of await bucketKeys(this.stores.quotas, "u.>")) {
       const e = await this.stores.quotas.get(k);
       if (e?.operation === "PUT") n += Object.keys((e.json() as { runs: object }).runs).length;
     }
@@ -92,7 +93,8 @@ export class Cluster {
   /** The run ids held in every user's quota set, sorted. */
   async quotaRuns(): Promise<string[]> {
     const ids: string[] = [];
-    for await (const k of await this.stores.quotas.keys("u.>")) {
+    // Not kv.keys(): its consumer can wait out an idle heartbeat (~30 s) when a set is purged meanwhile.
+    for (const k of await bucketKeys(this.stores.quotas, "u.>")) {
       const e = await this.stores.quotas.get(k);
       if (e?.operation === "PUT") ids.push(...Object.keys((e.json() as { runs: object }).runs));
     }
