@@ -108,7 +108,9 @@ try {
   });
   const offerSecs = since(t0) / 1000;
   const offererCpu = process.cpuUsage(offererCpu0);
-  await Promise.race([done, new Promise((r) => setTimeout(r, MAX_MS))]);
+  let timer;
+  await Promise.race([done, new Promise((r) => (timer = setTimeout(r, MAX_MS)))]);
+  clearTimeout(timer);
   const secs = since(t0) / 1000;
   const exited = children.map((c) => new Promise((r) => c.once("exit", r)));
   for (const c of children) c.send("stop");
