@@ -62,9 +62,8 @@ class SlowFirstSequencer extends BaseSequencer {
 export default defineConfig({
   test: {
     projects: ["packages/*", "apps/*", "test-scenarios"],
-    // Tests mostly wait on nats-server, child processes and expiries, not the CPU: on 2 cores a fourth
-    // worker overlaps more of that waiting (docs/benchmarks.md, "The test suite's duration").
-    maxWorkers: 4,
+    // Tests mostly wait on nats-server and child processes, not the CPU.
+    maxWorkers: 3,
     testTimeout: 30_000,
     hookTimeout: 30_000,
     sequence: { sequencer: SlowFirstSequencer },
