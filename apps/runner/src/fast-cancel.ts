@@ -7,7 +7,7 @@
 import { timingSafeEqual } from "node:crypto";
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:http";
 import { performance } from "node:perf_hooks";
-import type { Logger } from "@loominal/fabric";
+import { type Logger, readBodyLimited } from "@loominal/fabric";
 import { RUN_ID_RE } from "@loominal/protocol";
 import { BAD_RUN_ID, cancelBodySchema, errorAnswer, MAX_BODY_BYTES, runView, zodMessage } from "./http.js";
 import type { RunnerService } from "./service.js";
@@ -18,10 +18,6 @@ const SUFFIX = "/cancel";
 /** The body is not JSON the route accepts (as express's JSON parser in strict mode decides). */
 class BodyParseError extends Error {
   readonly type = "entity.parse.failed";
-}
-/** The body is over MAX_BODY_BYTES. */
-class BodyTooLargeError extends Error {
-  readonly type = "entity.too.large";
 }
 
 /**
@@ -96,31 +92,6 @@ export function parseCancelBody(raw: string): unknown {
   }
 }
 
-/** Reads a request body up to MAX_BODY_BYTES; a longer one is read to its end and then refused. */
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const declared = req.headers["content-length"];
-    let tooLarge = declared !== undefined && Number(declared) > MAX_BODY_BYTES;
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on("data", (chunk: Buffer) => {
-      if (tooLarge) return;
-      size += chunk.length;
-      if (size > MAX_BODY_BYTES) {
-        tooLarge = true;
-        chunks.length = 0;
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on("end", () => {
-      if (tooLarge) reject(new BodyTooLargeError("request entity too large"));
-      else resolve(Buffer.concat(chunks, size).toString("utf8"));
-    });
-    req.on("error", reject);
-  });
-}
-
 /**
  * Writes a JSON answer as express's `res.json` does. Every answer names the time since the request arrived
  * here (`req;dur` in Server-Timing; express's answers do not), after any timing already set.
@@ -174,7 +145,7 @@ export function cancelFastPath(deps: {
       cancel("requested").catch(fail);
       return true;
     }
-    readBody(req)
+    readBodyLimited(req, MAX_BODY_BYTES)
       .then(async (raw) => {
         const b = cancelBodySchema.safeParse(parseCancelBody(raw) ?? {});
         if (!b.success) return send(res, arrived, 400, { code: "invalid_input", error: zodMessage(b.error) });

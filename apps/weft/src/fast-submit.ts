@@ -5,7 +5,7 @@
 // spelling of the path — goes to express untouched, before a byte of its body is read.
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:http";
 import { parse as parseQuery } from "node:querystring";
-import type { Logger } from "@loominal/fabric";
+import { type Logger, readBodyLimited } from "@loominal/fabric";
 import { OPERATIONS, type Operation } from "./api.js";
 import type { TokenAuthenticator } from "./auth.js";
 import { errorBody, MAX_BODY_BYTES, runOperation } from "./http.js";
@@ -24,10 +24,6 @@ const LEADING_WS = /^[ \t\n\r]*/;
 /** Why the body is not JSON the route accepts, as the express JSON parser words it. */
 class BodyParseError extends Error {
   readonly type = "entity.parse.failed";
-}
-/** The body is over MAX_BODY_BYTES, as the express JSON parser reports it. */
-class BodyTooLargeError extends Error {
-  readonly type = "entity.too.large";
 }
 
 /**
@@ -78,36 +74,6 @@ function syntaxMessage(text: string): string {
   } catch (err) {
     return (err as Error).message;
   }
-}
-
-/** Reads a request body up to MAX_BODY_BYTES; a longer one is read to its end and then refused. */
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const declared = req.headers["content-length"];
-    let tooLarge = declared !== undefined && Number(declared) > MAX_BODY_BYTES;
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on("data", (chunk: Buffer) => {
-      if (tooLarge) return;
-      size += chunk.length;
-      if (size > MAX_BODY_BYTES) {
-        tooLarge = true;
-        chunks.length = 0;
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on("end", () => {
-      if (tooLarge) reject(new BodyTooLargeError(`request entity too large`));
-      else
-        resolve(
-          chunks.length === 1
-            ? (chunks[0] as Buffer).toString("utf8")
-            : Buffer.concat(chunks, size).toString("utf8"),
-        );
-    });
-    req.on("error", reject);
-  });
 }
 
 function send(res: ServerResponse, status: number, body: unknown): void {
@@ -172,7 +138,7 @@ export function submitFastPath(deps: {
       fail(err);
       return true;
     }
-    readBody(req)
+    readBodyLimited(req, MAX_BODY_BYTES)
       .then(async (raw) => {
         const body = parseJsonBody(raw);
         route = ROUTE;

@@ -95,6 +95,7 @@ export {
   processStartTime,
   requireNatsServer,
 } from "./host.js";
+export { BodyTooLargeError, readBodyLimited } from "./http-body.js";
 export { Lease, type LeaseOptions, type LeaseRecord, leaseBucket, leaseBucketSpec } from "./lease.js";
 export {
   createLogger,
