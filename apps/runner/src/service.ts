@@ -7,7 +7,7 @@ import type { KvWatchEntry } from "@nats-io/kv";
 import { type Msg, NoRespondersError, type Subscription } from "@nats-io/transport-node";
 import { z } from "zod";
 import type { AgentCatalog, AgentDefinition } from "./agents.js";
-import { type AdmitMsg, pullAdmissions } from "./cluster/admit.js";
+import { AdmissionPuller, type AdmitMsg } from "./cluster/admit.js";
 import { EventLog } from "./cluster/events.js";
 import {
   type Heartbeat,
@@ -434,40 +434,58 @@ export class RunnerService {
 
   /**
    * Pulls run requests while this replica has free slots and the cluster is not paused. A pull stays open
-   * at the server (300 ms, cluster/admit.ts) and is asked again as soon as it ends, so a new request is delivered at
-   * once without a subscription to the admission subject (which cost every replica a message per run).
+   * at the server (300 ms, cluster/admit.ts) and is asked again as soon as it ends (or its end is overdue),
+   * so a new request is delivered at once without a subscription to the admission subject (which cost every
+   * replica a message per run).
    * Without a free slot it waits for a run here to end, the pause to lift, or 250 ms (slots freed on
    * other replicas count in the consumer's max_ack_pending, not here).
    */
   async #pull(): Promise<void> {
-    while (!this.#stopped && !this.#draining) {
-      const free = this.config.replicaMaxRuns - this.#active.size - this.#starting;
-      if (free <= 0 || this.#pauseState !== "running" || performance.now() >= this.#liveUntil) {
-        await this.#waitForWake(250);
-        continue;
+    const puller = new AdmissionPuller(this.fabric.nc, (m) => this.#admitted(m));
+    try {
+      while (!this.#stopped && !this.#draining) {
+        const free = this.#free();
+        if (free <= 0 || this.#pauseState !== "running" || performance.now() >= this.#liveUntil) {
+          await this.#waitForWake(250);
+          continue;
+        }
+        try {
+          await puller.pull(free);
+        } catch (err) {
+          if (this.#stopped) return;
+          this.#log.warn({ err: String(err) }, "pulling run requests failed; retrying");
+          await this.#waitForWake(500);
+        }
       }
-      try {
-        await pullAdmissions(this.fabric.nc, free, (m) => {
-          if (this.#draining || this.#stopped) {
-            m.nak();
-            return;
-          }
-          this.#starting++;
-          void this.#take(m)
-            .catch((err: unknown) => {
-              this.#log.error({ err: String(err) }, "could not start a run; it will be redelivered");
-              m.nak(1_000);
-            })
-            .finally(() => {
-              this.#starting--;
-            });
-        });
-      } catch (err) {
-        if (this.#stopped) return;
-        this.#log.warn({ err: String(err) }, "pulling run requests failed; retrying");
-        await this.#waitForWake(500);
-      }
+    } finally {
+      await puller.close();
     }
+  }
+
+  #free(): number {
+    return this.config.replicaMaxRuns - this.#active.size - this.#starting;
+  }
+
+  /** A run request delivered by a pull (possibly one this side had already stopped waiting for). */
+  #admitted(m: AdmitMsg): void {
+    if (this.#draining || this.#stopped) {
+      m.nak();
+      return;
+    }
+    if (this.#free() <= 0) {
+      // Delivered on a pull this side counted as ended, after its slots were given to a later pull.
+      m.nak(100);
+      return;
+    }
+    this.#starting++;
+    void this.#take(m)
+      .catch((err: unknown) => {
+        this.#log.error({ err: String(err) }, "could not start a run; it will be redelivered");
+        m.nak(1_000);
+      })
+      .finally(() => {
+        this.#starting--;
+      });
   }
 
   /** A run request delivered to this replica: start it, or settle what a dead replica left behind. */
