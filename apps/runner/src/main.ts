@@ -1,6 +1,6 @@
-import { createServer, type Server } from "node:http";
+import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { createLogger, Fabric, type Logger } from "@loominal/fabric";
+import { closeHttpServer, createHttpServer, createLogger, Fabric, type Logger } from "@loominal/fabric";
 import { AgentCatalog } from "./agents.js";
 import type { RunnerConfig } from "./env.js";
 import { cancelFastPath } from "./fast-cancel.js";
@@ -38,7 +38,7 @@ export async function startRunner(config: RunnerConfig, logger?: Logger): Promis
   });
   // Cancels ahead of express (see fast-cancel.ts); every other request goes to express.
   const fast = cancelFastPath({ service, authToken: config.authToken, logger: log });
-  const server = createServer((req, res) => {
+  const server = createHttpServer((req, res) => {
     if (!fast(req, res)) app(req, res);
   });
   await new Promise<void>((resolve, reject) => {
@@ -62,10 +62,7 @@ export async function startRunner(config: RunnerConfig, logger?: Logger): Promis
     close() {
       closing ??= (async () => {
         await service.drain();
-        await new Promise<void>((r) => {
-          server.closeAllConnections();
-          server.close(() => r());
-        });
+        await closeHttpServer(server);
         await fabric.close();
       })();
       return closing;

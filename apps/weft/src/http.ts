@@ -1,5 +1,5 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import { type Logger, streamInfo } from "@loominal/fabric";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
+import { createHttpServer, type Logger, streamInfo } from "@loominal/fabric";
 import { isLoominalError, projectIdSchema, RUN_ID_RE, weftEventSchema } from "@loominal/protocol";
 import { DeliverPolicy } from "@nats-io/jetstream";
 import express, { type NextFunction, type Request, type Response } from "express";
@@ -405,7 +405,7 @@ export function listen(
   fastPath?: (req: IncomingMessage, res: ServerResponse) => boolean,
 ): Promise<Server> {
   return new Promise((resolve, reject) => {
-    const server = createServer(
+    const server = createHttpServer(
       fastPath
         ? (req, res) => {
             if (!fastPath(req, res)) app(req, res);

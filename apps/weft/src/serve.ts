@@ -1,5 +1,5 @@
 import type { Server } from "node:http";
-import { createLogger, Fabric, type Logger } from "@loominal/fabric";
+import { closeHttpServer, createLogger, Fabric, type Logger } from "@loominal/fabric";
 import { resolveTokens, TokenAuthenticator } from "./auth.js";
 import { loadWeftConfig, type WeftConfig } from "./config.js";
 import { submitFastPath } from "./fast-submit.js";
@@ -58,8 +58,7 @@ export async function startWeft(
     tokenFile,
     stop() {
       stopping ??= (async () => {
-        server.closeAllConnections();
-        await new Promise<void>((r) => server.close(() => r()));
+        await closeHttpServer(server);
         sub.unsubscribe();
         await weft.stop();
         await fabric.close();

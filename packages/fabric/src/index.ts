@@ -96,6 +96,12 @@ export {
   requireNatsServer,
 } from "./host.js";
 export { BodyTooLargeError, readBodyLimited } from "./http-body.js";
+export {
+  closeHttpServer,
+  createHttpServer,
+  HTTP_HEADERS_TIMEOUT_MS,
+  HTTP_KEEP_ALIVE_TIMEOUT_MS,
+} from "./http-server.js";
 export { Lease, type LeaseOptions, type LeaseRecord, leaseBucket, leaseBucketSpec } from "./lease.js";
 export {
   createLogger,

@@ -1,0 +1,72 @@
+import { Agent, request } from "node:http";
+import type { Socket } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Cluster } from "./cluster.test-helper.js";
+
+/** Node's default keepAliveTimeout: how long a plain node:http server keeps an idle connection. */
+const NODE_DEFAULT_KEEP_ALIVE_MS = 5_000;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A GET over `agent` (a pooled, kept-alive client), with which socket it went over. */
+function get(
+  url: string,
+  agent: Agent,
+): Promise<{ status: number; reusedSocket: boolean; localPort?: number; socket: Socket }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { agent }, (res) => {
+      res.resume();
+      res.on("end", () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          reusedSocket: req.reusedSocket,
+          localPort: req.socket?.localPort,
+          socket: req.socket as Socket,
+        }),
+      );
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+let cluster: Cluster;
+beforeAll(async () => {
+  cluster = await Cluster.start();
+});
+afterAll(() => cluster?.stop());
+
+describe("the runner's HTTP server and pooled clients", () => {
+  it("keeps a connection left idle past 5 s: the client's next request goes over the same socket", async () => {
+    const r = await cluster.replica();
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const first = await get(`${r.url}/healthz`, agent);
+      expect(first.status).toBe(200);
+      await sleep(NODE_DEFAULT_KEEP_ALIVE_MS + 1_000);
+      const second = await get(`${r.url}/healthz`, agent);
+      expect(second.status).toBe(200);
+      expect(second.reusedSocket).toBe(true);
+      expect(second.localPort).toBe(first.localPort);
+    } finally {
+      agent.destroy();
+    }
+  });
+
+  // Waiting for the idle connection would hold the stop for the 65 s keep-alive timeout, past this
+  // test's timeout.
+  it("stops on SIGTERM with an idle kept-alive connection open, closing it", {
+    timeout: 45_000,
+  }, async () => {
+    const r = await cluster.replica();
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const answer = await get(`${r.url}/healthz`, agent);
+      expect(answer.status).toBe(200);
+      const closed = new Promise<void>((resolve) => answer.socket.once("close", () => resolve()));
+      expect(await r.term()).toBe(0);
+      await closed;
+    } finally {
+      agent.destroy();
+    }
+  });
+});
