@@ -940,7 +940,9 @@ class Driver {
   async #afterRun() {
     const t = performance.now();
     const nonTerminal = async () => {
-      const out = { queued: 0, running: 0, total: 0, unposted: 0, left: [] };
+      // times: agent → the queue times (started_at − created_at) and run times (ended_at − started_at) of its
+      // runs, in ms; read on the same walk, the last walk's (all runs settled) is the one reported.
+      const out = { queued: 0, running: 0, total: 0, unposted: 0, left: [], times: new Map() };
       const status = await this.runsKv.status();
       if (status.values === 0) return out;
       const w = await this.runsKv.watch({ key: keys.runnerRunsPrefix() });
@@ -954,6 +956,7 @@ class Driver {
             // posted again): the driver never learnt its id.
             const known = this.runs.has(v.run_id);
             if (!known) out.unposted++;
+            addRunTimes(out.times, v);
             const s = v.status;
             if (s === "queued" || s === "running") {
               out[s]++;
@@ -1042,6 +1045,37 @@ class Driver {
         heldRuns: heldRuns.length > 0 ? heldRuns : undefined,
         error: runs.error,
       },
+      runTimes: runs.times ? runTimesReport(runs.times) : undefined,
     };
   }
+}
+
+/** Adds one run record's queue time and run time (ms) to its agent's samples; a time not yet known is skipped. */
+function addRunTimes(times, record) {
+  let t = times.get(record.agent);
+  if (!t) {
+    t = { queueMs: [], runMs: [] };
+    times.set(record.agent, t);
+  }
+  const created = Date.parse(record.created_at);
+  const started = record.started_at ? Date.parse(record.started_at) : Number.NaN;
+  const ended = record.ended_at ? Date.parse(record.ended_at) : Number.NaN;
+  if (Number.isFinite(created) && Number.isFinite(started)) t.queueMs.push(started - created);
+  if (Number.isFinite(started) && Number.isFinite(ended)) t.runMs.push(ended - started);
+}
+
+/**
+ * Per agent and over all runs: percentiles of queue time (created_at → started_at: admission, the wait for a
+ * slot and for a replica's pull) and run time (started_at → ended_at), in ms, from the run records' own
+ * timestamps (each replica's clock; one machine here). A run cancelled while queued has neither.
+ */
+function runTimesReport(times) {
+  const byAgent = {};
+  const all = { queueMs: [], runMs: [] };
+  for (const [agent, t] of [...times.entries()].sort(([a], [b]) => a.localeCompare(b))) {
+    byAgent[agent] = { queueMs: percentiles(t.queueMs), runMs: percentiles(t.runMs) };
+    all.queueMs = all.queueMs.concat(t.queueMs);
+    all.runMs = all.runMs.concat(t.runMs);
+  }
+  return { byAgent, all: { queueMs: percentiles(all.queueMs), runMs: percentiles(all.runMs) } };
 }

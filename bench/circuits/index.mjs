@@ -44,7 +44,11 @@ const HELP = `pnpm bench:circuits [options]
   --out FILE           write the JSON report to FILE too
   --chart FILE.png     draw per-wave latency and completion (vega-lite → SVG → PNG)
   --title TEXT         chart title
-  --quiet              no progress line`;
+  --quiet              no progress line
+
+The report (JSON on stdout, a table on stderr) has per wave completion and circuit latency, CPU per run,
+the after-run checks, and runTimes: per agent, p50/p95/p99/max of queue time (started_at − created_at)
+and run time (ended_at − started_at) in ms, from the run records (docs/benchmarks.md, "The circuit harness").`;
 
 function duration(text, what) {
   const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(String(text).trim());
@@ -202,6 +206,17 @@ export function table(r) {
     `after the run: ${a.runRecords} run records, stuck running ${a.stuckRunning}, stuck queued ${a.stuckQueued}, ` +
       `quota slots held ${a.quotaSlotsHeld}, global slots held ${a.globalSlotsHeld} (settled in ${a.settledInMs} ms)`,
   );
+  const times = r.runTimes;
+  if (times) {
+    const four = (p) => `${p.p50} / ${p.p95} / ${p.p99} / ${p.max}`;
+    lines.push("");
+    lines.push(
+      `${pad("run times, ms", 20)}${pad("queue p50 / p95 / p99 / max", 32)}run p50 / p95 / p99 / max`,
+    );
+    for (const [agent, t] of [...Object.entries(times.byAgent), ["all", times.all]]) {
+      lines.push(`${pad(agent, 20)}${pad(four(t.queueMs), 32)}${four(t.runMs)}`);
+    }
+  }
   for (const [k, v] of Object.entries(r.injections ?? {})) lines.push(`${k}: ${JSON.stringify(v)}`);
   lines.push(
     `load average at start ${r.machine.loadAtStart.join(" ")}, at end ${r.machine.loadAtEnd.join(" ")}`,

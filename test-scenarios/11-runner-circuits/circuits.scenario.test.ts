@@ -31,7 +31,19 @@ interface Report {
     unpostedRuns: number;
     leftRuns?: unknown[];
   };
+  runTimes: {
+    byAgent: Record<string, { queueMs: Percentiles; runMs: Percentiles }>;
+    all: { queueMs: Percentiles; runMs: Percentiles };
+  };
   clean: boolean;
+}
+
+interface Percentiles {
+  n: number;
+  p50: number;
+  p95: number;
+  p99: number;
+  max: number;
 }
 
 /** Runs the harness as its own process (it starts nats-server and the replicas) and reads its report. */
@@ -114,6 +126,18 @@ describe("11 runner circuits", () => {
     // runner holds no run the driver does not know of.
     expect(report.after.unpostedRuns).toBe(0);
     expect(report.after.runRecords).toBeGreaterThanOrEqual(60);
+    // Where the runs' time went, per agent, from the same run records: every run that started has a queue
+    // time, every run that started and ended a run time (the killed replica's runs too).
+    const times = report.runTimes;
+    expect(Object.keys(times.byAgent)).toEqual(["mock-editor", "mock-evaluator", "mock-researcher"]);
+    for (const t of Object.values(times.byAgent)) {
+      expect(t.runMs.n).toBeGreaterThan(0);
+      expect(t.queueMs.n).toBeGreaterThanOrEqual(t.runMs.n);
+      expect(t.queueMs.p50).toBeLessThanOrEqual(t.queueMs.max);
+    }
+    const runsTimed = Object.values(times.byAgent).reduce((n, t) => n + t.runMs.n, 0);
+    expect(times.all.runMs.n).toBe(runsTimed);
+    expect(runsTimed).toBeLessThanOrEqual(report.after.runRecords);
     expect(report.clean).toBe(true);
     expect(code).toBe(0);
   });

@@ -1,5 +1,5 @@
 import { Fabric } from "@loominal/fabric";
-import { randomId, warpConfigSchema } from "@loominal/protocol";
+import { randomId, streams, subjects, warpConfigSchema } from "@loominal/protocol";
 import { collectServerSentEvents, eventually, type NatsServer, uniqueProjectId } from "@loominal/testkit";
 import { WorkQueue } from "@loominal/warp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -268,6 +268,15 @@ describe("dashboard Runner view", () => {
       expect(events.status).toBe(200);
       expect(events.body.events[0].seq).toBe(1);
       expect(events.body.events.at(-1).type).toBe("done");
+      expect(events.body.events.map((e: { seq: number }) => e.seq)).toEqual(
+        events.body.events.map((_: unknown, i: number) => i + 1),
+      );
+      // Events the run emitted back to back went in one message: the stream holds fewer messages than events.
+      const subject = subjects.runnerEvents(started);
+      const info = await (await fabric.jsm()).streams.info(streams.runnerEvents(), {
+        subjects_filter: subject,
+      });
+      expect(info.state.subjects?.[subject]).toBeLessThan(events.body.events.length);
       const replay = await collectServerSentEvents(`${weft.url}/api/runner/runs/${started}/stream`, {
         headers: { authorization: `Bearer ${ADMIN}` },
         timeoutMs: 15_000,

@@ -6,7 +6,8 @@ import {
   type RunnerHeartbeat,
   type RunnerPauseRecord,
   type RunRecord,
-  runEventSchema,
+  runEventMessageSchema,
+  runEventsOf,
   runnerHeartbeatSchema,
   runnerPauseRecordSchema,
   runRecordSchema,
@@ -18,7 +19,8 @@ import {
 const runCodec = jsonCodec(runRecordSchema);
 const heartbeatCodec = jsonCodec(runnerHeartbeatSchema);
 const pauseCodec = jsonCodec(runnerPauseRecordSchema);
-const eventCodec = jsonCodec(runEventSchema);
+/** A message on a run's event subject: one event or a batch of consecutive ones. */
+const eventCodec = jsonCodec(runEventMessageSchema);
 
 /** Ledger writes of runner-runs read to find the newest runs (the bucket keeps one value per run). */
 const RECENT_RUNS_WINDOW = 2_000;
@@ -140,9 +142,9 @@ export class RunnerView {
     const out: RunEvent[] = [];
     for (const m of messages.slice(-MAX_RUN_EVENTS)) {
       const r = eventCodec.safeDecode(m.data, m.subject);
-      if (r.ok) out.push(r.value);
+      if (r.ok) out.push(...runEventsOf(r.value));
     }
-    return out;
+    return out.slice(-MAX_RUN_EVENTS);
   }
 
   /**
@@ -178,8 +180,11 @@ export class RunnerView {
       (data, subject) => {
         const r = eventCodec.safeDecode(data, subject);
         if (!r.ok) return false;
-        onEvent(r.value);
-        return TERMINAL_RUN_EVENTS.has(r.value.type);
+        for (const e of runEventsOf(r.value)) {
+          onEvent(e);
+          if (TERMINAL_RUN_EVENTS.has(e.type)) return true;
+        }
+        return false;
       },
     );
   }

@@ -2,9 +2,10 @@ import { type Fabric, jsonCodec } from "@loominal/fabric";
 import { streams, subjects } from "@loominal/protocol";
 import { DeliverPolicy, JetStreamApiError } from "@nats-io/jetstream";
 import { headers } from "@nats-io/transport-node";
-import { type RunEvent, runEventSchema, TERMINAL_EVENTS } from "./records.js";
+import { type RunEvent, runEventMessageSchema, runEventsOf, TERMINAL_EVENTS } from "./records.js";
 
-const codec = jsonCodec(runEventSchema);
+const codec = jsonCodec(runEventMessageSchema);
+const utf8 = new TextEncoder();
 
 /** JetStream API error: no message found (get by subject). */
 const JS_NO_MESSAGE = 10037;
@@ -13,9 +14,11 @@ const JS_WRONG_LAST_SEQ = 10071;
 
 /**
  * The events of every run, on stream runner_events, one subject per run. The replica executing a run
- * is its only writer while it runs and numbers the events 1, 2, 3…; the message id `<runId>:<seq>` makes
- * a retried publish a duplicate rather than a second event. Anyone else (the reaper, a cancel for a dead
- * owner) appends after the last one with an expected-last-sequence check.
+ * is its only writer while it runs and numbers the events 1, 2, 3…; it sends events emitted back to back
+ * as one message `{"events":[…]}` (consecutive seqs), a lone event as the event itself. The message id
+ * `<runId>:<first seq>` makes a retried publish a duplicate rather than a second message. Anyone else (the
+ * reaper, a cancel for a dead owner) appends one event after the last one with an expected-last-sequence
+ * check. Readers take both kinds of message (a replica of an older version writes single events only).
  */
 export class EventLog {
   #fabric: Fabric;
@@ -76,6 +79,7 @@ export class EventLog {
     return undefined;
   }
 
+  /** The run's last event (the last of its last message) and that message's stream sequence. */
   async last(runId: string): Promise<{ event: RunEvent; streamSeq: number } | undefined> {
     const jsm = await this.#fabric.jsm();
     try {
@@ -83,7 +87,8 @@ export class EventLog {
         last_by_subj: subjects.runnerEvents(runId),
       });
       if (!m) return undefined;
-      return { event: codec.decode(m.data, `event of run ${runId}`), streamSeq: m.seq };
+      const events = runEventsOf(codec.decode(m.data, `event of run ${runId}`));
+      return { event: events[events.length - 1] as RunEvent, streamSeq: m.seq };
     } catch (err) {
       if (err instanceof JetStreamApiError && err.code === JS_NO_MESSAGE) return undefined;
       throw err;
@@ -106,9 +111,10 @@ export class EventLog {
       for await (const m of messages) {
         const parsed = codec.safeDecode(m.data, `event of run ${runId}`);
         if (!parsed.ok) continue;
-        const e = parsed.value;
-        if (e.seq > after) yield e;
-        if (TERMINAL_EVENTS.has(e.type)) return;
+        for (const e of runEventsOf(parsed.value)) {
+          if (e.seq > after) yield e;
+          if (TERMINAL_EVENTS.has(e.type)) return;
+        }
       }
     } finally {
       signal.removeEventListener("abort", stop);
@@ -119,30 +125,55 @@ export class EventLog {
 
 /** Events a run may have published and not yet confirmed stored before the writer checks (bounds memory). */
 const CONFIRM_EVERY = 64;
+/** A batch is sent once it holds this many events… */
+const BATCH_MAX_EVENTS = 32;
+/** …or before an event would take its JSON past this many characters (a larger event goes alone). */
+const BATCH_MAX_CHARS = 64 * 1024;
+
+interface SentMessage {
+  /** The seq of its first event: the message id is `<runId>:<first>`. */
+  first: number;
+  data: Uint8Array;
+}
 
 /**
- * The executing replica's writer of one run's events. An event is a plain publish on the run's subject
- * (with its message id), not a JetStream request: the run does not wait a round trip per event, and NATS
- * carries no acknowledgement for each. On one connection the server takes them in order. `confirm()` —
- * called before the run's end is written, and every CONFIRM_EVERY events — checks they are stored. On a
- * one-replica stream, with the connection up since the oldest unconfirmed event was sent, the last
- * event stored on the run's subject being the last one sent proves the rest (one direct get; the stream
- * takes one connection's messages in order, and only a dropped connection loses some). Otherwise (that
- * check failed, a reconnect happened, or a replicated stream, whose leader may change and drop
- * messages), it asks the stream how many messages the run's subject holds; when fewer than published, it
- * reads which are stored and publishes the missing ones again, each acknowledged this time. So a run's
- * end is never recorded before its events are stored. A missing event stored late comes after the ones
- * stored meanwhile (followers see it out of order).
+ * The executing replica's writer of one run's events. Events emitted before the next turn of the event
+ * loop (a usage and the tool calls after it, the results of parallel tools) are sent together, as one
+ * message `{"events":[…]}`, once that turn comes (or once BATCH_MAX_EVENTS / BATCH_MAX_CHARS are
+ * reached); a lone event is sent as itself. The message id is `<runId>:<first seq>`. A message is a
+ * plain publish on the run's subject, not a JetStream request: the run does not wait a round trip, and
+ * NATS carries no acknowledgement for each. On one connection the server takes them in order.
+ * `confirm()` — called before the run's end is written, and every CONFIRM_EVERY events — sends what is
+ * buffered and checks it is all stored. On a one-replica stream, with the connection up since the oldest
+ * unconfirmed message was sent, the last event stored on the run's subject being the last one sent proves
+ * the rest (one direct get; the stream takes one connection's messages in order, and only a dropped
+ * connection loses some). Otherwise (that check failed, a reconnect happened, a send failed, or a
+ * replicated stream, whose leader may change and drop messages), it asks the stream how many messages the
+ * run's subject holds; when fewer than sent, it reads which are stored and publishes the missing ones
+ * again — the same bytes and message id — each acknowledged this time. So a run's end is never recorded
+ * before its events are stored. A missing message stored late comes after the ones stored meanwhile
+ * (followers see its events out of order).
  */
 export class RunEventWriter {
   readonly runId: string;
   #fabric: Fabric;
   #subject: string;
-  #unconfirmed: Array<{ seq: number; data: Uint8Array }> = [];
+  /** Events not yet sent (JSON each), seqs `#last - #buffer.length + 1 … #last`. */
+  #buffer: string[] = [];
+  #bufferChars = 0;
+  #flushScheduled = false;
+  /** Messages sent and not yet confirmed stored. */
+  #unconfirmed: SentMessage[] = [];
+  #unconfirmedEvents = 0;
+  /** Messages this writer sent on the run's subject (the stream should hold as many). */
+  #sent = 0;
+  /** The last seq taken (buffered, sent or stored). */
   #last = 0;
+  /** A send threw: confirm() counts what the stream holds. */
+  #sendFailed = false;
   #log: EventLog | undefined;
   #streamReplicas: number;
-  /** The connection epoch when the oldest unconfirmed event was sent. */
+  /** The connection epoch when the oldest unconfirmed message was sent. */
   #epochOfFirst = 0;
 
   constructor(fabric: Fabric, runId: string, options: { log?: EventLog; streamReplicas?: number } = {}) {
@@ -154,56 +185,94 @@ export class RunEventWriter {
   }
 
   /**
-   * Publishes the event numbered `seq` (1, 2, 3… in order; a retry may repeat the last). `acked`: as a
-   * JetStream request, resolved once stored (the terminal event, after `confirm()`).
+   * Takes the event numbered `seq` (1, 2, 3… in order; a retry may repeat the last, which is then not
+   * sent again) and sends it with the others emitted in this turn. `acked`: sent alone as a JetStream
+   * request, resolved once stored, after `confirm()` (the terminal event).
    */
   async publish(seq: number, type: string, data: Record<string, unknown>, acked = false): Promise<RunEvent> {
     const event: RunEvent = { run_id: this.runId, seq, type, at: new Date().toISOString(), data };
-    const bytes = codec.encode(event);
     if (acked) {
       await this.confirm();
-      await this.#fabric.js.publish(this.#subject, bytes, { msgID: `${this.runId}:${seq}` });
-      this.#last = Math.max(this.#last, seq);
+      await this.#fabric.js.publish(this.#subject, codec.encode(event), { msgID: `${this.runId}:${seq}` });
+      if (seq > this.#last) {
+        this.#last = seq;
+        this.#sent++;
+      }
       return event;
     }
-    const h = headers();
-    h.set("Nats-Msg-Id", `${this.runId}:${seq}`);
-    this.#fabric.nc.publish(this.#subject, bytes, { headers: h });
-    if (seq > this.#last) {
-      if (this.#unconfirmed.length === 0) this.#epochOfFirst = this.#log?.epoch ?? 0;
-      this.#last = seq;
-      this.#unconfirmed.push({ seq, data: bytes });
+    if (seq <= this.#last) return event;
+    const json = JSON.stringify(event);
+    if (this.#buffer.length > 0 && this.#bufferChars + json.length > BATCH_MAX_CHARS) this.#flush();
+    this.#buffer.push(json);
+    this.#bufferChars += json.length + 1;
+    this.#last = seq;
+    if (this.#buffer.length >= BATCH_MAX_EVENTS) this.#flush();
+    else if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      setImmediate(() => this.#flush());
     }
-    if (this.#unconfirmed.length >= CONFIRM_EVERY) await this.confirm();
+    if (this.#unconfirmedEvents + this.#buffer.length >= CONFIRM_EVERY) await this.confirm();
     return event;
   }
 
-  /** Resolves once every event published so far is stored (publishing again what is missing). */
+  /** Sends the buffered events as one message (never throws: a failed send is found by confirm()). */
+  #flush(): void {
+    this.#flushScheduled = false;
+    const n = this.#buffer.length;
+    if (n === 0) return;
+    const first = this.#last - n + 1;
+    const data = utf8.encode(
+      n === 1 ? (this.#buffer[0] as string) : `{"events":[${this.#buffer.join(",")}]}`,
+    );
+    this.#buffer = [];
+    this.#bufferChars = 0;
+    if (this.#unconfirmed.length === 0) this.#epochOfFirst = this.#log?.epoch ?? 0;
+    this.#unconfirmed.push({ first, data });
+    this.#unconfirmedEvents += n;
+    this.#sent++;
+    const h = headers();
+    h.set("Nats-Msg-Id", `${this.runId}:${first}`);
+    try {
+      this.#fabric.nc.publish(this.#subject, data, { headers: h });
+    } catch {
+      this.#sendFailed = true;
+    }
+  }
+
+  /** Resolves once every event taken so far is stored (publishing again what is missing). */
   async confirm(): Promise<void> {
+    this.#flush();
     if (this.#unconfirmed.length === 0) return;
     const jsm = await this.#fabric.jsm();
     if (
       this.#log !== undefined &&
       this.#streamReplicas === 1 &&
+      !this.#sendFailed &&
       this.#epochOfFirst === this.#log.epoch &&
       this.#fabric.isConnected
     ) {
       const last = await this.#lastStoredSeq(jsm);
       if (last >= this.#last && this.#epochOfFirst === this.#log.epoch) {
-        this.#unconfirmed = [];
+        this.#confirmed();
         return;
       }
     }
     const info = await jsm.streams.info(streams.runnerEvents(), { subjects_filter: this.#subject });
     const stored = info.state.subjects?.[this.#subject] ?? 0;
-    if (stored < this.#last) {
-      const have = await this.#storedSeqs(stored);
-      for (const e of this.#unconfirmed) {
-        if (have.has(e.seq)) continue;
-        await this.#fabric.js.publish(this.#subject, e.data, { msgID: `${this.runId}:${e.seq}` });
+    if (stored < this.#sent) {
+      const have = await this.#storedFirstSeqs(stored);
+      for (const m of this.#unconfirmed) {
+        if (have.has(m.first)) continue;
+        await this.#fabric.js.publish(this.#subject, m.data, { msgID: `${this.runId}:${m.first}` });
       }
     }
+    this.#confirmed();
+  }
+
+  #confirmed(): void {
     this.#unconfirmed = [];
+    this.#unconfirmedEvents = 0;
+    this.#sendFailed = false;
   }
 
   async #lastStoredSeq(jsm: Awaited<ReturnType<Fabric["jsm"]>>): Promise<number> {
@@ -211,15 +280,15 @@ export class RunEventWriter {
       const m = await jsm.direct.getMessage(streams.runnerEvents(), { last_by_subj: this.#subject });
       if (!m) return 0;
       const parsed = codec.safeDecode(m.data, `event of run ${this.runId}`);
-      return parsed.ok ? parsed.value.seq : 0;
+      return parsed.ok ? (runEventsOf(parsed.value).at(-1)?.seq ?? 0) : 0;
     } catch (err) {
       if (err instanceof JetStreamApiError && err.code === JS_NO_MESSAGE) return 0;
       throw err;
     }
   }
 
-  /** The seqs of the run's events the stream holds (only after a loss: reads them all). */
-  async #storedSeqs(count: number): Promise<Set<number>> {
+  /** The first seqs of the run's messages the stream holds (only after a loss: reads them all). */
+  async #storedFirstSeqs(count: number): Promise<Set<number>> {
     const out = new Set<number>();
     if (count === 0) return out;
     const consumer = await this.#fabric.js.consumers.get(streams.runnerEvents(), {
@@ -229,7 +298,7 @@ export class RunEventWriter {
     const batch = await consumer.fetch({ max_messages: count, expires: 5_000 });
     for await (const m of batch) {
       const parsed = codec.safeDecode(m.data, `event of run ${this.runId}`);
-      if (parsed.ok) out.add(parsed.value.seq);
+      if (parsed.ok) out.add((runEventsOf(parsed.value)[0] as RunEvent).seq);
       if (m.info.pending === 0) break;
     }
     return out;

@@ -89,4 +89,19 @@ export const runEventSchema = z.object({
 });
 export type RunEvent = z.infer<typeof runEventSchema>;
 
+/**
+ * A message on a run's event subject: one event, or a batch of consecutive events (seq n, n+1, …) the
+ * executing replica sent together. Readers accept both (older replicas write only single events).
+ */
+export const runEventMessageSchema = z.union([
+  z.object({ events: z.array(runEventSchema).min(1) }),
+  runEventSchema,
+]);
+export type RunEventMessage = z.infer<typeof runEventMessageSchema>;
+
+/** The events of one message on a run's event subject, in order. */
+export function runEventsOf(message: RunEventMessage): RunEvent[] {
+  return "events" in message ? message.events : [message];
+}
+
 export const TERMINAL_RUN_EVENTS: ReadonlySet<string> = new Set(["done", "error"]);
