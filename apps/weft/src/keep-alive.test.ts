@@ -1,33 +1,10 @@
-import { Agent, request } from "node:http";
-import type { Socket } from "node:net";
+import { Agent } from "node:http";
+import { NODE_DEFAULT_KEEP_ALIVE_MS, pooledRequest } from "@loominal/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startWeftStack, stopWeftStack, type WeftStack } from "./weft.test-helper.js";
 
-/** Node's default keepAliveTimeout: how long a plain node:http server keeps an idle connection. */
-const NODE_DEFAULT_KEEP_ALIVE_MS = 5_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** A GET over `agent` (a pooled, kept-alive client), with which socket it went over. */
-function get(
-  url: string,
-  agent: Agent,
-): Promise<{ status: number; reusedSocket: boolean; localPort?: number; socket: Socket }> {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { agent }, (res) => {
-      res.resume();
-      res.on("end", () =>
-        resolve({
-          status: res.statusCode ?? 0,
-          reusedSocket: req.reusedSocket,
-          localPort: req.socket?.localPort,
-          socket: req.socket as Socket,
-        }),
-      );
-    });
-    req.on("error", reject);
-    req.end();
-  });
-}
+const get = (url: string, agent: Agent) => pooledRequest(url, agent);
 
 let stack: WeftStack;
 beforeAll(async () => {

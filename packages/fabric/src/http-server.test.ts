@@ -1,5 +1,6 @@
-import { Agent, type IncomingMessage, request, type Server } from "node:http";
-import type { AddressInfo, Socket } from "node:net";
+import { Agent, request, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { NODE_DEFAULT_KEEP_ALIVE_MS, pooledRequest } from "@loominal/testkit";
 import { afterEach, describe, expect, it } from "vitest";
 import {
   closeHttpServer,
@@ -10,35 +11,8 @@ import {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Node's own keepAliveTimeout: what a plain createServer() gives an idle connection. */
-const NODE_DEFAULT_KEEP_ALIVE_MS = 5_000;
-
-interface Answer {
-  status: number;
-  headers: IncomingMessage["headers"];
-  reusedSocket: boolean;
-  localPort: number | undefined;
-  socket: Socket;
-}
-
-function post(url: string, agent: Agent): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = request(`${url}/work`, { method: "POST", agent }, (res) => {
-      res.resume();
-      res.on("end", () =>
-        resolve({
-          status: res.statusCode ?? 0,
-          headers: res.headers,
-          reusedSocket: req.reusedSocket,
-          localPort: req.socket?.localPort,
-          socket: req.socket as Socket,
-        }),
-      );
-    });
-    req.on("error", reject);
-    req.end('{"n":1}');
-  });
-}
+const post = (url: string, agent: Agent) =>
+  pooledRequest(`${url}/work`, agent, { method: "POST", body: '{"n":1}' });
 
 async function listening(): Promise<{ server: Server; url: string }> {
   const server = createHttpServer((req, res) => {

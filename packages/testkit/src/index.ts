@@ -35,6 +35,7 @@ export {
   natsServerBinary,
   natsServerVersion,
 } from "./nats-server.js";
+export { NODE_DEFAULT_KEEP_ALIVE_MS, type PooledAnswer, pooledRequest } from "./pooled-http.js";
 export {
   type CollectEventsOptions,
   collectServerSentEvents,
