@@ -1,6 +1,6 @@
 import { Fabric } from "@loominal/fabric";
 import { randomId, streams, subjects } from "@loominal/protocol";
-import { NatsServer } from "@loominal/testkit";
+import { eventually, NatsServer } from "@loominal/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadRunnerConfig } from "../env.js";
 import { EventLog } from "./events.js";
@@ -155,7 +155,8 @@ describe("RunEventWriter", () => {
           await nextTurn();
         }
         expect(dropped).toEqual([`${runId}:3`, `${runId}:6`]);
-        expect(await messages(runId)).toBe(1);
+        // The first batch went out on the replica's connection; the count is read on another one.
+        await eventually(async () => expect(await messages(runId)).toBe(1));
         await w.confirm();
         expect(await messages(runId)).toBe(3);
         // Published again, each batch is stored whole and once (a second confirm changes nothing).
@@ -167,6 +168,24 @@ describe("RunEventWriter", () => {
     } finally {
       await replica.close();
     }
+  });
+
+  it("append is stored even when the executing replica used the message id its seq would have", async () => {
+    // The executing replica numbers its events itself; an append racing it may pick a seq the replica has
+    // just published. Stand-in: the stream already holds a message with the id `<runId>:2`.
+    const runId = randomId();
+    const w = log.writer(runId);
+    await w.publish(1, "started", { agent: "a" });
+    await w.confirm();
+    await fabric.js.publish(subjects.runnerEvents(randomId()), new TextEncoder().encode("{}"), {
+      msgID: `${runId}:2`,
+    });
+    const done = await log.append(runId, "done", { status: "cancelled" });
+    expect(done).toMatchObject({ seq: 2, type: "done" });
+    expect((await storedEvents(runId)).map((e) => [e.seq, e.type])).toEqual([
+      [1, "started"],
+      [2, "done"],
+    ]);
   });
 
   it("append after a batch takes the next seq, after the batch's last event", async () => {

@@ -52,9 +52,15 @@ export class EventLog {
     return event;
   }
 
-  /** Appends an event after the run's last one (for writers other than the executing replica). */
+  /**
+   * Appends an event after the run's last one (for writers other than the executing replica). Its message
+   * id is its own (`<runId>:<seq>:append`): the executing replica may still be publishing events it numbered
+   * itself, and an append sharing the id of one of them would be taken for a duplicate and never stored
+   * (a cancelled run whose `done` went missing kept its followers waiting). A duplicate answer all the same
+   * counts as a lost race: the last event is read again.
+   */
   async append(runId: string, type: string, data: Record<string, unknown>): Promise<RunEvent | undefined> {
-    for (let attempt = 0; attempt < 5; attempt++) {
+    for (let attempt = 0; attempt < 10; attempt++) {
       const last = await this.last(runId);
       if (last && TERMINAL_EVENTS.has(last.event.type)) return undefined;
       const event: RunEvent = {
@@ -67,11 +73,11 @@ export class EventLog {
       const h = headers();
       h.set("Nats-Expected-Last-Subject-Sequence", String(last?.streamSeq ?? 0));
       try {
-        await this.#fabric.js.publish(subjects.runnerEvents(runId), codec.encode(event), {
-          msgID: `${runId}:${event.seq}`,
+        const ack = await this.#fabric.js.publish(subjects.runnerEvents(runId), codec.encode(event), {
+          msgID: `${runId}:${event.seq}:append`,
           headers: h,
         });
-        return event;
+        if (!ack.duplicate) return event;
       } catch (err) {
         if (!(err instanceof JetStreamApiError && err.code === JS_WRONG_LAST_SEQ)) throw err;
       }
