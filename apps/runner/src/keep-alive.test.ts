@@ -1,10 +1,7 @@
 import { Agent } from "node:http";
-import { NODE_DEFAULT_KEEP_ALIVE_MS, pooledRequest } from "@loominal/testkit";
+import { pooledRequest, requestsAcrossIdle } from "@loominal/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Cluster } from "./cluster.test-helper.js";
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const get = (url: string, agent: Agent) => pooledRequest(url, agent);
 
 let cluster: Cluster;
 beforeAll(async () => {
@@ -17,10 +14,8 @@ describe("the runner's HTTP server and pooled clients", () => {
     const r = await cluster.replica();
     const agent = new Agent({ keepAlive: true, maxSockets: 1 });
     try {
-      const first = await get(`${r.url}/healthz`, agent);
+      const [first, second] = await requestsAcrossIdle(`${r.url}/healthz`, agent);
       expect(first.status).toBe(200);
-      await sleep(NODE_DEFAULT_KEEP_ALIVE_MS + 1_000);
-      const second = await get(`${r.url}/healthz`, agent);
       expect(second.status).toBe(200);
       expect(second.reusedSocket).toBe(true);
       expect(second.localPort).toBe(first.localPort);
@@ -37,7 +32,7 @@ describe("the runner's HTTP server and pooled clients", () => {
     const r = await cluster.replica();
     const agent = new Agent({ keepAlive: true, maxSockets: 1 });
     try {
-      const answer = await get(`${r.url}/healthz`, agent);
+      const answer = await pooledRequest(`${r.url}/healthz`, agent);
       expect(answer.status).toBe(200);
       const closed = new Promise<void>((resolve) => answer.socket.once("close", () => resolve()));
       expect(await r.term()).toBe(0);

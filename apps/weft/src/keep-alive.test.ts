@@ -1,10 +1,7 @@
 import { Agent } from "node:http";
-import { NODE_DEFAULT_KEEP_ALIVE_MS, pooledRequest } from "@loominal/testkit";
+import { pooledRequest, requestsAcrossIdle } from "@loominal/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startWeftStack, stopWeftStack, type WeftStack } from "./weft.test-helper.js";
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const get = (url: string, agent: Agent) => pooledRequest(url, agent);
 
 let stack: WeftStack;
 beforeAll(async () => {
@@ -16,10 +13,8 @@ describe("Weft's REST server and pooled clients", () => {
   it("keeps a connection left idle past 5 s: the client's next request goes over the same socket", async () => {
     const agent = new Agent({ keepAlive: true, maxSockets: 1 });
     try {
-      const first = await get(`${stack.weft.url}/health`, agent);
+      const [first, second] = await requestsAcrossIdle(`${stack.weft.url}/health`, agent);
       expect(first.status).toBe(200);
-      await sleep(NODE_DEFAULT_KEEP_ALIVE_MS + 1_000);
-      const second = await get(`${stack.weft.url}/health`, agent);
       expect(second.status).toBe(200);
       expect(second.reusedSocket).toBe(true);
       expect(second.localPort).toBe(first.localPort);
@@ -35,7 +30,7 @@ describe("Weft's REST server and pooled clients", () => {
   }, async () => {
     const agent = new Agent({ keepAlive: true, maxSockets: 1 });
     try {
-      const answer = await get(`${stack.weft.url}/health`, agent);
+      const answer = await pooledRequest(`${stack.weft.url}/health`, agent);
       expect(answer.status).toBe(200);
       const closed = new Promise<void>((resolve) => answer.socket.once("close", () => resolve()));
       await stack.weft.stop();

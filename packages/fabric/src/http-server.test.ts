@@ -1,6 +1,6 @@
 import { Agent, request, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { NODE_DEFAULT_KEEP_ALIVE_MS, pooledRequest } from "@loominal/testkit";
+import { pooledRequest, requestsAcrossIdle } from "@loominal/testkit";
 import { afterEach, describe, expect, it } from "vitest";
 import {
   closeHttpServer,
@@ -8,8 +8,6 @@ import {
   HTTP_HEADERS_TIMEOUT_MS,
   HTTP_KEEP_ALIVE_TIMEOUT_MS,
 } from "./http-server.js";
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const post = (url: string, agent: Agent) =>
   pooledRequest(`${url}/work`, agent, { method: "POST", body: '{"n":1}' });
@@ -35,14 +33,13 @@ describe("createHttpServer", () => {
     const agent = new Agent({ keepAlive: true, maxSockets: 1 });
     cleanups.push(() => agent.destroy());
 
-    const first = await post(url, agent);
+    const [first, second] = await requestsAcrossIdle(`${url}/work`, agent, {
+      method: "POST",
+      body: '{"n":1}',
+    });
     expect(first.status).toBe(200);
     expect(first.reusedSocket).toBe(false);
     expect(first.headers["keep-alive"]).toBe(`timeout=${HTTP_KEEP_ALIVE_TIMEOUT_MS / 1000}`);
-
-    await sleep(NODE_DEFAULT_KEEP_ALIVE_MS + 1_000);
-
-    const second = await post(url, agent);
     expect(second.status).toBe(200);
     expect(second.reusedSocket).toBe(true);
     expect(second.localPort).toBe(first.localPort);

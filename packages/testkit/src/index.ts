@@ -35,7 +35,12 @@ export {
   natsServerBinary,
   natsServerVersion,
 } from "./nats-server.js";
-export { NODE_DEFAULT_KEEP_ALIVE_MS, type PooledAnswer, pooledRequest } from "./pooled-http.js";
+export {
+  NODE_DEFAULT_KEEP_ALIVE_MS,
+  type PooledAnswer,
+  pooledRequest,
+  requestsAcrossIdle,
+} from "./pooled-http.js";
 export {
   type CollectEventsOptions,
   collectServerSentEvents,

@@ -1,5 +1,6 @@
 import { type Agent, type IncomingMessage, request } from "node:http";
 import type { Socket } from "node:net";
+import { sleep } from "./helpers.js";
 
 /** Node's own keepAliveTimeout: how long a plain `createServer()` keeps an idle connection (ms). */
 export const NODE_DEFAULT_KEEP_ALIVE_MS = 5_000;
@@ -36,4 +37,18 @@ export function pooledRequest(
     req.on("error", reject);
     req.end(options.body);
   });
+}
+
+/**
+ * Two requests over `agent` with an idle gap between them longer than Node's default keep-alive: whether
+ * the second went over the first one's socket tells whether the server kept the idle connection.
+ */
+export async function requestsAcrossIdle(
+  url: string,
+  agent: Agent,
+  options: { method?: string; body?: string } = {},
+): Promise<[PooledAnswer, PooledAnswer]> {
+  const first = await pooledRequest(url, agent, options);
+  await sleep(NODE_DEFAULT_KEEP_ALIVE_MS + 1_000);
+  return [first, await pooledRequest(url, agent, options)];
 }
