@@ -143,6 +143,16 @@ try {
     }
   });
   lag.disable();
+  // Percentiles of `value` over the samples of each path a cancel took (what the replica remembered).
+  const paths = {
+    viaRead: (x) => x.viaRead,
+    viaAcceptedNotRead: (x) => x.viaAccepted && !x.viaRead,
+    neither: (x) => !x.viaAccepted && !x.viaRead,
+  };
+  const byPath = (value) =>
+    Object.fromEntries(
+      Object.entries(paths).map(([k, on]) => [k, percentiles(samples.filter(on).map(value))]),
+    );
   if (process.env.SAMPLES) writeFileSync(process.env.SAMPLES, JSON.stringify(samples));
   report("runner-cancel", {
     runs: done,
@@ -153,18 +163,8 @@ try {
     serverMs: percentiles(serverMs),
     requestMs: percentiles(samples.flatMap((x) => (x.req === undefined ? [] : [x.req]))),
     slotFreedMs: percentiles(freedMs),
-    ackMsBy: {
-      viaRead: percentiles(samples.filter((x) => x.viaRead).map((x) => x.ms)),
-      viaAcceptedNotRead: percentiles(samples.filter((x) => x.viaAccepted && !x.viaRead).map((x) => x.ms)),
-      neither: percentiles(samples.filter((x) => !x.viaAccepted && !x.viaRead).map((x) => x.ms)),
-    },
-    serverMsBy: {
-      viaRead: percentiles(samples.filter((x) => x.viaRead).map((x) => x.cancel ?? 0)),
-      viaAcceptedNotRead: percentiles(
-        samples.filter((x) => x.viaAccepted && !x.viaRead).map((x) => x.cancel ?? 0),
-      ),
-      neither: percentiles(samples.filter((x) => !x.viaAccepted && !x.viaRead).map((x) => x.cancel ?? 0)),
-    },
+    ackMsBy: byPath((x) => x.ms),
+    serverMsBy: byPath((x) => x.cancel ?? 0),
     tail: [...samples].sort((a, b) => b.ms - a.ms).slice(0, 5),
     driverEventLoopDelayMs: {
       p50: Math.round(lag.percentile(50) / 1e4) / 100,
